@@ -1,0 +1,68 @@
+/*
+ * The configuration: every INI key is one row of a table (section, key,
+ * type, default, bounds), parsed with inih and validated into struct config.
+ * Errors are reported as "file:line: [section] key: why" and loading goes on
+ * to find them all.
+ */
+#ifndef SOCKS5D_CONFIG_H
+#define SOCKS5D_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
+#define CONFIG_MAX_LISTEN     32
+
+enum relay_mode { RELAY_SPLICE, RELAY_COPY };
+enum auth_method { AUTH_NONE, AUTH_PASSWORD };
+enum dns_family { DNS_FAMILY_AUTO, DNS_FAMILY_IPV4, DNS_FAMILY_IPV6 };
+
+struct config_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct config {
+	char *path;
+
+	/* [server] */
+	struct config_addr listen[CONFIG_MAX_LISTEN];
+	size_t nlisten;
+	unsigned max_clients;
+	enum relay_mode relay;
+	int log_level;                 /* LOG_ERROR .. LOG_DEBUG (log.h) */
+	bool allow_open;
+
+	/* [auth] */
+	enum auth_method auth_method;
+	char *users_file;
+	struct users *users;           /* loaded and validated users_file */
+
+	/* [timeouts], seconds */
+	unsigned timeout_handshake;
+	unsigned timeout_connect;
+	unsigned timeout_idle;
+
+	/* [dns] */
+	char *dns_servers;             /* c-ares CSV form, NULL: resolv.conf */
+	unsigned dns_timeout;
+	enum dns_family dns_family;
+
+	/* [outbound] */
+	struct config_addr bind_ipv4;  /* len 0 when unset */
+	struct config_addr bind_ipv6;
+};
+
+/*
+ * Load and validate the file at path. On success returns a new config; on
+ * failure writes every error, one per line, to errors and returns NULL.
+ */
+struct config *config_load(const char *path, FILE *errors);
+void config_free(struct config *cfg);
+
+/* Is this a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)? */
+bool config_addr_is_loopback(const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * Listening sockets: open them from the config, accept clients in bounded
+ * batches, enforce max_clients, and back off on descriptor exhaustion
+ * instead of spinning.
+ */
+#ifndef SOCKS5D_LISTENER_H
+#define SOCKS5D_LISTENER_H
+
+#include <ev.h>
+
+#include "socks5d/config.h"
+#include "socks5d/server.h"
+
+struct listener {
+	struct server *srv;
+	int fd;
+	ev_io io;
+	struct config_addr addr;
+};
+
+/* Open every [server] listen address. Returns 0, or -1 with errors logged
+ * (and nothing left open). */
+int listener_open_all(struct server *srv);
+void listener_start_all(struct server *srv);
+void listener_stop_all(struct server *srv);
+void listener_close_all(struct server *srv);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * Logging to stderr with a level threshold. log_warn() appends the current
+ * errno text, log_warnx() does not; fatalx() is for start-up failures and
+ * broken invariants only.
+ */
+#ifndef SOCKS5D_LOG_H
+#define SOCKS5D_LOG_H
+
+#include <stdbool.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+/* Parse "error", "warn", "info" or "debug"; -1 when unknown. */
+int log_level_parse(const char *name);
+
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

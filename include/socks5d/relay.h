@@ -1,0 +1,66 @@
+/*
+ * Moving bytes between two connected sockets: splice(2) through pooled
+ * pipes, or a bounded userspace buffer per direction (relay = copy, and the
+ * fallback when a socket refuses splice). Each direction is independent,
+ * with backpressure and half-close. Knows nothing of SOCKS.
+ */
+#ifndef SOCKS5D_RELAY_H
+#define SOCKS5D_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "socks5d/config.h"
+#include "socks5d/pipe_pool.h"
+
+/* The copy buffer per direction, and the most bytes moved per callback so
+ * one busy session cannot starve the others. */
+#define RELAY_COPY_BUFSIZE  (64 * 1024)
+#define RELAY_BUDGET        (256 * 1024)
+
+struct relay_dir {
+	int from;
+	int to;
+	int pipe[2];           /* splice mode: -1 while nothing is in flight */
+	uint8_t *buf;          /* copy mode: NULL while nothing is in flight */
+	size_t off;            /* copy mode: first unsent byte in buf */
+	size_t pending;        /* bytes read from "from", not yet written */
+	uint64_t bytes;        /* bytes delivered to "to" */
+	bool eof;              /* "from" sent FIN */
+	bool done;             /* FIN passed on to "to" */
+};
+
+struct relay;
+/* Called once when the relay ends: both directions finished, an error, or
+ * a failure to allocate. reason is a short static word for the log. */
+typedef void relay_end_cb(struct relay *r, const char *reason);
+
+struct relay {
+	struct ev_loop *loop;
+	struct pipe_pool *pipes;
+	enum relay_mode mode;
+	struct relay_dir up;       /* client -> target */
+	struct relay_dir down;     /* target -> client */
+	ev_io client_io;
+	ev_io target_io;
+	ev_tstamp last_activity;
+	relay_end_cb *on_end;
+	bool running;
+};
+
+/*
+ * Start relaying between client_fd and target_fd. prefix holds bytes the
+ * client already sent after its request (at most RELAY_COPY_BUFSIZE); they
+ * go to the target first. client_eof says the client already half-closed.
+ * Returns 0, or -1 when it could not start (nothing to stop then).
+ */
+int relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
+    enum relay_mode mode, int client_fd, int target_fd,
+    const uint8_t *prefix, size_t prefix_len, bool client_eof,
+    relay_end_cb *on_end);
+/* Stop watchers and release pipes and buffers; the fds are not closed. */
+void relay_stop(struct relay *r);
+
+#endif

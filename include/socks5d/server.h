@@ -1,0 +1,37 @@
+/*
+ * The process-wide state one event loop serves: the loaded configuration,
+ * the listeners, the shared services (resolver, auth, pipe pool) and the
+ * list of live sessions.
+ */
+#ifndef SOCKS5D_SERVER_H
+#define SOCKS5D_SERVER_H
+
+#include <stdbool.h>
+#include <ev.h>
+
+#include "socks5d/config.h"
+#include "socks5d/pipe_pool.h"
+
+struct session;
+struct listener;
+struct resolver;
+struct auth;
+
+struct server {
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct listener *listeners;
+	size_t nlisteners;
+	struct resolver *resolver;
+	struct auth *auth;
+	struct pipe_pool pipes;
+	struct session *sessions;      /* doubly linked, newest first */
+	unsigned nsessions;
+	bool stopping;
+};
+
+/* Serve with this configuration until SIGTERM or SIGINT. Takes ownership
+ * of cfg. Returns the process exit status. */
+int server_run(struct config *cfg);
+
+#endif

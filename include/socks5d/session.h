@@ -1,0 +1,103 @@
+/*
+ * One client connection from accept to close: the RFC 1928/1929 state
+ * machine over a byte stream, the hand-off to a command, and the single
+ * function that ends it all (session_close).
+ */
+#ifndef SOCKS5D_SESSION_H
+#define SOCKS5D_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "socks5d/relay.h"
+#include "socks5d/resolver.h"
+#include "socks5d/server.h"
+#include "socks5d/socks5.h"
+
+enum session_state {
+	SESSION_GREETING,
+	SESSION_AUTH,          /* reading the RFC 1929 request */
+	SESSION_AUTH_WAIT,     /* password being verified off the loop */
+	SESSION_REQUEST,
+	SESSION_RESOLVING,
+	SESSION_CONNECTING,
+	SESSION_RELAY,
+	SESSION_LINGER,        /* error reply sent; draining before close */
+};
+
+/* Client bytes buffered during the handshake: the largest greeting, auth
+ * and request together, plus room for payload sent ahead of the reply. */
+#define SESSION_HANDSHAKE_BUFSIZE 4096
+
+/*
+ * Everything needed only until the relay starts; freed then, so an
+ * established session carries just its sockets and counters.
+ */
+struct handshake {
+	uint8_t buf[SESSION_HANDSHAKE_BUFSIZE];
+	size_t len;
+	bool client_eof;               /* client half-closed after its request */
+	struct socks5_request req;
+	struct resolver_query *query;
+	struct auth_request *auth;
+	union sockaddr_any addrs[RESOLVER_MAX_ADDRS];
+	size_t naddrs;
+	size_t next_addr;
+	int last_errno;                /* of the last failed connect attempt */
+};
+
+struct session {
+	struct server *srv;
+	struct session *prev, *next;
+	enum session_state state;
+	int client_fd;
+	int target_fd;
+	ev_io client_io;
+	ev_io target_io;
+	ev_timer timer;
+	struct handshake *hs;
+	struct relay relay;
+	union sockaddr_any client_addr;
+	union sockaddr_any local_addr;     /* where the client connected to */
+	union sockaddr_any target_addr;    /* connected to (family 0: none) */
+	char *user;                        /* NULL: no login */
+	char *dest;                        /* "host:port" as requested */
+	const char *linger_reason;         /* why, once an error was sent */
+	uint8_t cmd;                       /* 0 until a request was read */
+	int reply;                         /* -1 until a reply is sent */
+	ev_tstamp started;
+};
+
+/* Take over an accepted, non-blocking client socket. */
+void session_accept(struct server *srv, int fd, const struct sockaddr *peer);
+
+/*
+ * End the session: stop every watcher, cancel DNS and auth work, close
+ * sockets, log the access line and free. Callers return right after.
+ */
+void session_close(struct session *s, const char *reason);
+
+/* Send a last message (05 FF, a failed login status), then close once the
+ * client had a chance to read it. reason goes to the access log. */
+void session_send_final(struct session *s, const uint8_t *msg, size_t len,
+    const char *reason);
+
+/* Send an error reply with this code, then close after the client had a
+ * chance to read it. Callers return right after. */
+void session_fail(struct session *s, uint8_t rep);
+
+/* The request succeeded and target_fd is connected: send the success
+ * reply with bnd and start relaying. Callers return right after. */
+void session_start_relay(struct session *s, const struct sockaddr *bnd);
+
+/* Switch the session's state, logging the transition at debug level. */
+void session_set_state(struct session *s, enum session_state state);
+
+/* Arm the session's single timer for this many seconds. */
+void session_set_timeout(struct session *s, ev_tstamp seconds);
+
+/* Close every session (shutdown). */
+void session_close_all(struct server *srv, const char *reason);
+
+#endif

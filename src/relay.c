@@ -1,0 +1,363 @@
+/*
+ * The relay: two independent directions between a client and a target
+ * socket. Each direction reads only while its pipe (or buffer) has room and
+ * stops reading while the other side cannot take more, so memory stays
+ * bounded whatever the peers do. A FIN is passed on with shutdown(SHUT_WR)
+ * once everything before it was delivered.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socks5d/log.h"
+#include "socks5d/relay.h"
+
+#define RELAY_OF(w, member) \
+	((struct relay *)((char *)(w) - offsetof(struct relay, member)))
+
+static void relay_client_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void relay_target_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void
+relay_dir_init(struct relay_dir *d, int from, int to)
+{
+	memset(d, 0, sizeof(*d));
+	d->from = from;
+	d->to = to;
+	d->pipe[0] = d->pipe[1] = -1;
+}
+
+static size_t
+relay_dir_capacity(const struct relay *r)
+{
+	return r->mode == RELAY_SPLICE ? r->pipes->pipe_size :
+	    RELAY_COPY_BUFSIZE;
+}
+
+static bool
+relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
+{
+	/* off is 0 in splice mode, and in copy mode whenever the buffer
+	 * drained, so this is "there is room to read into". */
+	return !d->eof && d->off + d->pending < relay_dir_capacity(r);
+}
+
+static bool
+relay_dir_wants_write(const struct relay_dir *d)
+{
+	return d->pending > 0 || (d->eof && !d->done);
+}
+
+/* Words for the access log: why a relay ended. */
+static const char *
+relay_errno_reason(int err)
+{
+	switch (err) {
+	case ECONNRESET:
+	case EPIPE:
+		return "reset";
+	case ETIMEDOUT:
+		return "timeout";
+	default:
+		return "error";
+	}
+}
+
+static void
+relay_dir_release(struct relay *r, struct relay_dir *d)
+{
+	if (d->pipe[0] != -1) {
+		if (d->pending == 0)
+			pipe_pool_put(r->pipes, d->pipe);
+		else
+			pipe_pool_discard(d->pipe);
+	}
+	free(d->buf);
+	d->buf = NULL;
+}
+
+/* After the last byte before a FIN went out, pass the FIN on. */
+static void
+relay_dir_finish(struct relay_dir *d)
+{
+	if (d->eof && d->pending == 0 && !d->done) {
+		/* ENOTCONN here means the peer is gone; the other
+		 * direction's I/O will report that. */
+		(void)shutdown(d->to, SHUT_WR);
+		d->done = true;
+	}
+}
+
+static const char *relay_pump_copy(struct relay *r, struct relay_dir *d);
+
+/* Move what can be moved now in one direction through its pipe. Returns
+ * NULL, or the reason the relay must end. */
+static const char *
+relay_pump_splice(struct relay *r, struct relay_dir *d)
+{
+	const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+	size_t moved = 0;
+	ssize_t n;
+
+	while (moved < RELAY_BUDGET) {
+		bool filled = false, write_blocked = false;
+
+		if (relay_dir_wants_read(r, d)) {
+			if (d->pipe[0] == -1 &&
+			    pipe_pool_get(r->pipes, d->pipe) == -1) {
+				log_warn("%s: pipe", __func__);
+				return "nomem";
+			}
+			n = splice(d->from, NULL, d->pipe[1], NULL,
+			    r->pipes->pipe_size - d->pending, flags);
+			if (n > 0) {
+				d->pending += (size_t)n;
+				moved += (size_t)n;
+				filled = true;
+			} else if (n == 0) {
+				d->eof = true;
+			} else if (errno == EINVAL && r->up.pending == 0 &&
+			    r->down.pending == 0) {
+				/* This socket cannot splice: copy instead,
+				 * for the whole relay. */
+				log_debug("%s: splice refused, copying",
+				    __func__);
+				pipe_pool_put(r->pipes, d->pipe);
+				r->mode = RELAY_COPY;
+				return relay_pump_copy(r, d);
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return relay_errno_reason(errno);
+			}
+		}
+		if (d->pending > 0) {
+			n = splice(d->pipe[0], NULL, d->to, NULL, d->pending,
+			    flags);
+			if (n > 0) {
+				d->pending -= (size_t)n;
+				d->bytes += (uint64_t)n;
+			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				write_blocked = true;
+			} else {
+				return relay_errno_reason(n < 0 ? errno : EPIPE);
+			}
+		}
+		if (!filled && (d->pending == 0 || write_blocked))
+			break;
+	}
+	if (d->pending == 0 && d->pipe[0] != -1)
+		pipe_pool_put(r->pipes, d->pipe);
+	relay_dir_finish(d);
+	return NULL;
+}
+
+static const char *
+relay_pump_copy(struct relay *r, struct relay_dir *d)
+{
+	size_t moved = 0;
+	ssize_t n;
+
+	while (moved < RELAY_BUDGET) {
+		bool filled = false, write_blocked = false;
+
+		if (relay_dir_wants_read(r, d)) {
+			size_t end;
+
+			if (d->buf == NULL &&
+			    (d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL) {
+				log_warn("%s: malloc", __func__);
+				return "nomem";
+			}
+			end = d->off + d->pending;
+			n = read(d->from, d->buf + end, RELAY_COPY_BUFSIZE - end);
+			if (n > 0) {
+				d->pending += (size_t)n;
+				moved += (size_t)n;
+				filled = true;
+			} else if (n == 0) {
+				d->eof = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return relay_errno_reason(errno);
+			}
+		}
+		if (d->pending > 0) {
+			n = write(d->to, d->buf + d->off, d->pending);
+			if (n > 0) {
+				d->off += (size_t)n;
+				d->pending -= (size_t)n;
+				d->bytes += (uint64_t)n;
+				if (d->pending == 0)
+					d->off = 0;
+			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				write_blocked = true;
+			} else {
+				return relay_errno_reason(n < 0 ? errno : EPIPE);
+			}
+		}
+		if (!filled && (d->pending == 0 || write_blocked))
+			break;
+	}
+	if (d->pending == 0) {
+		/* Give idle sessions back their memory. */
+		free(d->buf);
+		d->buf = NULL;
+	}
+	relay_dir_finish(d);
+	return NULL;
+}
+
+static const char *
+relay_pump(struct relay *r, struct relay_dir *d)
+{
+	uint64_t before = d->bytes;
+	bool was_eof = d->eof;
+	const char *reason;
+
+	reason = r->mode == RELAY_SPLICE ? relay_pump_splice(r, d) :
+	    relay_pump_copy(r, d);
+	if (d->bytes != before || d->eof != was_eof || d->pending > 0)
+		r->last_activity = ev_now(r->loop);
+	return reason;
+}
+
+static void
+relay_watch(struct relay *r, ev_io *w, int fd, int events)
+{
+	if (ev_is_active(w)) {
+		if ((w->events & (EV_READ | EV_WRITE)) == events)
+			return;
+		ev_io_stop(r->loop, w);
+	}
+	if (events != 0) {
+		ev_io_set(w, fd, events);
+		ev_io_start(r->loop, w);
+	}
+}
+
+static void
+relay_update_watchers(struct relay *r)
+{
+	int client_events = 0, target_events = 0;
+
+	if (relay_dir_wants_read(r, &r->up))
+		client_events |= EV_READ;
+	if (relay_dir_wants_write(&r->down))
+		client_events |= EV_WRITE;
+	if (relay_dir_wants_read(r, &r->down))
+		target_events |= EV_READ;
+	if (relay_dir_wants_write(&r->up))
+		target_events |= EV_WRITE;
+	relay_watch(r, &r->client_io, r->up.from, client_events);
+	relay_watch(r, &r->target_io, r->down.from, target_events);
+}
+
+/* Either pump failed (reason set) or both directions may be finished. */
+static void
+relay_after_pump(struct relay *r, const char *reason)
+{
+	if (reason == NULL && r->up.done && r->down.done)
+		reason = "eof";
+	if (reason != NULL) {
+		relay_stop(r);
+		r->on_end(r, reason);
+		return;
+	}
+	relay_update_watchers(r);
+}
+
+static void
+relay_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = RELAY_OF(w, client_io);
+	const char *reason = NULL;
+
+	(void)loop;
+	if (revents & EV_READ)
+		reason = relay_pump(r, &r->up);
+	if (reason == NULL && (revents & EV_WRITE))
+		reason = relay_pump(r, &r->down);
+	relay_after_pump(r, reason);
+}
+
+static void
+relay_target_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = RELAY_OF(w, target_io);
+	const char *reason = NULL;
+
+	(void)loop;
+	if (revents & EV_READ)
+		reason = relay_pump(r, &r->down);
+	if (reason == NULL && (revents & EV_WRITE))
+		reason = relay_pump(r, &r->up);
+	relay_after_pump(r, reason);
+}
+
+/* Put bytes the client sent ahead of the reply in front of the upstream
+ * direction, as if they had just been read. */
+static int
+relay_preload(struct relay *r, const uint8_t *prefix, size_t len)
+{
+	struct relay_dir *d = &r->up;
+
+	if (len == 0)
+		return 0;
+	if (r->mode == RELAY_SPLICE) {
+		/* An empty pipe takes far more than a handshake buffer, so
+		 * this write is never short. */
+		if (pipe_pool_get(r->pipes, d->pipe) == -1)
+			return -1;
+		if (write(d->pipe[1], prefix, len) != (ssize_t)len) {
+			pipe_pool_discard(d->pipe);
+			return -1;
+		}
+	} else {
+		if ((d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL)
+			return -1;
+		memcpy(d->buf, prefix, len);
+		d->off = 0;
+	}
+	d->pending = len;
+	return 0;
+}
+
+int
+relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
+    enum relay_mode mode, int client_fd, int target_fd,
+    const uint8_t *prefix, size_t prefix_len, bool client_eof,
+    relay_end_cb *on_end)
+{
+	r->loop = loop;
+	r->pipes = pipes;
+	r->mode = mode;
+	r->on_end = on_end;
+	relay_dir_init(&r->up, client_fd, target_fd);
+	relay_dir_init(&r->down, target_fd, client_fd);
+	ev_init(&r->client_io, relay_client_cb);
+	ev_init(&r->target_io, relay_target_cb);
+	r->last_activity = ev_now(loop);
+	if (prefix_len > RELAY_COPY_BUFSIZE ||
+	    relay_preload(r, prefix, prefix_len) == -1) {
+		log_warn("%s: cannot hold early data", __func__);
+		return -1;
+	}
+	r->up.eof = client_eof;
+	r->running = true;
+	/* Only arm watchers: nothing moves before relay_start returns. */
+	relay_update_watchers(r);
+	return 0;
+}
+
+void
+relay_stop(struct relay *r)
+{
+	if (!r->running)
+		return;
+	r->running = false;
+	ev_io_stop(r->loop, &r->client_io);
+	ev_io_stop(r->loop, &r->target_io);
+	relay_dir_release(r, &r->up);
+	relay_dir_release(r, &r->down);
+}

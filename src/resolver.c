@@ -1,0 +1,338 @@
+/*
+ * c-ares on the libev loop. c-ares tells us which sockets it wants watched
+ * (sock_state_cb) and when it next needs a tick (ares_timeout); we map those
+ * onto ev_io watchers and one ev_timer. Answers that c-ares produces inside
+ * ares_getaddrinfo itself (/etc/hosts, bad names) are delivered from the
+ * loop on the next iteration, so callers never see a callback before
+ * resolver_lookup has returned.
+ */
+#include <ares.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "socks5d/log.h"
+#include "socks5d/resolver.h"
+
+struct resolver_io {
+	ev_io io;
+	struct resolver *r;
+	struct resolver_io *next;
+};
+
+struct resolver_query {
+	struct resolver *r;
+	resolver_cb *cb;               /* NULL once cancelled */
+	void *arg;
+	uint16_t port;
+	enum dns_family family;
+	int status;                    /* a held answer, for deferred delivery */
+	struct ares_addrinfo *result;
+	struct resolver_query *next_deferred;
+};
+
+struct resolver {
+	struct ev_loop *loop;
+	ares_channel channel;
+	struct resolver_io *ios;
+	ev_timer timer;
+	ev_timer deliver_timer;
+	struct resolver_query *deferred;
+	int in_lookup;
+	bool destroying;
+};
+
+static void
+resolver_update_timer(struct resolver *r)
+{
+	struct timeval tv, *next;
+
+	ev_timer_stop(r->loop, &r->timer);
+	next = ares_timeout(r->channel, NULL, &tv);
+	if (next == NULL)
+		return;
+	ev_timer_set(&r->timer, (ev_tstamp)next->tv_sec + next->tv_usec / 1e6,
+	    0.);
+	ev_timer_start(r->loop, &r->timer);
+}
+
+static void
+resolver_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct resolver_io *rio = (struct resolver_io *)w;
+	struct resolver *r = rio->r;
+	ares_socket_t fd = w->fd;
+
+	(void)loop;
+	ares_process_fd(r->channel,
+	    (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
+	    (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	resolver_update_timer(r);
+}
+
+static void
+resolver_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct resolver *r = (struct resolver *)
+	    ((char *)w - offsetof(struct resolver, timer));
+
+	(void)loop;
+	(void)revents;
+	ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	resolver_update_timer(r);
+}
+
+/* c-ares opened, changed or closed one of its sockets. */
+static void
+resolver_sock_state_cb(void *data, ares_socket_t fd, int readable,
+    int writable)
+{
+	struct resolver *r = data;
+	struct resolver_io **link, *rio;
+	int events = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+
+	for (link = &r->ios; *link != NULL; link = &(*link)->next)
+		if ((*link)->io.fd == fd)
+			break;
+	rio = *link;
+	if (rio != NULL) {
+		ev_io_stop(r->loop, &rio->io);
+		if (events == 0) {
+			*link = rio->next;
+			free(rio);
+			return;
+		}
+	} else {
+		if (events == 0)
+			return;
+		if ((rio = calloc(1, sizeof(*rio))) == NULL) {
+			/* The query will time out; nothing better to do. */
+			log_warn("%s: calloc", __func__);
+			return;
+		}
+		rio->r = r;
+		rio->next = r->ios;
+		r->ios = rio;
+		ev_init(&rio->io, resolver_io_cb);
+	}
+	ev_io_set(&rio->io, fd, events);
+	ev_io_start(r->loop, &rio->io);
+}
+
+static enum resolver_status
+resolver_map_status(int status, const struct ares_addrinfo *result)
+{
+	if (status == ARES_SUCCESS)
+		return result != NULL && result->nodes != NULL ?
+		    RESOLVER_OK : RESOLVER_NOT_FOUND;
+	switch (status) {
+	case ARES_ENOMEM:
+	case ARES_EDESTRUCTION:
+	case ARES_ECANCELLED:
+	case ARES_ENOTINITIALIZED:
+		return RESOLVER_FAILED;
+	default:
+		return RESOLVER_NOT_FOUND;
+	}
+}
+
+/* Copy the answer into addresses with the port set, preferred family
+ * first (stable, so c-ares's own order holds within a family). */
+static size_t
+resolver_collect(const struct resolver_query *q, union sockaddr_any *addrs)
+{
+	const struct ares_addrinfo_node *node;
+	int order[2] = { AF_INET, AF_INET6 };
+	size_t n = 0;
+
+	if (q->family == DNS_FAMILY_IPV6) {
+		order[0] = AF_INET6;
+		order[1] = AF_INET;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (node = q->result->nodes; node != NULL; node = node->ai_next) {
+			if (n == RESOLVER_MAX_ADDRS)
+				return n;
+			if (q->family != DNS_FAMILY_AUTO &&
+			    node->ai_family != order[pass])
+				continue;
+			if (q->family == DNS_FAMILY_AUTO && pass == 1)
+				break;
+			if (node->ai_family == AF_INET &&
+			    node->ai_addrlen >= sizeof(struct sockaddr_in)) {
+				memcpy(&addrs[n].in, node->ai_addr,
+				    sizeof(struct sockaddr_in));
+				addrs[n++].in.sin_port = htons(q->port);
+			} else if (node->ai_family == AF_INET6 &&
+			    node->ai_addrlen >= sizeof(struct sockaddr_in6)) {
+				memcpy(&addrs[n].in6, node->ai_addr,
+				    sizeof(struct sockaddr_in6));
+				addrs[n++].in6.sin6_port = htons(q->port);
+			}
+		}
+	}
+	return n;
+}
+
+static void
+resolver_deliver(struct resolver_query *q)
+{
+	union sockaddr_any addrs[RESOLVER_MAX_ADDRS];
+	enum resolver_status status;
+	size_t n = 0;
+
+	if (q->cb != NULL) {
+		status = resolver_map_status(q->status, q->result);
+		if (status == RESOLVER_OK &&
+		    (n = resolver_collect(q, addrs)) == 0)
+			status = RESOLVER_NOT_FOUND;
+		q->cb(q->arg, status, addrs, n);
+	}
+	if (q->result != NULL)
+		ares_freeaddrinfo(q->result);
+	free(q);
+}
+
+static void
+resolver_deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct resolver *r = (struct resolver *)
+	    ((char *)w - offsetof(struct resolver, deliver_timer));
+	struct resolver_query *q;
+
+	(void)loop;
+	(void)revents;
+	while ((q = r->deferred) != NULL) {
+		r->deferred = q->next_deferred;
+		resolver_deliver(q);
+	}
+}
+
+static void
+resolver_answer_cb(void *arg, int status, int timeouts,
+    struct ares_addrinfo *result)
+{
+	struct resolver_query *q = arg;
+	struct resolver *r = q->r;
+
+	(void)timeouts;
+	q->status = status;
+	q->result = result;
+	if (r->destroying)
+		q->cb = NULL;
+	if (r->in_lookup > 0 && q->cb != NULL) {
+		q->next_deferred = r->deferred;
+		r->deferred = q;
+		ev_timer_start(r->loop, &r->deliver_timer);
+		return;
+	}
+	resolver_deliver(q);
+}
+
+struct resolver *
+resolver_create(struct ev_loop *loop, const struct config *cfg)
+{
+	struct ares_options opts;
+	struct resolver *r;
+	int rc, optmask;
+
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		log_error("c-ares: %s", ares_strerror(rc));
+		return NULL;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		log_warn("%s: calloc", __func__);
+		return NULL;
+	}
+	r->loop = loop;
+	ev_init(&r->timer, resolver_timer_cb);
+	ev_timer_init(&r->deliver_timer, resolver_deliver_cb, 0., 0.);
+
+	memset(&opts, 0, sizeof(opts));
+	opts.sock_state_cb = resolver_sock_state_cb;
+	opts.sock_state_cb_data = r;
+	/* Two tries per server; c-ares doubles the wait for the second, so
+	 * a third of the budget for the first keeps the total in bounds. */
+	opts.timeout = (int)(cfg->dns_timeout * 1000 / 3);
+	if (opts.timeout < 100)
+		opts.timeout = 100;
+	opts.tries = 2;
+	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	if ((rc = ares_init_options(&r->channel, &opts, optmask)) !=
+	    ARES_SUCCESS) {
+		log_error("c-ares: %s", ares_strerror(rc));
+		free(r);
+		return NULL;
+	}
+	if (cfg->dns_servers != NULL &&
+	    (rc = ares_set_servers_ports_csv(r->channel, cfg->dns_servers)) !=
+	    ARES_SUCCESS) {
+		log_error("c-ares: servers %s: %s", cfg->dns_servers,
+		    ares_strerror(rc));
+		resolver_destroy(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+resolver_destroy(struct resolver *r)
+{
+	struct resolver_io *rio;
+	struct resolver_query *q;
+
+	if (r == NULL)
+		return;
+	r->destroying = true;
+	/* Runs every pending answer callback with ARES_EDESTRUCTION. */
+	ares_destroy(r->channel);
+	while ((q = r->deferred) != NULL) {
+		r->deferred = q->next_deferred;
+		q->cb = NULL;
+		resolver_deliver(q);
+	}
+	while ((rio = r->ios) != NULL) {
+		r->ios = rio->next;
+		ev_io_stop(r->loop, &rio->io);
+		free(rio);
+	}
+	ev_timer_stop(r->loop, &r->timer);
+	ev_timer_stop(r->loop, &r->deliver_timer);
+	free(r);
+	ares_library_cleanup();
+}
+
+struct resolver_query *
+resolver_lookup(struct resolver *r, const char *name, uint16_t port,
+    enum dns_family family, resolver_cb *cb, void *arg)
+{
+	struct ares_addrinfo_hints hints;
+	struct resolver_query *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		log_warn("%s: calloc", __func__);
+		return NULL;
+	}
+	q->r = r;
+	q->cb = cb;
+	q->arg = arg;
+	q->port = port;
+	q->family = family;
+
+	memset(&hints, 0, sizeof(hints));
+	/* Always ask for A and AAAA together; [dns] family only orders. */
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	r->in_lookup++;
+	ares_getaddrinfo(r->channel, name, NULL, &hints, resolver_answer_cb, q);
+	r->in_lookup--;
+	resolver_update_timer(r);
+	return q;
+}
+
+void
+resolver_cancel(struct resolver_query *q)
+{
+	/* c-ares has no per-query cancel: detach, and free on the answer. */
+	if (q != NULL)
+		q->cb = NULL;
+}

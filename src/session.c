@@ -1,0 +1,344 @@
+/*
+ * Sessions: creation on accept, the one timer, the hand-off to the relay,
+ * error replies with a lingering close, and session_close, the single way
+ * a session ends (it also writes the session's access-log line).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/auth.h"
+#include "socks5d/connect.h"
+#include "socks5d/handshake.h"
+#include "socks5d/log.h"
+#include "socks5d/session.h"
+
+/* How long an error reply may wait for the client to read it and close. */
+#define LINGER_SECONDS      2.0
+/* How much a lingering client may still send before we stop caring. */
+#define LINGER_MAX_BYTES    (64 * 1024)
+
+#define SESSION_OF(w, member) \
+	((struct session *)((char *)(w) - offsetof(struct session, member)))
+
+static const char *const state_names[] = {
+	[SESSION_GREETING] = "greeting",
+	[SESSION_AUTH] = "auth",
+	[SESSION_AUTH_WAIT] = "auth-wait",
+	[SESSION_REQUEST] = "request",
+	[SESSION_RESOLVING] = "resolving",
+	[SESSION_CONNECTING] = "connecting",
+	[SESSION_RELAY] = "relay",
+	[SESSION_LINGER] = "linger",
+};
+
+void
+session_set_state(struct session *s, enum session_state state)
+{
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char client[ADDR_STRLEN];
+
+		addr_format(&s->client_addr.sa, client, sizeof(client));
+		log_debug("session %s: %s -> %s", client,
+		    state_names[s->state], state_names[state]);
+	}
+	s->state = state;
+}
+
+void
+session_set_timeout(struct session *s, ev_tstamp seconds)
+{
+	ev_timer_stop(s->srv->loop, &s->timer);
+	ev_timer_set(&s->timer, seconds, 0.);
+	ev_timer_start(s->srv->loop, &s->timer);
+}
+
+static void
+session_idle_check(struct session *s)
+{
+	ev_tstamp idle = s->srv->cfg->timeout_idle;
+	ev_tstamp left = s->relay.last_activity + idle - ev_now(s->srv->loop);
+
+	/* Activity only stamps a time; the timer re-arms itself for what is
+	 * left instead of being reset on every read (ev.pod, strategy 3). */
+	if (left > 0) {
+		session_set_timeout(s, left);
+		return;
+	}
+	session_close(s, "idle");
+}
+
+static void
+session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session *s = SESSION_OF(w, timer);
+
+	(void)loop;
+	(void)revents;
+	switch (s->state) {
+	case SESSION_GREETING:
+	case SESSION_AUTH:
+	case SESSION_AUTH_WAIT:
+	case SESSION_REQUEST:
+		session_close(s, "handshake-timeout");
+		return;
+	case SESSION_RESOLVING:
+	case SESSION_CONNECTING:
+		connect_timeout(s);
+		return;
+	case SESSION_RELAY:
+		session_idle_check(s);
+		return;
+	case SESSION_LINGER:
+		session_close(s, s->linger_reason);
+		return;
+	}
+}
+
+void
+session_accept(struct server *srv, int fd, const struct sockaddr *peer)
+{
+	struct session *s;
+	socklen_t len;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->hs = calloc(1, sizeof(*s->hs))) == NULL) {
+		log_warn("%s: calloc", __func__);
+		free(s);
+		close(fd);
+		return;
+	}
+	s->srv = srv;
+	s->client_fd = fd;
+	s->target_fd = -1;
+	s->reply = -1;
+	s->started = ev_now(srv->loop);
+	memcpy(&s->client_addr, peer, addr_len(peer));
+	len = sizeof(s->local_addr);
+	if (getsockname(fd, &s->local_addr.sa, &len) == -1)
+		memset(&s->local_addr, 0, sizeof(s->local_addr));
+
+	s->next = srv->sessions;
+	if (srv->sessions != NULL)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+
+	ev_init(&s->timer, session_timer_cb);
+	session_set_timeout(s, srv->cfg->timeout_handshake);
+	handshake_start(s);
+}
+
+static const char *
+session_command_name(uint8_t cmd)
+{
+	switch (cmd) {
+	case 0:
+		return "-";
+	case SOCKS5_CMD_CONNECT:
+		return "connect";
+	case SOCKS5_CMD_BIND:
+		return "bind";
+	case SOCKS5_CMD_UDP:
+		return "udp";
+	default:
+		return "unknown";
+	}
+}
+
+/* Client-chosen text goes into a space-separated key=value line: replace
+ * anything that could break it apart or fake another field. */
+static void
+session_log_safe(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		out[i] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	out[i] = '\0';
+}
+
+static void
+session_log_access(const struct session *s, const char *reason)
+{
+	char client[ADDR_STRLEN], addr[ADDR_STRLEN], reply[12];
+	char user[SOCKS5_NAME_MAX + 1], dest[SOCKS5_ADDR_STRLEN];
+	uint64_t ms;
+
+	if (!log_enabled(LOG_LEVEL_INFO))
+		return;
+	addr_format(&s->client_addr.sa, client, sizeof(client));
+	if (s->target_addr.sa.sa_family != 0)
+		addr_format(&s->target_addr.sa, addr, sizeof(addr));
+	else
+		strcpy(addr, "-");
+	session_log_safe(s->user != NULL ? s->user : "-", user, sizeof(user));
+	session_log_safe(s->dest != NULL ? s->dest : "-", dest, sizeof(dest));
+	if (s->reply >= 0)
+		snprintf(reply, sizeof(reply), "%d", s->reply);
+	else
+		strcpy(reply, "-");
+	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
+	log_info("session client=%s user=%s cmd=%s dest=%s addr=%s reply=%s "
+	    "up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64 " close=%s",
+	    client, user, session_command_name(s->cmd), dest, addr, reply,
+	    s->relay.up.bytes, s->relay.down.bytes, ms, reason);
+}
+
+static void
+session_free_handshake(struct session *s)
+{
+	if (s->hs == NULL)
+		return;
+	if (s->hs->auth != NULL)
+		auth_cancel(s->hs->auth);
+	/* The buffer may have held a password. */
+	sodium_memzero(s->hs, sizeof(*s->hs));
+	free(s->hs);
+	s->hs = NULL;
+}
+
+void
+session_close(struct session *s, const char *reason)
+{
+	struct server *srv = s->srv;
+
+	if (s->hs != NULL)
+		connect_cancel(s);
+	session_free_handshake(s);
+	relay_stop(&s->relay);
+	ev_io_stop(srv->loop, &s->client_io);
+	ev_io_stop(srv->loop, &s->target_io);
+	ev_timer_stop(srv->loop, &s->timer);
+	session_log_access(s, reason);
+	close(s->client_fd);
+	if (s->target_fd != -1)
+		close(s->target_fd);
+
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	free(s->user);
+	free(s->dest);
+	free(s);
+}
+
+void
+session_close_all(struct server *srv, const char *reason)
+{
+	while (srv->sessions != NULL)
+		session_close(srv->sessions, reason);
+}
+
+/* Read and drop what the client still sends until it closes. */
+static void
+session_linger_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = SESSION_OF(w, client_io);
+	uint8_t sink[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	while ((n = read(s->client_fd, sink, sizeof(sink))) > 0) {
+		total += (size_t)n;
+		if (total >= LINGER_MAX_BYTES)
+			break;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR) &&
+	    total < LINGER_MAX_BYTES)
+		return;
+	session_close(s, s->linger_reason);
+}
+
+/*
+ * Send a final message (an error reply, 05 FF, a failed login) and close
+ * gracefully: closing with unread client bytes would make the kernel send
+ * a reset, and the client could lose our reply.
+ */
+void
+session_send_final(struct session *s, const uint8_t *msg, size_t len,
+    const char *reason)
+{
+	struct ev_loop *loop = s->srv->loop;
+
+	/* Best effort: a short write just means the client reads less. */
+	(void)!write(s->client_fd, msg, len);
+	if (s->hs != NULL)
+		connect_cancel(s);
+	session_free_handshake(s);
+	ev_io_stop(loop, &s->target_io);
+	if (s->target_fd != -1) {
+		close(s->target_fd);
+		s->target_fd = -1;
+	}
+	(void)shutdown(s->client_fd, SHUT_WR);
+	s->linger_reason = reason;
+	session_set_state(s, SESSION_LINGER);
+	ev_io_stop(loop, &s->client_io);
+	ev_io_init(&s->client_io, session_linger_cb, s->client_fd, EV_READ);
+	ev_io_start(loop, &s->client_io);
+	session_set_timeout(s, LINGER_SECONDS);
+}
+
+void
+session_fail(struct session *s, uint8_t rep)
+{
+	uint8_t msg[SOCKS5_REPLY_MAX];
+	size_t len;
+
+	len = socks5_encode_reply(msg, rep, NULL);
+	s->reply = rep;
+	session_send_final(s, msg, len, "rejected");
+}
+
+static void
+session_relay_end(struct relay *r, const char *reason)
+{
+	struct session *s = (struct session *)
+	    ((char *)r - offsetof(struct session, relay));
+
+	session_close(s, reason);
+}
+
+void
+session_start_relay(struct session *s, const struct sockaddr *bnd)
+{
+	struct server *srv = s->srv;
+	uint8_t msg[SOCKS5_REPLY_MAX];
+	size_t len;
+
+	len = socks5_encode_reply(msg, SOCKS5_REP_SUCCESS, bnd);
+	s->reply = SOCKS5_REP_SUCCESS;
+	/* The socket is fresh and we sent at most a few bytes before, so a
+	 * reply this small always fits; a short write means a dead client. */
+	if (write(s->client_fd, msg, len) != (ssize_t)len) {
+		session_close(s, "reset");
+		return;
+	}
+	ev_io_stop(srv->loop, &s->client_io);
+	ev_io_stop(srv->loop, &s->target_io);
+	if (relay_start(&s->relay, srv->loop, &srv->pipes, srv->cfg->relay,
+	    s->client_fd, s->target_fd, s->hs->buf, s->hs->len,
+	    s->hs->client_eof, session_relay_end) == -1) {
+		session_close(s, "nomem");
+		return;
+	}
+	session_free_handshake(s);
+	session_set_state(s, SESSION_RELAY);
+	session_set_timeout(s, srv->cfg->timeout_idle);
+}
