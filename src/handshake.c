@@ -97,11 +97,11 @@ handshake_login_failed(struct session *s)
 {
 	static const uint8_t failed[2] = { SOCKS5_AUTH_VERSION,
 	    SOCKS5_AUTH_FAILED };
-	char client[ADDR_STRLEN];
+	char client[ADDR_STRLEN], user[SOCKS5_NAME_MAX + 1];
 
 	addr_format(&s->client_addr.sa, client, sizeof(client));
-	log_warnx("login failed: client=%s user=%s", client,
-	    s->user != NULL ? s->user : "-");
+	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
+	log_warnx("login failed: client=%s user=%s", client, user);
 	session_send_final(s, failed, sizeof(failed), "auth-failed");
 }
 

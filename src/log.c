@@ -111,3 +111,16 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+void
+log_safe_text(const char *in, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		out[i] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	out[i] = '\0';
+}

@@ -152,21 +152,6 @@ session_command_name(uint8_t cmd)
 	}
 }
 
-/* Client-chosen text goes into a space-separated key=value line: replace
- * anything that could break it apart or fake another field. */
-static void
-session_log_safe(const char *in, char *out, size_t outlen)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		out[i] = (c > 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	out[i] = '\0';
-}
-
 static void
 session_log_access(const struct session *s, const char *reason)
 {
@@ -181,8 +166,8 @@ session_log_access(const struct session *s, const char *reason)
 		addr_format(&s->target_addr.sa, addr, sizeof(addr));
 	else
 		strcpy(addr, "-");
-	session_log_safe(s->user != NULL ? s->user : "-", user, sizeof(user));
-	session_log_safe(s->dest != NULL ? s->dest : "-", dest, sizeof(dest));
+	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
+	log_safe_text(s->dest != NULL ? s->dest : "-", dest, sizeof(dest));
 	if (s->reply >= 0)
 		snprintf(reply, sizeof(reply), "%d", s->reply);
 	else

@@ -7,6 +7,7 @@
 #define SOCKS5D_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -25,6 +26,13 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Copy client-chosen text (names, user names) for a log line, replacing
+ * spaces, control bytes and non-ASCII with '?', so a key=value line always
+ * splits into its real fields and cannot fake one.
+ */
+void log_safe_text(const char *in, char *out, size_t outlen);
+
 void fatalx(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
