@@ -42,7 +42,8 @@ relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 {
 	/* off is 0 in splice mode, and in copy mode whenever the buffer
 	 * drained, so this is "there is room to read into". */
-	return !d->eof && d->off + d->pending < relay_dir_capacity(r);
+	return !d->eof && !d->stalled &&
+	    d->off + d->pending < relay_dir_capacity(r);
 }
 
 static bool
@@ -128,6 +129,13 @@ relay_pump_splice(struct relay *r, struct relay_dir *d)
 				pipe_pool_put(r->pipes, d->pipe);
 				r->mode = RELAY_COPY;
 				return relay_pump_copy(r, d);
+			} else if (errno == EAGAIN && d->pending > 0) {
+				/* Either the socket is empty or the pipe is
+				 * full: a pipe holds a fixed number of
+				 * buffers, and small segments fill them well
+				 * before pipe_size bytes. Reading again before
+				 * a drain could spin, so wait for one. */
+				d->stalled = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
 				return relay_errno_reason(errno);
 			}
@@ -138,6 +146,7 @@ relay_pump_splice(struct relay *r, struct relay_dir *d)
 			if (n > 0) {
 				d->pending -= (size_t)n;
 				d->bytes += (uint64_t)n;
+				d->stalled = false;
 			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 				write_blocked = true;
 			} else {

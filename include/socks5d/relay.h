@@ -28,6 +28,7 @@ struct relay_dir {
 	size_t off;            /* copy mode: first unsent byte in buf */
 	size_t pending;        /* bytes read from "from", not yet written */
 	uint64_t bytes;        /* bytes delivered to "to" */
+	bool stalled;          /* the pipe took no more: wait for a drain */
 	bool eof;              /* "from" sent FIN */
 	bool done;             /* FIN passed on to "to" */
 };
