@@ -1,0 +1,64 @@
+/*
+ * Private to the config parser: the shape of a config table row and the
+ * per-type value parsers (config_values.c) that config.c drives.
+ */
+#ifndef SOCKS5D_CONFIG_VALUES_H
+#define SOCKS5D_CONFIG_VALUES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "socks5d/config.h"
+
+enum config_type {
+	CONFIG_BOOL,
+	CONFIG_UINT,            /* unsigned, min..max */
+	CONFIG_ENUM,            /* int-sized enum, names */
+	CONFIG_STRING,          /* char *, NULL when empty */
+	CONFIG_PATH,            /* char *, relative to the config file's dir */
+	CONFIG_LISTEN,          /* struct config_addr[max], count elsewhere */
+	CONFIG_IP,              /* struct config_addr of .family, len 0 unset */
+	CONFIG_DNS_SERVERS,     /* char *, c-ares CSV, NULL when empty */
+};
+
+struct config_enum_name {
+	const char *name;
+	int value;
+};
+
+struct config_row {
+	/*
+	 * The section text, or when named its prefix: a row with section
+	 * "rule " and named set matches "[rule office]", and its offset is
+	 * into the struct that instance() finds or creates for "office".
+	 */
+	const char *section;
+	bool named;
+	/* Find or create the instance; *created makes config.c apply the
+	 * section's defaults to it. NULL when it cannot be added. */
+	void *(*instance)(struct config *cfg, const char *name,
+	    bool *created);
+
+	const char *key;
+	enum config_type type;
+	size_t offset;
+	const char *def;
+
+	unsigned min, max;                      /* UINT; LISTEN: max count */
+	const struct config_enum_name *names;   /* ENUM, NULL-terminated */
+	int family;                             /* IP */
+	size_t count_offset;                    /* LISTEN */
+};
+
+/*
+ * Parse value for row into the struct at base. dir is the config file's
+ * directory for relative paths. On failure leaves the field untouched,
+ * writes the reason to why and returns -1.
+ */
+int config_value_parse(const struct config_row *row, void *base,
+    const char *value, const char *dir, char *why, size_t whylen);
+
+/* Release what config_value_parse allocated for row in base. */
+void config_value_free(const struct config_row *row, void *base);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * Socket address literals: parsing "host:port" and bare IPs (numeric only,
+ * never a name lookup), formatting them for logs, and the loopback test the
+ * config uses to refuse accidental open proxies.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/config.h"
+
+/* A decimal port with no sign, spaces or junk; 0 only when allowed. */
+static int
+addr_parse_port(const char *text, bool allow_zero, uint16_t *port)
+{
+	unsigned long v = 0;
+	const char *p;
+
+	if (*text == '\0' || strlen(text) > 5)
+		return -1;
+	for (p = text; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v > 65535 || (v == 0 && !allow_zero))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static void
+addr_fill(struct sockaddr_storage *ss, socklen_t *len, int family,
+    const void *ip, uint16_t port)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		memcpy(&sin->sin_addr, ip, sizeof(sin->sin_addr));
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		memcpy(&sin6->sin6_addr, ip, sizeof(sin6->sin6_addr));
+	}
+	if (len != NULL)
+		*len = addr_len((struct sockaddr *)ss);
+}
+
+/* Copy [start, start+n) into a bounded buffer; -1 when it cannot fit. */
+static int
+addr_copy_host(char *dst, size_t dstlen, const char *start, size_t n)
+{
+	if (n == 0 || n >= dstlen)
+		return -1;
+	memcpy(dst, start, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+int
+addr_parse_hostport(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len, bool allow_port_zero)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned char ip[sizeof(struct in6_addr)];
+	const char *colon, *end;
+	uint16_t port;
+	int family;
+
+	if (text[0] == '[') {
+		end = strchr(text, ']');
+		if (end == NULL || end[1] != ':' ||
+		    addr_copy_host(host, sizeof(host), text + 1,
+		    (size_t)(end - text - 1)) == -1)
+			return -1;
+		family = AF_INET6;
+		colon = end + 1;
+	} else {
+		colon = strchr(text, ':');
+		/* A second colon means an unbracketed IPv6 address. */
+		if (colon == NULL || strchr(colon + 1, ':') != NULL ||
+		    addr_copy_host(host, sizeof(host), text,
+		    (size_t)(colon - text)) == -1)
+			return -1;
+		family = AF_INET;
+	}
+	if (inet_pton(family, host, ip) != 1 ||
+	    addr_parse_port(colon + 1, allow_port_zero, &port) == -1)
+		return -1;
+	addr_fill(ss, len, family, ip, port);
+	return 0;
+}
+
+int
+addr_parse_ip(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+	unsigned char ip[sizeof(struct in6_addr)];
+	int family;
+
+	family = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
+	if (inet_pton(family, text, ip) != 1)
+		return -1;
+	addr_fill(ss, len, family, ip, 0);
+	return 0;
+}
+
+void
+addr_format(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const struct sockaddr_in6 *sin6;
+	const struct sockaddr_in *sin;
+
+	if (outlen == 0)
+		return;
+	if (sa == NULL) {
+		snprintf(out, outlen, "(none)");
+		return;
+	}
+	switch (sa->sa_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(out, outlen, "%s:%u", ip, addr_port(sa));
+		break;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		/* Dual-stack sockets report IPv4 peers as mapped addresses;
+		 * logs should show the address the peer actually used. */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], ip,
+			    sizeof(ip));
+			snprintf(out, outlen, "%s:%u", ip, addr_port(sa));
+		} else {
+			inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+			snprintf(out, outlen, "[%s]:%u", ip, addr_port(sa));
+		}
+		break;
+	default:
+		snprintf(out, outlen, "(family %d)", sa->sa_family);
+		break;
+	}
+}
+
+unsigned
+addr_port(const struct sockaddr *sa)
+{
+	switch (sa->sa_family) {
+	case AF_INET:
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)
+		    ->sin_port);
+	case AF_INET6:
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)
+		    ->sin6_port);
+	default:
+		return 0;
+	}
+}
+
+socklen_t
+addr_len(const struct sockaddr *sa)
+{
+	switch (sa->sa_family) {
+	case AF_INET:
+		return sizeof(struct sockaddr_in);
+	case AF_INET6:
+		return sizeof(struct sockaddr_in6);
+	default:
+		return 0;
+	}
+}
+
+bool
+config_addr_is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *sin6;
+	const struct sockaddr_in *sin;
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		sin = (const struct sockaddr_in *)(const void *)sa;
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		    sin6->sin6_addr.s6_addr[12] == 127;
+	default:
+		return false;
+	}
+}

@@ -1,0 +1,548 @@
+/*
+ * The config file: the table of every section and key, the line-counting
+ * reader inih parses through, error reporting as "file:line: [section] key:
+ * why", and the checks that span keys (open proxy guard, users file).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/auth.h"
+#include "socks5d/config.h"
+#include "socks5d/log.h"
+#include "socks5d/config_values.h"
+
+static const struct config_enum_name config_relay_names[] = {
+	{ "splice", RELAY_SPLICE },
+	{ "copy", RELAY_COPY },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name config_log_level_names[] = {
+	{ "error", LOG_LEVEL_ERROR },
+	{ "warn", LOG_LEVEL_WARN },
+	{ "info", LOG_LEVEL_INFO },
+	{ "debug", LOG_LEVEL_DEBUG },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name config_auth_names[] = {
+	{ "none", AUTH_NONE },
+	{ "password", AUTH_PASSWORD },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name config_family_names[] = {
+	{ "auto", DNS_FAMILY_AUTO },
+	{ "ipv4", DNS_FAMILY_IPV4 },
+	{ "ipv6", DNS_FAMILY_IPV6 },
+	{ NULL, 0 },
+};
+
+#define ROW(sec, name, t, field, dflt)                                  \
+	.section = (sec), .key = (name), .type = (t),                   \
+	.offset = offsetof(struct config, field), .def = (dflt)
+#define ROW_BOOL(sec, name, field, dflt)                                \
+	{ ROW(sec, name, CONFIG_BOOL, field, dflt) }
+#define ROW_UINT(sec, name, field, dflt, lo, hi)                        \
+	{ ROW(sec, name, CONFIG_UINT, field, dflt), .min = (lo), .max = (hi) }
+#define ROW_ENUM(sec, name, field, dflt, list)                          \
+	{ ROW(sec, name, CONFIG_ENUM, field, dflt), .names = (list) }
+#define ROW_PATH(sec, name, field, dflt)                                \
+	{ ROW(sec, name, CONFIG_PATH, field, dflt) }
+#define ROW_IP(sec, name, field, dflt, fam)                             \
+	{ ROW(sec, name, CONFIG_IP, field, dflt), .family = (fam) }
+#define ROW_DNS(sec, name, field, dflt)                                 \
+	{ ROW(sec, name, CONFIG_DNS_SERVERS, field, dflt) }
+#define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
+	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .max = (most),    \
+	  .count_offset = offsetof(struct config, count) }
+
+/*
+ * Every key the file may hold. A section is known because some row names
+ * it. Rows of a "[rule NAME]"-style section set .named, a section prefix
+ * ("rule "), .instance and offsets into the instance's struct; config_free
+ * must then free the instances too.
+ */
+static const struct config_row config_rows[] = {
+	ROW_LISTEN("server", "listen", listen, nlisten,
+	    "127.0.0.1:1080, [::1]:1080", CONFIG_MAX_LISTEN),
+	ROW_UINT("server", "max_clients", max_clients, "10000", 1, 1000000),
+	ROW_ENUM("server", "relay", relay, "splice", config_relay_names),
+	ROW_ENUM("server", "log_level", log_level, "info",
+	    config_log_level_names),
+	ROW_BOOL("server", "allow_open", allow_open, "no"),
+
+	ROW_ENUM("auth", "method", auth_method, "none", config_auth_names),
+	ROW_PATH("auth", "users_file", users_file, "/etc/socks5d/users"),
+
+	ROW_UINT("timeouts", "handshake", timeout_handshake, "10", 1, 86400),
+	ROW_UINT("timeouts", "connect", timeout_connect, "10", 1, 86400),
+	ROW_UINT("timeouts", "idle", timeout_idle, "300", 1, 86400),
+
+	ROW_DNS("dns", "servers", dns_servers, ""),
+	ROW_UINT("dns", "timeout", dns_timeout, "5", 1, 300),
+	ROW_ENUM("dns", "family", dns_family, "auto", config_family_names),
+
+	ROW_IP("outbound", "bind_ipv4", bind_ipv4, "", AF_INET),
+	ROW_IP("outbound", "bind_ipv6", bind_ipv6, "", AF_INET6),
+};
+
+#define CONFIG_NROWS (sizeof(config_rows) / sizeof(config_rows[0]))
+
+struct config_load {
+	struct config *cfg;
+	const char *path;
+	char *dir;
+	FILE *in;
+	FILE *errors;
+	unsigned lineno;
+	unsigned nerrors;
+	int read_errno;                 /* set when reading failed */
+	bool skip_section;              /* under a bad or unknown [header] */
+	/* Per row, for the cross-key checks; a named section's instances
+	 * share one slot, so those checks need their own bookkeeping. */
+	unsigned row_line[CONFIG_NROWS];  /* 0: the default */
+	bool row_bad[CONFIG_NROWS];
+};
+
+static void
+config_error(struct config_load *ld, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_error(struct config_load *ld, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	ld->nerrors++;
+	if (line > 0)
+		fprintf(ld->errors, "%s:%u: ", ld->path, line);
+	else
+		fprintf(ld->errors, "%s: ", ld->path);
+	va_start(ap, fmt);
+	vfprintf(ld->errors, fmt, ap);
+	va_end(ap);
+	fputc('\n', ld->errors);
+}
+
+/* Does row belong to section text? *name gets a named section's name. */
+static bool
+config_row_in(const struct config_row *row, const char *section,
+    const char **name)
+{
+	size_t n;
+
+	if (!row->named)
+		return strcmp(row->section, section) == 0;
+	n = strlen(row->section);
+	if (strncmp(row->section, section, n) != 0 || section[n] == '\0')
+		return false;
+	*name = section + n;
+	return true;
+}
+
+static const struct config_row *
+config_row_find(const char *section, const char *key, const char **name)
+{
+	for (size_t i = 0; i < CONFIG_NROWS; i++)
+		if (config_row_in(&config_rows[i], section, name) &&
+		    strcmp(config_rows[i].key, key) == 0)
+			return &config_rows[i];
+	return NULL;
+}
+
+static bool
+config_section_known(const char *section)
+{
+	const char *name;
+
+	for (size_t i = 0; i < CONFIG_NROWS; i++)
+		if (config_row_in(&config_rows[i], section, &name))
+			return true;
+	return false;
+}
+
+/* "[server], [auth], ...": each section once, in table order. */
+static void
+config_section_list(char *out, size_t outlen)
+{
+	size_t off = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < CONFIG_NROWS && off < outlen; i++) {
+		const struct config_row *row = &config_rows[i];
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(config_rows[j].section,
+			    row->section) == 0;
+		if (!seen)
+			off += (size_t)snprintf(out + off, outlen - off,
+			    "%s[%s%s]", off > 0 ? ", " : "", row->section,
+			    row->named ? "NAME" : "");
+	}
+}
+
+/* Only for keys that are in the table. */
+static size_t
+config_row_index(const char *section, const char *key)
+{
+	const char *name;
+
+	return (size_t)(config_row_find(section, key, &name) - config_rows);
+}
+
+/* Parse value through row; remember where it came from for later checks. */
+static void
+config_row_set(struct config_load *ld, const struct config_row *row,
+    void *base, const char *section, const char *value, unsigned line)
+{
+	size_t i = (size_t)(row - config_rows);
+	char why[512];
+
+	if (config_value_parse(row, base, value, ld->dir, why,
+	    sizeof(why)) == -1) {
+		if (line > 0)
+			config_error(ld, line, "[%s] %s: %s", section, row->key,
+			    why);
+		else
+			config_error(ld, 0, "[%s] %s: bad built-in default: %s",
+			    section, row->key, why);
+		ld->row_bad[i] = true;
+	}
+	ld->row_line[i] = line;
+}
+
+/*
+ * Defaults go through the same parsers as the file: the fixed sections'
+ * once at load, a named section's rows each time a new instance appears.
+ */
+static void
+config_apply_defaults(struct config_load *ld, const struct config_row *named,
+    void *base)
+{
+	for (size_t i = 0; i < CONFIG_NROWS; i++) {
+		const struct config_row *row = &config_rows[i];
+		bool mine = named == NULL ? !row->named :
+		    (row->named && strcmp(row->section, named->section) == 0);
+
+		if (mine)
+			config_row_set(ld, row, base, row->section, row->def,
+			    0);
+	}
+}
+
+/* inih hands section text verbatim; "[ server ]" still means server. */
+static void
+config_section_name(const char *text, char *out, size_t outlen)
+{
+	size_t n;
+
+	while (isspace((unsigned char)*text))
+		text++;
+	n = strlen(text);
+	while (n > 0 && isspace((unsigned char)text[n - 1]))
+		n--;
+	snprintf(out, outlen, "%.*s", (int)n, text);
+}
+
+static int
+config_handle(void *user, const char *section_text, const char *key,
+    const char *value)
+{
+	struct config_load *ld = user;
+	const struct config_row *row;
+	const char *name = NULL;
+	bool created = false;
+	char section[256];
+	void *base;
+
+	if (ld->skip_section)
+		return 1;
+	config_section_name(section_text, section, sizeof(section));
+	if (*section == '\0') {
+		config_error(ld, ld->lineno, "%s: keys must follow a [section] "
+		    "header", key);
+		return 1;
+	}
+	if (*key == '\0') {
+		config_error(ld, ld->lineno, "[%s]: missing key name before "
+		    "'='", section);
+		return 1;
+	}
+	row = config_row_find(section, key, &name);
+	if (row == NULL) {
+		config_error(ld, ld->lineno, "[%s] %s: unknown key", section,
+		    key);
+		return 1;
+	}
+	base = ld->cfg;
+	if (row->named) {
+		base = row->instance(ld->cfg, name, &created);
+		if (base == NULL) {
+			config_error(ld, ld->lineno, "[%s]: cannot add this "
+			    "section", section);
+			return 1;
+		}
+		if (created)
+			config_apply_defaults(ld, row, base);
+	}
+	config_row_set(ld, row, base, section, value, ld->lineno);
+	return 1;
+}
+
+/*
+ * inih's own idea of a bad line (no '=', no closing ']') only yields the
+ * first line number; the reader checks each line the way inih will split
+ * it, reports it, and hands inih an empty line instead.
+ */
+static const char *
+config_find(const char *s, const char *chars)
+{
+	bool was_space = false;
+
+	while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
+	    !(was_space && ini_allow_inline_comments &&
+	    strchr(ini_inline_comment_prefixes, *s) != NULL)) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+static bool
+config_is_comment(const char *s)
+{
+	return *s == '\0' || strchr(ini_start_comment_prefixes, *s) != NULL;
+}
+
+static void
+config_check_header(struct config_load *ld, const char *s)
+{
+	const char *end = config_find(s + 1, "]"), *rest;
+	char text[256], section[256], list[256];
+
+	ld->skip_section = true;
+	if (*end != ']') {
+		config_error(ld, ld->lineno, "section header without a closing "
+		    "']'");
+		return;
+	}
+	snprintf(text, sizeof(text), "%.*s", (int)(end - s - 1), s + 1);
+	config_section_name(text, section, sizeof(section));
+	for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+		continue;
+	if (!config_is_comment(rest)) {
+		config_error(ld, ld->lineno, "[%s]: unexpected text after the "
+		    "section header", section);
+	} else if (!config_section_known(section)) {
+		config_section_list(list, sizeof(list));
+		config_error(ld, ld->lineno, "[%s]: unknown section (known: "
+		    "%s)", section, list);
+	} else {
+		ld->skip_section = false;
+	}
+}
+
+/* Returns false when inih must not see the line. */
+static bool
+config_check_line(struct config_load *ld, const char *line)
+{
+	const char *s = line, *end;
+
+	if (ld->lineno == 1 && ini_allow_bom &&
+	    strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (config_is_comment(s))
+		return true;
+	if (*s == '[') {
+		config_check_header(ld, s);
+		/* inih must not move on to a section we refused. */
+		return !ld->skip_section;
+	}
+	end = config_find(s, "=:");
+	if (*end != '=' && *end != ':') {
+		config_error(ld, ld->lineno, "expected \"key = value\", a "
+		    "[section] header or a comment");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * inih's reader: whole lines only, so a line longer than inih's buffer is
+ * reported rather than split into two lines, and lineno stays exact.
+ */
+static char *
+config_read_line(char *buf, int size, void *stream)
+{
+	struct config_load *ld = stream;
+	size_t n = 0, max = size > 2 ? (size_t)size - 2 : 0;
+	bool too_long = false, nul = false;
+	int c;
+
+	while ((c = getc(ld->in)) != EOF && c != '\n') {
+		nul = nul || c == '\0';
+		if (n < max)
+			buf[n++] = (char)c;
+		else
+			too_long = true;
+	}
+	if (c == EOF && ferror(ld->in) && ld->read_errno == 0)
+		ld->read_errno = errno;
+	if (c == EOF && n == 0 && !too_long)
+		return NULL;
+	ld->lineno++;
+	buf[n++] = '\n';
+	buf[n] = '\0';
+	if (too_long)
+		config_error(ld, ld->lineno, "line too long (the limit is %zu "
+		    "characters)", max);
+	else if (nul)
+		config_error(ld, ld->lineno, "line contains a NUL byte");
+	if (too_long || nul || !config_check_line(ld, buf))
+		buf[0] = '\0';
+	return buf;
+}
+
+/* Returns -1 when the file could not be read at all. */
+static int
+config_read(struct config_load *ld)
+{
+	int rc;
+
+	ld->in = fopen(ld->path, "r");
+	if (ld->in == NULL) {
+		config_error(ld, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	/* A continuation line would be counted as its own line by us but
+	 * folded into the previous value by inih. */
+	ini_allow_multiline = false;
+	rc = ini_parse_stream(config_read_line, ld, config_handle, ld);
+	if (ld->read_errno != 0) {
+		config_error(ld, 0, "cannot read: %s",
+		    strerror(ld->read_errno));
+		rc = -1;
+	} else if (rc == -2) {
+		config_error(ld, 0, "out of memory");
+	} else if (rc > 0 && ld->nerrors == 0) {
+		config_error(ld, (unsigned)rc, "syntax error");
+	}
+	fclose(ld->in);
+	ld->in = NULL;
+	return rc == -1 ? -1 : 0;
+}
+
+static void
+config_check_users(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t method = config_row_index("auth", "method");
+	size_t file = config_row_index("auth", "users_file");
+
+	if (cfg->auth_method != AUTH_PASSWORD || ld->row_bad[file])
+		return;
+	if (cfg->users_file == NULL) {
+		config_error(ld, ld->row_line[method], "[auth] method: "
+		    "password needs [auth] users_file");
+		return;
+	}
+	cfg->users = users_load(cfg->users_file, ld->errors);
+	if (cfg->users == NULL)
+		config_error(ld, ld->row_line[file], "[auth] users_file: "
+		    "cannot load users from %s", cfg->users_file);
+	else if (users_count(cfg->users) == 0)
+		config_error(ld, ld->row_line[file], "[auth] users_file: "
+		    "%s has no users, so nobody could log in",
+		    cfg->users_file);
+}
+
+static void
+config_check_open(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t listen = config_row_index("server", "listen");
+	char text[ADDR_STRLEN];
+
+	/* A bad method or allow_open is reported already; guessing the
+	 * intent would only add a confusing second error. */
+	if (cfg->auth_method != AUTH_NONE || cfg->allow_open ||
+	    ld->row_bad[listen] ||
+	    ld->row_bad[config_row_index("auth", "method")] ||
+	    ld->row_bad[config_row_index("server", "allow_open")])
+		return;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		const struct sockaddr *sa =
+		    (const struct sockaddr *)&cfg->listen[i].ss;
+
+		if (config_addr_is_loopback(sa))
+			continue;
+		addr_format(sa, text, sizeof(text));
+		config_error(ld, ld->row_line[listen], "[server] listen: %s is "
+		    "not a loopback address and [auth] method = none: this "
+		    "would be an open proxy; set [auth] method = password, or "
+		    "allow_open = yes if that is intended", text);
+	}
+}
+
+static char *
+config_dir_of(const char *path)
+{
+	char *copy = strdup(path), *dir;
+
+	if (copy == NULL)
+		return NULL;
+	dir = strdup(dirname(copy));
+	free(copy);
+	return dir;
+}
+
+struct config *
+config_load(const char *path, FILE *errors)
+{
+	struct config_load ld = { .path = path, .errors = errors };
+
+	ld.cfg = calloc(1, sizeof(*ld.cfg));
+	if (ld.cfg == NULL || (ld.cfg->path = strdup(path)) == NULL ||
+	    (ld.dir = config_dir_of(path)) == NULL) {
+		config_error(&ld, 0, "out of memory");
+		config_free(ld.cfg);
+		free(ld.dir);
+		return NULL;
+	}
+	config_apply_defaults(&ld, NULL, ld.cfg);
+	if (config_read(&ld) == 0) {
+		config_check_users(&ld);
+		config_check_open(&ld);
+	}
+	free(ld.dir);
+	if (ld.nerrors > 0) {
+		config_free(ld.cfg);
+		return NULL;
+	}
+	return ld.cfg;
+}
+
+void
+config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < CONFIG_NROWS; i++)
+		if (!config_rows[i].named)
+			config_value_free(&config_rows[i], cfg);
+	if (cfg->users != NULL)
+		users_free(cfg->users);
+	free(cfg->path);
+	free(cfg);
+}

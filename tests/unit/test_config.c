@@ -1,0 +1,813 @@
+/*
+ * Unit tests for the config loader: defaults, every key, every kind of bad
+ * value and line, the open proxy guard, the users file, and the shipped
+ * conf/socks5d.conf. Config files are written to a fresh temp dir.
+ */
+#include <ares.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/auth.h"
+#include "socks5d/config.h"
+#include "socks5d/log.h"
+#include "socks5d/config_values.h"
+
+static char test_dir[] = "/tmp/socks5d-test-config-XXXXXX";
+static char test_users_line[crypto_pwhash_STRBYTES + 16];
+static unsigned test_nfiles;
+
+/* The result of loading one config text. */
+struct loaded {
+	char path[256];
+	struct config *cfg;
+	char *errs;
+	size_t errlen;
+};
+
+static void
+test_write(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_load_path(struct loaded *l, const char *path)
+{
+	FILE *errors;
+
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	errors = open_memstream(&l->errs, &l->errlen);
+	assert_non_null(errors);
+	l->cfg = config_load(path, errors);
+	assert_int_equal(fclose(errors), 0);
+}
+
+static void
+test_load(struct loaded *l, const char *text)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/t%u.conf", test_dir, ++test_nfiles);
+	test_write(path, text);
+	test_load_path(l, path);
+}
+
+static void
+test_done(struct loaded *l)
+{
+	config_free(l->cfg);
+	free(l->errs);
+	l->cfg = NULL;
+	l->errs = NULL;
+}
+
+static unsigned
+test_count_lines(const char *s)
+{
+	unsigned n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Fails showing all errors unless one starts "path:line: what". */
+static void
+test_has_error(const struct loaded *l, unsigned line, const char *what)
+{
+	char want[512];
+
+	if (line > 0)
+		snprintf(want, sizeof(want), "%s:%u: %s", l->path, line, what);
+	else
+		snprintf(want, sizeof(want), "%s: %s", l->path, what);
+	if (strstr(l->errs, want) == NULL)
+		fail_msg("expected \"%s\" among errors:\n%s", want, l->errs);
+}
+
+static void
+test_loads_clean(const struct loaded *l)
+{
+	if (l->cfg == NULL || l->errlen != 0)
+		fail_msg("expected a clean load of %s, got:\n%s", l->path,
+		    l->errs);
+}
+
+/* A file with one bad value on line 3 gives exactly one error. */
+static void
+test_bad_value(const char *section, const char *key, const char *value,
+    const char *why)
+{
+	struct loaded l;
+	char text[1024], what[512];
+
+	snprintf(text, sizeof(text), "[%s]\n; the next line is wrong\n"
+	    "%s = %s\n", section, key, value);
+	test_load(&l, text);
+	snprintf(what, sizeof(what), "[%s] %s: %s", section, key, why);
+	if (l.cfg != NULL)
+		fail_msg("%s = %s was accepted", key, value);
+	test_has_error(&l, 3, what);
+	if (test_count_lines(l.errs) != 1)
+		fail_msg("expected one error, got:\n%s", l.errs);
+	test_done(&l);
+}
+
+static const char *
+test_addr_text(const struct config_addr *a, char *buf)
+{
+	addr_format((const struct sockaddr *)&a->ss, buf, ADDR_STRLEN);
+	return buf;
+}
+
+static void
+test_defaults(void **state)
+{
+	struct loaded l;
+	char buf[ADDR_STRLEN];
+
+	(void)state;
+	test_load(&l, "");
+	test_loads_clean(&l);
+	assert_string_equal(l.cfg->path, l.path);
+	assert_int_equal(l.cfg->nlisten, 2);
+	assert_string_equal(test_addr_text(&l.cfg->listen[0], buf),
+	    "127.0.0.1:1080");
+	assert_string_equal(test_addr_text(&l.cfg->listen[1], buf),
+	    "[::1]:1080");
+	assert_int_equal(l.cfg->listen[0].len, sizeof(struct sockaddr_in));
+	assert_int_equal(l.cfg->listen[1].len, sizeof(struct sockaddr_in6));
+	assert_int_equal(l.cfg->max_clients, 10000);
+	assert_int_equal(l.cfg->relay, RELAY_SPLICE);
+	assert_int_equal(l.cfg->log_level, LOG_LEVEL_INFO);
+	assert_false(l.cfg->allow_open);
+	assert_int_equal(l.cfg->auth_method, AUTH_NONE);
+	assert_string_equal(l.cfg->users_file, "/etc/socks5d/users");
+	assert_null(l.cfg->users);
+	assert_int_equal(l.cfg->timeout_handshake, 10);
+	assert_int_equal(l.cfg->timeout_connect, 10);
+	assert_int_equal(l.cfg->timeout_idle, 300);
+	assert_null(l.cfg->dns_servers);
+	assert_int_equal(l.cfg->dns_timeout, 5);
+	assert_int_equal(l.cfg->dns_family, DNS_FAMILY_AUTO);
+	assert_int_equal(l.cfg->bind_ipv4.len, 0);
+	assert_int_equal(l.cfg->bind_ipv6.len, 0);
+	test_done(&l);
+}
+
+static void
+test_every_key(void **state)
+{
+	struct loaded l;
+	char buf[ADDR_STRLEN];
+
+	(void)state;
+	test_load(&l,
+	    "[server]\n"
+	    "listen = 0.0.0.0:1081, [::]:1082, [2001:db8::1]:65535\n"
+	    "max_clients = 1000000\n"
+	    "relay = copy\n"
+	    "log_level = debug\n"
+	    "allow_open = yes\n"
+	    "[auth]\n"
+	    "method = none\n"
+	    "[timeouts]\n"
+	    "handshake = 1\n"
+	    "connect = 86400\n"
+	    "idle = 77\n"
+	    "[dns]\n"
+	    "servers = 127.0.0.1:5353, [::1], 10.0.0.1 ,[2001:db8::1]:5300\n"
+	    "timeout = 300\n"
+	    "family = ipv6\n"
+	    "[outbound]\n"
+	    "bind_ipv4 = 192.0.2.7\n"
+	    "bind_ipv6 = 2001:db8::7\n");
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->nlisten, 3);
+	assert_string_equal(test_addr_text(&l.cfg->listen[0], buf),
+	    "0.0.0.0:1081");
+	assert_string_equal(test_addr_text(&l.cfg->listen[1], buf),
+	    "[::]:1082");
+	assert_string_equal(test_addr_text(&l.cfg->listen[2], buf),
+	    "[2001:db8::1]:65535");
+	assert_int_equal(l.cfg->max_clients, 1000000);
+	assert_int_equal(l.cfg->relay, RELAY_COPY);
+	assert_int_equal(l.cfg->log_level, LOG_LEVEL_DEBUG);
+	assert_true(l.cfg->allow_open);
+	assert_int_equal(l.cfg->timeout_handshake, 1);
+	assert_int_equal(l.cfg->timeout_connect, 86400);
+	assert_int_equal(l.cfg->timeout_idle, 77);
+	assert_string_equal(l.cfg->dns_servers,
+	    "127.0.0.1:5353,::1,10.0.0.1,[2001:db8::1]:5300");
+	assert_int_equal(l.cfg->dns_timeout, 300);
+	assert_int_equal(l.cfg->dns_family, DNS_FAMILY_IPV6);
+	assert_int_equal(l.cfg->bind_ipv4.ss.ss_family, AF_INET);
+	assert_int_equal(l.cfg->bind_ipv4.len, sizeof(struct sockaddr_in));
+	assert_string_equal(test_addr_text(&l.cfg->bind_ipv4, buf),
+	    "192.0.2.7:0");
+	assert_int_equal(l.cfg->bind_ipv6.ss.ss_family, AF_INET6);
+	assert_int_equal(l.cfg->bind_ipv6.len, sizeof(struct sockaddr_in6));
+	assert_string_equal(test_addr_text(&l.cfg->bind_ipv6, buf),
+	    "[2001:db8::7]:0");
+	test_done(&l);
+}
+
+static void
+test_enum_values(void **state)
+{
+	static const struct {
+		const char *line;
+		size_t offset;
+		int value;
+	} cases[] = {
+		{ "[server]\nrelay = splice", offsetof(struct config, relay),
+		  RELAY_SPLICE },
+		{ "[server]\nrelay = COPY", offsetof(struct config, relay),
+		  RELAY_COPY },
+		{ "[server]\nlog_level = error",
+		  offsetof(struct config, log_level), LOG_LEVEL_ERROR },
+		{ "[server]\nlog_level = warn",
+		  offsetof(struct config, log_level), LOG_LEVEL_WARN },
+		{ "[server]\nlog_level = info",
+		  offsetof(struct config, log_level), LOG_LEVEL_INFO },
+		{ "[dns]\nfamily = ipv4", offsetof(struct config, dns_family),
+		  DNS_FAMILY_IPV4 },
+		{ "[dns]\nfamily = auto", offsetof(struct config, dns_family),
+		  DNS_FAMILY_AUTO },
+	};
+	struct loaded l;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_load(&l, cases[i].line);
+		test_loads_clean(&l);
+		assert_int_equal(*(int *)((char *)l.cfg + cases[i].offset),
+		    cases[i].value);
+		test_done(&l);
+	}
+	/* log_level must agree with log.h's own parser. */
+	assert_int_equal(log_level_parse("debug"), LOG_LEVEL_DEBUG);
+}
+
+static void
+test_bool_words(void **state)
+{
+	static const struct {
+		const char *word;
+		bool value;
+	} cases[] = {
+		{ "yes", true }, { "true", true }, { "on", true },
+		{ "1", true }, { "YES", true }, { "True", true },
+		{ "no", false }, { "false", false }, { "off", false },
+		{ "0", false }, { "No", false },
+	};
+	struct loaded l;
+	char text[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "[server]\nallow_open = %s\n",
+		    cases[i].word);
+		test_load(&l, text);
+		test_loads_clean(&l);
+		assert_int_equal(l.cfg->allow_open, cases[i].value);
+		test_done(&l);
+	}
+}
+
+static void
+test_bad_numbers(void **state)
+{
+	static const char *const bad[] = {
+		"abc", "0", "1000001", "-1", "+5", "10x", "1 0", "0x10",
+		"99999999999999999999999", "",
+	};
+	char why[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(why, sizeof(why), "must be a number from 1 to "
+		    "1000000, got \"%s\"", bad[i]);
+		test_bad_value("server", "max_clients", bad[i], why);
+	}
+	test_bad_value("timeouts", "handshake", "0",
+	    "must be a number from 1 to 86400, got \"0\"");
+	test_bad_value("timeouts", "connect", "86401",
+	    "must be a number from 1 to 86400, got \"86401\"");
+	test_bad_value("timeouts", "idle", "5m",
+	    "must be a number from 1 to 86400, got \"5m\"");
+	test_bad_value("dns", "timeout", "301",
+	    "must be a number from 1 to 300, got \"301\"");
+}
+
+static void
+test_bad_enums_and_bools(void **state)
+{
+	(void)state;
+	test_bad_value("server", "relay", "sendfile",
+	    "must be one of splice, copy; got \"sendfile\"");
+	test_bad_value("server", "log_level", "verbose",
+	    "must be one of error, warn, info, debug; got \"verbose\"");
+	test_bad_value("auth", "method", "pam",
+	    "must be one of none, password; got \"pam\"");
+	test_bad_value("dns", "family", "both",
+	    "must be one of auto, ipv4, ipv6; got \"both\"");
+	test_bad_value("server", "allow_open", "maybe",
+	    "must be yes or no (or true/false, on/off, 1/0), got \"maybe\"");
+	test_bad_value("server", "allow_open", "",
+	    "must be yes or no (or true/false, on/off, 1/0), got \"\"");
+}
+
+static void
+test_bad_listen(void **state)
+{
+	static const char *const bad[] = {
+		"1.2.3.4", "localhost:1080", "::1:1080", "[::1]:0",
+		"1.2.3.4:65536", "1.2.3.4:80x", "[1.2.3.4]:80", "[::1]1080",
+		"1.2.3:80", "1.2.3.4:",
+	};
+	char why[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(why, sizeof(why), "\"%s\" is not an IP:port", bad[i]);
+		test_bad_value("server", "listen", bad[i], why);
+	}
+	test_bad_value("server", "listen", "",
+	    "must list at least one address:port");
+	test_bad_value("server", "listen", "127.0.0.1:1080,",
+	    "empty item in the list");
+	test_bad_value("server", "listen", "127.0.0.1:1080, , [::1]:1080",
+	    "empty item in the list");
+	test_bad_value("server", "listen", "127.0.0.1:1080, 127.0.0.1:1080",
+	    "\"127.0.0.1:1080\" is listed twice");
+	test_bad_value("server", "listen", "[::1]:1, [0:0::1]:1",
+	    "\"[0:0::1]:1\" is listed twice");
+}
+
+/* The line limit keeps 33 addresses off one line; test the row itself. */
+static void
+test_listen_limit(void **state)
+{
+	const struct config_row row = {
+		.section = "server", .key = "listen", .type = CONFIG_LISTEN,
+		.offset = offsetof(struct config, listen),
+		.count_offset = offsetof(struct config, nlisten),
+		.max = CONFIG_MAX_LISTEN,
+	};
+	struct config cfg = { .nlisten = 0 };
+	char value[2048], why[256];
+	size_t off = 0;
+
+	(void)state;
+	for (unsigned i = 0; i < CONFIG_MAX_LISTEN; i++)
+		off += (size_t)snprintf(value + off, sizeof(value) - off,
+		    "%s127.0.0.1:%u", i > 0 ? "," : "", 1000 + i);
+	assert_int_equal(config_value_parse(&row, &cfg, value, ".", why,
+	    sizeof(why)), 0);
+	assert_int_equal(cfg.nlisten, CONFIG_MAX_LISTEN);
+	snprintf(value + off, sizeof(value) - off, ",127.0.0.1:2000");
+	assert_int_equal(config_value_parse(&row, &cfg, value, ".", why,
+	    sizeof(why)), -1);
+	assert_string_equal(why, "more than 32 addresses");
+	assert_int_equal(cfg.nlisten, CONFIG_MAX_LISTEN);
+}
+
+static void
+test_bad_ips(void **state)
+{
+	(void)state;
+	test_bad_value("outbound", "bind_ipv4", "::1",
+	    "must be an IPv4 address literal, got \"::1\"");
+	test_bad_value("outbound", "bind_ipv4", "192.0.2.1:80",
+	    "must be an IPv4 address literal, got \"192.0.2.1:80\"");
+	test_bad_value("outbound", "bind_ipv4", "example.com",
+	    "must be an IPv4 address literal, got \"example.com\"");
+	test_bad_value("outbound", "bind_ipv6", "192.0.2.1",
+	    "must be an IPv6 address literal without brackets, got "
+	    "\"192.0.2.1\"");
+	test_bad_value("outbound", "bind_ipv6", "[::1]",
+	    "must be an IPv6 address literal without brackets, got \"[::1]\"");
+}
+
+static void
+test_bad_dns(void **state)
+{
+	static const char *const bad[] = {
+		"1.2.3.4:0", "::1", "dns.google", "[::1", "[1.2.3.4]",
+		"[::1]:65536", "1.2.3.4:53:53", "[]",
+	};
+	char why[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(why, sizeof(why), "\"%s\" is not an IP or IP:port",
+		    bad[i]);
+		test_bad_value("dns", "servers", bad[i], why);
+	}
+	test_bad_value("dns", "servers", "1.1.1.1,,8.8.8.8",
+	    "empty item in the list");
+}
+
+/* What we store must be what c-ares will take. */
+static void
+test_dns_csv_for_cares(void **state)
+{
+	struct ares_addr_port_node *servers = NULL;
+	struct ares_options opts;
+	ares_channel channel;
+	struct loaded l;
+	int n = 0;
+
+	(void)state;
+	test_load(&l, "[dns]\nservers = [::1], 1.2.3.4, [::1]:5300, "
+	    "9.9.9.9:53\n");
+	test_loads_clean(&l);
+	assert_string_equal(l.cfg->dns_servers, "::1,1.2.3.4,[::1]:5300,"
+	    "9.9.9.9:53");
+	assert_int_equal(ares_library_init(ARES_LIB_INIT_ALL), ARES_SUCCESS);
+	memset(&opts, 0, sizeof(opts));
+	assert_int_equal(ares_init_options(&channel, &opts, 0), ARES_SUCCESS);
+	assert_int_equal(ares_set_servers_ports_csv(channel,
+	    l.cfg->dns_servers), ARES_SUCCESS);
+	assert_int_equal(ares_get_servers_ports(channel, &servers),
+	    ARES_SUCCESS);
+	for (struct ares_addr_port_node *s = servers; s != NULL; s = s->next)
+		n++;
+	assert_int_equal(n, 4);
+	ares_free_data(servers);
+	ares_destroy(channel);
+	ares_library_cleanup();
+	test_done(&l);
+}
+
+static void
+test_unknown_section_and_key(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l,
+	    "[server]\n"
+	    "max_clients = 5\n"
+	    "[bogus]\n"
+	    "foo = 1\n"
+	    "bar = 2\n"
+	    "[dns]\n"
+	    "timeout = 7\n"
+	    "nope = 1\n"
+	    "[rule office]\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "[bogus]: unknown section (known: [server], "
+	    "[auth], [timeouts], [dns], [outbound])");
+	test_has_error(&l, 8, "[dns] nope: unknown key");
+	test_has_error(&l, 9, "[rule office]: unknown section");
+	/* Keys under an unknown section are not errors of their own. */
+	assert_int_equal(test_count_lines(l.errs), 3);
+	test_done(&l);
+}
+
+static void
+test_bad_lines(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l,
+	    "max_clients = 5\n"
+	    "[server]\n"
+	    "just some words\n"
+	    "[server\n"
+	    "relay = copy\n"
+	    "[server] trailing\n"
+	    "[ server ]\n"
+	    "= 5\n"
+	    "relay = copy\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 1, "max_clients: keys must follow a [section] "
+	    "header");
+	test_has_error(&l, 3, "expected \"key = value\", a [section] header "
+	    "or a comment");
+	test_has_error(&l, 4, "section header without a closing ']'");
+	test_has_error(&l, 6, "[server]: unexpected text after the section "
+	    "header");
+	test_has_error(&l, 8, "[server]: missing key name before '='");
+	assert_int_equal(test_count_lines(l.errs), 5);
+	test_done(&l);
+}
+
+static void
+test_long_line(void **state)
+{
+	struct loaded l;
+	char text[4096];
+
+	(void)state;
+	/* Well under the limit is fine... */
+	snprintf(text, sizeof(text), "[server]\n;%0150d\nmax_clients = 3\n", 0);
+	test_load(&l, text);
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->max_clients, 3);
+	test_done(&l);
+
+	/* ...far over it is an error on that line, and counting goes on. */
+	snprintf(text, sizeof(text), "[server]\n; c\nmax_clients = 5 ; %0*d\n"
+	    "relay = bogus\nmax_clients = 6\n", 3000, 0);
+	test_load(&l, text);
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "line too long");
+	test_has_error(&l, 4, "[server] relay: must be one of");
+	assert_int_equal(test_count_lines(l.errs), 2);
+	test_done(&l);
+}
+
+static void
+test_every_error_reported(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l,
+	    "[server]\n"
+	    "max_clients = many\n"
+	    "relay = copy\n"
+	    "log_level = loud\n"
+	    "[timeouts]\n"
+	    "idle = 0\n"
+	    "[outbound]\n"
+	    "bind_ipv4 = nowhere\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 2, "[server] max_clients: must be a number from 1 "
+	    "to 1000000, got \"many\"");
+	test_has_error(&l, 4, "[server] log_level: ");
+	test_has_error(&l, 6, "[timeouts] idle: ");
+	test_has_error(&l, 8, "[outbound] bind_ipv4: ");
+	assert_int_equal(test_count_lines(l.errs), 4);
+	test_done(&l);
+}
+
+static void
+test_no_continuation_lines(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l, "[dns]\nservers = 1.1.1.1\n  8.8.8.8\ntimeout = x\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "expected \"key = value\"");
+	test_has_error(&l, 4, "[dns] timeout: ");
+	assert_int_equal(test_count_lines(l.errs), 2);
+	test_done(&l);
+}
+
+static void
+test_syntax_details(void **state)
+{
+	struct loaded l;
+	char buf[ADDR_STRLEN];
+
+	(void)state;
+	test_load(&l,
+	    "\xEF\xBB\xBF; a BOM, CRLF lines, comments and spaces\r\n"
+	    "# hash comment\r\n"
+	    "[ server ]   ; comment\r\n"
+	    "   max_clients   =   42   ; comment\r\n"
+	    "max_clients = 43\r\n"
+	    "listen =  127.0.0.1:1080 ,  [::1]:1081 ; two\r\n"
+	    "\r\n"
+	    "log_level: warn\r\n");
+	test_loads_clean(&l);
+	/* A key given twice: the later one wins. */
+	assert_int_equal(l.cfg->max_clients, 43);
+	assert_int_equal(l.cfg->nlisten, 2);
+	assert_string_equal(test_addr_text(&l.cfg->listen[1], buf),
+	    "[::1]:1081");
+	assert_int_equal(l.cfg->log_level, LOG_LEVEL_WARN);
+	test_done(&l);
+}
+
+static void
+test_unreadable(void **state)
+{
+	struct loaded l;
+	char want[512];
+
+	(void)state;
+	test_load_path(&l, "/nonexistent/socks5d.conf");
+	assert_null(l.cfg);
+	assert_string_equal(l.errs, "/nonexistent/socks5d.conf: cannot open: "
+	    "No such file or directory\n");
+	test_done(&l);
+
+	test_load_path(&l, test_dir);
+	assert_null(l.cfg);
+	snprintf(want, sizeof(want), "%s: cannot read: %s\n", test_dir,
+	    strerror(EISDIR));
+	assert_string_equal(l.errs, want);
+	test_done(&l);
+}
+
+static void
+test_open_proxy_guard(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l, "[server]\nlisten = 0.0.0.0:1080\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 2, "[server] listen: 0.0.0.0:1080 is not a "
+	    "loopback address and [auth] method = none: this would be an open "
+	    "proxy; set [auth] method = password, or allow_open = yes if that "
+	    "is intended");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	test_load(&l, "[auth]\nmethod = none\n[server]\n; x\n"
+	    "listen = [::]:1080\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 5, "[server] listen: [::]:1080 is not a loopback "
+	    "address");
+	test_done(&l);
+
+	test_load(&l, "[server]\nlisten = 127.0.0.1:1080, 10.1.2.3:1080\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 2, "[server] listen: 10.1.2.3:1080 is not");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	test_load(&l, "[server]\nlisten = 0.0.0.0:1080, [::]:1080\n"
+	    "allow_open = yes\n");
+	test_loads_clean(&l);
+	test_done(&l);
+
+	test_load(&l, "[server]\nlisten = 127.9.8.7:1080, [::1]:1080, "
+	    "[::ffff:127.0.0.1]:1081\n");
+	test_loads_clean(&l);
+	test_done(&l);
+}
+
+/* A users file with one real argon2id line; returns its path. */
+static void
+test_write_users(char *path, size_t pathlen, const char *name)
+{
+	char text[512];
+
+	snprintf(path, pathlen, "%s/%s", test_dir, name);
+	snprintf(text, sizeof(text), "# test users\nalice:%s\n",
+	    test_users_line);
+	test_write(path, text);
+	assert_int_equal(chmod(path, 0600), 0);
+}
+
+static void
+test_password(void **state)
+{
+	struct loaded l;
+	char users[256], text[512], want[640];
+
+	(void)state;
+	test_write_users(users, sizeof(users), "users");
+
+	/* Without users_file the default path is used; here it does not
+	 * exist, and the error says which key to fix. */
+	test_load(&l, "[auth]\nmethod = password\n");
+	assert_null(l.cfg);
+	assert_non_null(strstr(l.errs, "[auth] users_file: cannot load users "
+	    "from /etc/socks5d/users"));
+	test_done(&l);
+
+	test_load(&l, "[auth]\nmethod = password\n"
+	    "users_file = /nonexistent/users\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "[auth] users_file: cannot load users from "
+	    "/nonexistent/users");
+	test_done(&l);
+
+	snprintf(text, sizeof(text), "[server]\nlisten = 0.0.0.0:1080\n"
+	    "[auth]\nmethod = password\nusers_file = %s\n", users);
+	test_load(&l, text);
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->auth_method, AUTH_PASSWORD);
+	assert_string_equal(l.cfg->users_file, users);
+	assert_non_null(l.cfg->users);
+	assert_int_equal(users_count(l.cfg->users), 1);
+	test_done(&l);
+
+	/* Relative to the config file's directory, not the cwd. */
+	test_load(&l, "[auth]\nmethod = password\nusers_file = users\n");
+	test_loads_clean(&l);
+	assert_string_equal(l.cfg->users_file, users);
+	assert_non_null(l.cfg->users);
+	test_done(&l);
+
+	/* A users file with nobody in it would lock everyone out. */
+	snprintf(text, sizeof(text), "%s/empty-users", test_dir);
+	test_write(text, "# nobody yet\n");
+	assert_int_equal(chmod(text, 0600), 0);
+	test_load(&l, "[auth]\nmethod = password\nusers_file = empty-users\n");
+	assert_null(l.cfg);
+	snprintf(want, sizeof(want), "[auth] users_file: %s has no users, "
+	    "so nobody could log in", text);
+	test_has_error(&l, 3, want);
+	test_done(&l);
+
+	/* With method = none the file is not even read. */
+	test_load(&l, "[auth]\nusers_file = /nonexistent/users\n");
+	test_loads_clean(&l);
+	assert_null(l.cfg->users);
+	test_done(&l);
+}
+
+static void
+test_shipped_conf(void **state)
+{
+	struct loaded l;
+	char buf[ADDR_STRLEN];
+
+	(void)state;
+	test_load_path(&l, "conf/socks5d.conf");
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->nlisten, 2);
+	assert_string_equal(test_addr_text(&l.cfg->listen[0], buf),
+	    "127.0.0.1:1080");
+	assert_string_equal(test_addr_text(&l.cfg->listen[1], buf),
+	    "[::1]:1080");
+	assert_int_equal(l.cfg->auth_method, AUTH_NONE);
+	test_done(&l);
+	config_free(NULL);
+}
+
+static int
+test_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+test_setup(void **state)
+{
+	(void)state;
+	if (mkdtemp(test_dir) == NULL || sodium_init() < 0)
+		return -1;
+	strcpy(test_users_line, "");
+	return crypto_pwhash_str(test_users_line, "secret", 6,
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE);
+}
+
+static int
+test_teardown(void **state)
+{
+	(void)state;
+	return nftw(test_dir, test_rm, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_enum_values),
+		cmocka_unit_test(test_bool_words),
+		cmocka_unit_test(test_bad_numbers),
+		cmocka_unit_test(test_bad_enums_and_bools),
+		cmocka_unit_test(test_bad_listen),
+		cmocka_unit_test(test_listen_limit),
+		cmocka_unit_test(test_bad_ips),
+		cmocka_unit_test(test_bad_dns),
+		cmocka_unit_test(test_dns_csv_for_cares),
+		cmocka_unit_test(test_unknown_section_and_key),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_every_error_reported),
+		cmocka_unit_test(test_no_continuation_lines),
+		cmocka_unit_test(test_syntax_details),
+		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_open_proxy_guard),
+		cmocka_unit_test(test_password),
+		cmocka_unit_test(test_shipped_conf),
+	};
+
+	return cmocka_run_group_tests(tests, test_setup, test_teardown);
+}
