@@ -26,6 +26,9 @@
 
 static ev_timer accept_pause_timer;
 static bool accept_paused;
+/* Set from the first EMFILE until an accept succeeds again: one warning
+ * per episode, however many pauses it takes. */
+static bool fd_exhausted;
 static ev_tstamp last_limit_log;
 static unsigned long limit_hits;
 
@@ -82,8 +85,10 @@ listener_pause(struct server *srv)
 {
 	if (accept_paused)
 		return;
-	log_warnx("out of file descriptors: pausing accept for %.1fs",
-	    ACCEPT_PAUSE_SECONDS);
+	if (!fd_exhausted)
+		log_warnx("out of file descriptors: accepting paused, retrying "
+		    "every %.1fs", ACCEPT_PAUSE_SECONDS);
+	fd_exhausted = true;
 	accept_paused = true;
 	listener_stop_all(srv);
 	ev_timer_set(&accept_pause_timer, ACCEPT_PAUSE_SECONDS, 0.);
@@ -130,6 +135,10 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    errno != ECONNABORTED)
 				log_warn("accept");
 			return;
+		}
+		if (fd_exhausted) {
+			log_info("file descriptors available again: accepting");
+			fd_exhausted = false;
 		}
 		if (srv->nsessions >= srv->cfg->max_clients) {
 			listener_reject(srv, fd);
