@@ -15,11 +15,7 @@
 #include "socks5d/log.h"
 #include "socks5d/relay.h"
 
-#define RELAY_OF(w, member) \
-	((struct relay *)((char *)(w) - offsetof(struct relay, member)))
-
-static void relay_client_cb(struct ev_loop *loop, ev_io *w, int revents);
-static void relay_target_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 static void
 relay_dir_init(struct relay_dir *d, int from, int to)
@@ -62,6 +58,11 @@ relay_errno_reason(int err)
 		return "reset";
 	case ETIMEDOUT:
 		return "timeout";
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+		log_warnx("relay: out of memory or descriptors");
+		return "nomem";
 	default:
 		return "error";
 	}
@@ -92,14 +93,56 @@ relay_dir_finish(struct relay_dir *d)
 	}
 }
 
-static const char *relay_pump_copy(struct relay *r, struct relay_dir *d);
-
-/* Move what can be moved now in one direction through its pipe. Returns
- * NULL, or the reason the relay must end. */
-static const char *
-relay_pump_splice(struct relay *r, struct relay_dir *d)
+/* Read from d->from into the pipe or buffer; read(2) conventions. */
+static ssize_t
+relay_fill(struct relay *r, struct relay_dir *d)
 {
-	const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+	size_t end = d->off + d->pending;
+
+	if (r->mode == RELAY_SPLICE) {
+		if (d->pipe[0] == -1 && pipe_pool_get(r->pipes, d->pipe) == -1)
+			return -1;
+		return splice(d->from, NULL, d->pipe[1], NULL,
+		    r->pipes->pipe_size - d->pending,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	}
+	if (d->buf == NULL && (d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL)
+		return -1;
+	return read(d->from, d->buf + end, RELAY_COPY_BUFSIZE - end);
+}
+
+/* Write pending bytes to d->to; write(2) conventions. */
+static ssize_t
+relay_drain(struct relay *r, struct relay_dir *d)
+{
+	if (r->mode == RELAY_SPLICE)
+		return splice(d->pipe[0], NULL, d->to, NULL, d->pending,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	return write(d->to, d->buf + d->off, d->pending);
+}
+
+/* Nothing in flight: give the pipe or buffer back, so an idle session
+ * holds neither. */
+static void
+relay_dir_idle(struct relay *r, struct relay_dir *d)
+{
+	if (d->pending != 0)
+		return;
+	d->off = 0;
+	pipe_pool_put(r->pipes, d->pipe);
+	free(d->buf);
+	d->buf = NULL;
+}
+
+/*
+ * Move what can be moved now in one direction. Returns NULL, or the reason
+ * the relay must end.
+ */
+static const char *
+relay_pump(struct relay *r, struct relay_dir *d)
+{
+	uint64_t before = d->bytes;
+	bool was_eof = d->eof;
 	size_t moved = 0;
 	ssize_t n;
 
@@ -107,28 +150,22 @@ relay_pump_splice(struct relay *r, struct relay_dir *d)
 		bool filled = false, write_blocked = false;
 
 		if (relay_dir_wants_read(r, d)) {
-			if (d->pipe[0] == -1 &&
-			    pipe_pool_get(r->pipes, d->pipe) == -1) {
-				log_warn("%s: pipe", __func__);
-				return "nomem";
-			}
-			n = splice(d->from, NULL, d->pipe[1], NULL,
-			    r->pipes->pipe_size - d->pending, flags);
+			n = relay_fill(r, d);
 			if (n > 0) {
 				d->pending += (size_t)n;
 				moved += (size_t)n;
 				filled = true;
 			} else if (n == 0) {
 				d->eof = true;
-			} else if (errno == EINVAL && r->up.pending == 0 &&
-			    r->down.pending == 0) {
+			} else if (errno == EINVAL && r->mode == RELAY_SPLICE &&
+			    r->up.pending == 0 && r->down.pending == 0) {
 				/* This socket cannot splice: copy instead,
 				 * for the whole relay. */
 				log_debug("%s: splice refused, copying",
 				    __func__);
-				pipe_pool_put(r->pipes, d->pipe);
+				relay_dir_idle(r, d);
 				r->mode = RELAY_COPY;
-				return relay_pump_copy(r, d);
+				continue;
 			} else if (errno == EAGAIN && d->pending > 0) {
 				/* Either the socket is empty or the pipe is
 				 * full: a pipe holds a fixed number of
@@ -141,10 +178,10 @@ relay_pump_splice(struct relay *r, struct relay_dir *d)
 			}
 		}
 		if (d->pending > 0) {
-			n = splice(d->pipe[0], NULL, d->to, NULL, d->pending,
-			    flags);
+			n = relay_drain(r, d);
 			if (n > 0) {
 				d->pending -= (size_t)n;
+				d->off += (size_t)n;
 				d->bytes += (uint64_t)n;
 				d->stalled = false;
 			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -153,82 +190,16 @@ relay_pump_splice(struct relay *r, struct relay_dir *d)
 				return relay_errno_reason(n < 0 ? errno : EPIPE);
 			}
 		}
+		if (d->pending == 0)
+			d->off = 0;
 		if (!filled && (d->pending == 0 || write_blocked))
 			break;
 	}
-	if (d->pending == 0 && d->pipe[0] != -1)
-		pipe_pool_put(r->pipes, d->pipe);
+	relay_dir_idle(r, d);
 	relay_dir_finish(d);
-	return NULL;
-}
-
-static const char *
-relay_pump_copy(struct relay *r, struct relay_dir *d)
-{
-	size_t moved = 0;
-	ssize_t n;
-
-	while (moved < RELAY_BUDGET) {
-		bool filled = false, write_blocked = false;
-
-		if (relay_dir_wants_read(r, d)) {
-			size_t end;
-
-			if (d->buf == NULL &&
-			    (d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL) {
-				log_warn("%s: malloc", __func__);
-				return "nomem";
-			}
-			end = d->off + d->pending;
-			n = read(d->from, d->buf + end, RELAY_COPY_BUFSIZE - end);
-			if (n > 0) {
-				d->pending += (size_t)n;
-				moved += (size_t)n;
-				filled = true;
-			} else if (n == 0) {
-				d->eof = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				return relay_errno_reason(errno);
-			}
-		}
-		if (d->pending > 0) {
-			n = write(d->to, d->buf + d->off, d->pending);
-			if (n > 0) {
-				d->off += (size_t)n;
-				d->pending -= (size_t)n;
-				d->bytes += (uint64_t)n;
-				if (d->pending == 0)
-					d->off = 0;
-			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-				write_blocked = true;
-			} else {
-				return relay_errno_reason(n < 0 ? errno : EPIPE);
-			}
-		}
-		if (!filled && (d->pending == 0 || write_blocked))
-			break;
-	}
-	if (d->pending == 0) {
-		/* Give idle sessions back their memory. */
-		free(d->buf);
-		d->buf = NULL;
-	}
-	relay_dir_finish(d);
-	return NULL;
-}
-
-static const char *
-relay_pump(struct relay *r, struct relay_dir *d)
-{
-	uint64_t before = d->bytes;
-	bool was_eof = d->eof;
-	const char *reason;
-
-	reason = r->mode == RELAY_SPLICE ? relay_pump_splice(r, d) :
-	    relay_pump_copy(r, d);
-	if (d->bytes != before || d->eof != was_eof || d->pending > 0)
+	if (d->bytes != before || d->eof != was_eof)
 		r->last_activity = ev_now(r->loop);
-	return reason;
+	return NULL;
 }
 
 static void
@@ -276,31 +247,24 @@ relay_after_pump(struct relay *r, const char *reason)
 	relay_update_watchers(r);
 }
 
+/*
+ * One callback for both sockets: readable feeds the direction that reads
+ * this socket, writable drains the direction that writes to it.
+ */
 static void
-relay_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct relay *r = RELAY_OF(w, client_io);
+	struct relay *r = w->data;
+	bool is_client = w == &r->client_io;
+	struct relay_dir *reads_here = is_client ? &r->up : &r->down;
+	struct relay_dir *writes_here = is_client ? &r->down : &r->up;
 	const char *reason = NULL;
 
 	(void)loop;
 	if (revents & EV_READ)
-		reason = relay_pump(r, &r->up);
+		reason = relay_pump(r, reads_here);
 	if (reason == NULL && (revents & EV_WRITE))
-		reason = relay_pump(r, &r->down);
-	relay_after_pump(r, reason);
-}
-
-static void
-relay_target_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct relay *r = RELAY_OF(w, target_io);
-	const char *reason = NULL;
-
-	(void)loop;
-	if (revents & EV_READ)
-		reason = relay_pump(r, &r->down);
-	if (reason == NULL && (revents & EV_WRITE))
-		reason = relay_pump(r, &r->up);
+		reason = relay_pump(r, writes_here);
 	relay_after_pump(r, reason);
 }
 
@@ -344,8 +308,9 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	r->on_end = on_end;
 	relay_dir_init(&r->up, client_fd, target_fd);
 	relay_dir_init(&r->down, target_fd, client_fd);
-	ev_init(&r->client_io, relay_client_cb);
-	ev_init(&r->target_io, relay_target_cb);
+	ev_init(&r->client_io, relay_io_cb);
+	ev_init(&r->target_io, relay_io_cb);
+	r->client_io.data = r->target_io.data = r;
 	r->last_activity = ev_now(loop);
 	if (prefix_len > RELAY_COPY_BUFSIZE ||
 	    relay_preload(r, prefix, prefix_len) == -1) {
