@@ -1,0 +1,172 @@
+"""The relay: bytes both ways, intact, with half-close in either direction,
+for both relay modes (splice and copy)."""
+import hashlib
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from harness.net import LOOPBACK4, LOOPBACK6, recv_until_eof
+from harness.socks5 import assert_echo, open_tunnel
+from harness.targets import (behave_echo, sink_then_source, source,
+                             source_then_sink, stall_then_sink)
+
+MIB = 1024 * 1024
+BIG = 8 * MIB
+
+RELAY_MODES = ["splice", "copy"]
+
+
+def send_all_hashed(sock, total, chunk=256 * 1024):
+    """Send total random bytes; return their SHA-256."""
+    digest = hashlib.sha256()
+    remaining = total
+    while remaining:
+        block = os.urandom(min(chunk, remaining))
+        sock.sendall(block)
+        digest.update(block)
+        remaining -= len(block)
+    return digest.hexdigest()
+
+
+def read_all_hashed(sock):
+    digest = hashlib.sha256()
+    count = recv_until_eof(sock, hasher=digest)
+    return count, digest.hexdigest()
+
+
+@pytest.fixture(params=RELAY_MODES)
+def relay_daemon(request, start_daemon):
+    return start_daemon(server={"relay": request.param})
+
+
+@pytest.mark.parametrize("host", [LOOPBACK4, LOOPBACK6])
+def test_big_transfer_client_half_closes_first(relay_daemon, make_target, host):
+    """Client sends 8 MiB then SHUT_WR; the target sees EOF, then sends its own
+    8 MiB back through the half-open tunnel."""
+    target = make_target(sink_then_source(BIG), hosts=(host,))
+    with open_tunnel(relay_daemon.address, host, target.port) as client:
+        sent = send_all_hashed(client.sock, BIG)
+        client.shutdown_write()
+        count, received = read_all_hashed(client.sock)
+    record = target.wait_connection().wait()
+    assert record.error is None, record.error
+    assert record.received_len == BIG
+    assert record.received_sha256 == sent, "upstream bytes corrupted"
+    assert count == BIG, f"client got {count} of {BIG} bytes"
+    assert received == record.sent_sha256, "downstream bytes corrupted"
+
+
+def test_big_transfer_target_half_closes_first(relay_daemon, make_target):
+    """The mirror case: the target sends 8 MiB and SHUT_WR; the client reads
+    to EOF and only then sends its 8 MiB, which must still arrive."""
+    target = make_target(source_then_sink(BIG))
+    with open_tunnel(relay_daemon.address, *target.address) as client:
+        count, received = read_all_hashed(client.sock)
+        sent = send_all_hashed(client.sock, BIG)
+        client.shutdown_write()
+        record = target.wait_connection().wait()
+        assert client.closed_by_peer(timeout=5), "tunnel not closed after both EOFs"
+    assert record.error is None, record.error
+    assert count == BIG and received == record.sent_sha256
+    assert record.received_len == BIG and record.received_sha256 == sent
+
+
+def test_big_transfer_full_duplex_echo(relay_daemon, echo_target):
+    """Both directions busy at once: a sender thread pushes 8 MiB while the
+    main thread reads the echo. A relay that blocks one direction on the
+    other would deadlock here (the deadline turns that into a failure)."""
+    with open_tunnel(relay_daemon.address, *echo_target.address) as client:
+        result = {}
+
+        def sender():
+            result["sent"] = send_all_hashed(client.sock, BIG)
+            client.shutdown_write()
+        thread = threading.Thread(target=sender, daemon=True)
+        thread.start()
+        count, received = read_all_hashed(client.sock)
+        thread.join(10)
+    assert count == BIG
+    assert received == result["sent"]
+
+
+def test_backpressure_upstream(relay_daemon, make_target):
+    """The target reads nothing for a second while the client pushes 24 MiB:
+    the relay must stall (not drop, not spin, not buffer without bound) and
+    resume intact once the target drains."""
+    target = make_target(stall_then_sink(1.0))
+    size = 24 * MIB
+    with open_tunnel(relay_daemon.address, *target.address) as client:
+        sent = send_all_hashed(client.sock, size)
+        client.shutdown_write()
+        record = target.wait_connection().wait(20)
+        assert client.closed_by_peer(timeout=5)
+    assert record.received_len == size
+    assert record.received_sha256 == sent
+
+
+def test_backpressure_downstream(relay_daemon, make_target):
+    """The client stops reading for a second while the target sends 24 MiB."""
+    target = make_target(source(24 * MIB))
+    with open_tunnel(relay_daemon.address, *target.address) as client:
+        time.sleep(1.0)
+        count, received = read_all_hashed(client.sock)
+    record = target.wait_connection().wait()
+    assert count == record.sent_len == 24 * MIB
+    assert received == record.sent_sha256
+
+
+def test_target_closes_first_without_reading(relay_daemon, make_target):
+    """A target that sends and closes: the client gets every byte, then EOF."""
+    target = make_target(source(3 * MIB + 17))
+    with open_tunnel(relay_daemon.address, *target.address) as client:
+        count, received = read_all_hashed(client.sock)
+    record = target.wait_connection().wait()
+    assert count == record.sent_len == 3 * MIB + 17
+    assert received == record.sent_sha256
+
+
+def test_client_reset_does_not_disturb_others(relay_daemon, echo_target):
+    """A client that aborts (RST) mid-transfer; a parallel session carries on."""
+    with open_tunnel(relay_daemon.address, *echo_target.address) as steady:
+        rude = open_tunnel(relay_daemon.address, *echo_target.address)
+        rude.send(os.urandom(MIB))
+        rude.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        rude.close()
+        for _ in range(5):
+            assert_echo(steady, os.urandom(10_000))
+
+
+def test_many_concurrent_sessions(relay_daemon, echo_target):
+    """A hundred tunnels open at once, each echoing its own data."""
+    clients = [open_tunnel(relay_daemon.address, *echo_target.address) for _ in range(100)]
+    try:
+        payloads = [os.urandom(20_000 + i) for i in range(len(clients))]
+        for client, payload in zip(clients, payloads):
+            client.send(payload)
+        for client, payload in zip(clients, payloads):
+            assert client.recv_exact(len(payload)) == payload
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_small_writes_are_relayed_promptly(relay_daemon, echo_target):
+    """Interactive traffic: one byte at a time, each echoed before the next."""
+    with open_tunnel(relay_daemon.address, *echo_target.address) as client:
+        for i in range(50):
+            assert_echo(client, bytes([i]))
+
+
+def test_echo_target_receives_eof_once(relay_daemon, make_target):
+    """After the client's SHUT_WR the echo target sees EOF and closes; the
+    client then sees EOF: the tunnel ends cleanly on both sides."""
+    target = make_target(behave_echo)
+    with open_tunnel(relay_daemon.address, *target.address) as client:
+        client.send(b"last words")
+        client.shutdown_write()
+        assert recv_until_eof(client.sock) == b"last words"
+    assert target.wait_connection().wait().received_len == len(b"last words")
