@@ -10,7 +10,7 @@ CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP
 LDLIBS  := -lev -linih -lsodium -lcares -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-BUILD_PKGS := gcc make pkg-config libev-dev libinih-dev libsodium-dev libc-ares-dev
+BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
 TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps
 
 SRCS      := $(wildcard src/*.c)
