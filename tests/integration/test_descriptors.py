@@ -6,6 +6,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from harness.net import wait_until
 from harness.socks5 import assert_echo, open_tunnel
 
@@ -65,3 +67,46 @@ def test_exhaustion_pauses_without_spinning_and_recovers(start_daemon, echo_targ
     fresh.close()
     wait_until(lambda: d.log().count("session client=") >= 8, 5,
                what="every session closed and logged")
+
+
+def fds_by_kind(pid):
+    """Counts of the daemon's descriptors by kind: socket, pipe, other."""
+    kinds = {"socket": 0, "pipe": 0, "other": 0}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = target.split(":", 1)[0]
+        kinds[kind if kind in kinds else "other"] += 1
+    return kinds
+
+
+@pytest.mark.parametrize("relay", ["splice", "copy"])
+def test_idle_session_holds_only_its_two_sockets(start_daemon, echo_target, relay):
+    """After traffic, an idle relayed session keeps its client and target
+    sockets and nothing else: splice pipes go back to the shared pool when a
+    direction drains, so the pool does not grow with the session count."""
+    d = start_daemon(server={"relay": relay})
+    pid = d.proc.pid
+    with open_tunnel(d.address, *echo_target.address) as warmup:
+        assert_echo(warmup)
+    wait_until(lambda: d.log().count("session client=") == 1, 5,
+               what="warm-up session closed")
+    before = fds_by_kind(pid)
+    sessions = 24
+    tunnels = []
+    try:
+        for _ in range(sessions):
+            tunnel = open_tunnel(d.address, *echo_target.address)
+            tunnels.append(tunnel)
+            assert_echo(tunnel, b"x" * 4096)
+        after = fds_by_kind(pid)
+        assert after["socket"] - before["socket"] == 2 * sessions, (before, after)
+        assert after["other"] == before["other"], (before, after)
+        # One or two pipes may be added to the pool by overlapping traffic;
+        # a pipe held per session would add 2 * sessions descriptors.
+        assert after["pipe"] - before["pipe"] <= 4, (before, after)
+    finally:
+        for tunnel in tunnels:
+            tunnel.close()
