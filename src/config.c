@@ -60,6 +60,10 @@ static const struct config_enum_name config_family_names[] = {
 	{ ROW(sec, name, CONFIG_IP, field, dflt), .family = (fam) }
 #define ROW_DNS(sec, name, field, dflt)                                 \
 	{ ROW(sec, name, CONFIG_DNS_SERVERS, field, dflt) }
+#define ROW_IP_PAIR(sec, name, field, dflt)                              \
+	{ ROW(sec, name, CONFIG_IP_PAIR, field, dflt) }
+#define ROW_PORTS(sec, name, field, dflt)                               \
+	{ ROW(sec, name, CONFIG_PORT_RANGE, field, dflt) }
 #define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
 	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .max = (most),    \
 	  .count_offset = offsetof(struct config, count) }
@@ -85,6 +89,8 @@ static const struct config_row config_rows[] = {
 	ROW_UINT("timeouts", "handshake", timeout_handshake, "10", 1, 86400),
 	ROW_UINT("timeouts", "connect", timeout_connect, "10", 1, 86400),
 	ROW_UINT("timeouts", "idle", timeout_idle, "300", 1, 86400),
+	ROW_UINT("timeouts", "bind", timeout_bind, "120", 1, 86400),
+	ROW_UINT("timeouts", "udp_idle", timeout_udp_idle, "120", 1, 86400),
 
 	ROW_DNS("dns", "servers", dns_servers, ""),
 	ROW_UINT("dns", "timeout", dns_timeout, "5", 1, 300),
@@ -92,6 +98,15 @@ static const struct config_row config_rows[] = {
 
 	ROW_IP("outbound", "bind_ipv4", bind_ipv4, "", AF_INET),
 	ROW_IP("outbound", "bind_ipv6", bind_ipv6, "", AF_INET6),
+
+	ROW_BOOL("bind", "enabled", bind_enabled, "yes"),
+	ROW_IP_PAIR("bind", "address", bind_address, ""),
+	ROW_PORTS("bind", "port_range", bind_ports, ""),
+
+	ROW_BOOL("udp", "enabled", udp_enabled, "yes"),
+	ROW_PORTS("udp", "port_range", udp_ports, ""),
+	ROW_IP("udp", "advertise_ipv4", udp_advertise_ipv4, "", AF_INET),
+	ROW_IP("udp", "advertise_ipv6", udp_advertise_ipv6, "", AF_INET6),
 };
 
 #define CONFIG_NROWS (sizeof(config_rows) / sizeof(config_rows[0]))

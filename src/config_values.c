@@ -254,6 +254,68 @@ config_parse_ip(const struct config_row *row, void *base, char *value,
 	return 0;
 }
 
+/* "192.0.2.1", "2001:db8::1" or both, comma-separated: one per family. */
+static int
+config_parse_ip_pair(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	struct config_addr_pair pair, *field = config_field(row, base);
+	char *cursor = value, *item;
+
+	memset(&pair, 0, sizeof(pair));
+	if (*value == '\0')
+		cursor = NULL;
+	while ((item = config_next_item(&cursor)) != NULL) {
+		struct config_addr a, *slot;
+		size_t n = strlen(item);
+
+		if (n > 2 && item[0] == '[' && item[n - 1] == ']') {
+			item[n - 1] = '\0';
+			item++;
+		}
+		if (addr_parse_ip(item, &a.ss, &a.len) == -1)
+			return config_why(why, whylen, "must be IP address "
+			    "literals, at most one IPv4 and one IPv6, got "
+			    "\"%s\"", item);
+		slot = a.ss.ss_family == AF_INET ? &pair.ipv4 : &pair.ipv6;
+		if (slot->len != 0)
+			return config_why(why, whylen, "at most one address "
+			    "per family, got a second: \"%s\"", item);
+		*slot = a;
+	}
+	*field = pair;
+	return 0;
+}
+
+/* "LOW-HIGH" within 1..65535, or empty for "the kernel chooses". */
+static int
+config_parse_port_range(const struct config_row *row, void *base,
+    char *value, char *why, size_t whylen)
+{
+	struct config_port_range *field = config_field(row, base);
+	unsigned long low, high;
+	char *end;
+
+	if (*value == '\0') {
+		field->low = field->high = 0;
+		return 0;
+	}
+	errno = 0;
+	low = strtoul(value, &end, 10);
+	if (end == value || *end != '-' || !isdigit((unsigned char)end[1]))
+		goto bad;
+	high = strtoul(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || low < 1 || high > 65535 ||
+	    low > high)
+		goto bad;
+	field->low = (unsigned)low;
+	field->high = (unsigned)high;
+	return 0;
+bad:
+	return config_why(why, whylen, "must be LOW-HIGH with 1 <= LOW <= "
+	    "HIGH <= 65535, got \"%s\"", value);
+}
+
 /*
  * One DNS server in the form c-ares 1.18 accepts: "1.2.3.4", "1.2.3.4:53",
  * "::1" or "[::1]:53" (it rejects "[::1]" without a port).
@@ -362,6 +424,12 @@ config_value_parse(const struct config_row *row, void *base,
 		break;
 	case CONFIG_DNS_SERVERS:
 		rc = config_parse_dns(row, base, v, why, whylen);
+		break;
+	case CONFIG_IP_PAIR:
+		rc = config_parse_ip_pair(row, base, v, why, whylen);
+		break;
+	case CONFIG_PORT_RANGE:
+		rc = config_parse_port_range(row, base, v, why, whylen);
 		break;
 	}
 	free(copy);

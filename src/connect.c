@@ -215,8 +215,6 @@ connect_start(struct session *s)
 		return;
 	}
 	session_set_state(s, SESSION_RESOLVING);
-	/* c-ares has its own timeouts; this one guards against a lookup
-	 * that never reports back. */
 	session_set_timeout(s, cfg->dns_timeout + 1);
 	hs->query = resolver_lookup(s->srv->resolver, hs->req.dst.u.name,
 	    hs->req.dst.port, cfg->dns_family, connect_resolved, s);
@@ -227,22 +225,6 @@ connect_start(struct session *s)
 void
 connect_timeout(struct session *s)
 {
-	if (s->state == SESSION_RESOLVING) {
-		resolver_cancel(s->hs->query);
-		s->hs->query = NULL;
-		session_fail(s, SOCKS5_REP_HOST_UNREACH);
-		return;
-	}
 	connect_abandon(s, ETIMEDOUT);
 	connect_next(s);
-}
-
-void
-connect_cancel(struct session *s)
-{
-	if (s->hs->query != NULL) {
-		resolver_cancel(s->hs->query);
-		s->hs->query = NULL;
-	}
-	ev_io_stop(s->srv->loop, &s->target_io);
 }

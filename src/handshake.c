@@ -12,10 +12,12 @@
 
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
+#include "socks5d/bind.h"
 #include "socks5d/connect.h"
 #include "socks5d/handshake.h"
 #include "socks5d/log.h"
 #include "socks5d/session.h"
+#include "socks5d/udp.h"
 
 /* What a stage did: go on parsing; wait for more client bytes; or stop
  * (an answer is awaited, the request was handed on, or the session is
@@ -177,14 +179,28 @@ handshake_on_credentials(struct session *s)
 	}
 }
 
-/* One place decides which commands run, so later access rules and
- * [bind]/[udp] switches have a single hook. */
+/* One place decides whether and how a command runs, so the [bind] and
+ * [udp] switches (and access rules) have a single hook. */
 static void
 handshake_dispatch(struct session *s)
 {
+	const struct config *cfg = s->srv->cfg;
+
 	switch (s->hs->req.cmd) {
 	case SOCKS5_CMD_CONNECT:
 		connect_start(s);
+		return;
+	case SOCKS5_CMD_BIND:
+		if (cfg->bind_enabled)
+			bind_start(s);
+		else
+			session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
+		return;
+	case SOCKS5_CMD_UDP:
+		if (cfg->udp_enabled)
+			udp_start(s);
+		else
+			session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
 		return;
 	default:
 		session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);

@@ -14,10 +14,12 @@
 
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
+#include "socks5d/bind.h"
 #include "socks5d/connect.h"
 #include "socks5d/handshake.h"
 #include "socks5d/log.h"
 #include "socks5d/session.h"
+#include "socks5d/udp.h"
 
 /* How long an error reply may wait for the client to read it and close. */
 #define LINGER_SECONDS      2.0
@@ -34,7 +36,9 @@ static const char *const state_names[] = {
 	[SESSION_REQUEST] = "request",
 	[SESSION_RESOLVING] = "resolving",
 	[SESSION_CONNECTING] = "connecting",
+	[SESSION_BIND_WAIT] = "bind-wait",
 	[SESSION_RELAY] = "relay",
+	[SESSION_UDP] = "udp",
 	[SESSION_LINGER] = "linger",
 };
 
@@ -89,11 +93,23 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		session_close(s, "handshake-timeout");
 		return;
 	case SESSION_RESOLVING:
+		/* c-ares has timeouts of its own; this guards against an
+		 * answer that never comes back. */
+		resolver_cancel(s->hs->query);
+		s->hs->query = NULL;
+		session_fail(s, SOCKS5_REP_HOST_UNREACH);
+		return;
 	case SESSION_CONNECTING:
 		connect_timeout(s);
 		return;
+	case SESSION_BIND_WAIT:
+		bind_timeout(s);
+		return;
 	case SESSION_RELAY:
 		session_idle_check(s);
+		return;
+	case SESSION_UDP:
+		udp_timeout(s);
 		return;
 	case SESSION_LINGER:
 		session_close(s, s->linger_reason);
@@ -157,7 +173,8 @@ session_log_access(const struct session *s, const char *reason)
 {
 	char client[ADDR_STRLEN], addr[ADDR_STRLEN], reply[12];
 	char user[SOCKS5_NAME_MAX + 1], dest[SOCKS5_ADDR_STRLEN];
-	uint64_t ms;
+	char extra[256] = "";
+	uint64_t up = s->relay.up.bytes, down = s->relay.down.bytes, ms;
 
 	if (!log_enabled(LOG_LEVEL_INFO))
 		return;
@@ -172,11 +189,13 @@ session_log_access(const struct session *s, const char *reason)
 		snprintf(reply, sizeof(reply), "%d", s->reply);
 	else
 		strcpy(reply, "-");
+	if (s->udp != NULL)
+		udp_log_fields(s->udp, &up, &down, extra, sizeof(extra));
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s cmd=%s dest=%s addr=%s reply=%s "
-	    "up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64 " close=%s",
+	    "up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64 " close=%s%s",
 	    client, user, session_command_name(s->cmd), dest, addr, reply,
-	    s->relay.up.bytes, s->relay.down.bytes, ms, reason);
+	    up, down, ms, reason, extra);
 }
 
 static void
@@ -186,6 +205,8 @@ session_free_handshake(struct session *s)
 		return;
 	if (s->hs->auth != NULL)
 		auth_cancel(s->hs->auth);
+	if (s->hs->query != NULL)
+		resolver_cancel(s->hs->query);
 	/* The buffer may have held a password. */
 	sodium_memzero(s->hs, sizeof(*s->hs));
 	free(s->hs);
@@ -197,14 +218,14 @@ session_close(struct session *s, const char *reason)
 {
 	struct server *srv = s->srv;
 
-	if (s->hs != NULL)
-		connect_cancel(s);
 	session_free_handshake(s);
 	relay_stop(&s->relay);
 	ev_io_stop(srv->loop, &s->client_io);
 	ev_io_stop(srv->loop, &s->target_io);
 	ev_timer_stop(srv->loop, &s->timer);
 	session_log_access(s, reason);
+	if (s->udp != NULL)
+		udp_free(s->udp);
 	close(s->client_fd);
 	if (s->target_fd != -1)
 		close(s->target_fd);
@@ -263,8 +284,6 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 
 	/* Best effort: a short write just means the client reads less. */
 	(void)!write(s->client_fd, msg, len);
-	if (s->hs != NULL)
-		connect_cancel(s);
 	session_free_handshake(s);
 	ev_io_stop(loop, &s->target_io);
 	if (s->target_fd != -1) {
@@ -278,6 +297,19 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 	ev_io_init(&s->client_io, session_linger_cb, s->client_fd, EV_READ);
 	ev_io_start(loop, &s->client_io);
 	session_set_timeout(s, LINGER_SECONDS);
+}
+
+int
+session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
+{
+	uint8_t msg[SOCKS5_REPLY_MAX];
+	size_t len;
+
+	len = socks5_encode_reply(msg, rep, bnd);
+	s->reply = rep;
+	/* The socket is fresh and we sent at most a few bytes before, so a
+	 * reply this small always fits; a short write means a dead client. */
+	return write(s->client_fd, msg, len) == (ssize_t)len ? 0 : -1;
 }
 
 void
@@ -304,14 +336,8 @@ void
 session_start_relay(struct session *s, const struct sockaddr *bnd)
 {
 	struct server *srv = s->srv;
-	uint8_t msg[SOCKS5_REPLY_MAX];
-	size_t len;
 
-	len = socks5_encode_reply(msg, SOCKS5_REP_SUCCESS, bnd);
-	s->reply = SOCKS5_REP_SUCCESS;
-	/* The socket is fresh and we sent at most a few bytes before, so a
-	 * reply this small always fits; a short write means a dead client. */
-	if (write(s->client_fd, msg, len) != (ssize_t)len) {
+	if (session_send_reply(s, SOCKS5_REP_SUCCESS, bnd) == -1) {
 		session_close(s, "reset");
 		return;
 	}

@@ -24,6 +24,18 @@ struct config_addr {
 	socklen_t len;
 };
 
+/* At most one address per family; len 0 where unset. */
+struct config_addr_pair {
+	struct config_addr ipv4;
+	struct config_addr ipv6;
+};
+
+/* Inclusive port range; low 0 when unset (the kernel chooses). */
+struct config_port_range {
+	unsigned low;
+	unsigned high;
+};
+
 struct config {
 	char *path;
 
@@ -44,6 +56,8 @@ struct config {
 	unsigned timeout_handshake;
 	unsigned timeout_connect;
 	unsigned timeout_idle;
+	unsigned timeout_bind;         /* BIND: wait for the peer */
+	unsigned timeout_udp_idle;     /* UDP association without datagrams */
 
 	/* [dns] */
 	char *dns_servers;             /* c-ares CSV form, NULL: resolv.conf */
@@ -53,6 +67,17 @@ struct config {
 	/* [outbound] */
 	struct config_addr bind_ipv4;  /* len 0 when unset */
 	struct config_addr bind_ipv6;
+
+	/* [bind] */
+	bool bind_enabled;
+	struct config_addr_pair bind_address;  /* advertised/listened on */
+	struct config_port_range bind_ports;
+
+	/* [udp] */
+	bool udp_enabled;
+	struct config_port_range udp_ports;
+	struct config_addr udp_advertise_ipv4;
+	struct config_addr udp_advertise_ipv6;
 };
 
 /*

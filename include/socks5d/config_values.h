@@ -19,6 +19,8 @@ enum config_type {
 	CONFIG_LISTEN,          /* struct config_addr[max], count elsewhere */
 	CONFIG_IP,              /* struct config_addr of .family, len 0 unset */
 	CONFIG_DNS_SERVERS,     /* char *, c-ares CSV, NULL when empty */
+	CONFIG_IP_PAIR,         /* struct config_addr_pair */
+	CONFIG_PORT_RANGE,      /* struct config_port_range */
 };
 
 struct config_enum_name {

@@ -9,9 +9,7 @@ struct session;
 
 /* Carry out s->hs->req; ends in session_start_relay or session_fail. */
 void connect_start(struct session *s);
-/* The session timer fired while resolving or connecting. */
+/* The session timer fired during a connection attempt. */
 void connect_timeout(struct session *s);
-/* Abandon an attempt in progress (the session is closing). */
-void connect_cancel(struct session *s);
 
 #endif

@@ -22,9 +22,13 @@ enum session_state {
 	SESSION_REQUEST,
 	SESSION_RESOLVING,
 	SESSION_CONNECTING,
+	SESSION_BIND_WAIT,     /* BIND: listening for the peer */
 	SESSION_RELAY,
+	SESSION_UDP,           /* UDP ASSOCIATE: association running */
 	SESSION_LINGER,        /* error reply sent; draining before close */
 };
+
+struct udp_assoc;
 
 /* Client bytes buffered during the handshake: the largest greeting, auth
  * and request together, plus room for payload sent ahead of the reply. */
@@ -58,9 +62,10 @@ struct session {
 	ev_timer timer;
 	struct handshake *hs;
 	struct relay relay;
+	struct udp_assoc *udp;             /* UDP ASSOCIATE only */
 	union sockaddr_any client_addr;
 	union sockaddr_any local_addr;     /* where the client connected to */
-	union sockaddr_any target_addr;    /* connected to (family 0: none) */
+	union sockaddr_any target_addr;    /* connected to, or the BIND peer */
 	char *user;                        /* NULL: no login */
 	char *dest;                        /* "host:port" as requested */
 	const char *linger_reason;         /* why, once an error was sent */
@@ -83,12 +88,19 @@ void session_close(struct session *s, const char *reason);
 void session_send_final(struct session *s, const uint8_t *msg, size_t len,
     const char *reason);
 
+/* Send a reply that does not end the session (BIND's first reply, UDP
+ * ASSOCIATE's). Returns 0, or -1 when the client is gone (the caller then
+ * closes). */
+int session_send_reply(struct session *s, uint8_t rep,
+    const struct sockaddr *bnd);
+
 /* Send an error reply with this code, then close after the client had a
  * chance to read it. Callers return right after. */
 void session_fail(struct session *s, uint8_t rep);
 
-/* The request succeeded and target_fd is connected: send the success
- * reply with bnd and start relaying. Callers return right after. */
+/* The request succeeded and target_fd is connected (CONNECT) or accepted
+ * (BIND): send the success reply with bnd and start relaying. Callers
+ * return right after. */
 void session_start_relay(struct session *s, const struct sockaddr *bnd);
 
 /* Switch the session's state, logging the transition at debug level. */

@@ -476,7 +476,7 @@ test_unknown_section_and_key(void **state)
 	    "[rule office]\n");
 	assert_null(l.cfg);
 	test_has_error(&l, 3, "[bogus]: unknown section (known: [server], "
-	    "[auth], [timeouts], [dns], [outbound])");
+	    "[auth], [timeouts], [dns], [outbound], [bind], [udp])");
 	test_has_error(&l, 8, "[dns] nope: unknown key");
 	test_has_error(&l, 9, "[rule office]: unknown section");
 	/* Keys under an unknown section are not errors of their own. */
@@ -736,6 +736,85 @@ test_password(void **state)
 }
 
 static void
+test_bind_and_udp_keys(void **state)
+{
+	struct loaded l;
+	char buf[ADDR_STRLEN];
+
+	(void)state;
+	test_load(&l, "[bind]\nenabled = no\naddress = 192.0.2.7, [2001:db8::7]\n"
+	    "port_range = 40000-40010\n[udp]\nenabled = no\n"
+	    "port_range = 5000-5000\nadvertise_ipv4 = 198.51.100.1\n"
+	    "advertise_ipv6 = 2001:db8::1\n[timeouts]\nbind = 7\n"
+	    "udp_idle = 9\n");
+	test_loads_clean(&l);
+	assert_false(l.cfg->bind_enabled);
+	assert_string_equal(test_addr_text(&l.cfg->bind_address.ipv4, buf),
+	    "192.0.2.7:0");
+	assert_string_equal(test_addr_text(&l.cfg->bind_address.ipv6, buf),
+	    "[2001:db8::7]:0");
+	assert_int_equal(l.cfg->bind_ports.low, 40000);
+	assert_int_equal(l.cfg->bind_ports.high, 40010);
+	assert_false(l.cfg->udp_enabled);
+	assert_int_equal(l.cfg->udp_ports.low, 5000);
+	assert_int_equal(l.cfg->udp_ports.high, 5000);
+	assert_string_equal(test_addr_text(&l.cfg->udp_advertise_ipv4, buf),
+	    "198.51.100.1:0");
+	assert_string_equal(test_addr_text(&l.cfg->udp_advertise_ipv6, buf),
+	    "[2001:db8::1]:0");
+	assert_int_equal(l.cfg->timeout_bind, 7);
+	assert_int_equal(l.cfg->timeout_udp_idle, 9);
+	test_done(&l);
+
+	/* Defaults: both commands on, kernel-chosen ports, no addresses. */
+	test_load(&l, "");
+	test_loads_clean(&l);
+	assert_true(l.cfg->bind_enabled);
+	assert_true(l.cfg->udp_enabled);
+	assert_int_equal(l.cfg->bind_address.ipv4.len, 0);
+	assert_int_equal(l.cfg->bind_address.ipv6.len, 0);
+	assert_int_equal(l.cfg->bind_ports.low, 0);
+	assert_int_equal(l.cfg->udp_ports.low, 0);
+	assert_int_equal(l.cfg->timeout_bind, 120);
+	assert_int_equal(l.cfg->timeout_udp_idle, 120);
+	test_done(&l);
+}
+
+static void
+test_bad_ports_and_pairs(void **state)
+{
+	static const char *const bad_ranges[] = { "5-4", "0-10", "10-65536",
+	    "2000-", "-2000", "2000", "a-b", "10-20-30", "10 - 20x" };
+	char why[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_ranges) / sizeof(bad_ranges[0]);
+	    i++) {
+		snprintf(why, sizeof(why), "must be LOW-HIGH with 1 <= LOW <= "
+		    "HIGH <= 65535, got \"%s\"", bad_ranges[i]);
+		test_bad_value("bind", "port_range", bad_ranges[i], why);
+		test_bad_value("udp", "port_range", bad_ranges[i], why);
+	}
+	test_bad_value("bind", "address", "127.0.0.1, 127.0.0.2",
+	    "at most one address per family, got a second: \"127.0.0.2\"");
+	test_bad_value("bind", "address", "::1, ::2",
+	    "at most one address per family, got a second: \"::2\"");
+	test_bad_value("bind", "address", "example.com",
+	    "must be IP address literals, at most one IPv4 and one IPv6, got "
+	    "\"example.com\"");
+	test_bad_value("bind", "address", "127.0.0.1:80",
+	    "must be IP address literals, at most one IPv4 and one IPv6, got "
+	    "\"127.0.0.1:80\"");
+	test_bad_value("udp", "advertise_ipv4", "::1",
+	    "must be an IPv4 address literal, got \"::1\"");
+	test_bad_value("udp", "advertise_ipv6", "127.0.0.1",
+	    "must be an IPv6 address literal without brackets, got "
+	    "\"127.0.0.1\"");
+	test_bad_value("timeouts", "bind", "0",
+	    "must be a number from 1 to 86400, got \"0\"");
+}
+
+static void
 test_shipped_conf(void **state)
 {
 	struct loaded l;
@@ -788,6 +867,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_bind_and_udp_keys),
+		cmocka_unit_test(test_bad_ports_and_pairs),
 		cmocka_unit_test(test_enum_values),
 		cmocka_unit_test(test_bool_words),
 		cmocka_unit_test(test_bad_numbers),
