@@ -11,7 +11,10 @@ LDLIBS  := -lev -linih -lsodium -lcares -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
-TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps
+TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps \
+              dnsmasq-base dante-client python3-pyftpdlib
+# Third-party Node.js SOCKS client for the black-box tests (npm "socks").
+NODE_CLIENTS := tests/clients/node_modules/.package-lock.json
 
 SRCS      := $(wildcard src/*.c)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
@@ -21,7 +24,7 @@ ASAN_OBJS := $(SRCS:src/%.c=build/asan-obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 
-.PHONY: all asan unit run test deps deps-test clean
+.PHONY: all asan unit run test deps deps-test node-clients clean
 all: build/socks5d
 
 build/socks5d: $(OBJS)
@@ -67,6 +70,15 @@ deps:
 
 deps-test:
 	$(call install_missing,$(BUILD_PKGS) $(TEST_PKGS))
+	@# Any Node.js with npm will do; Debian's only when there is none (a
+	@# node from another repository may already bundle its own npm).
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory deps BUILD_PKGS="nodejs npm"; fi
+	$(MAKE) --no-print-directory node-clients
+
+node-clients: $(NODE_CLIENTS)
+$(NODE_CLIENTS): tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm ci --no-audit --no-fund
 
 run: deps
 	$(MAKE) all
