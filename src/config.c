@@ -32,6 +32,12 @@ static const struct config_enum_name config_log_level_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name config_log_target_names[] = {
+	{ "stderr", LOG_TARGET_STDERR },
+	{ "syslog", LOG_TARGET_SYSLOG },
+	{ NULL, 0 },
+};
+
 static const struct config_enum_name config_auth_names[] = {
 	{ "none", AUTH_NONE },
 	{ "password", AUTH_PASSWORD },
@@ -54,6 +60,8 @@ static const struct config_enum_name config_family_names[] = {
 	{ ROW(sec, name, CONFIG_UINT, field, dflt), .min = (lo), .max = (hi) }
 #define ROW_ENUM(sec, name, field, dflt, list)                          \
 	{ ROW(sec, name, CONFIG_ENUM, field, dflt), .names = (list) }
+#define ROW_STRING(sec, name, field, dflt)                               \
+	{ ROW(sec, name, CONFIG_STRING, field, dflt) }
 #define ROW_PATH(sec, name, field, dflt)                                \
 	{ ROW(sec, name, CONFIG_PATH, field, dflt) }
 #define ROW_IP(sec, name, field, dflt, fam)                             \
@@ -81,7 +89,11 @@ static const struct config_row config_rows[] = {
 	ROW_ENUM("server", "relay", relay, "splice", config_relay_names),
 	ROW_ENUM("server", "log_level", log_level, "info",
 	    config_log_level_names),
+	ROW_ENUM("server", "log", log_target, "stderr",
+	    config_log_target_names),
 	ROW_BOOL("server", "allow_open", allow_open, "no"),
+	ROW_STRING("server", "user", run_user, ""),
+	ROW_STRING("server", "group", run_group, ""),
 
 	ROW_ENUM("auth", "method", auth_method, "none", config_auth_names),
 	ROW_PATH("auth", "users_file", users_file, "/etc/socks5d/users"),
@@ -91,6 +103,7 @@ static const struct config_row config_rows[] = {
 	ROW_UINT("timeouts", "idle", timeout_idle, "300", 1, 86400),
 	ROW_UINT("timeouts", "bind", timeout_bind, "120", 1, 86400),
 	ROW_UINT("timeouts", "udp_idle", timeout_udp_idle, "120", 1, 86400),
+	ROW_UINT("timeouts", "shutdown", timeout_shutdown, "30", 0, 86400),
 
 	ROW_DNS("dns", "servers", dns_servers, ""),
 	ROW_UINT("dns", "timeout", dns_timeout, "5", 1, 300),

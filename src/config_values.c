@@ -19,6 +19,7 @@
 _Static_assert(sizeof(enum relay_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum auth_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum dns_family) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum log_target) == sizeof(int), "enum size");
 
 static const char *const config_true_words[] = { "yes", "true", "on", "1" };
 static const char *const config_false_words[] = { "no", "false", "off", "0" };

@@ -6,6 +6,7 @@
  * socket that stays readable.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -32,41 +33,43 @@ static bool fd_exhausted;
 static ev_tstamp last_limit_log;
 static unsigned long limit_hits;
 
+/* A new listening socket for addr, or -1 (logged). */
 static int
-listener_open(struct listener *l)
+listener_open(const struct config_addr *addr)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&l->addr.ss;
+	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	char text[ADDR_STRLEN];
-	int one = 1;
+	int fd, one = 1;
 
 	addr_format(sa, text, sizeof(text));
-	l->fd = socket(sa->sa_family,
-	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (l->fd == -1) {
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
 		log_warn("listen %s: socket", text);
 		return -1;
 	}
-	(void)setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* [::] must not also take IPv4: the config lists 0.0.0.0 when that
 	 * is wanted, and the two must not collide. */
 	if (sa->sa_family == AF_INET6)
-		(void)setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 		    sizeof(one));
-	if (bind(l->fd, sa, l->addr.len) == -1) {
+	if (bind(fd, sa, addr->len) == -1) {
 		log_warn("listen %s: bind", text);
 		goto fail;
 	}
-	if (listen(l->fd, LISTEN_BACKLOG) == -1) {
+	if (listen(fd, LISTEN_BACKLOG) == -1) {
 		log_warn("listen %s: listen", text);
 		goto fail;
 	}
 	log_info("listening on %s", text);
-	return 0;
+	return fd;
 fail:
-	close(l->fd);
-	l->fd = -1;
+	close(fd);
 	return -1;
 }
+
+static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 static void
 listener_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -152,31 +155,161 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static void
+listener_init(struct listener *l, struct server *srv, int fd,
+    const struct config_addr *addr)
+{
+	l->srv = srv;
+	l->fd = fd;
+	l->addr = *addr;
+	ev_io_init(&l->io, listener_accept_cb, fd, EV_READ);
+}
+
+/*
+ * Sockets handed over by systemd socket activation ($LISTEN_PID names us,
+ * $LISTEN_FDS counts descriptors from 3). Returns how many were taken (0:
+ * not activated), or -1.
+ */
+static int
+listener_take_activated(struct server *srv)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	long count;
+
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
+		return 0;
+	count = strtol(fds, NULL, 10);
+	/* Children (none today) must not think the sockets are theirs. */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (count <= 0 || count > CONFIG_MAX_LISTEN) {
+		log_error("LISTEN_FDS=%s: expected 1 to %d sockets", fds,
+		    CONFIG_MAX_LISTEN);
+		return -1;
+	}
+	srv->listeners = calloc((size_t)count, sizeof(*srv->listeners));
+	if (srv->listeners == NULL)
+		return -1;
+	for (int i = 0; i < count; i++) {
+		int fd = 3 + i, listening = 0;
+		socklen_t len = sizeof(listening);
+		struct config_addr addr;
+		char text[ADDR_STRLEN];
+
+		addr.len = sizeof(addr.ss);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
+		    &len) == -1 || !listening ||
+		    getsockname(fd, (struct sockaddr *)&addr.ss, &addr.len) == -1) {
+			log_error("socket activation: descriptor %d is not a "
+			    "listening socket", fd);
+			return -1;
+		}
+		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		listener_init(&srv->listeners[i], srv, fd, &addr);
+		srv->nlisteners++;
+		addr_format((const struct sockaddr *)&addr.ss, text,
+		    sizeof(text));
+		log_info("listening on %s (socket activation)", text);
+	}
+	srv->activated = true;
+	return (int)count;
+}
+
 int
 listener_open_all(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
+	int taken;
 
+	ev_init(&accept_pause_timer, listener_resume_cb);
+	if ((taken = listener_take_activated(srv)) != 0) {
+		if (taken == -1)
+			listener_close_all(srv);
+		return taken == -1 ? -1 : 0;
+	}
 	srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
 	if (srv->listeners == NULL)
 		return -1;
-	srv->nlisteners = cfg->nlisten;
-	ev_init(&accept_pause_timer, listener_resume_cb);
 	for (size_t i = 0; i < cfg->nlisten; i++) {
-		struct listener *l = &srv->listeners[i];
+		int fd = listener_open(&cfg->listen[i]);
 
-		l->srv = srv;
-		l->fd = -1;
-		l->addr = cfg->listen[i];
-		ev_init(&l->io, listener_accept_cb);
-	}
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		if (listener_open(&srv->listeners[i]) == -1) {
+		if (fd == -1) {
 			listener_close_all(srv);
 			return -1;
 		}
-		ev_io_set(&srv->listeners[i].io, srv->listeners[i].fd, EV_READ);
+		listener_init(&srv->listeners[i], srv, fd, &cfg->listen[i]);
+		srv->nlisteners++;
 	}
+	return 0;
+}
+
+/* Stop and close every listener; the pause timer is left alone. */
+static void
+listener_release(struct server *srv)
+{
+	listener_stop_all(srv);
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		if (srv->listeners[i].fd != -1)
+			close(srv->listeners[i].fd);
+	}
+	free(srv->listeners);
+	srv->listeners = NULL;
+	srv->nlisteners = 0;
+}
+
+static bool
+listener_same_addr(const struct config_addr *a, const struct config_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+int
+listener_reload(struct server *srv, const struct config *cfg)
+{
+	struct listener *next;
+	/* For each new listener, the old one whose socket it took, or -1. */
+	int taken_from[CONFIG_MAX_LISTEN];
+
+	/* Socket-activated listeners belong to the service manager. */
+	if (srv->activated)
+		return 0;
+	if ((next = calloc(cfg->nlisten, sizeof(*next))) == NULL)
+		return -1;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		int fd = -1;
+
+		taken_from[i] = -1;
+		for (size_t j = 0; j < srv->nlisteners; j++) {
+			if (srv->listeners[j].fd != -1 &&
+			    listener_same_addr(&srv->listeners[j].addr,
+			    &cfg->listen[i])) {
+				fd = srv->listeners[j].fd;
+				srv->listeners[j].fd = -1;
+				taken_from[i] = (int)j;
+				break;
+			}
+		}
+		if (fd == -1 && (fd = listener_open(&cfg->listen[i])) == -1) {
+			/* Undo: give taken sockets back, close new ones. */
+			for (size_t k = 0; k < i; k++) {
+				if (taken_from[k] == -1)
+					close(next[k].fd);
+				else
+					srv->listeners[taken_from[k]].fd =
+					    next[k].fd;
+			}
+			free(next);
+			return -1;
+		}
+		listener_init(&next[i], srv, fd, &cfg->listen[i]);
+	}
+	listener_release(srv);
+	srv->listeners = next;
+	srv->nlisteners = cfg->nlisten;
+	if (!accept_paused)
+		listener_start_all(srv);
 	return 0;
 }
 
@@ -198,13 +331,7 @@ listener_stop_all(struct server *srv)
 void
 listener_close_all(struct server *srv)
 {
-	listener_stop_all(srv);
 	ev_timer_stop(srv->loop, &accept_pause_timer);
-	for (size_t i = 0; i < srv->nlisteners; i++) {
-		if (srv->listeners[i].fd != -1)
-			close(srv->listeners[i].fd);
-	}
-	free(srv->listeners);
-	srv->listeners = NULL;
-	srv->nlisteners = 0;
+	accept_paused = false;
+	listener_release(srv);
 }

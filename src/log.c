@@ -1,6 +1,8 @@
 /*
- * Logging to stderr: one line per message, "socks5d: level: text", filtered
- * by the configured level.
+ * Logging: one line per message, filtered by the configured level, to
+ * stderr ("socks5d: level: text", with a "<N>" syslog priority in front
+ * when stderr is the systemd journal, so the journal keeps levels) or to
+ * syslog.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -8,10 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "socks5d/log.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
+static bool to_syslog;
+static bool journal_prefix;
+
+static const int level_priorities[] = {
+	[LOG_LEVEL_ERROR] = LOG_ERR,
+	[LOG_LEVEL_WARN] = LOG_WARNING,
+	[LOG_LEVEL_INFO] = LOG_INFO,
+	[LOG_LEVEL_DEBUG] = LOG_DEBUG,
+};
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_ERROR] = "error",
@@ -24,6 +38,34 @@ void
 log_set_level(enum log_level level)
 {
 	current_level = level;
+}
+
+/* systemd sets JOURNAL_STREAM to the device:inode of the journal stream it
+ * gave us; it only counts while stderr is still that stream. */
+static bool
+log_stderr_is_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (stream == NULL || sscanf(stream, "%llu:%llu", &dev, &ino) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+void
+log_set_target(bool use_syslog)
+{
+	if (use_syslog && !to_syslog)
+		openlog("socks5d", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	else if (!use_syslog && to_syslog)
+		closelog();
+	to_syslog = use_syslog;
+	journal_prefix = !use_syslog && log_stderr_is_journal();
 }
 
 bool
@@ -45,18 +87,25 @@ static void
 log_emit(enum log_level level, const char *errtext, const char *fmt,
     va_list ap)
 {
-	char line[1024];
+	char line[1024], prefix[8] = "";
 	int n;
 
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	if (n < 0)
 		return;
-	/* One fputs per line so lines from workers do not interleave. */
-	if (errtext != NULL)
-		fprintf(stderr, "socks5d: %s: %s: %s\n", level_names[level],
-		    line, errtext);
-	else
-		fprintf(stderr, "socks5d: %s: %s\n", level_names[level], line);
+	if (to_syslog) {
+		if (errtext != NULL)
+			syslog(level_priorities[level], "%s: %s", line, errtext);
+		else
+			syslog(level_priorities[level], "%s", line);
+		return;
+	}
+	if (journal_prefix)
+		snprintf(prefix, sizeof(prefix), "<%d>",
+		    level_priorities[level]);
+	/* One fprintf per line so lines from workers do not interleave. */
+	fprintf(stderr, "%ssocks5d: %s: %s%s%s\n", prefix, level_names[level],
+	    line, errtext != NULL ? ": " : "", errtext != NULL ? errtext : "");
 }
 
 #define LOG_BODY(level, errtext)                        \

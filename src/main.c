@@ -70,7 +70,6 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 0;
 	}
-	log_set_level(cfg->log_level);
 	/* A peer that vanishes mid-write must cost an EPIPE, not the
 	 * process. */
 	signal(SIGPIPE, SIG_IGN);

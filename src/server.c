@@ -1,15 +1,19 @@
 /*
- * Start-up and shutdown of one serving process: open the listeners, set up
- * the shared services, run the loop, and on SIGTERM/SIGINT stop accepting,
- * close every session and release everything.
+ * One serving process from start to exit: bind the listeners, give up root,
+ * start the shared services, run the loop; SIGHUP reloads the config
+ * (all or nothing), SIGTERM/SIGINT stop accepting and give sessions
+ * [timeouts] shutdown seconds to finish.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "socks5d/auth.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
+#include "socks5d/notify.h"
+#include "socks5d/privdrop.h"
 #include "socks5d/resolver.h"
 #include "socks5d/server.h"
 #include "socks5d/session.h"
@@ -17,34 +21,194 @@
 /* Idle pipes kept for reuse; each costs two descriptors. */
 #define PIPE_POOL_SIZE 64
 
+struct server_signals {
+	ev_signal term, intr, hup;
+	ev_timer shutdown_timer;
+};
+
 static void
-server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+server_apply_logging(const struct config *cfg)
+{
+	log_set_level(cfg->log_level);
+	log_set_target(cfg->log_target == LOG_TARGET_SYSLOG);
+}
+
+static void
+server_shutdown_expired_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *srv = w->data;
 
 	(void)revents;
-	log_info("signal %d: shutting down (%u session(s))", w->signum,
-	    srv->nsessions);
-	srv->stopping = true;
-	listener_close_all(srv);
+	log_info("shutdown: %u session(s) still open after %us, closing them",
+	    srv->nsessions, srv->cfg->timeout_shutdown);
 	session_close_all(srv, "shutdown");
 	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *srv = w->data;
+	struct server_signals *sig = srv->signals;
+
+	(void)revents;
+	if (srv->stopping) {
+		/* A second signal: do not wait any longer. */
+		log_info("signal %d: closing %u session(s) now", w->signum,
+		    srv->nsessions);
+		session_close_all(srv, "shutdown");
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	srv->stopping = true;
+	notify_state("STOPPING=1");
+	listener_close_all(srv);
+	log_info("signal %d: stopped accepting; %u session(s) may finish "
+	    "within %us", w->signum, srv->nsessions,
+	    srv->cfg->timeout_shutdown);
+	if (srv->nsessions == 0 || srv->cfg->timeout_shutdown == 0) {
+		session_close_all(srv, "shutdown");
+		ev_break(loop, EVBREAK_ALL);
+		return;
+	}
+	ev_timer_set(&sig->shutdown_timer, srv->cfg->timeout_shutdown, 0.);
+	ev_timer_start(loop, &sig->shutdown_timer);
+}
+
+void
+server_session_ended(struct server *srv)
+{
+	if (srv->stopping && srv->nsessions == 0)
+		ev_break(srv->loop, EVBREAK_ALL);
+}
+
+/* Settings a reload cannot change in a running process. */
+static void
+server_warn_restart_only(const struct config *old, const struct config *new)
+{
+	if ((old->dns_servers == NULL) != (new->dns_servers == NULL) ||
+	    (old->dns_servers != NULL &&
+	    strcmp(old->dns_servers, new->dns_servers) != 0) ||
+	    old->dns_timeout != new->dns_timeout)
+		log_warnx("reload: [dns] servers and timeout take effect at "
+		    "the next restart");
+	if ((old->run_user == NULL) != (new->run_user == NULL) ||
+	    (old->run_user != NULL &&
+	    strcmp(old->run_user, new->run_user) != 0))
+		log_warnx("reload: [server] user takes effect at the next "
+		    "restart");
+}
+
+/* Log what config_load wrote, one error per line. */
+static void
+server_log_config_errors(char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_error("reload rejected: %s", line);
+}
+
+static void
+server_reload(struct server *srv)
+{
+	struct config *next, *old = srv->cfg;
+	char *errors = NULL;
+	size_t errlen = 0;
+	FILE *errstream;
+
+	notify_state("RELOADING=1");
+	log_info("reloading %s", old->path);
+	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
+		log_warn("reload: open_memstream");
+		notify_state("READY=1");
+		return;
+	}
+	next = config_load(old->path, errstream);
+	fclose(errstream);
+	if (next == NULL) {
+		server_log_config_errors(errors);
+		free(errors);
+		log_error("reload rejected: the old configuration stays in "
+		    "force");
+		notify_state("READY=1");
+		return;
+	}
+	free(errors);
+	if (listener_reload(srv, next) == -1) {
+		log_error("reload rejected: cannot open the new listeners; the "
+		    "old configuration stays in force");
+		config_free(next);
+		notify_state("READY=1");
+		return;
+	}
+	server_warn_restart_only(old, next);
+	auth_set_users(srv->auth, next->users);
+	next->users = NULL;
+	srv->cfg = next;
+	config_free(old);
+	server_apply_logging(next);
+	log_info("reloaded: %zu listener(s), %u session(s) kept",
+	    srv->nlisteners, srv->nsessions);
+	notify_state("READY=1");
+}
+
+static void
+server_reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!srv->stopping)
+		server_reload(srv);
+}
+
+static void
+server_start_signals(struct server *srv, struct server_signals *sig)
+{
+	srv->signals = sig;
+	ev_signal_init(&sig->term, server_stop_cb, SIGTERM);
+	ev_signal_init(&sig->intr, server_stop_cb, SIGINT);
+	ev_signal_init(&sig->hup, server_reload_cb, SIGHUP);
+	ev_init(&sig->shutdown_timer, server_shutdown_expired_cb);
+	sig->term.data = sig->intr.data = sig->hup.data = srv;
+	sig->shutdown_timer.data = srv;
+	ev_signal_start(srv->loop, &sig->term);
+	ev_signal_start(srv->loop, &sig->intr);
+	ev_signal_start(srv->loop, &sig->hup);
+}
+
+static void
+server_stop_signals(struct server *srv, struct server_signals *sig)
+{
+	ev_signal_stop(srv->loop, &sig->term);
+	ev_signal_stop(srv->loop, &sig->intr);
+	ev_signal_stop(srv->loop, &sig->hup);
+	ev_timer_stop(srv->loop, &sig->shutdown_timer);
 }
 
 int
 server_run(struct config *cfg)
 {
 	struct server srv;
-	ev_signal sigterm, sigint;
+	struct server_signals sig;
 	int status = 1;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
+	server_apply_logging(cfg);
 	srv.loop = ev_default_loop(EVFLAG_AUTO);
 	if (srv.loop == NULL) {
 		log_error("cannot create the event loop");
 		goto out;
 	}
+	/* Bind first, while privileged ports are still ours to take. */
+	if (listener_open_all(&srv) == -1)
+		goto out;
+	if (privdrop_apply(cfg->run_user, cfg->run_group) == -1)
+		goto out;
 	if (pipe_pool_init(&srv.pipes, PIPE_POOL_SIZE) == -1) {
 		log_error("cannot create pipes");
 		goto out;
@@ -57,33 +221,29 @@ server_run(struct config *cfg)
 	}
 	auth_set_users(srv.auth, cfg->users);
 	cfg->users = NULL;
-	if (listener_open_all(&srv) == -1)
-		goto out;
+	notify_init(srv.loop, &srv);
 
-	ev_signal_init(&sigterm, server_stop_cb, SIGTERM);
-	ev_signal_init(&sigint, server_stop_cb, SIGINT);
-	sigterm.data = sigint.data = &srv;
-	ev_signal_start(srv.loop, &sigterm);
-	ev_signal_start(srv.loop, &sigint);
+	server_start_signals(&srv, &sig);
 	listener_start_all(&srv);
 	log_info("socks5d ready: %zu listener(s), auth %s, relay %s",
 	    srv.nlisteners, cfg->auth_method == AUTH_PASSWORD ? "password" :
 	    "none", cfg->relay == RELAY_SPLICE ? "splice" : "copy");
+	notify_state("READY=1");
 
 	ev_run(srv.loop, 0);
-	ev_signal_stop(srv.loop, &sigterm);
-	ev_signal_stop(srv.loop, &sigint);
+	server_stop_signals(&srv, &sig);
 	status = 0;
 out:
 	if (srv.loop != NULL) {
 		listener_close_all(&srv);
 		session_close_all(&srv, "shutdown");
+		notify_close(srv.loop);
 	}
 	auth_destroy(srv.auth);
 	resolver_destroy(srv.resolver);
 	pipe_pool_clear(&srv.pipes);
 	if (srv.loop != NULL)
 		ev_loop_destroy(srv.loop);
-	config_free(cfg);
+	config_free(srv.cfg);
 	return status;
 }

@@ -240,6 +240,7 @@ session_close(struct session *s, const char *reason)
 	free(s->user);
 	free(s->dest);
 	free(s);
+	server_session_ended(srv);
 }
 
 void

@@ -18,6 +18,7 @@
 enum relay_mode { RELAY_SPLICE, RELAY_COPY };
 enum auth_method { AUTH_NONE, AUTH_PASSWORD };
 enum dns_family { DNS_FAMILY_AUTO, DNS_FAMILY_IPV4, DNS_FAMILY_IPV6 };
+enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 
 struct config_addr {
 	struct sockaddr_storage ss;
@@ -45,7 +46,10 @@ struct config {
 	unsigned max_clients;
 	enum relay_mode relay;
 	int log_level;                 /* LOG_ERROR .. LOG_DEBUG (log.h) */
+	enum log_target log_target;
 	bool allow_open;
+	char *run_user;                /* drop to this user when root */
+	char *run_group;
 
 	/* [auth] */
 	enum auth_method auth_method;
@@ -58,6 +62,7 @@ struct config {
 	unsigned timeout_idle;
 	unsigned timeout_bind;         /* BIND: wait for the peer */
 	unsigned timeout_udp_idle;     /* UDP association without datagrams */
+	unsigned timeout_shutdown;     /* SIGTERM: how long sessions may finish */
 
 	/* [dns] */
 	char *dns_servers;             /* c-ares CSV form, NULL: resolv.conf */

@@ -18,9 +18,14 @@ struct listener {
 	struct config_addr addr;
 };
 
-/* Open every [server] listen address. Returns 0, or -1 with errors logged
- * (and nothing left open). */
+/* Take the sockets of systemd socket activation when $LISTEN_PID names
+ * this process, else open every [server] listen address. Returns 0, or -1
+ * with errors logged (and nothing left open). */
 int listener_open_all(struct server *srv);
+/* Move to cfg's listen addresses: keep sockets whose address stays, open
+ * new ones, close removed ones. All or nothing: returns -1 (logged) with
+ * the old listeners untouched. Socket-activated listeners are kept. */
+int listener_reload(struct server *srv, const struct config *cfg);
 void listener_start_all(struct server *srv);
 void listener_stop_all(struct server *srv);
 void listener_close_all(struct server *srv);

@@ -17,6 +17,9 @@ enum log_level {
 };
 
 void log_set_level(enum log_level level);
+/* Log to syslog (facility daemon) instead of stderr. With stderr, lines get
+ * a "<N>" priority prefix when stderr is the systemd journal. */
+void log_set_target(bool use_syslog);
 bool log_enabled(enum log_level level);
 /* Parse "error", "warn", "info" or "debug"; -1 when unknown. */
 int log_level_parse(const char *name);

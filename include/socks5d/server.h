@@ -16,19 +16,25 @@ struct session;
 struct listener;
 struct resolver;
 struct auth;
+struct server_signals;
 
 struct server {
 	struct ev_loop *loop;
 	struct config *cfg;
 	struct listener *listeners;
 	size_t nlisteners;
+	bool activated;                /* listeners came from systemd */
 	struct resolver *resolver;
 	struct auth *auth;
 	struct pipe_pool pipes;
 	struct session *sessions;      /* doubly linked, newest first */
 	unsigned nsessions;
 	bool stopping;
+	struct server_signals *signals;
 };
+
+/* A session ended: during a graceful stop, the last one ends the loop. */
+void server_session_ended(struct server *srv);
 
 /* Serve with this configuration until SIGTERM or SIGINT. Takes ownership
  * of cfg. Returns the process exit status. */

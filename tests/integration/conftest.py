@@ -108,7 +108,7 @@ def base_config(listen_value, dns_address):
     return {
         "server": {"listen": listen_value, "log_level": "info"},
         "auth": {"method": "none"},
-        "timeouts": {"handshake": 5, "connect": 5, "idle": 60},
+        "timeouts": {"handshake": 5, "connect": 5, "idle": 60, "shutdown": 2},
         "dns": {"servers": dns_address, "timeout": 2},
     }
 

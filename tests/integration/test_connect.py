@@ -198,8 +198,16 @@ def test_connect_timeout_replies_06(start_daemon):
     assert 0.5 <= elapsed < 5, f"connect timeout took {elapsed:.2f}s"
 
 
-@pytest.mark.parametrize("cmd", [CMD_BIND, CMD_UDP, 0x00, 0x04, 0xFF])
-def test_unsupported_command_replies_07(daemon, echo_target, cmd):
+@pytest.mark.parametrize("cmd", [0x00, 0x04, 0xFF])
+def test_unknown_command_replies_07(daemon, echo_target, cmd):
+    assert_error_reply(daemon, *echo_target.address, REP_CMD_UNSUPPORTED, cmd=cmd)
+    time.sleep(0.1)
+    assert echo_target.records == [], "an unknown command reached the target"
+
+
+@pytest.mark.parametrize("cmd, section", [(CMD_BIND, "bind"), (CMD_UDP, "udp")])
+def test_disabled_command_replies_07(start_daemon, echo_target, cmd, section):
+    daemon = start_daemon(**{section: {"enabled": "no"}})
     assert_error_reply(daemon, *echo_target.address, REP_CMD_UNSUPPORTED, cmd=cmd)
     time.sleep(0.1)
     assert echo_target.records == [], "an unsupported command reached the target"
