@@ -125,13 +125,15 @@ def start_daemon(request, tmp_path, dns_server, socks5d_binary):
     daemons = []
     request.node._socks5d_daemons = daemons
 
-    def start(listen_hosts=(LOOPBACK4,), wait=True, **overrides):
+    def start(listen_hosts=(LOOPBACK4,), wait=True, env=None, command=None,
+              **overrides):
         port = free_port(tuple(listen_hosts))
         listen = [(host, port) for host in listen_hosts]
         listen_value = ", ".join(format_hostport(h, p) for h, p in listen)
         sections = merge_config(base_config(listen_value, dns_server.address), overrides)
         name = f"socks5d-{len(daemons)}"
-        d = Daemon(tmp_path, render_config(sections), listen, name=name)
+        d = Daemon(tmp_path, render_config(sections), listen, name=name,
+                   env=env, command=command)
         daemons.append(d)
         d.start(wait=wait)
         return d

@@ -86,7 +86,10 @@ def merge_config(base, overrides):
 class Daemon:
     """One running socks5d process with its config, log file and address."""
 
-    def __init__(self, workdir, config_text, listen, name="socks5d"):
+    def __init__(self, workdir, config_text, listen, name="socks5d", env=None,
+                 command=None):
+        """env: extra environment variables; command: a wrapper argv put in
+        front of the daemon's own (e.g. systemd-socket-activate ...)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / f"{name}.conf"
@@ -95,6 +98,8 @@ class Daemon:
         self.listen = list(listen)          # [(host, port), ...]
         self.proc = None
         self.returncode = None
+        self.extra_env = dict(env or {})
+        self.command = list(command or [])
 
     @property
     def address(self):
@@ -111,10 +116,12 @@ class Daemon:
 
     def start(self, wait=True):
         self._log_file = open(self.log_path, "wb")
+        env = daemon_env()
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            [str(binary_path()), "-c", str(self.config_path)],
+            [*self.command, str(binary_path()), "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file,
-            stderr=subprocess.STDOUT, env=daemon_env(), cwd=str(self.workdir))
+            stderr=subprocess.STDOUT, env=env, cwd=str(self.workdir))
         _ALL_PROCESSES.append(self.proc)
         if wait:
             self.wait_listening()

@@ -1,0 +1,300 @@
+"""Running as a service: sd_notify, socket activation, SIGHUP reload, graceful
+stop, privilege drop and journal priority prefixes."""
+import os
+import pwd
+import signal
+import socket
+import time
+
+import pytest
+
+from harness.daemon import render_config, merge_config
+from harness.net import LOOPBACK4, free_port, is_listening, wait_until
+from harness.socks5 import METHOD_PASSWORD, METHOD_REJECT, Socks5Client, assert_echo, open_tunnel
+
+from conftest import USERS, base_config
+
+
+class NotifyListener:
+    """A test-owned $NOTIFY_SOCKET: collects the daemon's sd_notify datagrams."""
+
+    def __init__(self, path=None, abstract=None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if abstract is not None:
+            self.sock.bind("\0" + abstract)
+            self.env_value = "@" + abstract
+        else:
+            self.sock.bind(str(path))
+            self.env_value = str(path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+
+    def poll(self):
+        try:
+            while True:
+                self.messages.append(self.sock.recv(4096).decode())
+        except (socket.timeout, BlockingIOError):
+            pass
+        return self.messages
+
+    def wait_for(self, field, timeout=5.0, after=0):
+        """Wait for a message (index >= after) containing the line field;
+        returns its index."""
+        def find():
+            for i, msg in enumerate(self.poll()):
+                if i >= after and field in msg.split("\n"):
+                    return i + 1      # never 0, which wait_until takes as false
+            return None
+        return wait_until(find, timeout, what=f"sd_notify {field}") - 1
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path):
+    listener = NotifyListener(path=tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def rewrite_config(d, dns_server, **overrides):
+    """Replace the running daemon's config file (for a reload)."""
+    listen = ", ".join(f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in d.listen)
+    sections = merge_config(base_config(listen, dns_server.address), overrides)
+    d.config_path.write_text(render_config(sections))
+
+
+def test_notify_ready_reloading_stopping_and_status(start_daemon, notify, echo_target):
+    d = start_daemon(env={"NOTIFY_SOCKET": notify.env_value})
+    ready = notify.wait_for("READY=1")
+    assert "STATUS=serving, 0 session(s)" in notify.messages[ready]
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+        d.send_signal(signal.SIGHUP)
+        reloading = notify.wait_for("RELOADING=1", after=ready + 1)
+        ready_again = notify.wait_for("READY=1", after=reloading + 1)
+        assert "STATUS=serving, 1 session(s)" in notify.messages[ready_again]
+    d.send_signal(signal.SIGTERM)
+    notify.wait_for("STOPPING=1", after=ready_again + 1)
+    assert d.wait_exit(5) == 0
+
+
+def test_notify_abstract_socket_and_watchdog(start_daemon):
+    name = f"socks5d-test-{os.getpid()}-{time.monotonic_ns()}"
+    listener = NotifyListener(abstract=name)
+    try:
+        # 0.4 s watchdog: the daemon must ping every 0.2 s.
+        start_daemon(env={"NOTIFY_SOCKET": listener.env_value,
+                          "WATCHDOG_USEC": "400000"})
+        first = listener.wait_for("WATCHDOG=1")
+        second = listener.wait_for("WATCHDOG=1", after=first + 1, timeout=1.0)
+        listener.wait_for("WATCHDOG=1", after=second + 1, timeout=1.0)
+        assert any("READY=1" in m.split("\n") for m in listener.messages)
+    finally:
+        listener.close()
+
+
+def test_watchdog_for_another_pid_is_ignored(start_daemon, notify):
+    start_daemon(env={"NOTIFY_SOCKET": notify.env_value,
+                      "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
+    notify.wait_for("READY=1")
+    time.sleep(0.6)
+    assert not [m for m in notify.poll() if "WATCHDOG=1" in m]
+
+
+def test_socket_activation(start_daemon, echo_target):
+    port = free_port()
+    d = start_daemon(wait=False, command=["systemd-socket-activate", "-l",
+                                          f"{LOOPBACK4}:{port}"])
+    configured_port = d.port
+    d.listen = [(LOOPBACK4, port)]
+    wait_until(lambda: is_listening(LOOPBACK4, port), 5, what="activation socket")
+    # The first connection makes systemd-socket-activate exec the daemon
+    # with the listening socket as descriptor 3.
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+    d.wait_log(r"listening on 127\.0\.0\.1:\d+ \(socket activation\)")
+    assert not is_listening(LOOPBACK4, configured_port), \
+        "the configured listen address was opened despite socket activation"
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded: 1 listener")
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+
+
+def test_reload_moves_listener_and_keeps_relay(start_daemon, dns_server, echo_target):
+    d = start_daemon()
+    old_port = d.port
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+        new_port = free_port()
+        d.listen = [(LOOPBACK4, new_port)]
+        rewrite_config(d, dns_server)
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded: 1 listener\(s\), 1 session\(s\) kept")
+        assert is_listening(LOOPBACK4, new_port)
+        assert not is_listening(LOOPBACK4, old_port)
+        assert_echo(client, b"relay survived the reload\n")
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+
+
+def test_reload_applies_auth_to_new_requests_only(start_daemon, dns_server,
+                                                  echo_target, users_file):
+    d = start_daemon()
+    with open_tunnel(d.address, *echo_target.address) as old:
+        rewrite_config(d, dns_server, auth={"method": "password",
+                                            "users_file": str(users_file)})
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded: ")
+        with Socks5Client(d.address) as client:
+            assert client.greet() == METHOD_REJECT
+        user, password = next(iter(USERS.items()))
+        with open_tunnel(d.address, *echo_target.address, user=user,
+                         password=password) as new:
+            assert_echo(new)
+        assert_echo(old, b"the old session needs no login\n")
+
+
+def test_bad_reload_keeps_old_config(start_daemon, echo_target):
+    d = start_daemon()
+    text = d.config_path.read_text()
+    d.config_path.write_text(text + "\n[server]\nno_such_key = 1\n")
+    bad_line = len((text + "\n[server]\n").splitlines()) + 1
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(rf"error: reload rejected: .*{d.config_path.name}:{bad_line}: "
+               r"\[server\] no_such_key: unknown key")
+    d.wait_log(r"reload rejected: the old configuration stays in force")
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+
+
+def test_reload_to_unavailable_listener_is_rejected(start_daemon, dns_server,
+                                                    echo_target):
+    d = start_daemon()
+    old_listen = list(d.listen)
+    with socket.socket() as squatter:
+        squatter.bind((LOOPBACK4, 0))
+        squatter.listen(1)
+        d.listen = [(LOOPBACK4, squatter.getsockname()[1])]
+        rewrite_config(d, dns_server)
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reload rejected: cannot open the new listeners")
+    d.listen = old_listen
+    assert is_listening(*d.address)
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+
+
+def test_graceful_stop_lets_sessions_finish(start_daemon, echo_target):
+    d = start_daemon(timeouts={"shutdown": 20})
+    client = open_tunnel(d.address, *echo_target.address)
+    d.send_signal(signal.SIGTERM)
+    wait_until(lambda: not is_listening(*d.address), 3, what="listener closed")
+    time.sleep(0.3)
+    assert d.is_running(), "exited while a session was still open"
+    assert_echo(client, b"finishing during shutdown\n")
+    started = time.monotonic()
+    client.close()
+    assert d.wait_exit(3) == 0
+    assert time.monotonic() - started < 2
+
+
+def test_graceful_stop_gives_up_after_shutdown_timeout(start_daemon, echo_target):
+    d = start_daemon(timeouts={"shutdown": 1})
+    with open_tunnel(d.address, *echo_target.address) as client:
+        started = time.monotonic()
+        d.send_signal(signal.SIGTERM)
+        assert d.wait_exit(4) == 0
+        elapsed = time.monotonic() - started
+        assert 0.8 <= elapsed < 3, f"stopped after {elapsed:.2f}s"
+        assert client.closed_by_peer()
+    d.wait_log(r"close=shutdown")
+
+
+def test_second_signal_stops_at_once(start_daemon, echo_target):
+    d = start_daemon(timeouts={"shutdown": 60})
+    with open_tunnel(d.address, *echo_target.address):
+        d.send_signal(signal.SIGTERM)
+        wait_until(lambda: not is_listening(*d.address), 3, what="listener closed")
+        started = time.monotonic()
+        d.send_signal(signal.SIGINT)
+        assert d.wait_exit(3) == 0
+        assert time.monotonic() - started < 1.5
+
+
+def privileged_free_port():
+    for port in range(900, 1024):
+        if not is_listening(LOOPBACK4, port):
+            with socket.socket() as probe:
+                try:
+                    probe.bind((LOOPBACK4, port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("no free port below 1024 on 127.0.0.1")
+
+
+def proc_ids(pid):
+    """Real/effective/saved/fs uids and gids, and supplementary groups."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields["Uid"], fields["Gid"], fields["Groups"]
+
+
+def test_privilege_drop_to_nobody(start_daemon, echo_target):
+    nobody = pwd.getpwnam("nobody")
+    if os.geteuid() != 0:
+        d = start_daemon(server={"user": "nobody"})
+        d.wait_log(r"not running as root: \[server\] user nobody ignored")
+        return
+    port = privileged_free_port()
+    d = start_daemon(wait=False, server={"listen": f"{LOOPBACK4}:{port}",
+                                         "user": "nobody"})
+    d.listen = [(LOOPBACK4, port)]
+    d.wait_listening()
+    d.wait_log(rf"running as user nobody \(uid {nobody.pw_uid}")
+    uids, gids, groups = proc_ids(d.proc.pid)
+    assert uids == [str(nobody.pw_uid)] * 4
+    assert gids == [str(nobody.pw_gid)] * 4
+    assert groups == [str(nobody.pw_gid)]
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+
+
+def test_root_without_user_warns(start_daemon):
+    d = start_daemon()
+    if os.geteuid() == 0:
+        d.wait_log(r"warn: running as root: set \[server\] user")
+    else:
+        time.sleep(0.2)
+        assert "running as root" not in d.log()
+
+
+def test_journal_stream_gets_priority_prefixes(start_daemon, tmp_path, echo_target):
+    # The harness writes the first daemon's stderr to socks5d-0.log; make it
+    # now so its device and inode can go into JOURNAL_STREAM.
+    log_path = tmp_path / "socks5d-0.log"
+    log_path.touch()
+    st = os.stat(log_path)
+    d = start_daemon(env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    assert d.log_path == log_path
+    with Socks5Client(d.address) as client:
+        assert client.greet(methods=(METHOD_PASSWORD,)) == METHOD_REJECT
+    d.wait_log(r"^<6>socks5d: info: session ")
+    lines = d.log().splitlines()
+    assert lines and all(line.startswith(("<3>", "<4>", "<6>", "<7>")) for line in lines), lines
+    assert any(line.startswith("<6>socks5d: info: listening on") for line in lines)
+
+
+def test_journal_stream_of_another_file_is_ignored(start_daemon, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.touch()
+    st = os.stat(other)
+    d = start_daemon(env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    d.wait_log(r"^socks5d: info: listening on")
+    assert not any(line.startswith("<") for line in d.log().splitlines())
