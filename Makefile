@@ -24,7 +24,15 @@ ASAN_OBJS := $(SRCS:src/%.c=build/asan-obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 
-.PHONY: all asan unit run test deps deps-test node-clients clean
+# Install layout; DESTDIR is prepended to every path.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= $(PREFIX)/etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+
+.PHONY: all asan unit run test deps deps-test node-clients install uninstall clean
 all: build/socks5d
 
 build/socks5d: $(OBJS)
@@ -87,6 +95,42 @@ run: deps
 test: deps-test
 	$(MAKE) all asan unit
 	tests/run-all
+
+# The example config is never overwritten: an operator's edits win.
+install: build/socks5d
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/socks5d \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 755 build/socks5d $(DESTDIR)$(SBINDIR)/socks5d
+	install -m 644 man/socks5d.8 $(DESTDIR)$(MANDIR)/man8/socks5d.8
+	install -m 644 man/socks5d.conf.5 $(DESTDIR)$(MANDIR)/man5/socks5d.conf.5
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/socks5d/socks5d.conf ]; then \
+	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/socks5d/socks5d.conf"; \
+	else \
+	  sed -e 's|/etc/socks5d/|$(SYSCONFDIR)/socks5d/|g' conf/socks5d.conf \
+	    > $(DESTDIR)$(SYSCONFDIR)/socks5d/socks5d.conf && \
+	  chmod 644 $(DESTDIR)$(SYSCONFDIR)/socks5d/socks5d.conf; \
+	fi
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    conf/socks5d.service > $(DESTDIR)$(UNITDIR)/socks5d.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/socks5d.service
+	install -m 644 conf/socks5d.socket $(DESTDIR)$(UNITDIR)/socks5d.socket
+	install -m 644 conf/socks5d.sysusers $(DESTDIR)$(SYSUSERSDIR)/socks5d.conf
+
+# The config goes only if it is still the example as installed.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/socks5d $(DESTDIR)$(MANDIR)/man8/socks5d.8 \
+	    $(DESTDIR)$(MANDIR)/man5/socks5d.conf.5 \
+	    $(DESTDIR)$(UNITDIR)/socks5d.service $(DESTDIR)$(UNITDIR)/socks5d.socket \
+	    $(DESTDIR)$(SYSUSERSDIR)/socks5d.conf
+	@conf=$(DESTDIR)$(SYSCONFDIR)/socks5d/socks5d.conf; \
+	if [ -e $$conf ]; then \
+	  if sed -e 's|/etc/socks5d/|$(SYSCONFDIR)/socks5d/|g' conf/socks5d.conf | cmp -s - $$conf; then \
+	    rm -f $$conf; rmdir $(DESTDIR)$(SYSCONFDIR)/socks5d 2>/dev/null || true; \
+	  else \
+	    echo "keeping modified $$conf"; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf build
