@@ -1,15 +1,424 @@
-/* Placeholder until BIND lands: answers "command not supported". */
+/*
+ * BIND (RFC 1928 §4, §6): listen on the client's behalf at an address the
+ * expected peer can reach, send it as the first reply, accept exactly one
+ * connection from DST.ADDR (anyone when DST is all zeros), send the peer's
+ * address as the second reply and hand both sockets to the relay.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socks5d/addr.h"
 #include "socks5d/bind.h"
+#include "socks5d/log.h"
 #include "socks5d/session.h"
+
+/* One peer is expected: a short queue is plenty, and strangers filling it
+ * are closed as fast as they arrive. */
+#define BIND_BACKLOG        4
+/* Connections looked at per wake-up, so a flood of strangers on one BIND
+ * cannot hold the loop. */
+#define BIND_ACCEPT_BUDGET  16
+/* Port for the routing probe when DST.PORT is 0; no packet is ever sent. */
+#define BIND_PROBE_PORT     9
+
+static struct session *
+bind_session(ev_io *w)
+{
+	return (struct session *)((char *)w - offsetof(struct session,
+	    target_io));
+}
+
+static void
+bind_set_port(union sockaddr_any *a, unsigned port)
+{
+	if (a->sa.sa_family == AF_INET)
+		a->in.sin_port = htons((uint16_t)port);
+	else
+		a->in6.sin6_port = htons((uint16_t)port);
+}
+
+/* IPv4-mapped IPv6 as plain IPv4: a dual-stack socket reports IPv4 peers
+ * that way, and the expected peer must match either spelling. */
+static void
+bind_unmap(union sockaddr_any *a)
+{
+	struct sockaddr_in in;
+
+	if (a->sa.sa_family != AF_INET6 ||
+	    !IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr))
+		return;
+	memset(&in, 0, sizeof(in));
+	in.sin_family = AF_INET;
+	in.sin_port = a->in6.sin6_port;
+	memcpy(&in.sin_addr, &a->in6.sin6_addr.s6_addr[12], 4);
+	memset(a, 0, sizeof(*a));
+	a->in = in;
+}
+
+static bool
+bind_is_unspecified(const union sockaddr_any *a)
+{
+	if (a->sa.sa_family == AF_INET)
+		return a->in.sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
+}
+
+/* Same IP (both unmapped); the port is ignored, since clients put
+ * arbitrary values in DST.PORT. */
+static bool
+bind_same_host(const union sockaddr_any *a, const union sockaddr_any *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+	return IN6_ARE_ADDR_EQUAL(&a->in6.sin6_addr, &b->in6.sin6_addr);
+}
+
+/* DST as an address: IP forms directly, and names that are really IP
+ * literals (as some clients send) without a lookup. */
+static bool
+bind_literal(const struct socks5_addr *dst, union sockaddr_any *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (dst->atyp == SOCKS5_ATYP_IPV4 ||
+	    (dst->atyp == SOCKS5_ATYP_NAME &&
+	    inet_pton(AF_INET, dst->u.name, &out->in.sin_addr) == 1)) {
+		out->in.sin_family = AF_INET;
+		if (dst->atyp == SOCKS5_ATYP_IPV4)
+			memcpy(&out->in.sin_addr, dst->u.ipv4, 4);
+	} else if (dst->atyp == SOCKS5_ATYP_IPV6 ||
+	    (dst->atyp == SOCKS5_ATYP_NAME &&
+	    inet_pton(AF_INET6, dst->u.name, &out->in6.sin6_addr) == 1)) {
+		out->in6.sin6_family = AF_INET6;
+		if (dst->atyp == SOCKS5_ATYP_IPV6)
+			memcpy(&out->in6.sin6_addr, dst->u.ipv6, 16);
+	} else {
+		return false;
+	}
+	bind_set_port(out, dst->port);
+	return true;
+}
+
+static uint8_t
+bind_reply_for(int err)
+{
+	switch (err) {
+	case ENETUNREACH:
+	case ENETDOWN:
+		return SOCKS5_REP_NET_UNREACH;
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+		return SOCKS5_REP_HOST_UNREACH;
+	default:
+		return SOCKS5_REP_FAILURE;
+	}
+}
+
+/*
+ * The local address this host would use toward dst. connect() on a UDP
+ * socket only looks up the route and picks the source; nothing is sent and
+ * nothing blocks. Returns 0 or a reply code.
+ */
+static uint8_t
+bind_route_source(const union sockaddr_any *dst, union sockaddr_any *out)
+{
+	union sockaddr_any probe = *dst;
+	socklen_t len = sizeof(*out);
+	uint8_t rep = SOCKS5_REP_SUCCESS;
+	int fd;
+
+	if (addr_port(&probe.sa) == 0)
+		bind_set_port(&probe, BIND_PROBE_PORT);
+	fd = socket(probe.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_warn("bind: route probe socket");
+		return SOCKS5_REP_FAILURE;
+	}
+	if (connect(fd, &probe.sa, addr_len(&probe.sa)) == -1)
+		rep = bind_reply_for(errno);
+	else if (getsockname(fd, &out->sa, &len) == -1)
+		rep = SOCKS5_REP_FAILURE;
+	close(fd);
+	return rep;
+}
+
+/*
+ * The address to advertise: for an all-zeros DST the client gives no hint
+ * about the peer, so the local address of its own connection (it reached us
+ * there); otherwise the source address toward DST. Returns 0 or a reply
+ * code.
+ */
+static uint8_t
+bind_reachable_address(const struct session *s, const union sockaddr_any *dst,
+    union sockaddr_any *out)
+{
+	if (bind_is_unspecified(dst)) {
+		if (s->local_addr.sa.sa_family == 0)
+			return SOCKS5_REP_FAILURE;
+		*out = s->local_addr;
+		return SOCKS5_REP_SUCCESS;
+	}
+	return bind_route_source(dst, out);
+}
+
+static int
+bind_socket(int family)
+{
+	int fd, one = 1;
+
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	/* A port whose last BIND connection is in TIME_WAIT is free again;
+	 * without this a small port_range runs dry after a few sessions. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	return fd;
+}
+
+/*
+ * A listening socket on addr: the kernel's choice of port, or the first
+ * free port of [bind] port_range from a random start (so concurrent BINDs
+ * do not all contend for LOW). Returns the fd, or -1 with errno set
+ * (EADDRINUSE: every port of the range is taken).
+ */
+static int
+bind_open_listener(const struct config_port_range *range,
+    union sockaddr_any *addr)
+{
+	uint32_t n = 1, start = 0;
+	int fd = -1, err;
+
+	if (range->low != 0) {
+		n = range->high - range->low + 1;
+		start = randombytes_uniform(n);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (range->low != 0)
+			bind_set_port(addr, range->low + (start + i) % n);
+		if (fd == -1 && (fd = bind_socket(addr->sa.sa_family)) == -1)
+			return -1;
+		if (bind(fd, &addr->sa, addr_len(&addr->sa)) == -1) {
+			/* The socket stays unbound: try the next port. */
+			if (errno == EADDRINUSE)
+				continue;
+			goto fail;
+		}
+		if (listen(fd, BIND_BACKLOG) == 0)
+			return fd;
+		if (errno != EADDRINUSE)
+			goto fail;
+		/* Bound beside another SO_REUSEADDR socket that listened
+		 * first; a bound socket cannot move, so start over. */
+		close(fd);
+		fd = -1;
+	}
+	errno = EADDRINUSE;
+fail:
+	err = errno;
+	if (fd != -1)
+		close(fd);
+	errno = err;
+	return -1;
+}
+
+/* Open the listener for dst into s->target_fd and find the address to
+ * advertise. Returns 0 or a reply code. */
+static uint8_t
+bind_listen_for(struct session *s, const union sockaddr_any *dst,
+    union sockaddr_any *bnd)
+{
+	const struct config *cfg = s->srv->cfg;
+	const struct config_addr *configured;
+	union sockaddr_any listen_addr, reachable;
+	socklen_t len = sizeof(*bnd);
+	char where[ADDR_STRLEN];
+	uint8_t rep;
+
+	configured = dst->sa.sa_family == AF_INET ? &cfg->bind_address.ipv4 :
+	    &cfg->bind_address.ipv6;
+	memset(&listen_addr, 0, sizeof(listen_addr));
+	if (configured->len != 0)
+		memcpy(&listen_addr, &configured->ss, configured->len);
+	else if ((rep = bind_reachable_address(s, dst, &listen_addr)) != 0)
+		return rep;
+	bind_set_port(&listen_addr, 0);
+
+	s->target_fd = bind_open_listener(&cfg->bind_ports, &listen_addr);
+	if (s->target_fd == -1) {
+		addr_format(&listen_addr.sa, where, sizeof(where));
+		if (errno == EADDRINUSE && cfg->bind_ports.low != 0)
+			log_warnx("bind: no free port in port_range %u-%u on %s",
+			    cfg->bind_ports.low, cfg->bind_ports.high, where);
+		else
+			log_warn("bind: listen on %s", where);
+		return SOCKS5_REP_FAILURE;
+	}
+	if (getsockname(s->target_fd, &bnd->sa, &len) == -1) {
+		log_warn("bind: getsockname");
+		return SOCKS5_REP_FAILURE;
+	}
+	/* A wildcard [bind] address listens everywhere, but the peer needs
+	 * one concrete address to connect to. */
+	if (bind_is_unspecified(bnd)) {
+		if ((rep = bind_reachable_address(s, dst, &reachable)) != 0)
+			return rep;
+		bind_set_port(&reachable, addr_port(&bnd->sa));
+		*bnd = reachable;
+	}
+	return SOCKS5_REP_SUCCESS;
+}
+
+/* Is this accepted connection the one the client announced? */
+static bool
+bind_peer_expected(const struct session *s, const union sockaddr_any *peer)
+{
+	const union sockaddr_any *dst = &s->hs->addrs[0];
+
+	return bind_is_unspecified(dst) || bind_same_host(dst, peer);
+}
+
+static void
+bind_established(struct session *s, int fd, const union sockaddr_any *peer)
+{
+	int one = 1;
+
+	/* Exactly one peer per BIND: nobody else may connect from here on. */
+	ev_io_stop(s->srv->loop, &s->target_io);
+	close(s->target_fd);
+	s->target_fd = fd;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->target_addr = *peer;
+	session_start_relay(s, &peer->sa);
+}
+
+static void
+bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = bind_session(w);
+	union sockaddr_any peer;
+	char who[ADDR_STRLEN];
+	socklen_t len;
+	int fd;
+
+	(void)loop;
+	(void)revents;
+	for (int i = 0; i < BIND_ACCEPT_BUDGET; i++) {
+		len = sizeof(peer);
+		fd = accept4(s->target_fd, &peer.sa, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			/* Out of descriptors included: the listener would
+			 * stay readable and spin the loop. */
+			log_warn("bind: accept");
+			session_fail(s, SOCKS5_REP_FAILURE);
+			return;
+		}
+		bind_unmap(&peer);
+		if (bind_peer_expected(s, &peer)) {
+			bind_established(s, fd, &peer);
+			return;
+		}
+		/* A stranger (a port scanner, say) must not break the wait
+		 * for the real peer. */
+		close(fd);
+		if (log_enabled(LOG_LEVEL_DEBUG)) {
+			addr_format(&peer.sa, who, sizeof(who));
+			log_debug("bind: closed connection from unexpected %s",
+			    who);
+		}
+	}
+}
+
+static void
+bind_listen(struct session *s, union sockaddr_any *dst)
+{
+	struct handshake *hs = s->hs;
+	union sockaddr_any bnd;
+	uint8_t rep;
+
+	if (hs->client_eof) {
+		/* Nobody is left to tell about a peer. */
+		session_close(s, "client-eof");
+		return;
+	}
+	bind_unmap(dst);
+	hs->addrs[0] = *dst;
+	hs->naddrs = 1;
+	if ((rep = bind_listen_for(s, dst, &bnd)) != SOCKS5_REP_SUCCESS) {
+		session_fail(s, rep);
+		return;
+	}
+	if (session_send_reply(s, SOCKS5_REP_SUCCESS, &bnd.sa) == -1) {
+		session_close(s, "reset");
+		return;
+	}
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char where[ADDR_STRLEN], from[ADDR_STRLEN];
+
+		addr_format(&bnd.sa, where, sizeof(where));
+		addr_format(&dst->sa, from, sizeof(from));
+		log_debug("bind: listening on %s for a peer from %s", where,
+		    bind_is_unspecified(dst) ? "anywhere" : from);
+	}
+	session_set_state(s, SESSION_BIND_WAIT);
+	ev_io_init(&s->target_io, bind_accept_cb, s->target_fd, EV_READ);
+	ev_io_start(s->srv->loop, &s->target_io);
+	session_set_timeout(s, s->srv->cfg->timeout_bind);
+}
+
+static void
+bind_resolved(void *arg, enum resolver_status status,
+    const union sockaddr_any *addrs, size_t n)
+{
+	struct session *s = arg;
+	union sockaddr_any dst;
+
+	(void)n;
+	s->hs->query = NULL;
+	if (status != RESOLVER_OK) {
+		session_fail(s, status == RESOLVER_NOT_FOUND ?
+		    SOCKS5_REP_HOST_UNREACH : SOCKS5_REP_FAILURE);
+		return;
+	}
+	/* The peer is expected from the preferred address of the name. */
+	dst = addrs[0];
+	bind_listen(s, &dst);
+}
 
 void
 bind_start(struct session *s)
 {
-	session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
+	struct handshake *hs = s->hs;
+	const struct config *cfg = s->srv->cfg;
+	union sockaddr_any dst;
+
+	if (bind_literal(&hs->req.dst, &dst)) {
+		bind_listen(s, &dst);
+		return;
+	}
+	session_set_state(s, SESSION_RESOLVING);
+	session_set_timeout(s, cfg->dns_timeout + 1);
+	hs->query = resolver_lookup(s->srv->resolver, hs->req.dst.u.name,
+	    hs->req.dst.port, cfg->dns_family, bind_resolved, s);
+	if (hs->query == NULL)
+		session_fail(s, SOCKS5_REP_FAILURE);
 }
 
 void
 bind_timeout(struct session *s)
 {
-	session_close(s, "timeout");
+	/* No peer in [timeouts] bind: the second reply says so. */
+	session_fail(s, SOCKS5_REP_TTL_EXPIRED);
 }
