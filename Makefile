@@ -12,7 +12,7 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
 TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps \
-              dnsmasq-base dante-client python3-pyftpdlib
+              dnsmasq-base dante-client python3-pyftpdlib man-db systemd
 # Third-party Node.js SOCKS client for the black-box tests (npm "socks").
 NODE_CLIENTS := tests/clients/node_modules/.package-lock.json
 

@@ -72,6 +72,8 @@ static const struct config_enum_name config_family_names[] = {
 	{ ROW(sec, name, CONFIG_IP_PAIR, field, dflt) }
 #define ROW_PORTS(sec, name, field, dflt)                               \
 	{ ROW(sec, name, CONFIG_PORT_RANGE, field, dflt) }
+#define ROW_HOSTPORT(sec, name, field, dflt)                            \
+	{ ROW(sec, name, CONFIG_HOSTPORT, field, dflt) }
 #define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
 	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .max = (most),    \
 	  .count_offset = offsetof(struct config, count) }
@@ -120,6 +122,8 @@ static const struct config_row config_rows[] = {
 	ROW_PORTS("udp", "port_range", udp_ports, ""),
 	ROW_IP("udp", "advertise_ipv4", udp_advertise_ipv4, "", AF_INET),
 	ROW_IP("udp", "advertise_ipv6", udp_advertise_ipv6, "", AF_INET6),
+
+	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
 };
 
 #define CONFIG_NROWS (sizeof(config_rows) / sizeof(config_rows[0]))

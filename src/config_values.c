@@ -232,6 +232,24 @@ config_parse_listen(const struct config_row *row, void *base, char *value,
 	return 0;
 }
 
+/* One IP:port, like a listen item, or empty for "off". */
+static int
+config_parse_hostport(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	struct config_addr *field = config_field(row, base);
+	struct config_addr a;
+
+	memset(&a, 0, sizeof(a));
+	if (*value != '\0' &&
+	    addr_parse_hostport(value, &a.ss, &a.len, false) == -1)
+		return config_why(why, whylen, "\"%s\" is not an IP:port (IP "
+		    "literal, IPv6 in brackets, port 1-65535), or empty for "
+		    "none", value);
+	*field = a;
+	return 0;
+}
+
 static int
 config_parse_ip(const struct config_row *row, void *base, char *value,
     char *why, size_t whylen)
@@ -431,6 +449,9 @@ config_value_parse(const struct config_row *row, void *base,
 		break;
 	case CONFIG_PORT_RANGE:
 		rc = config_parse_port_range(row, base, v, why, whylen);
+		break;
+	case CONFIG_HOSTPORT:
+		rc = config_parse_hostport(row, base, v, why, whylen);
 		break;
 	}
 	free(copy);

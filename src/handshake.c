@@ -16,6 +16,7 @@
 #include "socks5d/connect.h"
 #include "socks5d/handshake.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/session.h"
 #include "socks5d/udp.h"
 
@@ -101,6 +102,7 @@ handshake_login_failed(struct session *s)
 	    SOCKS5_AUTH_FAILED };
 	char client[ADDR_STRLEN], user[SOCKS5_NAME_MAX + 1];
 
+	metrics_count_auth(false);
 	addr_format(&s->client_addr.sa, client, sizeof(client));
 	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
 	log_warnx("login failed: client=%s user=%s", client, user);
@@ -112,6 +114,7 @@ handshake_login_ok(struct session *s)
 {
 	static const uint8_t ok[2] = { SOCKS5_AUTH_VERSION, SOCKS5_AUTH_OK };
 
+	metrics_count_auth(true);
 	if (handshake_send(s, ok, sizeof(ok)) == -1) {
 		session_close(s, "reset");
 		return STEP_STOP;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/resolver.h"
 
 struct resolver_io {
@@ -28,6 +29,7 @@ struct resolver_query {
 	int status;                    /* a held answer, for deferred delivery */
 	struct ares_addrinfo *result;
 	struct resolver_query *next_deferred;
+	ev_tstamp started;             /* for the latency histogram */
 };
 
 struct resolver {
@@ -217,6 +219,8 @@ resolver_answer_cb(void *arg, int status, int timeouts,
 	(void)timeouts;
 	q->status = status;
 	q->result = result;
+	metrics_observe_dns(ev_time() - q->started,
+	    resolver_map_status(status, result) == RESOLVER_OK);
 	if (r->destroying)
 		q->cb = NULL;
 	if (r->in_lookup > 0 && q->cb != NULL) {
@@ -317,6 +321,8 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	q->arg = arg;
 	q->port = port;
 	q->family = family;
+	q->started = ev_time();
+	metrics_count_dns_lookup();
 
 	memset(&hints, 0, sizeof(hints));
 	/* Always ask for A and AAAA together; [dns] family only orders. */

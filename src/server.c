@@ -12,6 +12,7 @@
 #include "socks5d/auth.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics_http.h"
 #include "socks5d/notify.h"
 #include "socks5d/privdrop.h"
 #include "socks5d/resolver.h"
@@ -63,6 +64,7 @@ server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	srv->stopping = true;
 	notify_state("STOPPING=1");
 	listener_close_all(srv);
+	metrics_http_close();
 	log_info("signal %d: stopped accepting; %u session(s) may finish "
 	    "within %us", w->signum, srv->nsessions,
 	    srv->cfg->timeout_shutdown);
@@ -136,13 +138,16 @@ server_reload(struct server *srv)
 		return;
 	}
 	free(errors);
-	if (listener_reload(srv, next) == -1) {
+	if (metrics_http_prepare_reload(next) == -1 ||
+	    listener_reload(srv, next) == -1) {
+		metrics_http_abort_reload();
 		log_error("reload rejected: cannot open the new listeners; the "
 		    "old configuration stays in force");
 		config_free(next);
 		notify_state("READY=1");
 		return;
 	}
+	metrics_http_commit_reload();
 	server_warn_restart_only(old, next);
 	auth_set_users(srv->auth, next->users);
 	next->users = NULL;
@@ -205,7 +210,7 @@ server_run(struct config *cfg)
 		goto out;
 	}
 	/* Bind first, while privileged ports are still ours to take. */
-	if (listener_open_all(&srv) == -1)
+	if (listener_open_all(&srv) == -1 || metrics_http_open(&srv) == -1)
 		goto out;
 	if (privdrop_apply(cfg->run_user, cfg->run_group) == -1)
 		goto out;
@@ -236,6 +241,7 @@ server_run(struct config *cfg)
 out:
 	if (srv.loop != NULL) {
 		listener_close_all(&srv);
+		metrics_http_close();
 		session_close_all(&srv, "shutdown");
 		notify_close(srv.loop);
 	}

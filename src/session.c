@@ -18,6 +18,7 @@
 #include "socks5d/connect.h"
 #include "socks5d/handshake.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/session.h"
 #include "socks5d/udp.h"
 
@@ -173,7 +174,7 @@ session_log_access(const struct session *s, const char *reason)
 {
 	char client[ADDR_STRLEN], addr[ADDR_STRLEN], reply[12];
 	char user[SOCKS5_NAME_MAX + 1], dest[SOCKS5_ADDR_STRLEN];
-	char extra[256] = "";
+	char extra[512] = "";
 	uint64_t up = s->relay.up.bytes, down = s->relay.down.bytes, ms;
 
 	if (!log_enabled(LOG_LEVEL_INFO))
@@ -198,7 +199,7 @@ session_log_access(const struct session *s, const char *reason)
 	    up, down, ms, reason, extra);
 }
 
-static void
+void
 session_free_handshake(struct session *s)
 {
 	if (s->hs == NULL)
@@ -213,11 +214,24 @@ session_free_handshake(struct session *s)
 	s->hs = NULL;
 }
 
+/* The session's totals for /metrics, with the access log's byte counts. */
+static void
+session_count_metrics(const struct session *s, const char *reason)
+{
+	uint64_t up = s->relay.up.bytes, down = s->relay.down.bytes;
+	char extra[512];
+
+	if (s->udp != NULL)
+		udp_log_fields(s->udp, &up, &down, extra, sizeof(extra));
+	metrics_count_session(s->cmd, s->reply, reason, up, down);
+}
+
 void
 session_close(struct session *s, const char *reason)
 {
 	struct server *srv = s->srv;
 
+	session_count_metrics(s, reason);
 	session_free_handshake(s);
 	relay_stop(&s->relay);
 	ev_io_stop(srv->loop, &s->client_io);
@@ -308,6 +322,7 @@ session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
 
 	len = socks5_encode_reply(msg, rep, bnd);
 	s->reply = rep;
+	metrics_count_reply(rep);
 	/* The socket is fresh and we sent at most a few bytes before, so a
 	 * reply this small always fits; a short write means a dead client. */
 	return write(s->client_fd, msg, len) == (ssize_t)len ? 0 : -1;
@@ -321,6 +336,7 @@ session_fail(struct session *s, uint8_t rep)
 
 	len = socks5_encode_reply(msg, rep, NULL);
 	s->reply = rep;
+	metrics_count_reply(rep);
 	session_send_final(s, msg, len, "rejected");
 }
 

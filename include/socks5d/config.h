@@ -83,6 +83,9 @@ struct config {
 	struct config_port_range udp_ports;
 	struct config_addr udp_advertise_ipv4;
 	struct config_addr udp_advertise_ipv6;
+
+	/* [metrics] */
+	struct config_addr metrics_listen;     /* len 0: no /metrics */
 };
 
 /*

@@ -21,6 +21,7 @@ enum config_type {
 	CONFIG_DNS_SERVERS,     /* char *, c-ares CSV, NULL when empty */
 	CONFIG_IP_PAIR,         /* struct config_addr_pair */
 	CONFIG_PORT_RANGE,      /* struct config_port_range */
+	CONFIG_HOSTPORT,        /* one struct config_addr, len 0 when empty */
 };
 
 struct config_enum_name {

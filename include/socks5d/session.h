@@ -103,6 +103,10 @@ void session_fail(struct session *s, uint8_t rep);
  * return right after. */
 void session_start_relay(struct session *s, const struct sockaddr *bnd);
 
+/* Wipe (it may have held a password) and free the handshake state, for a
+ * command that goes on without it (UDP ASSOCIATE). */
+void session_free_handshake(struct session *s);
+
 /* Switch the session's state, logging the transition at debug level. */
 void session_set_state(struct session *s, enum session_state state);
 

@@ -1,0 +1,66 @@
+/*
+ * Counters for /metrics: one process-wide struct of plain integers that the
+ * rest of the daemon bumps at the single place each event is decided, and
+ * the Prometheus text exposition (version 0.0.4) written from it.
+ */
+#ifndef SOCKS5D_METRICS_H
+#define SOCKS5D_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why a UDP datagram was dropped; each is one "reason" label value. */
+enum metrics_udp_drop {
+	METRICS_UDP_DROP_STRANGER,     /* not from the associated client */
+	METRICS_UDP_DROP_FRAG,         /* FRAG != 0: no reassembly */
+	METRICS_UDP_DROP_RSV,          /* RSV != 0 */
+	METRICS_UDP_DROP_BAD,          /* malformed header */
+	METRICS_UDP_DROP_TRUNC,        /* did not fit the buffer */
+	METRICS_UDP_DROP_OVERSIZE,     /* too big for the next hop */
+	METRICS_UDP_DROP_QUEUE,        /* no room while a name resolves */
+	METRICS_UDP_DROP_DNS,          /* the name did not resolve */
+	METRICS_UDP_DROP_DENIED,       /* a rule said no */
+	METRICS_UDP_DROP_SEND,         /* the kernel refused it */
+	METRICS_UDP_DROP_COUNT,
+};
+
+/* Values read at scrape time rather than counted. */
+struct metrics_gauges {
+	unsigned sessions_active;
+	size_t pipes_idle;
+	long fds_open;                 /* -1: could not be counted */
+	unsigned max_clients;
+};
+
+/*
+ * A session ended (session_close): cmd is the SOCKS5 command byte (0: no
+ * request was read), reply the last reply code sent (-1: none), reason the
+ * access log's close word, up and down the bytes relayed each way.
+ */
+void metrics_count_session(uint8_t cmd, int reply, const char *reason,
+    uint64_t up, uint64_t down);
+/* A SOCKS5 reply with this code went to a client. */
+void metrics_count_reply(uint8_t rep);
+/* An RFC 1929 login was accepted or refused. */
+void metrics_count_auth(bool ok);
+/* A name lookup started; one ended after seconds, with or without an
+ * address. */
+void metrics_count_dns_lookup(void);
+void metrics_observe_dns(double seconds, bool ok);
+/* n datagrams relayed client -> target (up) or target -> client. */
+void metrics_count_udp_datagrams(bool up, uint64_t n);
+/* n datagrams dropped for this reason. */
+void metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n);
+
+/*
+ * Write the exposition text into buf (at most cap bytes, NUL-terminated
+ * when cap > 0). Returns the length the whole text needs, like snprintf:
+ * a result >= cap means it was cut short.
+ */
+size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g);
+
+/* Start every counter from zero again (unit tests). */
+void metrics_reset(void);
+
+#endif

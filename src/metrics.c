@@ -1,0 +1,352 @@
+/*
+ * The counters behind /metrics and their Prometheus text exposition. One
+ * loop per process touches them, so they are plain integers: bumping one is
+ * an add, with no lock, atomic or allocation on the path being measured.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "socks5d/metrics.h"
+#include "socks5d/socks5.h"
+#include "socks5d/version.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* "cmd" label values; index 0 is a session that never sent a request. */
+enum { CMD_NONE, CMD_CONNECT, CMD_BIND, CMD_UDP, CMD_UNKNOWN, CMD_COUNT };
+static const char *const cmd_labels[CMD_COUNT] = {
+	[CMD_NONE] = "none",
+	[CMD_CONNECT] = "connect",
+	[CMD_BIND] = "bind",
+	[CMD_UDP] = "udp",
+	[CMD_UNKNOWN] = "unknown",
+};
+
+/* The access log's close words for a session that never got a success
+ * reply; anything else (a command's own word) is "other". */
+static const char *const failure_labels[] = {
+	"no-method", "auth-failed", "handshake-timeout", "client-eof",
+	"bad-version", "rejected", "reset", "error", "nomem", "shutdown",
+	"other",
+};
+#define FAILURE_COUNT ARRAY_LEN(failure_labels)
+
+static const char *const udp_drop_labels[METRICS_UDP_DROP_COUNT] = {
+	[METRICS_UDP_DROP_STRANGER] = "stranger",
+	[METRICS_UDP_DROP_FRAG] = "frag",
+	[METRICS_UDP_DROP_RSV] = "rsv",
+	[METRICS_UDP_DROP_BAD] = "bad",
+	[METRICS_UDP_DROP_TRUNC] = "trunc",
+	[METRICS_UDP_DROP_OVERSIZE] = "oversize",
+	[METRICS_UDP_DROP_QUEUE] = "queue",
+	[METRICS_UDP_DROP_DNS] = "dns",
+	[METRICS_UDP_DROP_DENIED] = "denied",
+	[METRICS_UDP_DROP_SEND] = "send",
+};
+
+/* Upper bounds of the DNS latency buckets, with the text of their "le"
+ * label written out so it never depends on float formatting. */
+static const struct {
+	double le;
+	const char *text;
+} dns_buckets[] = {
+	{ 0.001, "0.001" }, { 0.0025, "0.0025" }, { 0.005, "0.005" },
+	{ 0.01, "0.01" }, { 0.025, "0.025" }, { 0.05, "0.05" },
+	{ 0.1, "0.1" }, { 0.25, "0.25" }, { 0.5, "0.5" }, { 1, "1" },
+	{ 2.5, "2.5" }, { 5, "5" },
+};
+#define DNS_BUCKET_COUNT ARRAY_LEN(dns_buckets)
+
+#define REPLY_CODES (SOCKS5_REP_ATYP_UNSUPPORTED + 1)
+
+static struct {
+	uint64_t sessions[CMD_COUNT];
+	uint64_t failures[FAILURE_COUNT];
+	uint64_t auth_ok, auth_failed;
+	uint64_t replies[REPLY_CODES];
+	uint64_t bytes_up, bytes_down;
+	uint64_t dns_lookups, dns_failures;
+	/* Per bucket, not cumulative; the last slot is beyond the top. */
+	uint64_t dns_buckets[DNS_BUCKET_COUNT + 1];
+	uint64_t dns_count;
+	double dns_seconds;
+	uint64_t udp_up, udp_down;
+	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
+} counters;
+
+static unsigned
+metrics_cmd_index(uint8_t cmd)
+{
+	switch (cmd) {
+	case 0:
+		return CMD_NONE;
+	case SOCKS5_CMD_CONNECT:
+		return CMD_CONNECT;
+	case SOCKS5_CMD_BIND:
+		return CMD_BIND;
+	case SOCKS5_CMD_UDP:
+		return CMD_UDP;
+	default:
+		return CMD_UNKNOWN;
+	}
+}
+
+static unsigned
+metrics_failure_index(const char *reason)
+{
+	unsigned i;
+
+	for (i = 0; i < FAILURE_COUNT - 1; i++)
+		if (reason != NULL && strcmp(reason, failure_labels[i]) == 0)
+			break;
+	return i;
+}
+
+void
+metrics_count_session(uint8_t cmd, int reply, const char *reason,
+    uint64_t up, uint64_t down)
+{
+	counters.sessions[metrics_cmd_index(cmd)]++;
+	if (reply != SOCKS5_REP_SUCCESS)
+		counters.failures[metrics_failure_index(reason)]++;
+	counters.bytes_up += up;
+	counters.bytes_down += down;
+}
+
+void
+metrics_count_reply(uint8_t rep)
+{
+	/* The codec only encodes RFC 1928 codes; anything else is a bug
+	 * elsewhere, and a counter is no place to crash over it. */
+	if (rep < REPLY_CODES)
+		counters.replies[rep]++;
+}
+
+void
+metrics_count_auth(bool ok)
+{
+	if (ok)
+		counters.auth_ok++;
+	else
+		counters.auth_failed++;
+}
+
+void
+metrics_count_dns_lookup(void)
+{
+	counters.dns_lookups++;
+}
+
+void
+metrics_observe_dns(double seconds, bool ok)
+{
+	size_t i;
+
+	if (!ok)
+		counters.dns_failures++;
+	if (!(seconds >= 0))    /* also NaN: a clock step must not poison the sum */
+		seconds = 0;
+	for (i = 0; i < DNS_BUCKET_COUNT; i++)
+		if (seconds <= dns_buckets[i].le)
+			break;
+	counters.dns_buckets[i]++;
+	counters.dns_count++;
+	counters.dns_seconds += seconds;
+}
+
+void
+metrics_count_udp_datagrams(bool up, uint64_t n)
+{
+	if (up)
+		counters.udp_up += n;
+	else
+		counters.udp_down += n;
+}
+
+void
+metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n)
+{
+	if ((unsigned)reason < METRICS_UDP_DROP_COUNT)
+		counters.udp_drops[reason] += n;
+}
+
+void
+metrics_reset(void)
+{
+	memset(&counters, 0, sizeof(counters));
+}
+
+/* The exposition being written: like snprintf, len keeps counting past
+ * cap so the caller learns how much room the whole text needs. */
+struct metrics_out {
+	char *buf;
+	size_t cap;
+	size_t len;
+};
+
+static void
+metrics_printf(struct metrics_out *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+metrics_printf(struct metrics_out *out, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	if (out->len < out->cap)
+		n = vsnprintf(out->buf + out->len, out->cap - out->len, fmt, ap);
+	else
+		n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		out->len += (size_t)n;
+}
+
+static void
+metrics_family(struct metrics_out *out, const char *name, const char *type,
+    const char *help)
+{
+	metrics_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+static void
+metrics_sample(struct metrics_out *out, const char *name, const char *label,
+    const char *value, uint64_t n)
+{
+	if (label == NULL)
+		metrics_printf(out, "%s %" PRIu64 "\n", name, n);
+	else
+		metrics_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label,
+		    value, n);
+}
+
+static void
+metrics_render_sessions(struct metrics_out *out, const struct metrics_gauges *g)
+{
+	metrics_family(out, "socks5d_sessions_active", "gauge",
+	    "Client connections open now.");
+	metrics_sample(out, "socks5d_sessions_active", NULL, NULL,
+	    g->sessions_active);
+	metrics_family(out, "socks5d_sessions_total", "counter",
+	    "Sessions ended, by command (none: no request was read).");
+	for (size_t i = 0; i < CMD_COUNT; i++)
+		metrics_sample(out, "socks5d_sessions_total", "cmd",
+		    cmd_labels[i], counters.sessions[i]);
+	metrics_family(out, "socks5d_handshake_failures_total", "counter",
+	    "Sessions ended without a success reply, by close reason.");
+	for (size_t i = 0; i < FAILURE_COUNT; i++)
+		metrics_sample(out, "socks5d_handshake_failures_total",
+		    "reason", failure_labels[i], counters.failures[i]);
+	metrics_family(out, "socks5d_auth_successes_total", "counter",
+	    "RFC 1929 logins accepted.");
+	metrics_sample(out, "socks5d_auth_successes_total", NULL, NULL,
+	    counters.auth_ok);
+	metrics_family(out, "socks5d_auth_failures_total", "counter",
+	    "RFC 1929 logins refused.");
+	metrics_sample(out, "socks5d_auth_failures_total", NULL, NULL,
+	    counters.auth_failed);
+}
+
+static void
+metrics_render_replies(struct metrics_out *out)
+{
+	char code[4];
+
+	metrics_family(out, "socks5d_replies_total", "counter",
+	    "SOCKS5 replies sent, by reply code.");
+	for (unsigned i = 0; i < REPLY_CODES; i++) {
+		snprintf(code, sizeof(code), "%u", i);
+		metrics_sample(out, "socks5d_replies_total", "code", code,
+		    counters.replies[i]);
+	}
+	metrics_family(out, "socks5d_relayed_bytes_total", "counter",
+	    "Bytes relayed by ended sessions (up: client to target).");
+	metrics_sample(out, "socks5d_relayed_bytes_total", "direction", "up",
+	    counters.bytes_up);
+	metrics_sample(out, "socks5d_relayed_bytes_total", "direction", "down",
+	    counters.bytes_down);
+}
+
+static void
+metrics_render_dns(struct metrics_out *out)
+{
+	uint64_t cumulative = 0;
+
+	metrics_family(out, "socks5d_dns_lookups_total", "counter",
+	    "Name lookups started.");
+	metrics_sample(out, "socks5d_dns_lookups_total", NULL, NULL,
+	    counters.dns_lookups);
+	metrics_family(out, "socks5d_dns_failures_total", "counter",
+	    "Name lookups that ended without an address.");
+	metrics_sample(out, "socks5d_dns_failures_total", NULL, NULL,
+	    counters.dns_failures);
+	metrics_family(out, "socks5d_dns_lookup_duration_seconds", "histogram",
+	    "Time from the start of a name lookup to its answer.");
+	for (size_t i = 0; i < DNS_BUCKET_COUNT; i++) {
+		cumulative += counters.dns_buckets[i];
+		metrics_sample(out, "socks5d_dns_lookup_duration_seconds_bucket",
+		    "le", dns_buckets[i].text, cumulative);
+	}
+	metrics_sample(out, "socks5d_dns_lookup_duration_seconds_bucket", "le",
+	    "+Inf", counters.dns_count);
+	metrics_printf(out, "socks5d_dns_lookup_duration_seconds_sum %.9g\n",
+	    counters.dns_seconds);
+	metrics_sample(out, "socks5d_dns_lookup_duration_seconds_count", NULL,
+	    NULL, counters.dns_count);
+}
+
+static void
+metrics_render_udp(struct metrics_out *out)
+{
+	metrics_family(out, "socks5d_udp_datagrams_total", "counter",
+	    "UDP datagrams relayed (up: client to target).");
+	metrics_sample(out, "socks5d_udp_datagrams_total", "direction", "up",
+	    counters.udp_up);
+	metrics_sample(out, "socks5d_udp_datagrams_total", "direction", "down",
+	    counters.udp_down);
+	metrics_family(out, "socks5d_udp_dropped_total", "counter",
+	    "UDP datagrams dropped, by reason.");
+	for (size_t i = 0; i < METRICS_UDP_DROP_COUNT; i++)
+		metrics_sample(out, "socks5d_udp_dropped_total", "reason",
+		    udp_drop_labels[i], counters.udp_drops[i]);
+}
+
+static void
+metrics_render_process(struct metrics_out *out, const struct metrics_gauges *g)
+{
+	metrics_family(out, "socks5d_pipe_pool_idle", "gauge",
+	    "Empty pipes kept for the splice relay.");
+	metrics_sample(out, "socks5d_pipe_pool_idle", NULL, NULL,
+	    g->pipes_idle);
+	metrics_family(out, "socks5d_open_fds", "gauge",
+	    "Open file descriptors of the process.");
+	if (g->fds_open >= 0)
+		metrics_sample(out, "socks5d_open_fds", NULL, NULL,
+		    (uint64_t)g->fds_open);
+	metrics_family(out, "socks5d_max_clients", "gauge",
+	    "The configured [server] max_clients.");
+	metrics_sample(out, "socks5d_max_clients", NULL, NULL, g->max_clients);
+	metrics_family(out, "socks5d_build_info", "gauge",
+	    "Always 1; the version is in the label.");
+	metrics_sample(out, "socks5d_build_info", "version", SOCKS5D_VERSION, 1);
+}
+
+size_t
+metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
+{
+	struct metrics_out out = { .buf = buf, .cap = cap, .len = 0 };
+
+	if (cap > 0)
+		buf[0] = '\0';
+	metrics_render_sessions(&out, g);
+	metrics_render_replies(&out);
+	metrics_render_dns(&out);
+	metrics_render_udp(&out);
+	metrics_render_process(&out, g);
+	return out.len;
+}
