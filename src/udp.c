@@ -1,32 +1,407 @@
-/* Placeholder until UDP ASSOCIATE lands: answers "command not supported". */
+/*
+ * UDP ASSOCIATE (RFC 1928 §4, §6, §7), the association's lifetime: the
+ * relay socket on the address the client reached us at, who may use it,
+ * the reply, and the TCP control connection whose end (or idleness) ends
+ * it all. The datagrams themselves are udp_forward.c's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/log.h"
 #include "socks5d/session.h"
 #include "socks5d/udp.h"
+#include "socks5d/udp_assoc.h"
+#include "socks5d/udp_dns.h"
+
+/* Stray control-connection bytes discarded per event. */
+#define UDP_CONTROL_BUDGET     (64 * 1024)
+
+/* -- addresses and sockets (shared with udp_forward.c) --------------------- */
+
+void
+udp_normalize(const struct sockaddr *sa, union sockaddr_any *out)
+{
+	struct sockaddr_in6 in6;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		memcpy(&out->in, sa, sizeof(out->in));
+		return;
+	}
+	if (sa->sa_family != AF_INET6)
+		return;
+	memcpy(&in6, sa, sizeof(in6));
+	if (!IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+		out->in6 = in6;
+		return;
+	}
+	out->in.sin_family = AF_INET;
+	out->in.sin_port = in6.sin6_port;
+	memcpy(&out->in.sin_addr, in6.sin6_addr.s6_addr + 12, 4);
+}
+
+void
+udp_set_port(union sockaddr_any *addr, uint16_t port)
+{
+	if (addr->sa.sa_family == AF_INET)
+		addr->in.sin_port = htons(port);
+	else
+		addr->in6.sin6_port = htons(port);
+}
+
+static bool
+udp_ip_is_zero(const union sockaddr_any *addr)
+{
+	if (addr->sa.sa_family == AF_INET)
+		return addr->in.sin_addr.s_addr == INADDR_ANY;
+	return IN6_IS_ADDR_UNSPECIFIED(&addr->in6.sin6_addr);
+}
+
+bool
+udp_literal(const struct socks5_addr *dst, union sockaddr_any *out)
+{
+	union sockaddr_any raw;
+
+	memset(&raw, 0, sizeof(raw));
+	if (dst->atyp == SOCKS5_ATYP_IPV4) {
+		raw.in.sin_family = AF_INET;
+		memcpy(&raw.in.sin_addr, dst->u.ipv4, 4);
+	} else if (dst->atyp == SOCKS5_ATYP_IPV6) {
+		raw.in6.sin6_family = AF_INET6;
+		memcpy(&raw.in6.sin6_addr, dst->u.ipv6, 16);
+	} else if (inet_pton(AF_INET, dst->u.name, &raw.in.sin_addr) == 1) {
+		raw.in.sin_family = AF_INET;
+	} else if (inet_pton(AF_INET6, dst->u.name, &raw.in6.sin6_addr) == 1) {
+		raw.in6.sin6_family = AF_INET6;
+	} else {
+		return false;
+	}
+	udp_normalize(&raw.sa, out);
+	udp_set_port(out, dst->port);
+	return true;
+}
+
+int
+udp_socket(int family)
+{
+	int fd, one = 1;
+
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd != -1 && family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &one, sizeof(one)) == -1) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/* -- the association ------------------------------------------------------- */
+
+/* The control connection: nothing more is said on it, and its end (EOF
+ * or error) ends the association. Stray bytes are read and dropped. */
+static void
+udp_control_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = (struct session *)
+	    ((char *)w - offsetof(struct session, client_io));
+	uint8_t sink[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	while (total < UDP_CONTROL_BUDGET) {
+		n = read(s->client_fd, sink, sizeof(sink));
+		if (n > 0) {
+			total += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			session_close(s, "eof");
+			return;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		session_close(s, errno == ECONNRESET ? "reset" : "error");
+		return;
+	}
+}
+
+/* Re-arm the session timer for the idle deadline, or sooner when a name
+ * lookup must be given up before that. */
+void
+udp_arm_timer(struct udp_assoc *a)
+{
+	struct session *s = a->s;
+	ev_tstamp now = ev_now(s->srv->loop), left, next;
+
+	left = a->last_activity + s->srv->cfg->timeout_udp_idle - now;
+	if (a->dns != NULL && (next = udp_dns_expire(a->dns)) != 0 &&
+	    next - now < left)
+		left = next - now;
+	session_set_timeout(s, left > 0.001 ? left : 0.001);
+}
+
+static struct udp_assoc *
+udp_assoc_create(struct session *s)
+{
+	struct udp_assoc *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->s = s;
+	a->relay_fd = -1;
+	udp_forward_init(a);
+	return a;
+}
+
+/* Bind fd to local with a port from range (random start, skipping ports in
+ * use), or one the kernel picks when no range is set. */
+static int
+udp_bind_port(int fd, union sockaddr_any *local,
+    const struct config_port_range *range)
+{
+	unsigned span, start, i;
+
+	if (range->low == 0)
+		return bind(fd, &local->sa, addr_len(&local->sa));
+	span = range->high - range->low + 1;
+	start = randombytes_uniform(span);
+	for (i = 0; i < span; i++) {
+		uint16_t port = (uint16_t)(range->low + (start + i) % span);
+
+		udp_set_port(local, port);
+		if (bind(fd, &local->sa, addr_len(&local->sa)) == 0)
+			return 0;
+		if (errno != EADDRINUSE && errno != EACCES)
+			return -1;
+	}
+	errno = EADDRINUSE;
+	return -1;
+}
+
+/* The relay socket, on the address the client reached us at, so the
+ * client can reach it too. *bnd gets its concrete address. */
+static int
+udp_relay_open(struct udp_assoc *a, union sockaddr_any *bnd)
+{
+	struct session *s = a->s;
+	union sockaddr_any local;
+	socklen_t len = sizeof(*bnd);
+	char where[ADDR_STRLEN];
+
+	udp_normalize(&s->local_addr.sa, &local);
+	if (local.sa.sa_family != AF_INET && local.sa.sa_family != AF_INET6) {
+		log_warnx("udp: no local address for the relay socket");
+		return -1;
+	}
+	udp_set_port(&local, 0);
+	addr_format(&local.sa, where, sizeof(where));
+	if ((a->relay_fd = udp_socket(local.sa.sa_family)) == -1 ||
+	    udp_bind_port(a->relay_fd, &local, &s->srv->cfg->udp_ports) == -1 ||
+	    getsockname(a->relay_fd, &bnd->sa, &len) == -1) {
+		log_warn("udp: relay socket on %s%s", where,
+		    errno == EADDRINUSE ? " (port_range exhausted)" : "");
+		return -1;
+	}
+	a->client_max = local.sa.sa_family == AF_INET ? UDP_MAX_IPV4 :
+	    UDP_MAX_IPV6;
+	return 0;
+}
+
+/* Servers behind NAT tell clients another address; the port stays. */
+static void
+udp_advertise(const struct config *cfg, union sockaddr_any *bnd)
+{
+	const struct config_addr *adv;
+	uint16_t port = (uint16_t)addr_port(&bnd->sa);
+
+	adv = bnd->sa.sa_family == AF_INET ? &cfg->udp_advertise_ipv4 :
+	    &cfg->udp_advertise_ipv6;
+	if (adv->len == 0)
+		return;
+	memcpy(bnd, &adv->ss, adv->len);
+	udp_set_port(bnd, port);
+}
+
+/*
+ * Who may send: the TCP client's address, or DST.ADDR when the request
+ * names a non-zero address of the same family (one of another family could
+ * never reach the relay socket). DST.PORT 0 and names ("0") mean the port
+ * is learnt from the first datagram.
+ */
+static void
+udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
+{
+	union sockaddr_any given;
+
+	udp_normalize(&a->s->client_addr.sa, &a->client);
+	udp_set_port(&a->client, 0);
+	a->client_port = false;
+	if (dst->atyp == SOCKS5_ATYP_NAME || !udp_literal(dst, &given))
+		return;
+	if (!udp_ip_is_zero(&given) &&
+	    given.sa.sa_family == a->client.sa.sa_family)
+		a->client = given;
+	udp_set_port(&a->client, dst->port);
+	a->client_port = dst->port != 0;
+}
 
 void
 udp_start(struct session *s)
 {
-	session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
+	struct server *srv = s->srv;
+	struct udp_assoc *a;
+	union sockaddr_any bnd;
+
+	if (s->hs->client_eof) {
+		/* The control connection already ended: so did this. */
+		session_close(s, "client-eof");
+		return;
+	}
+	if ((a = udp_assoc_create(s)) == NULL) {
+		log_warn("%s: calloc", __func__);
+		session_fail(s, SOCKS5_REP_FAILURE);
+		return;
+	}
+	s->udp = a;
+	if (udp_relay_open(a, &bnd) == -1) {
+		session_fail(s, SOCKS5_REP_FAILURE);
+		return;
+	}
+	udp_expect_client(a, &s->hs->req.dst);
+	udp_advertise(srv->cfg, &bnd);
+	if (session_send_reply(s, SOCKS5_REP_SUCCESS, &bnd.sa) == -1) {
+		session_close(s, "reset");
+		return;
+	}
+	session_free_handshake(s);
+	ev_io_stop(srv->loop, &s->client_io);
+	ev_io_init(&s->client_io, udp_control_cb, s->client_fd, EV_READ);
+	ev_io_start(srv->loop, &s->client_io);
+	udp_forward_start(a);
+	a->last_activity = ev_now(srv->loop);
+	session_set_state(s, SESSION_UDP);
+	session_set_timeout(s, srv->cfg->timeout_udp_idle);
 }
 
 void
 udp_timeout(struct session *s)
 {
-	session_close(s, "idle");
+	struct udp_assoc *a = s->udp;
+	ev_tstamp idle = s->srv->cfg->timeout_udp_idle;
+
+	/* Datagrams only stamp a time; the timer re-arms for what is left. */
+	if (a->last_activity + idle <= ev_now(s->srv->loop)) {
+		session_close(s, "idle");
+		return;
+	}
+	udp_arm_timer(a);
+}
+
+/* The access log's names for drops; /metrics uses the same words. */
+static const char *const udp_drop_names[METRICS_UDP_DROP_COUNT] = {
+	[METRICS_UDP_DROP_STRANGER] = "stranger",
+	[METRICS_UDP_DROP_FRAG] = "frag",
+	[METRICS_UDP_DROP_RSV] = "rsv",
+	[METRICS_UDP_DROP_BAD] = "bad",
+	[METRICS_UDP_DROP_TRUNC] = "trunc",
+	[METRICS_UDP_DROP_OVERSIZE] = "oversize",
+	[METRICS_UDP_DROP_QUEUE] = "queue",
+	[METRICS_UDP_DROP_DNS] = "dns",
+	[METRICS_UDP_DROP_DENIED] = "denied",
+	[METRICS_UDP_DROP_SEND] = "send",
+};
+
+/* Called once per callback, not per datagram: the hot path only bumps
+ * the association's own counters. */
+void
+udp_publish_stats(struct udp_assoc *a)
+{
+	struct udp_stats *now = &a->stats, *seen = &a->published;
+	int reason;
+
+	if (now->dgrams_up != seen->dgrams_up)
+		metrics_count_udp_datagrams(true,
+		    now->dgrams_up - seen->dgrams_up);
+	if (now->dgrams_down != seen->dgrams_down)
+		metrics_count_udp_datagrams(false,
+		    now->dgrams_down - seen->dgrams_down);
+	for (reason = 0; reason < METRICS_UDP_DROP_COUNT; reason++) {
+		if (now->drops[reason] != seen->drops[reason])
+			metrics_count_udp_drops(reason,
+			    now->drops[reason] - seen->drops[reason]);
+	}
+	*seen = *now;
 }
 
 void
 udp_free(struct udp_assoc *a)
 {
-	(void)a;
+	/* Datagrams still waiting for a name die with the association. */
+	a->stats.drops[METRICS_UDP_DROP_DNS] += udp_dns_held(a->dns);
+	udp_publish_stats(a);
+	udp_forward_stop(a);
+	if (a->relay_fd != -1)
+		close(a->relay_fd);
+	udp_dns_free(a->dns);
+	free(a);
+}
+
+/* Append " prefixname=value" if it fits whole; returns the new length. */
+static size_t
+udp_append_field(char *out, size_t outlen, size_t used, const char *prefix,
+    const char *name, uint64_t value)
+{
+	int n;
+
+	if (used >= outlen)
+		return used;
+	n = snprintf(out + used, outlen - used, " %s%s=%" PRIu64, prefix, name,
+	    value);
+	if (n < 0 || (size_t)n >= outlen - used) {
+		out[used] = '\0';
+		return outlen;
+	}
+	return used + (size_t)n;
 }
 
 void
 udp_log_fields(const struct udp_assoc *a, uint64_t *up, uint64_t *down,
     char *extra, size_t extralen)
 {
-	(void)a;
-	(void)up;
-	(void)down;
-	if (extralen > 0)
-		extra[0] = '\0';
+	const struct udp_stats *st = &a->stats;
+	size_t used = 0;
+	int reason;
+
+	*up = st->bytes_up;
+	*down = st->bytes_down;
+	if (extralen == 0)
+		return;
+	extra[0] = '\0';
+	used = udp_append_field(extra, extralen, used, "", "dgrams_up",
+	    st->dgrams_up);
+	used = udp_append_field(extra, extralen, used, "", "dgrams_down",
+	    st->dgrams_down);
+	for (reason = 0; reason < METRICS_UDP_DROP_COUNT; reason++) {
+		uint64_t count = st->drops[reason];
+
+		/* The log comes before udp_free: count the held ones here. */
+		if (reason == METRICS_UDP_DROP_DNS)
+			count += udp_dns_held(a->dns);
+		used = udp_append_field(extra, extralen, used, "drop_",
+		    udp_drop_names[reason], count);
+	}
 }

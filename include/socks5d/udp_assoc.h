@@ -1,0 +1,81 @@
+/*
+ * The inside of one UDP association, shared by udp.c (its lifetime: relay
+ * socket, control connection, timer) and udp_forward.c (its datagrams).
+ */
+#ifndef SOCKS5D_UDP_ASSOC_H
+#define SOCKS5D_UDP_ASSOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "socks5d/metrics.h"
+#include "socks5d/resolver.h"
+#include "socks5d/socks5.h"
+
+/* The largest UDP payload over IPv4, and over IPv6 without jumbograms. */
+#define UDP_MAX_IPV4           65507
+#define UDP_MAX_IPV6           65527
+
+/* Which outbound socket a datagram leaves by. */
+enum udp_route {
+	UDP_ROUTE_NONE = -1,   /* dropped (and counted), or held for DNS */
+	UDP_ROUTE_IPV4 = 0,
+	UDP_ROUTE_IPV6 = 1,
+};
+#define UDP_ROUTES 2
+
+struct udp_stats {
+	uint64_t dgrams_up, dgrams_down;
+	uint64_t bytes_up, bytes_down;     /* payload bytes */
+	uint64_t drops[METRICS_UDP_DROP_COUNT];    /* by reason */
+};
+
+struct udp_out {
+	struct udp_assoc *a;
+	int fd;
+	ev_io io;
+};
+
+struct session;
+struct udp_dns;
+
+struct udp_assoc {
+	struct session *s;
+	int relay_fd;                      /* BND: the client's side */
+	ev_io relay_io;
+	struct udp_out out[UDP_ROUTES];    /* fd -1 until needed */
+	union sockaddr_any client;         /* who may send; see client_port */
+	bool client_port;                  /* false: learn from the first */
+	size_t client_max;                 /* largest datagram to the client */
+	ev_tstamp last_activity;
+	struct udp_dns *dns;               /* NULL until a datagram names one */
+	bool warned;                       /* outbound socket trouble logged */
+	struct udp_stats stats;
+	struct udp_stats published;        /* the part /metrics has seen */
+};
+
+/* udp.c */
+/* Copy an address, turning IPv4-mapped IPv6 into plain IPv4. */
+void udp_normalize(const struct sockaddr *sa, union sockaddr_any *out);
+void udp_set_port(union sockaddr_any *addr, uint16_t port);
+/* A destination as an address (IP forms, and names that are IP literals,
+ * normalized, with the port); false for a real name. */
+bool udp_literal(const struct socks5_addr *dst, union sockaddr_any *out);
+/* A non-blocking datagram socket; IPv6 ones are IPv6-only. */
+int udp_socket(int family);
+/* Re-arm the session timer: the idle deadline, or sooner for a lookup. */
+void udp_arm_timer(struct udp_assoc *a);
+/* Hand /metrics what the counters gained since the last call. */
+void udp_publish_stats(struct udp_assoc *a);
+
+/* udp_forward.c */
+/* Set up the watchers (nothing runs yet). */
+void udp_forward_init(struct udp_assoc *a);
+/* Start reading datagrams from the client on a->relay_fd. */
+void udp_forward_start(struct udp_assoc *a);
+/* Stop every watcher and close the outbound sockets. */
+void udp_forward_stop(struct udp_assoc *a);
+
+#endif
