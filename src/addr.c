@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/socks5.h"
 #include "socks5d/config.h"
 
 /* A decimal port with no sign, spaces or junk; 0 only when allowed. */
@@ -197,4 +198,61 @@ config_addr_is_loopback(const struct sockaddr *sa)
 	default:
 		return false;
 	}
+}
+
+void
+addr_set_port(union sockaddr_any *a, uint16_t port)
+{
+	if (a->sa.sa_family == AF_INET)
+		a->in.sin_port = htons(port);
+	else if (a->sa.sa_family == AF_INET6)
+		a->in6.sin6_port = htons(port);
+}
+
+void
+addr_normalize(const struct sockaddr *sa, union sockaddr_any *out)
+{
+	union sockaddr_any copy;
+
+	memset(&copy, 0, sizeof(copy));
+	if (sa->sa_family == AF_INET)
+		memcpy(&copy.in, sa, sizeof(copy.in));
+	else if (sa->sa_family == AF_INET6)
+		memcpy(&copy.in6, sa, sizeof(copy.in6));
+	if (copy.sa.sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&copy.in6.sin6_addr)) {
+		struct sockaddr_in in;
+
+		memset(&in, 0, sizeof(in));
+		in.sin_family = AF_INET;
+		in.sin_port = copy.in6.sin6_port;
+		memcpy(&in.sin_addr, &copy.in6.sin6_addr.s6_addr[12], 4);
+		memset(&copy, 0, sizeof(copy));
+		copy.in = in;
+	}
+	*out = copy;
+}
+
+bool
+addr_from_socks5(const struct socks5_addr *dst, union sockaddr_any *out)
+{
+	union sockaddr_any raw;
+
+	memset(&raw, 0, sizeof(raw));
+	if (dst->atyp == SOCKS5_ATYP_IPV4) {
+		raw.in.sin_family = AF_INET;
+		memcpy(&raw.in.sin_addr, dst->u.ipv4, 4);
+	} else if (dst->atyp == SOCKS5_ATYP_IPV6) {
+		raw.in6.sin6_family = AF_INET6;
+		memcpy(&raw.in6.sin6_addr, dst->u.ipv6, 16);
+	} else if (inet_pton(AF_INET, dst->u.name, &raw.in.sin_addr) == 1) {
+		raw.in.sin_family = AF_INET;
+	} else if (inet_pton(AF_INET6, dst->u.name, &raw.in6.sin6_addr) == 1) {
+		raw.in6.sin6_family = AF_INET6;
+	} else {
+		return false;
+	}
+	addr_normalize(&raw.sa, out);
+	addr_set_port(out, dst->port);
+	return true;
 }

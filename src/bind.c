@@ -34,33 +34,6 @@ bind_session(ev_io *w)
 	    target_io));
 }
 
-static void
-bind_set_port(union sockaddr_any *a, unsigned port)
-{
-	if (a->sa.sa_family == AF_INET)
-		a->in.sin_port = htons((uint16_t)port);
-	else
-		a->in6.sin6_port = htons((uint16_t)port);
-}
-
-/* IPv4-mapped IPv6 as plain IPv4: a dual-stack socket reports IPv4 peers
- * that way, and the expected peer must match either spelling. */
-static void
-bind_unmap(union sockaddr_any *a)
-{
-	struct sockaddr_in in;
-
-	if (a->sa.sa_family != AF_INET6 ||
-	    !IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr))
-		return;
-	memset(&in, 0, sizeof(in));
-	in.sin_family = AF_INET;
-	in.sin_port = a->in6.sin6_port;
-	memcpy(&in.sin_addr, &a->in6.sin6_addr.s6_addr[12], 4);
-	memset(a, 0, sizeof(*a));
-	a->in = in;
-}
-
 static bool
 bind_is_unspecified(const union sockaddr_any *a)
 {
@@ -79,31 +52,6 @@ bind_same_host(const union sockaddr_any *a, const union sockaddr_any *b)
 	if (a->sa.sa_family == AF_INET)
 		return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
 	return IN6_ARE_ADDR_EQUAL(&a->in6.sin6_addr, &b->in6.sin6_addr);
-}
-
-/* DST as an address: IP forms directly, and names that are really IP
- * literals (as some clients send) without a lookup. */
-static bool
-bind_literal(const struct socks5_addr *dst, union sockaddr_any *out)
-{
-	memset(out, 0, sizeof(*out));
-	if (dst->atyp == SOCKS5_ATYP_IPV4 ||
-	    (dst->atyp == SOCKS5_ATYP_NAME &&
-	    inet_pton(AF_INET, dst->u.name, &out->in.sin_addr) == 1)) {
-		out->in.sin_family = AF_INET;
-		if (dst->atyp == SOCKS5_ATYP_IPV4)
-			memcpy(&out->in.sin_addr, dst->u.ipv4, 4);
-	} else if (dst->atyp == SOCKS5_ATYP_IPV6 ||
-	    (dst->atyp == SOCKS5_ATYP_NAME &&
-	    inet_pton(AF_INET6, dst->u.name, &out->in6.sin6_addr) == 1)) {
-		out->in6.sin6_family = AF_INET6;
-		if (dst->atyp == SOCKS5_ATYP_IPV6)
-			memcpy(&out->in6.sin6_addr, dst->u.ipv6, 16);
-	} else {
-		return false;
-	}
-	bind_set_port(out, dst->port);
-	return true;
 }
 
 static uint8_t
@@ -135,7 +83,7 @@ bind_route_source(const union sockaddr_any *dst, union sockaddr_any *out)
 	int fd;
 
 	if (addr_port(&probe.sa) == 0)
-		bind_set_port(&probe, BIND_PROBE_PORT);
+		addr_set_port(&probe, BIND_PROBE_PORT);
 	fd = socket(probe.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -202,7 +150,7 @@ bind_open_listener(const struct config_port_range *range,
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (range->low != 0)
-			bind_set_port(addr, range->low + (start + i) % n);
+			addr_set_port(addr, (uint16_t)(range->low + (start + i) % n));
 		if (fd == -1 && (fd = bind_socket(addr->sa.sa_family)) == -1)
 			return -1;
 		if (bind(fd, &addr->sa, addr_len(&addr->sa)) == -1) {
@@ -249,7 +197,7 @@ bind_listen_for(struct session *s, const union sockaddr_any *dst,
 		memcpy(&listen_addr, &configured->ss, configured->len);
 	else if ((rep = bind_reachable_address(s, dst, &listen_addr)) != 0)
 		return rep;
-	bind_set_port(&listen_addr, 0);
+	addr_set_port(&listen_addr, 0);
 
 	s->target_fd = bind_open_listener(&cfg->bind_ports, &listen_addr);
 	if (s->target_fd == -1) {
@@ -270,7 +218,7 @@ bind_listen_for(struct session *s, const union sockaddr_any *dst,
 	if (bind_is_unspecified(bnd)) {
 		if ((rep = bind_reachable_address(s, dst, &reachable)) != 0)
 			return rep;
-		bind_set_port(&reachable, addr_port(&bnd->sa));
+		addr_set_port(&reachable, (uint16_t)addr_port(&bnd->sa));
 		*bnd = reachable;
 	}
 	return SOCKS5_REP_SUCCESS;
@@ -325,7 +273,7 @@ bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			session_fail(s, SOCKS5_REP_FAILURE);
 			return;
 		}
-		bind_unmap(&peer);
+		addr_normalize(&peer.sa, &peer);
 		if (bind_peer_expected(s, &peer)) {
 			bind_established(s, fd, &peer);
 			return;
@@ -353,7 +301,7 @@ bind_listen(struct session *s, union sockaddr_any *dst)
 		session_close(s, "client-eof");
 		return;
 	}
-	bind_unmap(dst);
+	addr_normalize(&dst->sa, dst);
 	hs->addrs[0] = *dst;
 	hs->naddrs = 1;
 	if ((rep = bind_listen_for(s, dst, &bnd)) != SOCKS5_REP_SUCCESS) {
@@ -404,7 +352,7 @@ bind_start(struct session *s)
 	const struct config *cfg = s->srv->cfg;
 	union sockaddr_any dst;
 
-	if (bind_literal(&hs->req.dst, &dst)) {
+	if (addr_from_socks5(&hs->req.dst, &dst)) {
 		bind_listen(s, &dst);
 		return;
 	}

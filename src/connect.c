@@ -40,38 +40,6 @@ connect_reply_for(int err)
 	}
 }
 
-/* A destination given as an address, or as a name that is really an
- * address literal (as some browsers send): no lookup needed. */
-static bool
-connect_literal(const struct socks5_addr *dst, union sockaddr_any *out)
-{
-	memset(out, 0, sizeof(*out));
-	switch (dst->atyp) {
-	case SOCKS5_ATYP_IPV4:
-		out->in.sin_family = AF_INET;
-		memcpy(&out->in.sin_addr, dst->u.ipv4, 4);
-		out->in.sin_port = htons(dst->port);
-		return true;
-	case SOCKS5_ATYP_IPV6:
-		out->in6.sin6_family = AF_INET6;
-		memcpy(&out->in6.sin6_addr, dst->u.ipv6, 16);
-		out->in6.sin6_port = htons(dst->port);
-		return true;
-	default:
-		if (inet_pton(AF_INET, dst->u.name, &out->in.sin_addr) == 1) {
-			out->in.sin_family = AF_INET;
-			out->in.sin_port = htons(dst->port);
-			return true;
-		}
-		if (inet_pton(AF_INET6, dst->u.name, &out->in6.sin6_addr) == 1) {
-			out->in6.sin6_family = AF_INET6;
-			out->in6.sin6_port = htons(dst->port);
-			return true;
-		}
-		return false;
-	}
-}
-
 static void
 connect_resolved(void *arg, enum resolver_status status,
     const union sockaddr_any *addrs, size_t n)
@@ -209,7 +177,7 @@ connect_start(struct session *s)
 	hs->naddrs = 0;
 	hs->next_addr = 0;
 	hs->last_errno = 0;
-	if (connect_literal(&hs->req.dst, &hs->addrs[0])) {
+	if (addr_from_socks5(&hs->req.dst, &hs->addrs[0])) {
 		hs->naddrs = 1;
 		connect_next(s);
 		return;

@@ -33,9 +33,8 @@ static bool fd_exhausted;
 static ev_tstamp last_limit_log;
 static unsigned long limit_hits;
 
-/* A new listening socket for addr, or -1 (logged). */
-static int
-listener_open(const struct config_addr *addr)
+int
+listener_socket(const struct config_addr *addr, int backlog, const char *what)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	char text[ADDR_STRLEN];
@@ -45,7 +44,7 @@ listener_open(const struct config_addr *addr)
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1) {
-		log_warn("listen %s: socket", text);
+		log_warn("%s %s: socket", what, text);
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -55,18 +54,32 @@ listener_open(const struct config_addr *addr)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 		    sizeof(one));
 	if (bind(fd, sa, addr->len) == -1) {
-		log_warn("listen %s: bind", text);
+		log_warn("%s %s: bind", what, text);
 		goto fail;
 	}
-	if (listen(fd, LISTEN_BACKLOG) == -1) {
-		log_warn("listen %s: listen", text);
+	if (listen(fd, backlog) == -1) {
+		log_warn("%s %s: listen", what, text);
 		goto fail;
 	}
-	log_info("listening on %s", text);
 	return fd;
 fail:
 	close(fd);
 	return -1;
+}
+
+/* A new SOCKS listening socket for addr, or -1 (logged). */
+static int
+listener_open(const struct config_addr *addr)
+{
+	char text[ADDR_STRLEN];
+	int fd;
+
+	if ((fd = listener_socket(addr, LISTEN_BACKLOG, "listen")) != -1) {
+		addr_format((const struct sockaddr *)&addr->ss, text,
+		    sizeof(text));
+		log_info("listening on %s", text);
+	}
+	return fd;
 }
 
 static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents);

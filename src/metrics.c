@@ -33,6 +33,7 @@ static const char *const failure_labels[] = {
 };
 #define FAILURE_COUNT ARRAY_LEN(failure_labels)
 
+/* Also the access log's words for UDP drops. */
 static const char *const udp_drop_labels[METRICS_UDP_DROP_COUNT] = {
 	[METRICS_UDP_DROP_STRANGER] = "stranger",
 	[METRICS_UDP_DROP_FRAG] = "frag",
@@ -349,4 +350,10 @@ metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 	metrics_render_udp(&out);
 	metrics_render_process(&out, g);
 	return out.len;
+}
+
+const char *
+metrics_udp_drop_name(enum metrics_udp_drop reason)
+{
+	return reason < METRICS_UDP_DROP_COUNT ? udp_drop_labels[reason] : "?";
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/metrics_http.h"
@@ -560,25 +561,12 @@ metrics_http_socket(const struct config_addr *addr)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&addr->ss;
 	char text[ADDR_STRLEN];
-	int fd, one = 1;
+	int fd;
 
+	fd = listener_socket(addr, METRICS_HTTP_BACKLOG, "metrics listen");
+	if (fd == -1)
+		return -1;
 	addr_format(sa, text, sizeof(text));
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1) {
-		log_warn("metrics listen %s: socket", text);
-		return -1;
-	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (sa->sa_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-		    sizeof(one));
-	if (bind(fd, sa, addr->len) == -1 ||
-	    listen(fd, METRICS_HTTP_BACKLOG) == -1) {
-		log_warn("metrics listen %s", text);
-		close(fd);
-		return -1;
-	}
 	log_info("metrics on http://%s/metrics", text);
 	/* The open-proxy guard does not apply, but the numbers show who
 	 * moves how much: say so when anyone beyond this host may ask. */

@@ -27,67 +27,12 @@
 
 /* -- addresses and sockets (shared with udp_forward.c) --------------------- */
 
-void
-udp_normalize(const struct sockaddr *sa, union sockaddr_any *out)
-{
-	struct sockaddr_in6 in6;
-
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET) {
-		memcpy(&out->in, sa, sizeof(out->in));
-		return;
-	}
-	if (sa->sa_family != AF_INET6)
-		return;
-	memcpy(&in6, sa, sizeof(in6));
-	if (!IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
-		out->in6 = in6;
-		return;
-	}
-	out->in.sin_family = AF_INET;
-	out->in.sin_port = in6.sin6_port;
-	memcpy(&out->in.sin_addr, in6.sin6_addr.s6_addr + 12, 4);
-}
-
-void
-udp_set_port(union sockaddr_any *addr, uint16_t port)
-{
-	if (addr->sa.sa_family == AF_INET)
-		addr->in.sin_port = htons(port);
-	else
-		addr->in6.sin6_port = htons(port);
-}
-
 static bool
 udp_ip_is_zero(const union sockaddr_any *addr)
 {
 	if (addr->sa.sa_family == AF_INET)
 		return addr->in.sin_addr.s_addr == INADDR_ANY;
 	return IN6_IS_ADDR_UNSPECIFIED(&addr->in6.sin6_addr);
-}
-
-bool
-udp_literal(const struct socks5_addr *dst, union sockaddr_any *out)
-{
-	union sockaddr_any raw;
-
-	memset(&raw, 0, sizeof(raw));
-	if (dst->atyp == SOCKS5_ATYP_IPV4) {
-		raw.in.sin_family = AF_INET;
-		memcpy(&raw.in.sin_addr, dst->u.ipv4, 4);
-	} else if (dst->atyp == SOCKS5_ATYP_IPV6) {
-		raw.in6.sin6_family = AF_INET6;
-		memcpy(&raw.in6.sin6_addr, dst->u.ipv6, 16);
-	} else if (inet_pton(AF_INET, dst->u.name, &raw.in.sin_addr) == 1) {
-		raw.in.sin_family = AF_INET;
-	} else if (inet_pton(AF_INET6, dst->u.name, &raw.in6.sin6_addr) == 1) {
-		raw.in6.sin6_family = AF_INET6;
-	} else {
-		return false;
-	}
-	udp_normalize(&raw.sa, out);
-	udp_set_port(out, dst->port);
-	return true;
 }
 
 int
@@ -182,7 +127,7 @@ udp_bind_port(int fd, union sockaddr_any *local,
 	for (i = 0; i < span; i++) {
 		uint16_t port = (uint16_t)(range->low + (start + i) % span);
 
-		udp_set_port(local, port);
+		addr_set_port(local, port);
 		if (bind(fd, &local->sa, addr_len(&local->sa)) == 0)
 			return 0;
 		if (errno != EADDRINUSE && errno != EACCES)
@@ -202,12 +147,12 @@ udp_relay_open(struct udp_assoc *a, union sockaddr_any *bnd)
 	socklen_t len = sizeof(*bnd);
 	char where[ADDR_STRLEN];
 
-	udp_normalize(&s->local_addr.sa, &local);
+	addr_normalize(&s->local_addr.sa, &local);
 	if (local.sa.sa_family != AF_INET && local.sa.sa_family != AF_INET6) {
 		log_warnx("udp: no local address for the relay socket");
 		return -1;
 	}
-	udp_set_port(&local, 0);
+	addr_set_port(&local, 0);
 	addr_format(&local.sa, where, sizeof(where));
 	if ((a->relay_fd = udp_socket(local.sa.sa_family)) == -1 ||
 	    udp_bind_port(a->relay_fd, &local, &s->srv->cfg->udp_ports) == -1 ||
@@ -233,7 +178,7 @@ udp_advertise(const struct config *cfg, union sockaddr_any *bnd)
 	if (adv->len == 0)
 		return;
 	memcpy(bnd, &adv->ss, adv->len);
-	udp_set_port(bnd, port);
+	addr_set_port(bnd, port);
 }
 
 /*
@@ -247,15 +192,15 @@ udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
 {
 	union sockaddr_any given;
 
-	udp_normalize(&a->s->client_addr.sa, &a->client);
-	udp_set_port(&a->client, 0);
+	addr_normalize(&a->s->client_addr.sa, &a->client);
+	addr_set_port(&a->client, 0);
 	a->client_port = false;
-	if (dst->atyp == SOCKS5_ATYP_NAME || !udp_literal(dst, &given))
+	if (dst->atyp == SOCKS5_ATYP_NAME || !addr_from_socks5(dst, &given))
 		return;
 	if (!udp_ip_is_zero(&given) &&
 	    given.sa.sa_family == a->client.sa.sa_family)
 		a->client = given;
-	udp_set_port(&a->client, dst->port);
+	addr_set_port(&a->client, dst->port);
 	a->client_port = dst->port != 0;
 }
 
@@ -310,20 +255,6 @@ udp_timeout(struct session *s)
 	}
 	udp_arm_timer(a);
 }
-
-/* The access log's names for drops; /metrics uses the same words. */
-static const char *const udp_drop_names[METRICS_UDP_DROP_COUNT] = {
-	[METRICS_UDP_DROP_STRANGER] = "stranger",
-	[METRICS_UDP_DROP_FRAG] = "frag",
-	[METRICS_UDP_DROP_RSV] = "rsv",
-	[METRICS_UDP_DROP_BAD] = "bad",
-	[METRICS_UDP_DROP_TRUNC] = "trunc",
-	[METRICS_UDP_DROP_OVERSIZE] = "oversize",
-	[METRICS_UDP_DROP_QUEUE] = "queue",
-	[METRICS_UDP_DROP_DNS] = "dns",
-	[METRICS_UDP_DROP_DENIED] = "denied",
-	[METRICS_UDP_DROP_SEND] = "send",
-};
 
 /* Called once per callback, not per datagram: the hot path only bumps
  * the association's own counters. */
@@ -402,6 +333,6 @@ udp_log_fields(const struct udp_assoc *a, uint64_t *up, uint64_t *down,
 		if (reason == METRICS_UDP_DROP_DNS)
 			count += udp_dns_held(a->dns);
 		used = udp_append_field(extra, extralen, used, "drop_",
-		    udp_drop_names[reason], count);
+		    metrics_udp_drop_name(reason), count);
 	}
 }

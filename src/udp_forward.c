@@ -183,7 +183,7 @@ udp_send_held(struct udp_assoc *a, const char *name,
 	enum udp_route route;
 	int fd;
 
-	udp_normalize(&addr->sa, &dst);
+	addr_normalize(&addr->sa, &dst);
 	if ((route = udp_admit(a, name, &dst, len)) == UDP_ROUTE_NONE)
 		return;
 	if (udp_out_open(a, route) == -1) {
@@ -234,7 +234,7 @@ udp_route_name(struct udp_assoc *a, const struct socks5_addr *dst,
 	switch (udp_dns_route(a->dns, dst->u.name, dst->port, payload, len,
 	    &found)) {
 	case UDP_DNS_FOUND:
-		udp_normalize(&found.sa, out);
+		addr_normalize(&found.sa, out);
 		return udp_admit(a, dst->u.name, out, len);
 	case UDP_DNS_HELD:
 		*held = true;
@@ -317,7 +317,7 @@ udp_accept_up(struct udp_assoc *a, int i, bool *held)
 	}
 	a->last_activity = ev_now(a->s->srv->loop);
 	b->offset[i] = used;
-	if (udp_literal(&hdr.dst, &b->dst[i]))
+	if (addr_from_socks5(&hdr.dst, &b->dst[i]))
 		return udp_admit(a, NULL, &b->dst[i], len - used);
 	return udp_route_name(a, &hdr.dst, b->buf[i] + used, len - used,
 	    &b->dst[i], held);

@@ -5,9 +5,20 @@
 #ifndef SOCKS5D_ADDR_H
 #define SOCKS5D_ADDR_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
+
+struct socks5_addr;
+
+/* Any address socks5d handles, sized for either family. */
+union sockaddr_any {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
 
 /* Enough for "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535". */
 #define ADDR_STRLEN 64
@@ -31,5 +42,22 @@ unsigned addr_port(const struct sockaddr *sa);
 
 /* Length of the sockaddr for its family. */
 socklen_t addr_len(const struct sockaddr *sa);
+
+/* Set the port (host order) of an AF_INET or AF_INET6 address. */
+void addr_set_port(union sockaddr_any *a, uint16_t port);
+
+/*
+ * Copy sa into out, with an IPv4-mapped IPv6 address turned into plain
+ * IPv4: dual-stack sockets report IPv4 peers that way, and comparisons,
+ * source-address choice and replies want one spelling. sa may be out.
+ */
+void addr_normalize(const struct sockaddr *sa, union sockaddr_any *out);
+
+/*
+ * A SOCKS5 destination that needs no lookup: ATYP 1 or 4, or a name that is
+ * really an IP literal (as some browsers send). Fills out (normalized, with
+ * the port) and returns true; false for a real name.
+ */
+bool addr_from_socks5(const struct socks5_addr *dst, union sockaddr_any *out);
 
 #endif

@@ -27,6 +27,10 @@ int listener_open_all(struct server *srv);
  * the old listeners untouched. Socket-activated listeners are kept. */
 int listener_reload(struct server *srv, const struct config *cfg);
 void listener_start_all(struct server *srv);
+/* A non-blocking listening TCP socket on addr (IPv6 ones IPv6-only), or -1
+ * with the failure logged as "WHAT ADDR: call: error". */
+int listener_socket(const struct config_addr *addr, int backlog,
+    const char *what);
 void listener_stop_all(struct server *srv);
 void listener_close_all(struct server *srv);
 

@@ -52,6 +52,8 @@ void metrics_observe_dns(double seconds, bool ok);
 void metrics_count_udp_datagrams(bool up, uint64_t n);
 /* n datagrams dropped for this reason. */
 void metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n);
+/* The label of a drop reason, shared with the access log. */
+const char *metrics_udp_drop_name(enum metrics_udp_drop reason);
 
 /*
  * Write the exposition text into buf (at most cap bytes, NUL-terminated

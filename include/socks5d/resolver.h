@@ -11,15 +11,10 @@
 #include <netinet/in.h>
 #include <ev.h>
 
+#include "socks5d/addr.h"
 #include "socks5d/config.h"
 
 #define RESOLVER_MAX_ADDRS 16
-
-union sockaddr_any {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-};
 
 enum resolver_status {
 	RESOLVER_OK,

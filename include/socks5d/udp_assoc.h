@@ -56,13 +56,6 @@ struct udp_assoc {
 	struct udp_stats published;        /* the part /metrics has seen */
 };
 
-/* udp.c */
-/* Copy an address, turning IPv4-mapped IPv6 into plain IPv4. */
-void udp_normalize(const struct sockaddr *sa, union sockaddr_any *out);
-void udp_set_port(union sockaddr_any *addr, uint16_t port);
-/* A destination as an address (IP forms, and names that are IP literals,
- * normalized, with the port); false for a real name. */
-bool udp_literal(const struct socks5_addr *dst, union sockaddr_any *out);
 /* A non-blocking datagram socket; IPv6 ones are IPv6-only. */
 int udp_socket(int family);
 /* Re-arm the session timer: the idle deadline, or sooner for a lookup. */
