@@ -349,19 +349,13 @@ void
 bind_start(struct session *s)
 {
 	struct handshake *hs = s->hs;
-	const struct config *cfg = s->srv->cfg;
 	union sockaddr_any dst;
 
 	if (addr_from_socks5(&hs->req.dst, &dst)) {
 		bind_listen(s, &dst);
 		return;
 	}
-	session_set_state(s, SESSION_RESOLVING);
-	session_set_timeout(s, cfg->dns_timeout + 1);
-	hs->query = resolver_lookup(s->srv->resolver, hs->req.dst.u.name,
-	    hs->req.dst.port, cfg->dns_family, bind_resolved, s);
-	if (hs->query == NULL)
-		session_fail(s, SOCKS5_REP_FAILURE);
+	session_resolve(s, bind_resolved);
 }
 
 void

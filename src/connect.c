@@ -172,7 +172,6 @@ void
 connect_start(struct session *s)
 {
 	struct handshake *hs = s->hs;
-	const struct config *cfg = s->srv->cfg;
 
 	hs->naddrs = 0;
 	hs->next_addr = 0;
@@ -182,12 +181,7 @@ connect_start(struct session *s)
 		connect_next(s);
 		return;
 	}
-	session_set_state(s, SESSION_RESOLVING);
-	session_set_timeout(s, cfg->dns_timeout + 1);
-	hs->query = resolver_lookup(s->srv->resolver, hs->req.dst.u.name,
-	    hs->req.dst.port, cfg->dns_family, connect_resolved, s);
-	if (hs->query == NULL)
-		session_fail(s, SOCKS5_REP_FAILURE);
+	session_resolve(s, connect_resolved);
 }
 
 void

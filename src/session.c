@@ -314,6 +314,22 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 	session_set_timeout(s, LINGER_SECONDS);
 }
 
+void
+session_resolve(struct session *s, resolver_cb *cb)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct handshake *hs = s->hs;
+
+	session_set_state(s, SESSION_RESOLVING);
+	/* c-ares has its own timeouts; the session timer guards against an
+	 * answer that never comes back (see session_timer_cb). */
+	session_set_timeout(s, cfg->dns_timeout + 1);
+	hs->query = resolver_lookup(s->srv->resolver, hs->req.dst.u.name,
+	    hs->req.dst.port, cfg->dns_family, cb, s);
+	if (hs->query == NULL)
+		session_fail(s, SOCKS5_REP_FAILURE);
+}
+
 int
 session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
 {

@@ -88,6 +88,11 @@ void session_close(struct session *s, const char *reason);
 void session_send_final(struct session *s, const uint8_t *msg, size_t len,
     const char *reason);
 
+/* Look up the request's DST name; cb(s, ...) gets the answer and must
+ * first clear s->hs->query. A lookup that never answers ends in reply
+ * 0x04. Callers return right after. */
+void session_resolve(struct session *s, resolver_cb *cb);
+
 /* Send a reply that does not end the session (BIND's first reply, UDP
  * ASSOCIATE's). Returns 0, or -1 when the client is gone (the caller then
  * closes). */
