@@ -22,16 +22,16 @@
 #define LISTEN_BACKLOG          1024
 #define ACCEPT_BATCH            64
 #define ACCEPT_PAUSE_SECONDS    0.5
-/* At most one "over max_clients" warning per this many seconds. */
-#define LIMIT_LOG_INTERVAL      1.0
+/* At most one warning per this many seconds for a repeating event. */
+#define LOG_INTERVAL            1.0
 
 static ev_timer accept_pause_timer;
 static bool accept_paused;
 /* Set from the first EMFILE until an accept succeeds again: one warning
  * per episode, however many pauses it takes. */
 static bool fd_exhausted;
-static ev_tstamp last_limit_log;
-static unsigned long limit_hits;
+static struct log_ratelimit limit_log;
+static struct log_ratelimit accept_error_log;
 
 int
 listener_socket(const struct config_addr *addr, int backlog, const char *what)
@@ -115,15 +115,25 @@ listener_pause(struct server *srv)
 static void
 listener_reject(struct server *srv, int fd)
 {
-	ev_tstamp now = ev_now(srv->loop);
+	unsigned long covered;
 
 	close(fd);
-	limit_hits++;
-	if (now - last_limit_log >= LIMIT_LOG_INTERVAL) {
+	if (log_ratelimit_pass(&limit_log, ev_now(srv->loop), LOG_INTERVAL,
+	    &covered))
 		log_warnx("max_clients (%u) reached: %lu connection(s) refused",
-		    srv->cfg->max_clients, limit_hits);
-		last_limit_log = now;
-		limit_hits = 0;
+		    srv->cfg->max_clients, covered);
+}
+
+static void
+listener_accept_error(struct server *srv)
+{
+	unsigned long covered;
+	int err = errno;
+
+	if (log_ratelimit_pass(&accept_error_log, ev_now(srv->loop),
+	    LOG_INTERVAL, &covered)) {
+		errno = err;
+		log_warn("accept (%lu time(s))", covered);
 	}
 }
 
@@ -149,7 +159,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				listener_pause(srv);
 			else if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
-				log_warn("accept");
+				listener_accept_error(srv);
 			return;
 		}
 		if (fd_exhausted) {

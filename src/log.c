@@ -173,3 +173,16 @@ log_safe_text(const char *in, char *out, size_t outlen)
 	}
 	out[i] = '\0';
 }
+
+bool
+log_ratelimit_pass(struct log_ratelimit *rl, double now, double interval,
+    unsigned long *covered)
+{
+	rl->count++;
+	if (rl->last != 0 && now - rl->last < interval)
+		return false;
+	*covered = rl->count;
+	rl->last = now;
+	rl->count = 0;
+	return true;
+}

@@ -36,6 +36,19 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void log_safe_text(const char *in, char *out, size_t outlen);
 
+/*
+ * At most one message per interval for a repeating event (accept errors,
+ * limit hits): log_ratelimit_pass counts an occurrence and says whether to
+ * log now; *suppressed then tells how many occurrences the message covers.
+ */
+struct log_ratelimit {
+	double last;
+	unsigned long count;
+};
+
+bool log_ratelimit_pass(struct log_ratelimit *rl, double now, double interval,
+    unsigned long *covered);
+
 void fatalx(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 

@@ -12,6 +12,7 @@ from harness.daemon import render_config, merge_config
 from harness.net import LOOPBACK4, free_port, is_listening, wait_until
 from harness.socks5 import METHOD_PASSWORD, METHOD_REJECT, Socks5Client, assert_echo, open_tunnel
 
+from harness.udp import Association, UdpServer
 from conftest import USERS, base_config
 
 
@@ -138,6 +139,25 @@ def test_reload_moves_listener_and_keeps_relay(start_daemon, dns_server, echo_ta
         assert_echo(client, b"relay survived the reload\n")
     with open_tunnel(d.address, *echo_target.address) as client:
         assert_echo(client)
+
+
+def test_reload_keeps_a_udp_association(start_daemon, dns_server):
+    d = start_daemon()
+    echo = UdpServer(LOOPBACK4)
+    a = Association(d.address)
+    try:
+        assert a.request("0.0.0.0", 0).rep == 0
+        a.send(LOOPBACK4, echo.port, b"before")
+        assert a.recv() == (LOOPBACK4, echo.port, b"before")
+        rewrite_config(d, dns_server, timeouts={"udp_idle": 30})
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded: 1 listener\(s\), 1 session\(s\) kept")
+        a.send(LOOPBACK4, echo.port, b"after the reload")
+        assert a.recv() == (LOOPBACK4, echo.port, b"after the reload")
+    finally:
+        a.close()
+        echo.close()
+    d.wait_log(r"cmd=udp .* close=eof")
 
 
 def test_reload_applies_auth_to_new_requests_only(start_daemon, dns_server,
@@ -298,3 +318,39 @@ def test_journal_stream_of_another_file_is_ignored(start_daemon, tmp_path):
     d = start_daemon(env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     d.wait_log(r"^socks5d: info: listening on")
     assert not any(line.startswith("<") for line in d.log().splitlines())
+
+
+def test_syslog_target(start_daemon, tmp_path, echo_target):
+    """[server] log = syslog: lines go to /dev/log with facility daemon and
+    the level's priority. The daemon runs in a private mount namespace whose
+    /dev/log is the test's own socket."""
+    sock_path = tmp_path / "devlog.sock"
+    syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    syslog.bind(str(sock_path))
+    syslog.settimeout(0.2)
+    try:
+        wrapper = ["unshare", "--mount", "sh", "-c",
+                   f"mount -t tmpfs tmpfs /dev && ln -s {sock_path} /dev/log"
+                   ' && exec "$0" "$@"']
+        d = start_daemon(command=wrapper, server={"log": "syslog"})
+        with open_tunnel(d.address, *echo_target.address) as client:
+            assert_echo(client)
+        received = []
+
+        def session_logged():
+            try:
+                while True:
+                    received.append(syslog.recv(4096).decode())
+            except socket.timeout:
+                pass
+            return any("session client=" in m for m in received)
+        wait_until(session_logged, 5, what="session line over syslog")
+        pid = d.proc.pid
+        daemon_info = 3 * 8 + 6         # LOG_DAEMON | LOG_INFO
+        assert any(m.startswith(f"<{daemon_info}>") and f"socks5d[{pid}]: listening on" in m
+                   for m in received), received
+        assert any(m.startswith(f"<{daemon_info}>") and "session client=" in m
+                   for m in received), received
+        assert "socks5d: info:" not in d.log(), "logged to stderr despite log = syslog"
+    finally:
+        syslog.close()
