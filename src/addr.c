@@ -256,3 +256,17 @@ addr_from_socks5(const struct socks5_addr *dst, union sockaddr_any *out)
 	addr_set_port(out, dst->port);
 	return true;
 }
+
+void
+addr_format_ip(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	union sockaddr_any a;
+
+	addr_normalize(sa, &a);
+	if (a.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &a.in.sin_addr, out, (socklen_t)outlen);
+	else if (a.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &a.in6.sin6_addr, out, (socklen_t)outlen);
+	else
+		snprintf(out, outlen, "?");
+}

@@ -16,6 +16,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/bind.h"
 #include "socks5d/log.h"
+#include "socks5d/policy.h"
 #include "socks5d/session.h"
 
 /* One peer is expected: a short queue is plenty, and strangers filling it
@@ -304,6 +305,11 @@ bind_listen(struct session *s, union sockaddr_any *dst)
 	addr_normalize(&dst->sa, dst);
 	hs->addrs[0] = *dst;
 	hs->naddrs = 1;
+	/* The rules judge BIND by the peer it expects. */
+	if (!policy_allow_dest(s, hs->dst_name, &dst->sa, hs->req.dst.port)) {
+		session_fail(s, SOCKS5_REP_NOT_ALLOWED);
+		return;
+	}
 	if ((rep = bind_listen_for(s, dst, &bnd)) != SOCKS5_REP_SUCCESS) {
 		session_fail(s, rep);
 		return;
@@ -352,9 +358,11 @@ bind_start(struct session *s)
 	union sockaddr_any dst;
 
 	if (addr_from_socks5(&hs->req.dst, &dst)) {
+		hs->dst_name = NULL;
 		bind_listen(s, &dst);
 		return;
 	}
+	hs->dst_name = hs->req.dst.u.name;
 	session_resolve(s, bind_resolved);
 }
 

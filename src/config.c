@@ -17,6 +17,7 @@
 #include "socks5d/config.h"
 #include "socks5d/log.h"
 #include "socks5d/config_values.h"
+#include "socks5d/rules.h"
 
 static const struct config_enum_name config_relay_names[] = {
 	{ "splice", RELAY_SPLICE },
@@ -77,12 +78,32 @@ static const struct config_enum_name config_family_names[] = {
 #define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
 	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .max = (most),    \
 	  .count_offset = offsetof(struct config, count) }
+/* A [rule NAME] key: no default (unset matches anything). */
+#define ROW_RULE(name, req)                                             \
+	{ .section = "rule ", .named = true,                            \
+	  .instance = config_rule_instance,                             \
+	  .name_valid = rules_name_valid, .key = (name),                \
+	  .type = CONFIG_RULE, .required = (req) }
+
+/* Each [rule NAME] section appends one rule, so file order is kept. */
+static void *
+config_rule_instance(struct config *cfg, const char *name, bool *created)
+{
+	struct rule *r;
+
+	if (cfg->rules == NULL && (cfg->rules = rules_new()) == NULL)
+		return NULL;
+	if ((r = rules_find(cfg->rules, name)) != NULL)
+		return r;
+	*created = true;
+	return rules_add(cfg->rules, name);
+}
 
 /*
  * Every key the file may hold. A section is known because some row names
  * it. Rows of a "[rule NAME]"-style section set .named, a section prefix
- * ("rule "), .instance and offsets into the instance's struct; config_free
- * must then free the instances too.
+ * ("rule "), .instance, .name_valid and offsets into the instance's
+ * struct; config_free frees the instances too (cfg->rules).
  */
 static const struct config_row config_rows[] = {
 	ROW_LISTEN("server", "listen", listen, nlisten,
@@ -123,10 +144,36 @@ static const struct config_row config_rows[] = {
 	ROW_IP("udp", "advertise_ipv4", udp_advertise_ipv4, "", AF_INET),
 	ROW_IP("udp", "advertise_ipv6", udp_advertise_ipv6, "", AF_INET6),
 
+	ROW_UINT("limits", "max_per_client_ip", limits.max_per_client_ip, "0",
+	    0, 1000000),
+	ROW_UINT("limits", "max_per_user", limits.max_per_user, "0", 0,
+	    1000000),
+	ROW_UINT("limits", "auth_failures", limits.auth_failures, "5", 0,
+	    1000000),
+	ROW_UINT("limits", "auth_window", limits.auth_window, "60", 1, 86400),
+	ROW_UINT("limits", "auth_ban", limits.auth_ban, "300", 1, 86400),
+
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
+
+	ROW_RULE("action", true),
+	ROW_RULE("client", false),
+	ROW_RULE("user", false),
+	ROW_RULE("command", false),
+	ROW_RULE("dest", false),
+	ROW_RULE("port", false),
 };
 
 #define CONFIG_NROWS (sizeof(config_rows) / sizeof(config_rows[0]))
+
+/* One named section ("[rule office]") as the file gave it. */
+struct config_instance {
+	const struct config_row *row;   /* any row of its section */
+	char *section;                  /* "rule office" */
+	void *base;
+	unsigned line;                  /* of the header */
+	unsigned row_line[CONFIG_NROWS];  /* 0: never set */
+	bool row_bad[CONFIG_NROWS];
+};
 
 struct config_load {
 	struct config *cfg;
@@ -138,10 +185,13 @@ struct config_load {
 	unsigned nerrors;
 	int read_errno;                 /* set when reading failed */
 	bool skip_section;              /* under a bad or unknown [header] */
-	/* Per row, for the cross-key checks; a named section's instances
-	 * share one slot, so those checks need their own bookkeeping. */
+	/* Per row, for the cross-key checks; a named section's rows are
+	 * tracked per instance instead. */
 	unsigned row_line[CONFIG_NROWS];  /* 0: the default */
 	bool row_bad[CONFIG_NROWS];
+	struct config_instance **inst;  /* named sections, in file order */
+	size_t ninst;
+	struct config_instance *cur;    /* the named section being read */
 };
 
 static void
@@ -237,8 +287,14 @@ config_row_set(struct config_load *ld, const struct config_row *row,
     void *base, const char *section, const char *value, unsigned line)
 {
 	size_t i = (size_t)(row - config_rows);
+	unsigned *row_line = ld->row_line;
+	bool *row_bad = ld->row_bad;
 	char why[512];
 
+	if (row->named && ld->cur != NULL) {
+		row_line = ld->cur->row_line;
+		row_bad = ld->cur->row_bad;
+	}
 	if (config_value_parse(row, base, value, ld->dir, why,
 	    sizeof(why)) == -1) {
 		if (line > 0)
@@ -247,9 +303,9 @@ config_row_set(struct config_load *ld, const struct config_row *row,
 		else
 			config_error(ld, 0, "[%s] %s: bad built-in default: %s",
 			    section, row->key, why);
-		ld->row_bad[i] = true;
+		row_bad[i] = true;
 	}
-	ld->row_line[i] = line;
+	row_line[i] = line;
 }
 
 /*
@@ -265,7 +321,7 @@ config_apply_defaults(struct config_load *ld, const struct config_row *named,
 		bool mine = named == NULL ? !row->named :
 		    (row->named && strcmp(row->section, named->section) == 0);
 
-		if (mine)
+		if (mine && row->def != NULL)
 			config_row_set(ld, row, base, row->section, row->def,
 			    0);
 	}
@@ -292,7 +348,6 @@ config_handle(void *user, const char *section_text, const char *key,
 	struct config_load *ld = user;
 	const struct config_row *row;
 	const char *name = NULL;
-	bool created = false;
 	char section[256];
 	void *base;
 
@@ -317,17 +372,95 @@ config_handle(void *user, const char *section_text, const char *key,
 	}
 	base = ld->cfg;
 	if (row->named) {
-		base = row->instance(ld->cfg, name, &created);
-		if (base == NULL) {
+		/* Opened by its header (config_open_section). */
+		if (ld->cur == NULL) {
 			config_error(ld, ld->lineno, "[%s]: cannot add this "
 			    "section", section);
 			return 1;
 		}
-		if (created)
-			config_apply_defaults(ld, row, base);
+		base = ld->cur->base;
 	}
 	config_row_set(ld, row, base, section, value, ld->lineno);
 	return 1;
+}
+
+static const struct config_row *
+config_named_row(const char *section, const char **name)
+{
+	for (size_t i = 0; i < CONFIG_NROWS; i++)
+		if (config_rows[i].named &&
+		    config_row_in(&config_rows[i], section, name))
+			return &config_rows[i];
+	return NULL;
+}
+
+static struct config_instance *
+config_instance_find(struct config_load *ld, const char *section)
+{
+	for (size_t i = 0; i < ld->ninst; i++)
+		if (strcmp(ld->inst[i]->section, section) == 0)
+			return ld->inst[i];
+	return NULL;
+}
+
+static struct config_instance *
+config_instance_new(struct config_load *ld, const struct config_row *row,
+    const char *section)
+{
+	struct config_instance *in, **v;
+
+	v = reallocarray(ld->inst, ld->ninst + 1, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	ld->inst = v;
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return NULL;
+	if ((in->section = strdup(section)) == NULL) {
+		free(in);
+		return NULL;
+	}
+	in->row = row;
+	in->line = ld->lineno;
+	v[ld->ninst++] = in;
+	return in;
+}
+
+/*
+ * A header opens a named section's instance at once, so an empty
+ * section is still checked, and a second header with the same NAME is
+ * refused instead of merged into the first.
+ */
+static void
+config_open_section(struct config_load *ld, const char *section)
+{
+	const struct config_row *row;
+	struct config_instance *in;
+	const char *name = NULL;
+	bool created = false;
+
+	ld->cur = NULL;
+	if ((row = config_named_row(section, &name)) == NULL)
+		return;
+	ld->skip_section = true;
+	if (!row->name_valid(name)) {
+		config_error(ld, ld->lineno, "[%s]: bad name \"%s\" (letters, "
+		    "digits, '_', '.' and '-', at most 64)", section, name);
+		return;
+	}
+	if ((in = config_instance_find(ld, section)) != NULL) {
+		config_error(ld, ld->lineno, "[%s]: duplicate section (the "
+		    "first is at line %u)", section, in->line);
+		return;
+	}
+	if ((in = config_instance_new(ld, row, section)) == NULL ||
+	    (in->base = row->instance(ld->cfg, name, &created)) == NULL) {
+		config_error(ld, ld->lineno, "[%s]: out of memory", section);
+		return;
+	}
+	ld->cur = in;
+	ld->skip_section = false;
+	if (created)
+		config_apply_defaults(ld, row, in->base);
 }
 
 /*
@@ -380,6 +513,7 @@ config_check_header(struct config_load *ld, const char *s)
 		    "%s)", section, list);
 	} else {
 		ld->skip_section = false;
+		config_open_section(ld, section);
 	}
 }
 
@@ -507,8 +641,10 @@ config_check_open(struct config_load *ld)
 	char text[ADDR_STRLEN];
 
 	/* A bad method or allow_open is reported already; guessing the
-	 * intent would only add a confusing second error. */
+	 * intent would only add a confusing second error. Rules that let
+	 * only some clients in are as good as a password here. */
 	if (cfg->auth_method != AUTH_NONE || cfg->allow_open ||
+	    rules_restrict_clients(cfg->rules) ||
 	    ld->row_bad[listen] ||
 	    ld->row_bad[config_row_index("auth", "method")] ||
 	    ld->row_bad[config_row_index("server", "allow_open")])
@@ -522,9 +658,39 @@ config_check_open(struct config_load *ld)
 		addr_format(sa, text, sizeof(text));
 		config_error(ld, ld->row_line[listen], "[server] listen: %s is "
 		    "not a loopback address and [auth] method = none: this "
-		    "would be an open proxy; set [auth] method = password, or "
+		    "would be an open proxy; set [auth] method = password, "
+		    "add [rule] sections that restrict client, or "
 		    "allow_open = yes if that is intended", text);
 	}
+}
+
+/* Every required key of every named section was given. */
+static void
+config_check_instances(struct config_load *ld)
+{
+	for (size_t n = 0; n < ld->ninst; n++) {
+		const struct config_instance *in = ld->inst[n];
+
+		for (size_t i = 0; i < CONFIG_NROWS; i++) {
+			const struct config_row *row = &config_rows[i];
+
+			if (row->named && row->required &&
+			    strcmp(row->section, in->row->section) == 0 &&
+			    in->row_line[i] == 0)
+				config_error(ld, in->line, "[%s] %s: missing",
+				    in->section, row->key);
+		}
+	}
+}
+
+static void
+config_instances_free(struct config_load *ld)
+{
+	for (size_t i = 0; i < ld->ninst; i++) {
+		free(ld->inst[i]->section);
+		free(ld->inst[i]);
+	}
+	free(ld->inst);
 }
 
 static char *
@@ -554,9 +720,13 @@ config_load(const char *path, FILE *errors)
 	}
 	config_apply_defaults(&ld, NULL, ld.cfg);
 	if (config_read(&ld) == 0) {
+		/* The guard asks the rules, which must be compiled first. */
+		rules_finish(ld.cfg->rules);
+		config_check_instances(&ld);
 		config_check_users(&ld);
 		config_check_open(&ld);
 	}
+	config_instances_free(&ld);
 	free(ld.dir);
 	if (ld.nerrors > 0) {
 		config_free(ld.cfg);
@@ -575,6 +745,7 @@ config_free(struct config *cfg)
 			config_value_free(&config_rows[i], cfg);
 	if (cfg->users != NULL)
 		users_free(cfg->users);
+	rules_free(cfg->rules);
 	free(cfg->path);
 	free(cfg);
 }

@@ -14,6 +14,7 @@
 
 #include "socks5d/addr.h"
 #include "socks5d/config_values.h"
+#include "socks5d/rules.h"
 
 /* Enum fields are stored through an int. */
 _Static_assert(sizeof(enum relay_mode) == sizeof(int), "enum size");
@@ -452,6 +453,9 @@ config_value_parse(const struct config_row *row, void *base,
 		break;
 	case CONFIG_HOSTPORT:
 		rc = config_parse_hostport(row, base, v, why, whylen);
+		break;
+	case CONFIG_RULE:
+		rc = rules_set(base, row->key, v, why, whylen);
 		break;
 	}
 	free(copy);

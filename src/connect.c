@@ -15,6 +15,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/connect.h"
 #include "socks5d/log.h"
+#include "socks5d/policy.h"
 #include "socks5d/session.h"
 
 static void connect_next(struct session *s);
@@ -35,6 +36,9 @@ connect_reply_for(int err)
 		return SOCKS5_REP_REFUSED;
 	case ETIMEDOUT:
 		return SOCKS5_REP_TTL_EXPIRED;
+	case EACCES:            /* also: an access rule refused it */
+	case EPERM:
+		return SOCKS5_REP_NOT_ALLOWED;
 	default:
 		return SOCKS5_REP_FAILURE;
 	}
@@ -144,6 +148,13 @@ connect_next(struct session *s)
 	while (hs->next_addr < hs->naddrs) {
 		const union sockaddr_any *dst = &hs->addrs[hs->next_addr++];
 
+		/* Every address a name resolves to is checked before it is
+		 * connected to: a name may point into a denied network. */
+		if (!policy_allow_dest(s, hs->dst_name, &dst->sa,
+		    hs->req.dst.port)) {
+			hs->last_errno = EACCES;
+			continue;
+		}
 		s->target_fd = connect_socket(cfg, dst->sa.sa_family);
 		if (s->target_fd == -1) {
 			log_warn("connect: socket");
@@ -177,10 +188,13 @@ connect_start(struct session *s)
 	hs->next_addr = 0;
 	hs->last_errno = 0;
 	if (addr_from_socks5(&hs->req.dst, &hs->addrs[0])) {
+		/* A literal (even a name that is one) meets CIDRs only. */
+		hs->dst_name = NULL;
 		hs->naddrs = 1;
 		connect_next(s);
 		return;
 	}
+	hs->dst_name = hs->req.dst.u.name;
 	session_resolve(s, connect_resolved);
 }
 

@@ -17,6 +17,7 @@
 #include "socks5d/handshake.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
+#include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/udp.h"
 
@@ -103,6 +104,7 @@ handshake_login_failed(struct session *s)
 	char client[ADDR_STRLEN], user[SOCKS5_NAME_MAX + 1];
 
 	metrics_count_auth(false);
+	policy_login_failed(s);
 	addr_format(&s->client_addr.sa, client, sizeof(client));
 	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
 	log_warnx("login failed: client=%s user=%s", client, user);
@@ -115,6 +117,7 @@ handshake_login_ok(struct session *s)
 	static const uint8_t ok[2] = { SOCKS5_AUTH_VERSION, SOCKS5_AUTH_OK };
 
 	metrics_count_auth(true);
+	policy_login_ok(s);
 	if (handshake_send(s, ok, sizeof(ok)) == -1) {
 		session_close(s, "reset");
 		return STEP_STOP;
@@ -182,33 +185,38 @@ handshake_on_credentials(struct session *s)
 	}
 }
 
-/* One place decides whether and how a command runs, so the [bind] and
- * [udp] switches (and access rules) have a single hook. */
+/* One place decides whether and how a command runs: the [bind] and [udp]
+ * switches, then the limits and access rules (which look at the
+ * destination again once it is resolved). */
 static void
 handshake_dispatch(struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
+	void (*start)(struct session *);
 
 	switch (s->hs->req.cmd) {
 	case SOCKS5_CMD_CONNECT:
-		connect_start(s);
-		return;
+		start = connect_start;
+		break;
 	case SOCKS5_CMD_BIND:
-		if (cfg->bind_enabled)
-			bind_start(s);
-		else
-			session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
-		return;
+		start = cfg->bind_enabled ? bind_start : NULL;
+		break;
 	case SOCKS5_CMD_UDP:
-		if (cfg->udp_enabled)
-			udp_start(s);
-		else
-			session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
-		return;
+		start = cfg->udp_enabled ? udp_start : NULL;
+		break;
 	default:
+		start = NULL;
+		break;
+	}
+	if (start == NULL) {
 		session_fail(s, SOCKS5_REP_CMD_UNSUPPORTED);
 		return;
 	}
+	if (!policy_allow_request(s)) {
+		session_fail(s, SOCKS5_REP_NOT_ALLOWED);
+		return;
+	}
+	start(s);
 }
 
 static enum step

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "socks5d/auth.h"
+#include "socks5d/limits.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics_http.h"
@@ -151,7 +152,9 @@ server_reload(struct server *srv)
 	server_warn_restart_only(old, next);
 	auth_set_users(srv->auth, next->users);
 	next->users = NULL;
+	limits_configure(srv->limits, &next->limits);
 	srv->cfg = next;
+	srv->config_generation++;
 	config_free(old);
 	server_apply_logging(next);
 	log_info("reloaded: %zu listener(s), %u session(s) kept",
@@ -226,6 +229,11 @@ server_run(struct config *cfg)
 	}
 	auth_set_users(srv.auth, cfg->users);
 	cfg->users = NULL;
+	if ((srv.limits = limits_create()) == NULL) {
+		log_error("cannot set up [limits]");
+		goto out;
+	}
+	limits_configure(srv.limits, &cfg->limits);
 	notify_init(srv.loop, &srv);
 
 	server_start_signals(&srv, &sig);
@@ -247,6 +255,8 @@ out:
 	}
 	auth_destroy(srv.auth);
 	resolver_destroy(srv.resolver);
+	if (srv.limits != NULL)
+		limits_destroy(srv.limits);
 	pipe_pool_clear(&srv.pipes);
 	if (srv.loop != NULL)
 		ev_loop_destroy(srv.loop);

@@ -18,7 +18,9 @@
 #include "socks5d/connect.h"
 #include "socks5d/handshake.h"
 #include "socks5d/log.h"
+#include "socks5d/limits.h"
 #include "socks5d/metrics.h"
+#include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/udp.h"
 
@@ -124,13 +126,19 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 	struct session *s;
 	socklen_t len;
 
+	if (!policy_admit_client(srv, peer)) {
+		close(fd);
+		return;
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->hs = calloc(1, sizeof(*s->hs))) == NULL) {
 		log_warn("%s: calloc", __func__);
 		free(s);
 		close(fd);
+		limits_client_leave(srv->limits, peer);
 		return;
 	}
+	s->client_counted = true;
 	s->srv = srv;
 	s->client_fd = fd;
 	s->target_fd = -1;
@@ -192,6 +200,13 @@ session_log_access(const struct session *s, const char *reason)
 		strcpy(reply, "-");
 	if (s->udp != NULL)
 		udp_log_fields(s->udp, &up, &down, extra, sizeof(extra));
+	if (s->rule != NULL) {
+		char rule[SOCKS5_NAME_MAX + 1];
+		size_t used = strlen(extra);
+
+		log_safe_text(s->rule, rule, sizeof(rule));
+		snprintf(extra + used, sizeof(extra) - used, " rule=%s", rule);
+	}
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s cmd=%s dest=%s addr=%s reply=%s "
 	    "up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64 " close=%s%s",
@@ -223,6 +238,13 @@ session_count_metrics(const struct session *s, const char *reason)
 
 	if (s->udp != NULL)
 		udp_log_fields(s->udp, &up, &down, extra, sizeof(extra));
+	if (s->rule != NULL) {
+		char rule[SOCKS5_NAME_MAX + 1];
+		size_t used = strlen(extra);
+
+		log_safe_text(s->rule, rule, sizeof(rule));
+		snprintf(extra + used, sizeof(extra) - used, " rule=%s", rule);
+	}
 	metrics_count_session(s->cmd, s->reply, reason, up, down);
 }
 
@@ -238,6 +260,7 @@ session_close(struct session *s, const char *reason)
 	ev_io_stop(srv->loop, &s->target_io);
 	ev_timer_stop(srv->loop, &s->timer);
 	session_log_access(s, reason);
+	policy_release(s);
 	if (s->udp != NULL)
 		udp_free(s->udp);
 	close(s->client_fd);
@@ -253,6 +276,7 @@ session_close(struct session *s, const char *reason)
 	srv->nsessions--;
 	free(s->user);
 	free(s->dest);
+	free(s->rule);
 	free(s);
 	server_session_ended(srv);
 }

@@ -13,6 +13,7 @@
 
 #include "socks5d/addr.h"
 #include "socks5d/log.h"
+#include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/udp_assoc.h"
 #include "socks5d/udp_dns.h"
@@ -42,19 +43,56 @@ static struct udp_batch {
 	uint8_t buf[UDP_BATCH][UDP_BUFSIZE];
 } udp_batch;
 
+/* FNV-1a, to tell names apart in the verdict cache without keeping them. */
+static uint64_t
+udp_name_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	if (name == NULL)
+		return 0;
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ULL;
+	return h | 1;           /* never 0, which means "no name" */
+}
+
+static bool
+udp_same_dst(const union sockaddr_any *a, const union sockaddr_any *b)
+{
+	socklen_t len = addr_len(&a->sa);
+
+	return a->sa.sa_family == b->sa.sa_family && len > 0 &&
+	    memcmp(a, b, len) == 0;
+}
+
 /*
  * The one place that decides whether a datagram may go to a destination
- * (name is NULL when the client gave an address). Access rules plug in
- * here; today everything may.
+ * (name is NULL when the client gave an address). The access rules are
+ * asked once per destination; the answer is kept for the association
+ * until a reload changes the rules.
  */
 static bool
-udp_may_send(const struct udp_assoc *a, const char *name,
+udp_may_send(struct udp_assoc *a, const char *name,
     const union sockaddr_any *dst)
 {
-	(void)a;
-	(void)name;
-	(void)dst;
-	return true;
+	unsigned generation = a->s->srv->config_generation;
+	uint64_t hash = udp_name_hash(name);
+	struct udp_verdict *v;
+
+	for (size_t i = 0; i < UDP_VERDICTS; i++) {
+		v = &a->verdicts[i];
+		if (v->used && v->generation == generation &&
+		    v->name_hash == hash && udp_same_dst(&v->dst, dst))
+			return v->allow;
+	}
+	v = &a->verdicts[a->next_verdict];
+	a->next_verdict = (a->next_verdict + 1) % UDP_VERDICTS;
+	v->used = true;
+	v->generation = generation;
+	v->name_hash = hash;
+	v->dst = *dst;
+	v->allow = policy_allow_dest(a->s, name, &dst->sa, addr_port(&dst->sa));
+	return v->allow;
 }
 
 /* -- sending and receiving in batches ------------------------------------ */

@@ -37,6 +37,10 @@ int addr_parse_ip(const char *text, struct sockaddr_storage *ss,
 /* "1.2.3.4:80" or "[::1]:80"; IPv4-mapped IPv6 is shown as IPv4. */
 void addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* Just the IP ("1.2.3.4", "::1"), IPv4-mapped shown as IPv4: for what is
+ * about the host, not the connection (bans, per-IP limits). */
+void addr_format_ip(const struct sockaddr *sa, char *out, size_t outlen);
+
 /* The port of an AF_INET or AF_INET6 address, host order. */
 unsigned addr_port(const struct sockaddr *sa);
 

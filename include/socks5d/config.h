@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "socks5d/limits.h"
+
 #define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
 #define CONFIG_MAX_LISTEN     32
 
@@ -83,6 +85,12 @@ struct config {
 	struct config_port_range udp_ports;
 	struct config_addr udp_advertise_ipv4;
 	struct config_addr udp_advertise_ipv6;
+
+	/* [limits] */
+	struct limits_config limits;
+
+	/* [rule NAME] sections, compiled; NULL when there are none */
+	struct rules *rules;
 
 	/* [metrics] */
 	struct config_addr metrics_listen;     /* len 0: no /metrics */

@@ -22,6 +22,7 @@ enum config_type {
 	CONFIG_IP_PAIR,         /* struct config_addr_pair */
 	CONFIG_PORT_RANGE,      /* struct config_port_range */
 	CONFIG_HOSTPORT,        /* one struct config_addr, len 0 when empty */
+	CONFIG_RULE,            /* [rule NAME] key: rules_set, struct rule */
 };
 
 struct config_enum_name {
@@ -41,11 +42,13 @@ struct config_row {
 	 * section's defaults to it. NULL when it cannot be added. */
 	void *(*instance)(struct config *cfg, const char *name,
 	    bool *created);
+	bool (*name_valid)(const char *name);   /* named: NAME's syntax */
 
 	const char *key;
 	enum config_type type;
 	size_t offset;
-	const char *def;
+	const char *def;                        /* NULL: none, left unset */
+	bool required;                          /* named: must be set */
 
 	unsigned min, max;                      /* UINT; LISTEN: max count */
 	const struct config_enum_name *names;   /* ENUM, NULL-terminated */

@@ -16,6 +16,7 @@ struct session;
 struct listener;
 struct resolver;
 struct auth;
+struct limits;
 struct server_signals;
 
 struct server {
@@ -26,6 +27,8 @@ struct server {
 	bool activated;                /* listeners came from systemd */
 	struct resolver *resolver;
 	struct auth *auth;
+	struct limits *limits;
+	unsigned config_generation;    /* bumped by every reload */
 	struct pipe_pool pipes;
 	struct session *sessions;      /* doubly linked, newest first */
 	unsigned nsessions;

@@ -49,6 +49,7 @@ struct handshake {
 	size_t naddrs;
 	size_t next_addr;
 	int last_errno;                /* of the last failed connect attempt */
+	const char *dst_name;          /* the name asked for; NULL: a literal */
 };
 
 struct session {
@@ -69,6 +70,10 @@ struct session {
 	char *user;                        /* NULL: no login */
 	char *dest;                        /* "host:port" as requested */
 	const char *linger_reason;         /* why, once an error was sent */
+	char *rule;                        /* the rule (or limit) that refused */
+	bool client_counted;               /* held in [limits] per-IP counts */
+	bool user_counted;                 /* held in [limits] per-user counts */
+	bool user_over_limit;              /* logged in beyond max_per_user */
 	uint8_t cmd;                       /* 0 until a request was read */
 	int reply;                         /* -1 until a reply is sent */
 	ev_tstamp started;

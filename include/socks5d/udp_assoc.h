@@ -41,6 +41,17 @@ struct udp_out {
 struct session;
 struct udp_dns;
 
+/* A remembered access decision for one destination. */
+struct udp_verdict {
+	uint64_t name_hash;                /* 0 for an address destination */
+	union sockaddr_any dst;            /* with the port */
+	unsigned generation;               /* server config generation */
+	bool used;
+	bool allow;
+};
+
+#define UDP_VERDICTS 8
+
 struct udp_assoc {
 	struct session *s;
 	int relay_fd;                      /* BND: the client's side */
@@ -54,6 +65,8 @@ struct udp_assoc {
 	bool warned;                       /* outbound socket trouble logged */
 	struct udp_stats stats;
 	struct udp_stats published;        /* the part /metrics has seen */
+	struct udp_verdict verdicts[UDP_VERDICTS];
+	unsigned next_verdict;             /* the slot to replace next */
 };
 
 /* A non-blocking datagram socket; IPv6 ones are IPv6-only. */

@@ -6,13 +6,17 @@ import subprocess
 
 from harness.daemon import REPO_ROOT, run_binary
 
-# A config table row: ROW_<TYPE>("section", "key", ...).
-ROW_RE = re.compile(r'ROW_\w+\(\s*"(\w+)",\s*"(\w+)"')
+# A config table row: ROW_<TYPE>("section", "key", ...), or ROW_RULE("key",
+# ...) for the keys of [rule NAME] sections.
+ROW_RE = re.compile(r'ROW_(?!RULE)\w+\(\s*"(\w+)",\s*"(\w+)"')
+RULE_ROW_RE = re.compile(r'ROW_RULE\(\s*"(\w+)"')
 
 
 def parser_keys():
-    keys = set(ROW_RE.findall((REPO_ROOT / "src/config.c").read_text()))
-    assert len(keys) >= 20, f"config table not found: {keys}"
+    source = (REPO_ROOT / "src/config.c").read_text()
+    keys = set(ROW_RE.findall(source))
+    keys |= {("rule", key) for key in RULE_ROW_RE.findall(source)}
+    assert len(keys) >= 20 and ("rule", "action") in keys, f"config table not found: {keys}"
     return keys
 
 
@@ -45,7 +49,7 @@ def test_shipped_config_mentions_every_key():
     present, section = set(), None
     for line in text.splitlines():
         line = line.strip().lstrip(";").strip()
-        heading = re.match(r"^\[(\w+)\]$", line)
+        heading = re.match(r"^\[(\w+)(?: [\w.-]+)?\]$", line)
         if heading:
             section = heading.group(1)
             continue

@@ -24,6 +24,8 @@
 #include "socks5d/config.h"
 #include "socks5d/log.h"
 #include "socks5d/config_values.h"
+#include "socks5d/rules.h"
+#include "socks5d/socks5.h"
 
 static char test_dir[] = "/tmp/socks5d-test-config-XXXXXX";
 static char test_users_line[crypto_pwhash_STRBYTES + 16];
@@ -473,12 +475,13 @@ test_unknown_section_and_key(void **state)
 	    "[dns]\n"
 	    "timeout = 7\n"
 	    "nope = 1\n"
-	    "[rule office]\n");
+	    "[rules office]\n");
 	assert_null(l.cfg);
 	test_has_error(&l, 3, "[bogus]: unknown section (known: [server], "
-	    "[auth], [timeouts], [dns], [outbound], [bind], [udp], [metrics])");
+	    "[auth], [timeouts], [dns], [outbound], [bind], [udp], [limits], "
+	    "[metrics], [rule NAME])");
 	test_has_error(&l, 8, "[dns] nope: unknown key");
-	test_has_error(&l, 9, "[rule office]: unknown section");
+	test_has_error(&l, 9, "[rules office]: unknown section");
 	/* Keys under an unknown section are not errors of their own. */
 	assert_int_equal(test_count_lines(l.errs), 3);
 	test_done(&l);
@@ -634,8 +637,8 @@ test_open_proxy_guard(void **state)
 	assert_null(l.cfg);
 	test_has_error(&l, 2, "[server] listen: 0.0.0.0:1080 is not a "
 	    "loopback address and [auth] method = none: this would be an open "
-	    "proxy; set [auth] method = password, or allow_open = yes if that "
-	    "is intended");
+	    "proxy; set [auth] method = password, add [rule] sections that "
+	    "restrict client, or allow_open = yes if that is intended");
 	assert_int_equal(test_count_lines(l.errs), 1);
 	test_done(&l);
 
@@ -833,6 +836,161 @@ test_shipped_conf(void **state)
 	config_free(NULL);
 }
 
+/* A [rule office] with action = allow and key = value on line 3. */
+static void
+test_bad_rule_value(const char *key, const char *value, const char *why)
+{
+	struct loaded l;
+	char text[1024], what[512];
+
+	snprintf(text, sizeof(text), "[rule office]\naction = allow\n"
+	    "%s = %s\n", key, value);
+	test_load(&l, text);
+	snprintf(what, sizeof(what), "[rule office] %s: %s", key, why);
+	if (l.cfg != NULL)
+		fail_msg("%s = %s was accepted", key, value);
+	test_has_error(&l, 3, what);
+	if (test_count_lines(l.errs) != 1)
+		fail_msg("expected one error, got:\n%s", l.errs);
+	test_done(&l);
+}
+
+static bool
+test_rule_allows(const struct config *cfg, const char *client,
+    const char *user, const char *name, uint16_t port, const char *rule)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct rules_query q = {
+		.user = user,
+		.cmd = SOCKS5_CMD_CONNECT,
+		.dest_name = name,
+		.port = port,
+	};
+	struct rules_verdict v;
+
+	assert_int_equal(addr_parse_ip(client, &ss, &len), 0);
+	q.client = (const struct sockaddr *)&ss;
+	v = rules_evaluate(cfg->rules, &q);
+	if (rule == NULL)
+		assert_null(v.rule);
+	else
+		assert_string_equal(v.rule, rule);
+	return v.allow;
+}
+
+static void
+test_rules_in_file_order(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l, "[server]\nmax_clients = 5\n");
+	test_loads_clean(&l);
+	assert_null(l.cfg->rules);
+	test_done(&l);
+
+	test_load(&l,
+	    "[rule no-mail]\n"
+	    "action = deny\n"
+	    "port = 25, 465, 587\n"
+	    "[server]\n"
+	    "max_clients = 5\n"
+	    "[ rule office ]   ; evaluated in file order\n"
+	    "action = Allow\n"
+	    "client = 10.0.0.0/8, 2001:db8::/32\n"
+	    "; a long list may go on over several lines\n"
+	    "client = 192.168.0.0/16\n"
+	    "user = alice, bob\n"
+	    "command = connect, bind, udp\n"
+	    "dest = 0.0.0.0/0, example.com, .example.org\n"
+	    "port = 80, 443, 8000-8999\n"
+	    "[rule z.last_1]\n"
+	    "action = deny\n");
+	test_loads_clean(&l);
+	assert_int_equal(rules_count(l.cfg->rules), 3);
+	assert_string_equal(rules_name(l.cfg->rules, 0), "no-mail");
+	assert_string_equal(rules_name(l.cfg->rules, 1), "office");
+	assert_string_equal(rules_name(l.cfg->rules, 2), "z.last_1");
+	assert_false(test_rule_allows(l.cfg, "10.1.1.1", "alice",
+	    "www.example.org", 25, "no-mail"));
+	assert_true(test_rule_allows(l.cfg, "10.1.1.1", "alice",
+	    "www.example.org", 8080, "office"));
+	assert_true(test_rule_allows(l.cfg, "192.168.3.3", "bob",
+	    "example.com", 443, "office"));
+	assert_false(test_rule_allows(l.cfg, "172.16.0.1", "bob",
+	    "example.com", 443, "z.last_1"));
+	assert_false(test_rule_allows(l.cfg, "10.1.1.1", NULL, "example.com",
+	    443, "z.last_1"));
+	assert_true(rules_restrict_clients(l.cfg->rules));
+	test_done(&l);
+}
+
+static void
+test_rule_errors(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_bad_value("rule office", "action", "permit",
+	    "\"permit\" is not allow or deny");
+	test_bad_rule_value("dest", "10.0.0.0/33",
+	    "bad pattern \"10.0.0.0/33\"");
+	test_bad_rule_value("dest", "example.com, ex ample.org",
+	    "bad pattern \"ex ample.org\"");
+	test_bad_rule_value("client", "10.0.0.0/8, 300.0.0.0/8",
+	    "bad CIDR \"300.0.0.0/8\"");
+	test_bad_rule_value("client", "", "empty list (leave the key out to "
+	    "match anything)");
+	test_bad_rule_value("port", "80, 0-70000",
+	    "bad port \"0-70000\" (0-65535 or LOW-HIGH)");
+	test_bad_rule_value("command", "connect, associate",
+	    "bad command \"associate\" (connect, bind or udp)");
+	test_bad_rule_value("user", "alice,,bob", "empty item in the list");
+	test_bad_rule_value("colour", "red", "unknown key");
+
+	/* Missing action, reported at the section's header; also for a
+	 * section with no keys at all. */
+	test_load(&l,
+	    "[server]\n"
+	    "max_clients = 5\n"
+	    "[rule office]\n"
+	    "user = alice\n"
+	    "[rule empty]\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "[rule office] action: missing");
+	test_has_error(&l, 5, "[rule empty] action: missing");
+	assert_int_equal(test_count_lines(l.errs), 2);
+	test_done(&l);
+
+	/* A duplicate NAME; its keys are not read. */
+	test_load(&l,
+	    "[rule office]\n"
+	    "action = allow\n"
+	    "[rule office]\n"
+	    "action = bogus\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "[rule office]: duplicate section (the first "
+	    "is at line 1)");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	/* Bad and missing names. */
+	test_load(&l,
+	    "[rule a/b]\n"
+	    "action = allow\n"
+	    "[rule]\n"
+	    "action = allow\n"
+	    "[rule ok]\n"
+	    "action = deny\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 1, "[rule a/b]: bad name \"a/b\" (letters, digits, "
+	    "'_', '.' and '-', at most 64)");
+	test_has_error(&l, 3, "[rule]: unknown section");
+	assert_int_equal(test_count_lines(l.errs), 2);
+	test_done(&l);
+}
+
 static int
 test_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -888,6 +1046,8 @@ main(void)
 		cmocka_unit_test(test_open_proxy_guard),
 		cmocka_unit_test(test_password),
 		cmocka_unit_test(test_shipped_conf),
+		cmocka_unit_test(test_rules_in_file_order),
+		cmocka_unit_test(test_rule_errors),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);

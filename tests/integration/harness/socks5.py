@@ -99,9 +99,12 @@ class Reply:
 class Socks5Client:
     """One client connection to the daemon."""
 
-    def __init__(self, proxy, timeout=IO_TIMEOUT, nodelay=True):
+    def __init__(self, proxy, timeout=IO_TIMEOUT, nodelay=True, source=None):
+        """source: a loopback address to connect from (e.g. 127.0.0.2)."""
         self.sock = socket.socket(family_of(proxy[0]), socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if source is not None:
+            self.sock.bind((source, 0))
         if nodelay:
             # So that split sends really arrive as separate segments.
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,41 @@
+/*
+ * Where sessions ask the access rules and the limits. The decisions live
+ * in rules.c and limits.c (pure); this glue fills in the session's side
+ * (client, user, command), remembers what a session holds so it is
+ * released exactly once, and logs refusals at most once a second per
+ * reason.
+ */
+#ifndef SOCKS5D_POLICY_H
+#define SOCKS5D_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct server;
+struct session;
+
+/* A new connection from peer: false (logged, counted) when a limit or a
+ * ban refuses it; the caller closes it. true: the caller must pair it with
+ * policy_release through the session. */
+bool policy_admit_client(struct server *srv, const struct sockaddr *peer);
+
+/* The session ends: release its client and user counts. */
+void policy_release(struct session *s);
+
+/* A login succeeded or failed (failures count towards the ban). */
+void policy_login_ok(struct session *s);
+void policy_login_failed(struct session *s);
+
+/* May the parsed request go ahead at all (user limit; for UDP ASSOCIATE,
+ * could any destination be allowed)? false: the caller answers 0x02. */
+bool policy_allow_request(struct session *s);
+
+/* May the session's command reach this destination? name is the name the
+ * client asked for (NULL for a literal request), addr the address about
+ * to be used (NULL when not known). false: the rule is recorded for the
+ * access log. */
+bool policy_allow_dest(struct session *s, const char *name,
+    const struct sockaddr *addr, uint16_t port);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * Sessions meet the access rules and the limits here: the pure decisions
+ * come from rules.c and limits.c, and this file supplies the session's
+ * side, keeps the enter/leave pairs balanced, and keeps refusals from
+ * flooding the log.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/limits.h"
+#include "socks5d/log.h"
+#include "socks5d/policy.h"
+#include "socks5d/rules.h"
+#include "socks5d/session.h"
+
+/* At most one refusal message per reason per this many seconds. */
+#define POLICY_LOG_INTERVAL 1.0
+
+static struct log_ratelimit banned_log, client_full_log, user_full_log;
+
+static void
+policy_log_refusal(struct log_ratelimit *rl, double now,
+    const struct sockaddr *client, const char *what)
+{
+	char text[ADDR_STRLEN];
+	unsigned long covered;
+
+	if (!log_ratelimit_pass(rl, now, POLICY_LOG_INTERVAL, &covered))
+		return;
+	addr_format_ip(client, text, sizeof(text));
+	log_warnx("%s: client=%s (%lu refusal(s) in the last second)", what,
+	    text, covered);
+}
+
+bool
+policy_admit_client(struct server *srv, const struct sockaddr *peer)
+{
+	double now = ev_now(srv->loop);
+
+	switch (limits_client_enter(srv->limits, peer, now)) {
+	case LIMITS_OK:
+		return true;
+	case LIMITS_BANNED:
+		policy_log_refusal(&banned_log, now, peer,
+		    "banned after failed logins");
+		return false;
+	default:
+		policy_log_refusal(&client_full_log, now, peer,
+		    "[limits] max_per_client_ip reached");
+		return false;
+	}
+}
+
+void
+policy_release(struct session *s)
+{
+	struct limits *l = s->srv->limits;
+
+	if (s->client_counted)
+		limits_client_leave(l, &s->client_addr.sa);
+	if (s->user_counted)
+		limits_user_leave(l, s->user);
+	s->client_counted = s->user_counted = false;
+}
+
+void
+policy_login_ok(struct session *s)
+{
+	if (limits_user_enter(s->srv->limits, s->user) == LIMITS_OK)
+		s->user_counted = true;
+	else
+		s->user_over_limit = true;
+}
+
+void
+policy_login_failed(struct session *s)
+{
+	struct server *srv = s->srv;
+	char text[ADDR_STRLEN];
+
+	if (limits_auth_failed(srv->limits, &s->client_addr.sa,
+	    ev_now(srv->loop))) {
+		addr_format_ip(&s->client_addr.sa, text, sizeof(text));
+		log_warnx("client %s banned for %us after %u failed logins",
+		    text, srv->cfg->limits.auth_ban,
+		    srv->cfg->limits.auth_failures);
+	}
+}
+
+/* Remember which rule refused, for the access log; the config (and so
+ * the rule's name) may be replaced by a reload before the session ends. */
+static void
+policy_record(struct session *s, const struct rules_verdict *v)
+{
+	free(s->rule);
+	s->rule = strdup(v->rule != NULL ? v->rule : "(default)");
+}
+
+bool
+policy_allow_request(struct session *s)
+{
+	struct rules_verdict v;
+
+	if (s->user_over_limit) {
+		policy_log_refusal(&user_full_log, ev_now(s->srv->loop),
+		    &s->client_addr.sa, "[limits] max_per_user reached");
+		free(s->rule);
+		s->rule = strdup("(max_per_user)");
+		return false;
+	}
+	if (s->cmd != SOCKS5_CMD_UDP)
+		return true;
+	v = rules_evaluate_any_dest(s->srv->cfg->rules, &s->client_addr.sa,
+	    s->user, s->cmd);
+	if (!v.allow)
+		policy_record(s, &v);
+	return v.allow;
+}
+
+bool
+policy_allow_dest(struct session *s, const char *name,
+    const struct sockaddr *addr, uint16_t port)
+{
+	struct rules_query q = {
+		.client = &s->client_addr.sa,
+		.user = s->user,
+		.cmd = s->cmd,
+		.dest_name = name,
+		.dest_addr = addr,
+		.port = port,
+	};
+	struct rules_verdict v = rules_evaluate(s->srv->cfg->rules, &q);
+
+	if (!v.allow)
+		policy_record(s, &v);
+	return v.allow;
+}

@@ -1,0 +1,109 @@
+"""[limits], black-box: concurrent sessions per client IP and per user are
+refused beyond the limit and released exactly when sessions end; failed
+logins ban an IP for auth_ban seconds."""
+import socket
+import time
+
+from harness.net import LOOPBACK4, wait_until
+from harness.socks5 import (METHOD_PASSWORD, REP_NOT_ALLOWED, REP_SUCCESS,
+                            Socks5Client, assert_echo, open_tunnel)
+
+from conftest import USERS
+
+
+def closed_at_once(daemon, source=None, timeout=3.0):
+    """Connect and greet: True when the daemon closes without answering."""
+    with Socks5Client(daemon.address, timeout=timeout, source=source) as client:
+        try:
+            client.send(b"\x05\x01\x00")
+            return client.sock.recv(16) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+
+def test_max_per_client_ip_refuses_and_releases(start_daemon, echo_target):
+    d = start_daemon(limits={"max_per_client_ip": 2})
+    first = open_tunnel(d.address, *echo_target.address)
+    second = open_tunnel(d.address, *echo_target.address)
+    try:
+        assert closed_at_once(d)
+        d.wait_log(r"max_per_client_ip reached: client=127\.0\.0\.1")
+        # Another client IP has its own count.
+        with Socks5Client(d.address, source="127.0.0.2") as other:
+            assert other.connect(*echo_target.address).rep == REP_SUCCESS
+        assert_echo(first)
+    finally:
+        first.close()
+    # Released exactly when the session ended.
+    wait_until(lambda: d.log().count("close=eof") >= 2, 5, what="first session closed")
+    with open_tunnel(d.address, *echo_target.address) as third:
+        assert_echo(third)
+    second.close()
+
+
+def test_max_per_user_answers_0x02_after_login(start_daemon, users_file, echo_target):
+    user, password = next(iter(USERS.items()))
+    d = start_daemon(auth={"method": "password", "users_file": str(users_file)},
+                     limits={"max_per_user": 1})
+    first = open_tunnel(d.address, *echo_target.address, user=user, password=password)
+    try:
+        with Socks5Client(d.address) as client:
+            reply = client.connect(*echo_target.address, user=user, password=password)
+            assert reply.rep == REP_NOT_ALLOWED
+        fields = d.wait_session(reply=REP_NOT_ALLOWED)
+        assert fields["rule"] == "(max_per_user)" and fields["user"] == user
+    finally:
+        first.close()
+    wait_until(lambda: "close=eof" in d.log(), 5, what="first session closed")
+    with open_tunnel(d.address, *echo_target.address, user=user,
+                     password=password) as again:
+        assert_echo(again)
+
+
+def fail_login(daemon, user, source=None):
+    with Socks5Client(daemon.address, source=source) as client:
+        assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
+        _ver, status = client.authenticate(user, "wrong password")
+        assert status != 0
+
+
+def test_failed_logins_ban_the_ip_until_it_expires(start_daemon, users_file, echo_target):
+    user, password = next(iter(USERS.items()))
+    d = start_daemon(auth={"method": "password", "users_file": str(users_file)},
+                     limits={"auth_failures": 3, "auth_window": 60, "auth_ban": 2})
+    fail_login(d, user)
+    fail_login(d, user)
+    # Two failures: not banned yet.
+    with open_tunnel(d.address, *echo_target.address, user=user, password=password) as ok:
+        assert_echo(ok)
+    fail_login(d, user)
+    banned_at = time.monotonic()
+    d.wait_log(r"client 127\.0\.0\.1 banned for 2s after 3 failed logins")
+    # Even the right password gets nowhere now, but another IP does.
+    assert closed_at_once(d)
+    d.wait_log(r"banned after failed logins: client=127\.0\.0\.1")
+    with Socks5Client(d.address, source="127.0.0.2") as other:
+        assert other.connect(*echo_target.address, user=user,
+                             password=password).rep == REP_SUCCESS
+    # The ban expires.
+    time.sleep(max(0, 2.2 - (time.monotonic() - banned_at)))
+    with open_tunnel(d.address, *echo_target.address, user=user, password=password) as ok:
+        assert_echo(ok)
+
+
+def test_limits_hold_per_ipv6_address(start_daemon, echo_target):
+    d = start_daemon(listen_hosts=("::1", LOOPBACK4), limits={"max_per_client_ip": 1})
+    v6 = Socks5Client(("::1", d.port))
+    try:
+        assert v6.connect(*echo_target.address).rep == REP_SUCCESS
+        with Socks5Client(("::1", d.port), timeout=3) as second:
+            second.send(b"\x05\x01\x00")
+            try:
+                assert second.sock.recv(16) == b""
+            except ConnectionResetError:
+                pass
+        # IPv4 loopback is another client.
+        with open_tunnel((LOOPBACK4, d.port), *echo_target.address) as v4:
+            assert_echo(v4)
+    finally:
+        v6.close()
