@@ -17,6 +17,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/session.h"
 
 #define LISTEN_BACKLOG          1024
@@ -118,6 +119,7 @@ listener_reject(struct server *srv, int fd)
 	unsigned long covered;
 
 	close(fd);
+	metrics_count_refused(METRICS_REFUSED_MAX_CLIENTS);
 	if (log_ratelimit_pass(&limit_log, ev_now(srv->loop), LOG_INTERVAL,
 	    &covered))
 		log_warnx("max_clients (%u) reached: %lu connection(s) refused",

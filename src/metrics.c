@@ -75,7 +75,23 @@ static struct {
 	double dns_seconds;
 	uint64_t udp_up, udp_down;
 	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
+	uint64_t refused[METRICS_REFUSED_COUNT];
 } counters;
+
+static const char *const refusal_labels[METRICS_REFUSED_COUNT] = {
+	[METRICS_REFUSED_MAX_CLIENTS] = "max_clients",
+	[METRICS_REFUSED_CLIENT_IP] = "max_per_client_ip",
+	[METRICS_REFUSED_USER] = "max_per_user",
+	[METRICS_REFUSED_BANNED] = "banned",
+	[METRICS_REFUSED_RULE] = "rule",
+};
+
+void
+metrics_count_refused(enum metrics_refusal reason)
+{
+	if (reason < METRICS_REFUSED_COUNT)
+		counters.refused[reason]++;
+}
 
 static unsigned
 metrics_cmd_index(uint8_t cmd)
@@ -318,6 +334,16 @@ metrics_render_udp(struct metrics_out *out)
 }
 
 static void
+metrics_render_refusals(struct metrics_out *out)
+{
+	metrics_family(out, "socks5d_refused_total", "counter",
+	    "Connections and requests refused by limits and access rules.");
+	for (size_t i = 0; i < METRICS_REFUSED_COUNT; i++)
+		metrics_sample(out, "socks5d_refused_total", "reason",
+		    refusal_labels[i], counters.refused[i]);
+}
+
+static void
 metrics_render_process(struct metrics_out *out, const struct metrics_gauges *g)
 {
 	metrics_family(out, "socks5d_pipe_pool_idle", "gauge",
@@ -348,6 +374,7 @@ metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 	metrics_render_replies(&out);
 	metrics_render_dns(&out);
 	metrics_render_udp(&out);
+	metrics_render_refusals(&out);
 	metrics_render_process(&out, g);
 	return out.len;
 }

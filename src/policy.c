@@ -10,6 +10,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/limits.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/policy.h"
 #include "socks5d/rules.h"
 #include "socks5d/session.h"
@@ -42,10 +43,12 @@ policy_admit_client(struct server *srv, const struct sockaddr *peer)
 	case LIMITS_OK:
 		return true;
 	case LIMITS_BANNED:
+		metrics_count_refused(METRICS_REFUSED_BANNED);
 		policy_log_refusal(&banned_log, now, peer,
 		    "banned after failed logins");
 		return false;
 	default:
+		metrics_count_refused(METRICS_REFUSED_CLIENT_IP);
 		policy_log_refusal(&client_full_log, now, peer,
 		    "[limits] max_per_client_ip reached");
 		return false;
@@ -93,6 +96,7 @@ policy_login_failed(struct session *s)
 static void
 policy_record(struct session *s, const struct rules_verdict *v)
 {
+	metrics_count_refused(METRICS_REFUSED_RULE);
 	free(s->rule);
 	s->rule = strdup(v->rule != NULL ? v->rule : "(default)");
 }
@@ -103,6 +107,7 @@ policy_allow_request(struct session *s)
 	struct rules_verdict v;
 
 	if (s->user_over_limit) {
+		metrics_count_refused(METRICS_REFUSED_USER);
 		policy_log_refusal(&user_full_log, ev_now(s->srv->loop),
 		    &s->client_addr.sa, "[limits] max_per_user reached");
 		free(s->rule);

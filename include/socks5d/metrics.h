@@ -25,6 +25,16 @@ enum metrics_udp_drop {
 	METRICS_UDP_DROP_COUNT,
 };
 
+/* Why a connection or request was turned away by policy. */
+enum metrics_refusal {
+	METRICS_REFUSED_MAX_CLIENTS,   /* [server] max_clients */
+	METRICS_REFUSED_CLIENT_IP,     /* [limits] max_per_client_ip */
+	METRICS_REFUSED_USER,          /* [limits] max_per_user */
+	METRICS_REFUSED_BANNED,        /* failed-login ban */
+	METRICS_REFUSED_RULE,          /* an access rule denied a request */
+	METRICS_REFUSED_COUNT,
+};
+
 /* Values read at scrape time rather than counted. */
 struct metrics_gauges {
 	unsigned sessions_active;
@@ -52,6 +62,8 @@ void metrics_observe_dns(double seconds, bool ok);
 void metrics_count_udp_datagrams(bool up, uint64_t n);
 /* n datagrams dropped for this reason. */
 void metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n);
+/* A connection or request was refused for this reason. */
+void metrics_count_refused(enum metrics_refusal reason);
 /* The label of a drop reason, shared with the access log. */
 const char *metrics_udp_drop_name(enum metrics_udp_drop reason);
 

@@ -107,3 +107,22 @@ def test_limits_hold_per_ipv6_address(start_daemon, echo_target):
             assert_echo(v4)
     finally:
         v6.close()
+
+
+def test_refusals_are_counted_in_metrics(start_daemon, echo_target):
+    from test_metrics import scrape, start_with_metrics
+    d, port = start_with_metrics(
+        start_daemon, limits={"max_per_client_ip": 1},
+        **{"rule no-echo": {"action": "deny", "dest": "127.0.0.1",
+                            "port": echo_target.port},
+           "rule rest": {"action": "allow"}})
+    with Socks5Client(d.address) as held:
+        assert held.greet() == 0
+        assert closed_at_once(d)
+        assert closed_at_once(d)
+        assert held.request(*echo_target.address).rep == REP_NOT_ALLOWED
+    metrics = scrape(port)
+    assert metrics("socks5d_refused_total", reason="max_per_client_ip") == 2
+    assert metrics("socks5d_refused_total", reason="rule") == 1
+    assert metrics("socks5d_refused_total", reason="banned") == 0
+    assert metrics("socks5d_replies_total", code="2") == 1
