@@ -177,13 +177,26 @@ session_command_name(uint8_t cmd)
 	}
 }
 
+/* Bytes relayed each way (UDP: payload bytes) and the command's own extra
+ * " key=value" log fields, for the access log and /metrics alike. */
+static void
+session_totals(const struct session *s, uint64_t *up, uint64_t *down,
+    char *extra, size_t extralen)
+{
+	*up = s->relay.up.bytes;
+	*down = s->relay.down.bytes;
+	extra[0] = '\0';
+	if (s->udp != NULL)
+		udp_log_fields(s->udp, up, down, extra, extralen);
+}
+
 static void
 session_log_access(const struct session *s, const char *reason)
 {
 	char client[ADDR_STRLEN], addr[ADDR_STRLEN], reply[12];
 	char user[SOCKS5_NAME_MAX + 1], dest[SOCKS5_ADDR_STRLEN];
-	char extra[512] = "";
-	uint64_t up = s->relay.up.bytes, down = s->relay.down.bytes, ms;
+	char extra[512];
+	uint64_t up, down, ms;
 
 	if (!log_enabled(LOG_LEVEL_INFO))
 		return;
@@ -198,8 +211,7 @@ session_log_access(const struct session *s, const char *reason)
 		snprintf(reply, sizeof(reply), "%d", s->reply);
 	else
 		strcpy(reply, "-");
-	if (s->udp != NULL)
-		udp_log_fields(s->udp, &up, &down, extra, sizeof(extra));
+	session_totals(s, &up, &down, extra, sizeof(extra));
 	if (s->rule != NULL) {
 		char rule[SOCKS5_NAME_MAX + 1];
 		size_t used = strlen(extra);
@@ -233,18 +245,10 @@ session_free_handshake(struct session *s)
 static void
 session_count_metrics(const struct session *s, const char *reason)
 {
-	uint64_t up = s->relay.up.bytes, down = s->relay.down.bytes;
 	char extra[512];
+	uint64_t up, down;
 
-	if (s->udp != NULL)
-		udp_log_fields(s->udp, &up, &down, extra, sizeof(extra));
-	if (s->rule != NULL) {
-		char rule[SOCKS5_NAME_MAX + 1];
-		size_t used = strlen(extra);
-
-		log_safe_text(s->rule, rule, sizeof(rule));
-		snprintf(extra + used, sizeof(extra) - used, " rule=%s", rule);
-	}
+	session_totals(s, &up, &down, extra, sizeof(extra));
 	metrics_count_session(s->cmd, s->reply, reason, up, down);
 }
 
