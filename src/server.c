@@ -212,6 +212,10 @@ server_run(struct config *cfg)
 		log_error("cannot create the event loop");
 		goto out;
 	}
+	/* Signals first: a SIGHUP or SIGTERM that arrives once the
+	 * listeners are visible must not meet the default action (death);
+	 * libev holds it until the loop runs. */
+	server_start_signals(&srv, &sig);
 	/* Bind first, while privileged ports are still ours to take. */
 	if (listener_open_all(&srv) == -1 || metrics_http_open(&srv) == -1)
 		goto out;
@@ -236,7 +240,6 @@ server_run(struct config *cfg)
 	limits_configure(srv.limits, &cfg->limits);
 	notify_init(srv.loop, &srv);
 
-	server_start_signals(&srv, &sig);
 	listener_start_all(&srv);
 	log_info("socks5d ready: %zu listener(s), auth %s, relay %s",
 	    srv.nlisteners, cfg->auth_method == AUTH_PASSWORD ? "password" :
@@ -244,10 +247,10 @@ server_run(struct config *cfg)
 	notify_state("READY=1");
 
 	ev_run(srv.loop, 0);
-	server_stop_signals(&srv, &sig);
 	status = 0;
 out:
 	if (srv.loop != NULL) {
+		server_stop_signals(&srv, &sig);
 		listener_close_all(&srv);
 		metrics_http_close();
 		session_close_all(&srv, "shutdown");

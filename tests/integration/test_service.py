@@ -354,3 +354,20 @@ def test_syslog_target(start_daemon, tmp_path, echo_target):
         assert "socks5d: info:" not in d.log(), "logged to stderr despite log = syslog"
     finally:
         syslog.close()
+
+
+def test_signals_during_start_up_are_not_fatal(start_daemon, users_file, echo_target):
+    """A reload requested the moment the listener appears (a service manager
+    or an operator may well do that) is handled, not the default action of
+    SIGHUP, which would kill the daemon."""
+    d = start_daemon(wait=False, auth={"method": "password",
+                                       "users_file": str(users_file)})
+    wait_until(lambda: is_listening(*d.address), 10, interval=0.0005,
+               what="the listener")
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded: 1 listener")
+    assert d.is_running()
+    user, password = next(iter(USERS.items()))
+    with open_tunnel(d.address, *echo_target.address, user=user,
+                     password=password) as client:
+        assert_echo(client)
