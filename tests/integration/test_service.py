@@ -141,19 +141,31 @@ def test_reload_moves_listener_and_keeps_relay(start_daemon, dns_server, echo_ta
         assert_echo(client)
 
 
-def test_reload_keeps_a_udp_association(start_daemon, dns_server):
+def test_reload_keeps_relay_and_udp_association_while_a_rule_takes_effect(
+        start_daemon, dns_server, echo_target):
     d = start_daemon()
     echo = UdpServer(LOOPBACK4)
     a = Association(d.address)
+    tunnel = open_tunnel(d.address, *echo_target.address)
     try:
         assert a.request("0.0.0.0", 0).rep == 0
         a.send(LOOPBACK4, echo.port, b"before")
         assert a.recv() == (LOOPBACK4, echo.port, b"before")
-        rewrite_config(d, dns_server, timeouts={"udp_idle": 30})
+        rewrite_config(d, dns_server, timeouts={"udp_idle": 30},
+                       **{"rule no-tcp-to-loopback": {
+                           "action": "deny", "command": "connect",
+                           "dest": "127.0.0.0/8"},
+                          "rule rest": {"action": "allow"}})
         d.send_signal(signal.SIGHUP)
-        d.wait_log(r"reloaded: 1 listener\(s\), 1 session\(s\) kept")
+        d.wait_log(r"reloaded: 1 listener\(s\), 2 session\(s\) kept")
+        # The new rule refuses a new CONNECT...
+        with Socks5Client(d.address) as client:
+            assert client.connect(*echo_target.address).rep == 0x02
+        # ...while the established relay and association keep working.
+        assert_echo(tunnel, b"relay after the reload\n")
         a.send(LOOPBACK4, echo.port, b"after the reload")
         assert a.recv() == (LOOPBACK4, echo.port, b"after the reload")
+        tunnel.close()
     finally:
         a.close()
         echo.close()
