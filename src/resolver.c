@@ -41,6 +41,11 @@ struct resolver {
 	struct resolver_query *deferred;
 	int in_lookup;
 	bool destroying;
+	/* Replaced by a reload: destroyed once its last answer is in. */
+	unsigned pending;
+	bool retiring;
+	struct resolver *next_retired;
+	ev_timer retire_timer;
 };
 
 static void
@@ -175,10 +180,14 @@ resolver_collect(const struct resolver_query *q, union sockaddr_any *addrs)
 	return n;
 }
 
+/* Resolvers replaced by a reload that still have queries out. */
+static struct resolver *retired;
+
 static void
 resolver_deliver(struct resolver_query *q)
 {
 	union sockaddr_any addrs[RESOLVER_MAX_ADDRS];
+	struct resolver *r = q->r;
 	enum resolver_status status;
 	size_t n = 0;
 
@@ -192,6 +201,45 @@ resolver_deliver(struct resolver_query *q)
 	if (q->result != NULL)
 		ares_freeaddrinfo(q->result);
 	free(q);
+	r->pending--;
+	/* Not from here: we may be inside one of its c-ares callbacks. */
+	if (r->retiring && r->pending == 0 && !r->destroying)
+		ev_timer_start(r->loop, &r->retire_timer);
+}
+
+static void
+resolver_unlink_retired(struct resolver *r)
+{
+	struct resolver **link;
+
+	for (link = &retired; *link != NULL; link = &(*link)->next_retired)
+		if (*link == r) {
+			*link = r->next_retired;
+			return;
+		}
+}
+
+static void
+resolver_retire_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct resolver *r = (struct resolver *)
+	    ((char *)w - offsetof(struct resolver, retire_timer));
+
+	(void)loop;
+	(void)revents;
+	resolver_destroy(r);
+}
+
+void
+resolver_retire(struct resolver *r)
+{
+	if (r->pending == 0) {
+		resolver_destroy(r);
+		return;
+	}
+	r->retiring = true;
+	r->next_retired = retired;
+	retired = r;
 }
 
 static void
@@ -249,6 +297,7 @@ resolver_create(struct ev_loop *loop, const struct config *cfg)
 	}
 	r->loop = loop;
 	ev_init(&r->timer, resolver_timer_cb);
+	ev_timer_init(&r->retire_timer, resolver_retire_cb, 0., 0.);
 	ev_timer_init(&r->deliver_timer, resolver_deliver_cb, 0., 0.);
 
 	memset(&opts, 0, sizeof(opts));
@@ -286,6 +335,10 @@ resolver_destroy(struct resolver *r)
 
 	if (r == NULL)
 		return;
+	resolver_unlink_retired(r);
+	/* At shutdown the active resolver takes the retired ones along. */
+	while (!r->retiring && retired != NULL)
+		resolver_destroy(retired);
 	r->destroying = true;
 	/* Runs every pending answer callback with ARES_EDESTRUCTION. */
 	ares_destroy(r->channel);
@@ -301,6 +354,7 @@ resolver_destroy(struct resolver *r)
 	}
 	ev_timer_stop(r->loop, &r->timer);
 	ev_timer_stop(r->loop, &r->deliver_timer);
+	ev_timer_stop(r->loop, &r->retire_timer);
 	free(r);
 	ares_library_cleanup();
 }
@@ -328,6 +382,7 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	/* Always ask for A and AAAA together; [dns] family only orders. */
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
+	r->pending++;
 	r->in_lookup++;
 	ares_getaddrinfo(r->channel, name, NULL, &hints, resolver_answer_cb, q);
 	r->in_lookup--;

@@ -85,16 +85,25 @@ server_session_ended(struct server *srv)
 		ev_break(srv->loop, EVBREAK_ALL);
 }
 
+static bool
+server_same_text(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Do the resolver's own settings differ (servers, timeout)? */
+static bool
+server_dns_changed(const struct config *old, const struct config *new)
+{
+	return !server_same_text(old->dns_servers, new->dns_servers) ||
+	    old->dns_timeout != new->dns_timeout;
+}
+
 /* Settings a reload cannot change in a running process. */
 static void
 server_warn_restart_only(const struct config *old, const struct config *new)
 {
-	if ((old->dns_servers == NULL) != (new->dns_servers == NULL) ||
-	    (old->dns_servers != NULL &&
-	    strcmp(old->dns_servers, new->dns_servers) != 0) ||
-	    old->dns_timeout != new->dns_timeout)
-		log_warnx("reload: [dns] servers and timeout take effect at "
-		    "the next restart");
 	if ((old->run_user == NULL) != (new->run_user == NULL) ||
 	    (old->run_user != NULL &&
 	    strcmp(old->run_user, new->run_user) != 0))
@@ -117,6 +126,7 @@ static void
 server_reload(struct server *srv)
 {
 	struct config *next, *old = srv->cfg;
+	struct resolver *resolver = NULL;
 	char *errors = NULL;
 	size_t errlen = 0;
 	FILE *errstream;
@@ -139,9 +149,19 @@ server_reload(struct server *srv)
 		return;
 	}
 	free(errors);
+	/* Every part that can fail is prepared before anything changes. */
+	if (server_dns_changed(old, next) &&
+	    (resolver = resolver_create(srv->loop, next)) == NULL) {
+		log_error("reload rejected: cannot set up the new [dns] "
+		    "settings; the old configuration stays in force");
+		config_free(next);
+		notify_state("READY=1");
+		return;
+	}
 	if (metrics_http_prepare_reload(next) == -1 ||
 	    listener_reload(srv, next) == -1) {
 		metrics_http_abort_reload();
+		resolver_destroy(resolver);
 		log_error("reload rejected: cannot open the new listeners; the "
 		    "old configuration stays in force");
 		config_free(next);
@@ -150,6 +170,12 @@ server_reload(struct server *srv)
 	}
 	metrics_http_commit_reload();
 	server_warn_restart_only(old, next);
+	if (resolver != NULL) {
+		/* Lookups in flight finish on the old one. */
+		resolver_retire(srv->resolver);
+		srv->resolver = resolver;
+		log_info("reload: new [dns] settings in use");
+	}
 	auth_set_users(srv->auth, next->users);
 	next->users = NULL;
 	limits_configure(srv->limits, &next->limits);

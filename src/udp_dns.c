@@ -38,7 +38,8 @@ struct udp_dns_held {
 
 struct udp_dns {
 	struct ev_loop *loop;
-	struct resolver *resolver;
+	/* The server's current resolver: a reload may replace it. */
+	struct resolver *const *resolver;
 	enum dns_family family;
 	ev_tstamp timeout;
 	udp_dns_release_cb *cb;
@@ -51,7 +52,7 @@ struct udp_dns {
 };
 
 struct udp_dns *
-udp_dns_create(struct ev_loop *loop, struct resolver *r,
+udp_dns_create(struct ev_loop *loop, struct resolver *const *r,
     enum dns_family family, ev_tstamp timeout, udp_dns_release_cb *cb,
     void *arg)
 {
@@ -198,7 +199,7 @@ udp_dns_lookup(struct udp_dns *d, const char *name, uint16_t port,
 	e->state = UDP_DNS_PENDING;
 	e->stamp = ev_now(d->loop);
 	e->age = d->next_age++;
-	e->query = resolver_lookup(d->resolver, e->name, 0, d->family,
+	e->query = resolver_lookup(*d->resolver, e->name, 0, d->family,
 	    udp_dns_answer, e);
 	if (e->query == NULL) {
 		e->state = UDP_DNS_EMPTY;

@@ -262,7 +262,7 @@ udp_route_name(struct udp_assoc *a, const struct socks5_addr *dst,
 	union sockaddr_any found;
 
 	if (a->dns == NULL) {
-		a->dns = udp_dns_create(s->srv->loop, s->srv->resolver,
+		a->dns = udp_dns_create(s->srv->loop, &s->srv->resolver,
 		    cfg->dns_family, cfg->dns_timeout + 1, udp_release_held, a);
 		if (a->dns == NULL) {
 			a->stats.drops[METRICS_UDP_DROP_DNS]++;

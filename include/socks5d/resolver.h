@@ -34,6 +34,9 @@ struct resolver_query;
 struct resolver *resolver_create(struct ev_loop *loop,
     const struct config *cfg);
 void resolver_destroy(struct resolver *r);
+/* A reload replaced r: destroy it once the answers to its queries in
+ * flight are delivered (at once when there are none). */
+void resolver_retire(struct resolver *r);
 
 struct resolver_query *resolver_lookup(struct resolver *r, const char *name,
     uint16_t port, enum dns_family family, resolver_cb *cb, void *arg);

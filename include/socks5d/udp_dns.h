@@ -40,7 +40,8 @@ struct udp_dns;
 
 /* timeout: seconds after which a lookup is given up (udp_dns_expire).
  * Returns NULL when out of memory. */
-struct udp_dns *udp_dns_create(struct ev_loop *loop, struct resolver *r,
+struct udp_dns *udp_dns_create(struct ev_loop *loop,
+    struct resolver *const *r,
     enum dns_family family, ev_tstamp timeout, udp_dns_release_cb *cb,
     void *arg);
 /* Where a datagram for name:port goes: known now, held, or dropped. */

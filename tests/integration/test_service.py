@@ -11,6 +11,7 @@ import pytest
 from harness.daemon import render_config, merge_config
 from harness.net import LOOPBACK4, free_port, is_listening, wait_until
 from harness.socks5 import METHOD_PASSWORD, METHOD_REJECT, Socks5Client, assert_echo, open_tunnel
+from harness.socks5 import request as socks5_request
 
 from harness.udp import Association, UdpServer
 from conftest import USERS, base_config
@@ -383,3 +384,37 @@ def test_signals_during_start_up_are_not_fatal(start_daemon, users_file, echo_ta
     with open_tunnel(d.address, *echo_target.address, user=user,
                      password=password) as client:
         assert_echo(client)
+
+
+def test_reload_switches_dns_servers_and_finishes_lookups_in_flight(
+        start_daemon, dns_server, echo_target):
+    """[dns] servers change on reload: new lookups go to the new server,
+    while a lookup already asked of the old one still gets its answer."""
+    from harness.dns import DnsServer
+    new_server = DnsServer(records={"moved.test": ["127.0.0.1"]})
+    try:
+        d = start_daemon()
+        dns_server.delay = 1.0
+        slow = Socks5Client(d.address)
+        try:
+            assert slow.greet() == 0
+            slow.send(socks5_request("v4.test", echo_target.port))
+            wait_until(lambda: "v4.test" in dns_server.queried_names(), 3,
+                       what="the lookup to reach the old server")
+            text = d.config_path.read_text().replace(dns_server.address,
+                                                     new_server.address)
+            d.config_path.write_text(text)
+            d.send_signal(signal.SIGHUP)
+            d.wait_log(r"reload: new \[dns\] settings in use")
+            # The old server's (delayed) answer still completes the request.
+            reply = slow.read_reply()
+            assert reply.rep == 0
+            assert_echo(slow, b"answered by the retired resolver\n")
+        finally:
+            slow.close()
+        with open_tunnel(d.address, "moved.test", echo_target.port) as client:
+            assert_echo(client)
+        assert "moved.test" in new_server.queried_names()
+        assert "moved.test" not in dns_server.queried_names()
+    finally:
+        new_server.close()
