@@ -12,7 +12,8 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
 TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps \
-              dnsmasq-base dante-client python3-pyftpdlib man-db systemd
+              dnsmasq-base dante-client python3-pyftpdlib man-db systemd \
+              clang libclang-rt-14-dev
 # Third-party Node.js SOCKS client for the black-box tests (npm "socks").
 NODE_CLIENTS := tests/clients/node_modules/.package-lock.json
 
@@ -24,6 +25,25 @@ ASAN_OBJS := $(SRCS:src/%.c=build/asan-obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c linked against the daemon's own
+# objects, rebuilt with clang and the sanitizers under build/fuzz-obj/.
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+# Two clang-only warnings are turned off: -Wcast-align fires on every target
+# (gcc's only where unaligned access traps, so never on x86) at the
+# offsetof() container casts, which UBSan checks at run time; and
+# -Wformat-nonliteral (from -Wformat=2) fires on a va_list passed on to
+# vsnprintf in a function without a format attribute, which gcc exempts.
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 $(WARN) -Wno-cast-align \
+                -Wno-format-nonliteral -D_GNU_SOURCE \
+                -Iinclude -MMD -MP
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_OBJS    := $(LIB_SRCS:src/%.c=build/fuzz-obj/%.o)
+
 # Install layout; DESTDIR is prepended to every path.
 PREFIX      ?= /usr/local
 SBINDIR     ?= $(PREFIX)/sbin
@@ -32,7 +52,8 @@ SYSCONFDIR  ?= $(PREFIX)/etc
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
-.PHONY: all asan unit run test deps deps-test node-clients install uninstall clean
+.PHONY: all asan unit fuzz-build fuzz fuzz-smoke run test deps deps-test node-clients \
+        install uninstall clean
 all: build/socks5d
 
 build/socks5d: $(OBJS)
@@ -55,7 +76,41 @@ unit: $(UNIT_BINS)
 build/tests/%: tests/unit/%.c build/libsocks5d.a | build/tests
 	$(CC) $(CFLAGS) -o $@ $< build/libsocks5d.a $(LDFLAGS) -lcmocka $(LDLIBS)
 
-build/obj build/asan-obj build/asan build/tests:
+fuzz-build: $(FUZZ_BINS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS) | build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< \
+	    $(FUZZ_OBJS) $(LDFLAGS) $(LDLIBS)
+
+# Not intermediate: make would delete them after every link.
+.SECONDARY: $(FUZZ_OBJS)
+build/fuzz-obj/%.o: src/%.c | build/fuzz-obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c -o $@ $<
+
+# Run each target for FUZZ_SECONDS on a scratch copy of its corpus (the
+# committed one under tests/fuzz/corpus/ never grows); fail on any crash.
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  work=build/fuzz/corpus/$$t; rm -rf $$work; mkdir -p $$work; \
+	  cp tests/fuzz/corpus/$$t/* $$work/ 2>/dev/null || true; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	      -rss_limit_mb=2048 -print_final_stats=1 \
+	      -artifact_prefix=build/fuzz/crash-$$t- $$work \
+	      > build/fuzz/$$t.log 2>&1 || { tail -60 build/fuzz/$$t.log; \
+	      echo "fuzz: $$t FAILED (log build/fuzz/$$t.log)"; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units)' build/fuzz/$$t.log || true; \
+	done
+
+# The committed corpus, then a few seconds of fuzzing per target.
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  build/fuzz/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t \
+	      > build/fuzz/$$t-corpus.log 2>&1 || { tail -60 build/fuzz/$$t-corpus.log; \
+	      echo "fuzz-smoke: $$t FAILED on its corpus"; exit 1; }; \
+	done
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(FUZZ_SMOKE_SECONDS),3)
+
+build/obj build/asan-obj build/asan build/tests build/fuzz build/fuzz-obj:
 	mkdir -p $@
 
 # Install missing Debian packages: $(1) is the package list.
@@ -93,7 +148,7 @@ run: deps
 	./build/socks5d -c conf/socks5d.conf
 
 test: deps-test
-	$(MAKE) all asan unit
+	$(MAKE) all asan unit fuzz-build
 	tests/run-all
 
 # The example config is never overwritten: an operator's edits win.
@@ -135,4 +190,5 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_OBJS:.o=.d) \
+    $(FUZZ_BINS:=.d)
