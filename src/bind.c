@@ -354,16 +354,10 @@ bind_resolved(void *arg, enum resolver_status status,
 void
 bind_start(struct session *s)
 {
-	struct handshake *hs = s->hs;
 	union sockaddr_any dst;
 
-	if (addr_from_socks5(&hs->req.dst, &dst)) {
-		hs->dst_name = NULL;
+	if (session_find_dst(s, &dst, bind_resolved))
 		bind_listen(s, &dst);
-		return;
-	}
-	hs->dst_name = hs->req.dst.u.name;
-	session_resolve(s, bind_resolved);
 }
 
 void

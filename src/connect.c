@@ -187,15 +187,10 @@ connect_start(struct session *s)
 	hs->naddrs = 0;
 	hs->next_addr = 0;
 	hs->last_errno = 0;
-	if (addr_from_socks5(&hs->req.dst, &hs->addrs[0])) {
-		/* A literal (even a name that is one) meets CIDRs only. */
-		hs->dst_name = NULL;
+	if (session_find_dst(s, &hs->addrs[0], connect_resolved)) {
 		hs->naddrs = 1;
 		connect_next(s);
-		return;
 	}
-	hs->dst_name = hs->req.dst.u.name;
-	session_resolve(s, connect_resolved);
 }
 
 void

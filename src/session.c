@@ -342,7 +342,9 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 	session_set_timeout(s, LINGER_SECONDS);
 }
 
-void
+/* Look up the request's DST name; cb gets the answer and must first clear
+ * s->hs->query. A lookup that never answers ends in reply 0x04. */
+static void
 session_resolve(struct session *s, resolver_cb *cb)
 {
 	const struct config *cfg = s->srv->cfg;
@@ -357,6 +359,22 @@ session_resolve(struct session *s, resolver_cb *cb)
 	if (hs->query == NULL)
 		session_fail(s, SOCKS5_REP_FAILURE);
 }
+
+bool
+session_find_dst(struct session *s, union sockaddr_any *out, resolver_cb *cb)
+{
+	struct handshake *hs = s->hs;
+
+	if (addr_from_socks5(&hs->req.dst, out)) {
+		/* A literal (even a name that is one) meets CIDRs only. */
+		hs->dst_name = NULL;
+		return true;
+	}
+	hs->dst_name = hs->req.dst.u.name;
+	session_resolve(s, cb);
+	return false;
+}
+
 
 int
 session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)

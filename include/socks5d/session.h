@@ -93,10 +93,13 @@ void session_close(struct session *s, const char *reason);
 void session_send_final(struct session *s, const uint8_t *msg, size_t len,
     const char *reason);
 
-/* Look up the request's DST name; cb(s, ...) gets the answer and must
- * first clear s->hs->query. A lookup that never answers ends in reply
- * 0x04. Callers return right after. */
-void session_resolve(struct session *s, resolver_cb *cb);
+/* The request's DST as an address: when it is a literal (or a name that
+ * is an IP literal), fill out and return true; otherwise start
+ * a lookup whose answer goes to cb (which must first clear s->hs->query)
+ * and return false, and the caller returns. Either
+ * way hs->dst_name says what the access rules should see as the name. */
+bool session_find_dst(struct session *s, union sockaddr_any *out,
+    resolver_cb *cb);
 
 /* Send a reply that does not end the session (BIND's first reply, UDP
  * ASSOCIATE's). Returns 0, or -1 when the client is gone (the caller then
