@@ -15,6 +15,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
 #include "socks5d/config.h"
+#include "socks5d/file.h"
 #include "socks5d/log.h"
 #include "socks5d/config_values.h"
 #include "socks5d/rules.h"
@@ -584,11 +585,12 @@ config_read_line(char *buf, int size, void *stream)
 static int
 config_read(struct config_load *ld)
 {
+	char why[128];
 	int rc;
 
-	ld->in = fopen(ld->path, "r");
+	ld->in = file_open_regular(ld->path, why, sizeof(why));
 	if (ld->in == NULL) {
-		config_error(ld, 0, "cannot open: %s", strerror(errno));
+		config_error(ld, 0, "%s", why);
 		return -1;
 	}
 	/* A continuation line would be counted as its own line by us but

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "socks5d/auth.h"
+#include "socks5d/file.h"
 #include "socks5d/log.h"
 
 #define USERS_NAME_MAX	255	/* RFC 1929: one length octet */
@@ -237,10 +238,11 @@ struct users *
 users_load(const char *path, FILE *errors)
 {
 	struct users_parse p = { .path = path, .errors = errors };
+	char why[128];
 	FILE *fp;
 
-	if ((fp = fopen(path, "re")) == NULL) {
-		fprintf(errors, "%s: cannot open: %s\n", path, strerror(errno));
+	if ((fp = file_open_regular(path, why, sizeof(why))) == NULL) {
+		fprintf(errors, "%s: %s\n", path, why);
 		return NULL;
 	}
 	users_warn_mode(fp, path);

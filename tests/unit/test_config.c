@@ -621,9 +621,23 @@ test_unreadable(void **state)
 
 	test_load_path(&l, test_dir);
 	assert_null(l.cfg);
-	snprintf(want, sizeof(want), "%s: cannot read: %s\n", test_dir,
-	    strerror(EISDIR));
+	snprintf(want, sizeof(want), "%s: not a regular file\n", test_dir);
 	assert_string_equal(l.errs, want);
+	test_done(&l);
+
+	/* A FIFO must be refused, not waited on: reloads run on the loop. */
+	snprintf(want, sizeof(want), "%s/fifo.conf", test_dir);
+	assert_int_equal(mkfifo(want, 0600), 0);
+	test_load_path(&l, want);
+	assert_null(l.cfg);
+	assert_non_null(strstr(l.errs, "fifo.conf: not a regular file\n"));
+	test_done(&l);
+	unlink(want);
+
+	/* Likewise a users file that is a device. */
+	test_load(&l, "[auth]\nmethod = password\nusers_file = /dev/zero\n");
+	assert_null(l.cfg);
+	assert_non_null(strstr(l.errs, "/dev/zero: not a regular file\n"));
 	test_done(&l);
 }
 
