@@ -104,6 +104,9 @@ def echo_target6(make_target):
     return make_target(behave_echo, (LOOPBACK6,))
 
 
+PORT_RACE_ATTEMPTS = 3
+
+
 def base_config(listen_value, dns_address):
     return {
         "server": {"listen": listen_value, "log_level": "info"},
@@ -127,16 +130,28 @@ def start_daemon(request, tmp_path, dns_server, socks5d_binary):
 
     def start(listen_hosts=(LOOPBACK4,), wait=True, env=None, command=None,
               **overrides):
-        port = free_port(tuple(listen_hosts))
-        listen = [(host, port) for host in listen_hosts]
-        listen_value = ", ".join(format_hostport(h, p) for h, p in listen)
-        sections = merge_config(base_config(listen_value, dns_server.address), overrides)
-        name = f"socks5d-{len(daemons)}"
-        d = Daemon(tmp_path, render_config(sections), listen, name=name,
-                   env=env, command=command)
-        daemons.append(d)
-        d.start(wait=wait)
-        return d
+        # free_port() only promises the port was free a moment ago; when
+        # another process takes it first the daemon exits with EADDRINUSE,
+        # and a fresh port is the right answer, not a failed test.
+        for attempt in range(PORT_RACE_ATTEMPTS):
+            port = free_port(tuple(listen_hosts))
+            listen = [(host, port) for host in listen_hosts]
+            listen_value = ", ".join(format_hostport(h, p) for h, p in listen)
+            sections = merge_config(base_config(listen_value, dns_server.address),
+                                    overrides)
+            name = f"socks5d-{len(daemons)}"
+            d = Daemon(tmp_path, render_config(sections), listen, name=name,
+                       env=env, command=command)
+            daemons.append(d)
+            try:
+                d.start(wait=wait)
+                return d
+            except RuntimeError:
+                if (attempt + 1 == PORT_RACE_ATTEMPTS
+                        or "Address already in use" not in d.log()):
+                    raise
+                d.wait_exit(1.0)
+                daemons.remove(d)
 
     yield start
 

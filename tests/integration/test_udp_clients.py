@@ -13,7 +13,7 @@ import pytest
 import socks
 
 from harness.daemon import REPO_ROOT
-from harness.net import LOOPBACK4, LOOPBACK6, wait_until
+from harness.net import LOOPBACK4, LOOPBACK6, free_port, wait_until
 from harness.udp import Association, UdpServer, dns_answers_a, dns_query
 
 CLIENTS_DIR = REPO_ROOT / "tests" / "clients"
@@ -97,35 +97,52 @@ def test_npm_socks_associate(start_daemon, request, listen, target):
 
 # -- a DNS query to dnsmasq ----------------------------------------------------------
 
+DNSMASQ_ATTEMPTS = 5
+
+
+def start_dnsmasq(tmp_path, hosts):
+    """Start dnsmasq on a port free for UDP and TCP (it binds both) and wait
+    until it answers; returns (proc, port). The port is picked before dnsmasq
+    binds it, so another process can take it in between: dnsmasq then exits
+    with "Address already in use" and we try another port."""
+    for attempt in range(DNSMASQ_ATTEMPTS):
+        port = free_port((LOOPBACK4,), (socket.SOCK_DGRAM, socket.SOCK_STREAM))
+        log_path = tmp_path / f"dnsmasq-{attempt}.log"
+        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", f"--port={port}",
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                "--no-hosts", f"--addn-hosts={hosts}", "--pid-file=",
+                "--log-facility=-"]
+        if os.geteuid() == 0:
+            args.append("--user=root")      # nothing to drop to in a test
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+        def answers():
+            if proc.poll() is not None:
+                return "exited"
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(0.2)
+                s.sendto(dns_query("relay-check.test", qid=1), (LOOPBACK4, port))
+                try:
+                    return s.recv(512)
+                except socket.timeout:
+                    return None
+        if wait_until(answers, 5, what="dnsmasq to answer") != "exited":
+            return proc, port
+        text = log_path.read_text()
+        assert "Address already in use" in text, text
+    raise AssertionError(f"dnsmasq lost the port race {DNSMASQ_ATTEMPTS} times")
+
+
 @pytest.fixture
 def dnsmasq(tmp_path):
     """dnsmasq on 127.0.0.1, answering relay-check.test from a hosts file
     and nothing else (no upstream servers, no /etc/hosts)."""
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.42 relay-check.test\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((LOOPBACK4, 0))
-        port = probe.getsockname()[1]
-    args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", f"--port={port}",
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-            "--no-hosts", f"--addn-hosts={hosts}", "--pid-file=", "--log-facility=-"]
-    if os.geteuid() == 0:
-        args.append("--user=root")      # nothing to drop to in a test
-    log = open(tmp_path / "dnsmasq.log", "wb")
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT)
-
-    def answers():
-        assert proc.poll() is None, (tmp_path / "dnsmasq.log").read_text()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            s.sendto(dns_query("relay-check.test", qid=1), (LOOPBACK4, port))
-            try:
-                return s.recv(512)
-            except socket.timeout:
-                return None
+    proc, port = start_dnsmasq(tmp_path, hosts)
     try:
-        wait_until(answers, 5, what="dnsmasq to answer")
         yield (LOOPBACK4, port)
     finally:
         proc.terminate()
@@ -134,7 +151,6 @@ def dnsmasq(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 def test_dns_query_through_relay(daemon, dnsmasq):

@@ -29,23 +29,27 @@ def format_hostport(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def free_port(hosts=(LOOPBACK4,)):
-    """A TCP port that is free on every host in hosts right now.
+def free_port(hosts=(LOOPBACK4,), kinds=(socket.SOCK_STREAM,)):
+    """A port that is free on every host in hosts, for every socket type in
+    kinds (SOCK_STREAM, SOCK_DGRAM), right now.
 
-    Bind port 0 on the first host, then check the same port binds on the
-    others; release everything before returning. Racy by nature, but the
-    window is short and nothing else on the box picks loopback ports in bulk."""
+    Bind port 0 on the first host and kind, then check the same port binds
+    for the others; release everything before returning. Racy by nature:
+    callers that start a server on the port should retry on EADDRINUSE."""
     for _ in range(50):
         holders = []
         try:
-            first = socket.socket(family_of(hosts[0]), socket.SOCK_STREAM)
+            first = socket.socket(family_of(hosts[0]), kinds[0])
             holders.append(first)
             first.bind((hosts[0], 0))
             port = first.getsockname()[1]
-            for host in hosts[1:]:
-                other = socket.socket(family_of(host), socket.SOCK_STREAM)
-                holders.append(other)
-                other.bind((host, port))
+            for host in hosts:
+                for kind in kinds:
+                    if host == hosts[0] and kind == kinds[0]:
+                        continue
+                    other = socket.socket(family_of(host), kind)
+                    holders.append(other)
+                    other.bind((host, port))
             return port
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
