@@ -118,6 +118,7 @@ static const struct config_row config_rows[] = {
 	ROW_BOOL("server", "allow_open", allow_open, "no"),
 	ROW_STRING("server", "user", run_user, ""),
 	ROW_STRING("server", "group", run_group, ""),
+	ROW_UINT("server", "workers", workers, "1", 0, CONFIG_MAX_WORKERS),
 
 	ROW_ENUM("auth", "method", auth_method, "none", config_auth_names),
 	ROW_PATH("auth", "users_file", users_file, "/etc/socks5d/users"),

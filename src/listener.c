@@ -33,6 +33,16 @@ static bool accept_paused;
 static bool fd_exhausted;
 static struct log_ratelimit limit_log;
 static struct log_ratelimit accept_error_log;
+/* Workers each bind the same addresses; the kernel spreads connections
+ * over their accept queues. Off for one process, so a second daemon on a
+ * port in use still fails with EADDRINUSE. */
+static bool reuse_port;
+
+void
+listener_set_reuseport(bool on)
+{
+	reuse_port = on;
+}
 
 int
 listener_socket(const struct config_addr *addr, int backlog, const char *what)
@@ -49,6 +59,11 @@ listener_socket(const struct config_addr *addr, int backlog, const char *what)
 		return -1;
 	}
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) == -1) {
+		log_warn("%s %s: SO_REUSEPORT", what, text);
+		goto fail;
+	}
 	/* [::] must not also take IPv4: the config lists 0.0.0.0 when that
 	 * is wanted, and the two must not collide. */
 	if (sa->sa_family == AF_INET6)
@@ -177,6 +192,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 		session_accept(srv, fd, &peer.sa);
+		metrics_set_sessions_active(srv->nsessions);
 	}
 }
 

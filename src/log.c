@@ -19,6 +19,7 @@
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool to_syslog;
 static bool journal_prefix;
+static const char *line_tag = "";
 
 static const int level_priorities[] = {
 	[LOG_LEVEL_ERROR] = LOG_ERR,
@@ -68,6 +69,12 @@ log_set_target(bool use_syslog)
 	journal_prefix = !use_syslog && log_stderr_is_journal();
 }
 
+void
+log_set_tag(const char *tag)
+{
+	line_tag = tag != NULL ? tag : "";
+}
+
 bool
 log_enabled(enum log_level level)
 {
@@ -104,8 +111,9 @@ log_emit(enum log_level level, const char *errtext, const char *fmt,
 		snprintf(prefix, sizeof(prefix), "<%d>",
 		    level_priorities[level]);
 	/* One fprintf per line so lines from workers do not interleave. */
-	fprintf(stderr, "%ssocks5d: %s: %s%s%s\n", prefix, level_names[level],
-	    line, errtext != NULL ? ": " : "", errtext != NULL ? errtext : "");
+	fprintf(stderr, "%s%ssocks5d: %s: %s%s%s\n", prefix, line_tag,
+	    level_names[level], line, errtext != NULL ? ": " : "",
+	    errtext != NULL ? errtext : "");
 }
 
 #define LOG_BODY(level, errtext)                        \

@@ -13,6 +13,7 @@
 #include "socks5d/passwd.h"
 #include "socks5d/server.h"
 #include "socks5d/version.h"
+#include "socks5d/workers.h"
 
 static void
 usage(FILE *out)
@@ -73,5 +74,7 @@ main(int argc, char **argv)
 	/* A peer that vanishes mid-write must cost an EPIPE, not the
 	 * process. */
 	signal(SIGPIPE, SIG_IGN);
+	if (workers_count(cfg) > 1)
+		return workers_run(cfg);
 	return server_run(cfg);
 }

@@ -1,12 +1,17 @@
 /*
- * The counters behind /metrics and their Prometheus text exposition. One
- * loop per process touches them, so they are plain integers: bumping one is
- * an add, with no lock, atomic or allocation on the path being measured.
+ * The counters behind /metrics and their Prometheus text exposition. Each
+ * process writes only its own slot: one static slot for a single process,
+ * or one per worker in a shared mapping, summed at scrape time. A single
+ * writer per slot makes a bump a load, an add and a relaxed store: no
+ * lock, no locked instruction, no allocation on the path being measured.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#include "socks5d/log.h"
 
 #include "socks5d/metrics.h"
 #include "socks5d/socks5.h"
@@ -62,7 +67,7 @@ static const struct {
 
 #define REPLY_CODES (SOCKS5_REP_ATYP_UNSUPPORTED + 1)
 
-static struct {
+struct metrics_slot {
 	uint64_t sessions[CMD_COUNT];
 	uint64_t failures[FAILURE_COUNT];
 	uint64_t auth_ok, auth_failed;
@@ -72,11 +77,35 @@ static struct {
 	/* Per bucket, not cumulative; the last slot is beyond the top. */
 	uint64_t dns_buckets[DNS_BUCKET_COUNT + 1];
 	uint64_t dns_count;
-	double dns_seconds;
+	uint64_t dns_nanoseconds;      /* an integer, so it can be summed */
 	uint64_t udp_up, udp_down;
 	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
 	uint64_t refused[METRICS_REFUSED_COUNT];
-} counters;
+	/* Gauges: the worker's own, reset when it (re)starts. */
+	uint64_t sessions_active;
+	uint64_t running;              /* set by the supervisor */
+};
+
+_Static_assert(sizeof(struct metrics_slot) % sizeof(uint64_t) == 0,
+    "a slot is summed as an array of uint64_t");
+
+/* The number of uint64_t in a slot, for summing them all alike. */
+#define SLOT_WORDS (sizeof(struct metrics_slot) / sizeof(uint64_t))
+
+static struct metrics_slot local_slot;
+/* This process's slot, and every slot a scrape sums. */
+static struct metrics_slot *mine = &local_slot;
+static struct metrics_slot *slots = &local_slot;
+static size_t nslots = 1;
+static bool shared;
+
+/* Only this process writes *mine, so reading it back is safe; the store is
+ * atomic so a sibling summing the slot never sees half a value. */
+#define METRICS_ADD(field, n)                                           \
+	__atomic_store_n(&mine->field, mine->field + (uint64_t)(n),    \
+	    __ATOMIC_RELAXED)
+#define METRICS_SET(slot, field, v)                                     \
+	__atomic_store_n(&(slot)->field, (uint64_t)(v), __ATOMIC_RELAXED)
 
 static const char *const refusal_labels[METRICS_REFUSED_COUNT] = {
 	[METRICS_REFUSED_MAX_CLIENTS] = "max_clients",
@@ -90,7 +119,7 @@ void
 metrics_count_refused(enum metrics_refusal reason)
 {
 	if (reason < METRICS_REFUSED_COUNT)
-		counters.refused[reason]++;
+		METRICS_ADD(refused[reason], 1);
 }
 
 static unsigned
@@ -125,11 +154,11 @@ void
 metrics_count_session(uint8_t cmd, int reply, const char *reason,
     uint64_t up, uint64_t down)
 {
-	counters.sessions[metrics_cmd_index(cmd)]++;
+	METRICS_ADD(sessions[metrics_cmd_index(cmd)], 1);
 	if (reply != SOCKS5_REP_SUCCESS)
-		counters.failures[metrics_failure_index(reason)]++;
-	counters.bytes_up += up;
-	counters.bytes_down += down;
+		METRICS_ADD(failures[metrics_failure_index(reason)], 1);
+	METRICS_ADD(bytes_up, up);
+	METRICS_ADD(bytes_down, down);
 }
 
 void
@@ -138,22 +167,22 @@ metrics_count_reply(uint8_t rep)
 	/* The codec only encodes RFC 1928 codes; anything else is a bug
 	 * elsewhere, and a counter is no place to crash over it. */
 	if (rep < REPLY_CODES)
-		counters.replies[rep]++;
+		METRICS_ADD(replies[rep], 1);
 }
 
 void
 metrics_count_auth(bool ok)
 {
 	if (ok)
-		counters.auth_ok++;
+		METRICS_ADD(auth_ok, 1);
 	else
-		counters.auth_failed++;
+		METRICS_ADD(auth_failed, 1);
 }
 
 void
 metrics_count_dns_lookup(void)
 {
-	counters.dns_lookups++;
+	METRICS_ADD(dns_lookups, 1);
 }
 
 void
@@ -162,37 +191,106 @@ metrics_observe_dns(double seconds, bool ok)
 	size_t i;
 
 	if (!ok)
-		counters.dns_failures++;
+		METRICS_ADD(dns_failures, 1);
 	if (!(seconds >= 0))    /* also NaN: a clock step must not poison the sum */
 		seconds = 0;
+	if (seconds > 1e9)      /* nanoseconds must fit in 64 bits */
+		seconds = 1e9;
 	for (i = 0; i < DNS_BUCKET_COUNT; i++)
 		if (seconds <= dns_buckets[i].le)
 			break;
-	counters.dns_buckets[i]++;
-	counters.dns_count++;
-	counters.dns_seconds += seconds;
+	METRICS_ADD(dns_buckets[i], 1);
+	METRICS_ADD(dns_count, 1);
+	METRICS_ADD(dns_nanoseconds, seconds * 1e9);
 }
 
 void
 metrics_count_udp_datagrams(bool up, uint64_t n)
 {
 	if (up)
-		counters.udp_up += n;
+		METRICS_ADD(udp_up, n);
 	else
-		counters.udp_down += n;
+		METRICS_ADD(udp_down, n);
 }
 
 void
 metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n)
 {
 	if ((unsigned)reason < METRICS_UDP_DROP_COUNT)
-		counters.udp_drops[reason] += n;
+		METRICS_ADD(udp_drops[reason], n);
 }
 
 void
 metrics_reset(void)
 {
-	memset(&counters, 0, sizeof(counters));
+	memset(mine, 0, sizeof(*mine));
+}
+
+void
+metrics_set_sessions_active(unsigned n)
+{
+	METRICS_SET(mine, sessions_active, n);
+}
+
+int
+metrics_share(size_t count)
+{
+	void *map;
+
+	map = mmap(NULL, count * sizeof(*slots), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED) {
+		log_warn("metrics: mmap of %zu worker slot(s)", count);
+		return -1;
+	}
+	slots = map;
+	nslots = count;
+	mine = &slots[0];
+	shared = true;
+	return 0;
+}
+
+void
+metrics_use_slot(size_t i)
+{
+	mine = &slots[i];
+	/* Counters go on from where the previous worker left them, so they
+	 * never go backwards; the gauges are this process's alone. */
+	METRICS_SET(mine, sessions_active, 0);
+}
+
+void
+metrics_slot_running(size_t i, bool running)
+{
+	METRICS_SET(&slots[i], running, running);
+	if (!running)
+		METRICS_SET(&slots[i], sessions_active, 0);
+}
+
+unsigned
+metrics_sessions_active(void)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < nslots; i++)
+		n += __atomic_load_n(&slots[i].sessions_active,
+		    __ATOMIC_RELAXED);
+	return (unsigned)n;
+}
+
+/* Every slot added up, word by word: each field is a uint64_t sum. */
+static void
+metrics_sum(struct metrics_slot *total)
+{
+	uint64_t *out = (uint64_t *)total;
+
+	memset(total, 0, sizeof(*total));
+	for (size_t i = 0; i < nslots; i++) {
+		const uint64_t *in = (const uint64_t *)&slots[i];
+
+		for (size_t w = 0; w < SLOT_WORDS; w++)
+			out[w] += __atomic_load_n(&in[w], __ATOMIC_RELAXED);
+	}
 }
 
 /* The exposition being written: like snprintf, len keeps counting past
@@ -243,34 +341,36 @@ metrics_sample(struct metrics_out *out, const char *name, const char *label,
 }
 
 static void
-metrics_render_sessions(struct metrics_out *out, const struct metrics_gauges *g)
+metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c,
+    const struct metrics_gauges *g)
 {
 	metrics_family(out, "socks5d_sessions_active", "gauge",
 	    "Client connections open now.");
+	/* One process counts its own list; workers publish theirs. */
 	metrics_sample(out, "socks5d_sessions_active", NULL, NULL,
-	    g->sessions_active);
+	    shared ? c->sessions_active : g->sessions_active);
 	metrics_family(out, "socks5d_sessions_total", "counter",
 	    "Sessions ended, by command (none: no request was read).");
 	for (size_t i = 0; i < CMD_COUNT; i++)
 		metrics_sample(out, "socks5d_sessions_total", "cmd",
-		    cmd_labels[i], counters.sessions[i]);
+		    cmd_labels[i], c->sessions[i]);
 	metrics_family(out, "socks5d_handshake_failures_total", "counter",
 	    "Sessions ended without a success reply, by close reason.");
 	for (size_t i = 0; i < FAILURE_COUNT; i++)
 		metrics_sample(out, "socks5d_handshake_failures_total",
-		    "reason", failure_labels[i], counters.failures[i]);
+		    "reason", failure_labels[i], c->failures[i]);
 	metrics_family(out, "socks5d_auth_successes_total", "counter",
 	    "RFC 1929 logins accepted.");
 	metrics_sample(out, "socks5d_auth_successes_total", NULL, NULL,
-	    counters.auth_ok);
+	    c->auth_ok);
 	metrics_family(out, "socks5d_auth_failures_total", "counter",
 	    "RFC 1929 logins refused.");
 	metrics_sample(out, "socks5d_auth_failures_total", NULL, NULL,
-	    counters.auth_failed);
+	    c->auth_failed);
 }
 
 static void
-metrics_render_replies(struct metrics_out *out)
+metrics_render_replies(struct metrics_out *out, const struct metrics_slot *c)
 {
 	char code[4];
 
@@ -279,72 +379,73 @@ metrics_render_replies(struct metrics_out *out)
 	for (unsigned i = 0; i < REPLY_CODES; i++) {
 		snprintf(code, sizeof(code), "%u", i);
 		metrics_sample(out, "socks5d_replies_total", "code", code,
-		    counters.replies[i]);
+		    c->replies[i]);
 	}
 	metrics_family(out, "socks5d_relayed_bytes_total", "counter",
 	    "Bytes relayed by ended sessions (up: client to target).");
 	metrics_sample(out, "socks5d_relayed_bytes_total", "direction", "up",
-	    counters.bytes_up);
+	    c->bytes_up);
 	metrics_sample(out, "socks5d_relayed_bytes_total", "direction", "down",
-	    counters.bytes_down);
+	    c->bytes_down);
 }
 
 static void
-metrics_render_dns(struct metrics_out *out)
+metrics_render_dns(struct metrics_out *out, const struct metrics_slot *c)
 {
 	uint64_t cumulative = 0;
 
 	metrics_family(out, "socks5d_dns_lookups_total", "counter",
 	    "Name lookups started.");
 	metrics_sample(out, "socks5d_dns_lookups_total", NULL, NULL,
-	    counters.dns_lookups);
+	    c->dns_lookups);
 	metrics_family(out, "socks5d_dns_failures_total", "counter",
 	    "Name lookups that ended without an address.");
 	metrics_sample(out, "socks5d_dns_failures_total", NULL, NULL,
-	    counters.dns_failures);
+	    c->dns_failures);
 	metrics_family(out, "socks5d_dns_lookup_duration_seconds", "histogram",
 	    "Time from the start of a name lookup to its answer.");
 	for (size_t i = 0; i < DNS_BUCKET_COUNT; i++) {
-		cumulative += counters.dns_buckets[i];
+		cumulative += c->dns_buckets[i];
 		metrics_sample(out, "socks5d_dns_lookup_duration_seconds_bucket",
 		    "le", dns_buckets[i].text, cumulative);
 	}
 	metrics_sample(out, "socks5d_dns_lookup_duration_seconds_bucket", "le",
-	    "+Inf", counters.dns_count);
+	    "+Inf", c->dns_count);
 	metrics_printf(out, "socks5d_dns_lookup_duration_seconds_sum %.9g\n",
-	    counters.dns_seconds);
+	    (double)c->dns_nanoseconds / 1e9);
 	metrics_sample(out, "socks5d_dns_lookup_duration_seconds_count", NULL,
-	    NULL, counters.dns_count);
+	    NULL, c->dns_count);
 }
 
 static void
-metrics_render_udp(struct metrics_out *out)
+metrics_render_udp(struct metrics_out *out, const struct metrics_slot *c)
 {
 	metrics_family(out, "socks5d_udp_datagrams_total", "counter",
 	    "UDP datagrams relayed (up: client to target).");
 	metrics_sample(out, "socks5d_udp_datagrams_total", "direction", "up",
-	    counters.udp_up);
+	    c->udp_up);
 	metrics_sample(out, "socks5d_udp_datagrams_total", "direction", "down",
-	    counters.udp_down);
+	    c->udp_down);
 	metrics_family(out, "socks5d_udp_dropped_total", "counter",
 	    "UDP datagrams dropped, by reason.");
 	for (size_t i = 0; i < METRICS_UDP_DROP_COUNT; i++)
 		metrics_sample(out, "socks5d_udp_dropped_total", "reason",
-		    udp_drop_labels[i], counters.udp_drops[i]);
+		    udp_drop_labels[i], c->udp_drops[i]);
 }
 
 static void
-metrics_render_refusals(struct metrics_out *out)
+metrics_render_refusals(struct metrics_out *out, const struct metrics_slot *c)
 {
 	metrics_family(out, "socks5d_refused_total", "counter",
 	    "Connections and requests refused by limits and access rules.");
 	for (size_t i = 0; i < METRICS_REFUSED_COUNT; i++)
 		metrics_sample(out, "socks5d_refused_total", "reason",
-		    refusal_labels[i], counters.refused[i]);
+		    refusal_labels[i], c->refused[i]);
 }
 
 static void
-metrics_render_process(struct metrics_out *out, const struct metrics_gauges *g)
+metrics_render_process(struct metrics_out *out, const struct metrics_slot *c,
+    const struct metrics_gauges *g)
 {
 	metrics_family(out, "socks5d_pipe_pool_idle", "gauge",
 	    "Empty pipes kept for the splice relay.");
@@ -358,6 +459,11 @@ metrics_render_process(struct metrics_out *out, const struct metrics_gauges *g)
 	metrics_family(out, "socks5d_max_clients", "gauge",
 	    "The configured [server] max_clients.");
 	metrics_sample(out, "socks5d_max_clients", NULL, NULL, g->max_clients);
+	if (shared) {
+		metrics_family(out, "socks5d_workers", "gauge",
+		    "Worker processes running now.");
+		metrics_sample(out, "socks5d_workers", NULL, NULL, c->running);
+	}
 	metrics_family(out, "socks5d_build_info", "gauge",
 	    "Always 1; the version is in the label.");
 	metrics_sample(out, "socks5d_build_info", "version", SOCKS5D_VERSION, 1);
@@ -367,15 +473,17 @@ size_t
 metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 {
 	struct metrics_out out = { .buf = buf, .cap = cap, .len = 0 };
+	struct metrics_slot total;
 
 	if (cap > 0)
 		buf[0] = '\0';
-	metrics_render_sessions(&out, g);
-	metrics_render_replies(&out);
-	metrics_render_dns(&out);
-	metrics_render_udp(&out);
-	metrics_render_refusals(&out);
-	metrics_render_process(&out, g);
+	metrics_sum(&total);
+	metrics_render_sessions(&out, &total, g);
+	metrics_render_replies(&out, &total);
+	metrics_render_dns(&out, &total);
+	metrics_render_udp(&out, &total);
+	metrics_render_refusals(&out, &total);
+	metrics_render_process(&out, &total, g);
 	return out.len;
 }
 

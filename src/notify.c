@@ -45,17 +45,28 @@ notify_send(const char *msg)
 }
 
 void
-notify_state(const char *state)
+notify_status(const char *state, bool stopping, unsigned sessions)
 {
 	char msg[256];
-	unsigned sessions = notify_srv != NULL ? notify_srv->nsessions : 0;
 
 	snprintf(msg, sizeof(msg), "%s%sSTATUS=%s, %u session(s)", state,
-	    *state != '\0' ? "\n" : "",
-	    notify_srv != NULL && notify_srv->stopping ? "stopping" :
-	    "serving", sessions);
+	    *state != '\0' ? "\n" : "", stopping ? "stopping" : "serving",
+	    sessions);
 	last_status_sessions = sessions;
 	notify_send(msg);
+}
+
+void
+notify_state(const char *state)
+{
+	notify_status(state, notify_srv != NULL && notify_srv->stopping,
+	    notify_srv != NULL ? notify_srv->nsessions : 0);
+}
+
+void
+notify_watchdog(void)
+{
+	notify_send("WATCHDOG=1");
 }
 
 static void
@@ -64,7 +75,7 @@ notify_watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
-	notify_send("WATCHDOG=1");
+	notify_watchdog();
 }
 
 static void
@@ -77,8 +88,7 @@ notify_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		notify_state("");
 }
 
-/* The watchdog interval, when the manager asked for one and meant us. */
-static double
+double
 notify_watchdog_seconds(void)
 {
 	const char *usec = getenv("WATCHDOG_USEC");
@@ -97,15 +107,11 @@ notify_watchdog_seconds(void)
 }
 
 int
-notify_init(struct ev_loop *loop, struct server *srv)
+notify_open(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	double watchdog;
 	size_t len;
 
-	notify_srv = srv;
-	ev_init(&watchdog_timer, notify_watchdog_cb);
-	ev_init(&status_timer, notify_status_cb);
 	if (path == NULL || *path == '\0')
 		return 0;
 	len = strlen(path);
@@ -127,6 +133,21 @@ notify_init(struct ev_loop *loop, struct server *srv)
 		log_warn("notify: socket");
 		return -1;
 	}
+	return 0;
+}
+
+int
+notify_init(struct ev_loop *loop, struct server *srv)
+{
+	double watchdog;
+
+	notify_srv = srv;
+	ev_init(&watchdog_timer, notify_watchdog_cb);
+	ev_init(&status_timer, notify_status_cb);
+	if (notify_open() == -1)
+		return -1;
+	if (notify_fd == -1)
+		return 0;
 	watchdog = notify_watchdog_seconds();
 	if (watchdog > 0) {
 		ev_timer_set(&watchdog_timer, 0., watchdog / 2);
@@ -141,8 +162,10 @@ notify_init(struct ev_loop *loop, struct server *srv)
 void
 notify_close(struct ev_loop *loop)
 {
-	ev_timer_stop(loop, &watchdog_timer);
-	ev_timer_stop(loop, &status_timer);
+	if (loop != NULL) {
+		ev_timer_stop(loop, &watchdog_timer);
+		ev_timer_stop(loop, &status_timer);
+	}
 	if (notify_fd != -1)
 		close(notify_fd);
 	notify_fd = -1;

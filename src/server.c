@@ -13,12 +13,14 @@
 #include "socks5d/limits.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/metrics_http.h"
 #include "socks5d/notify.h"
 #include "socks5d/privdrop.h"
 #include "socks5d/resolver.h"
 #include "socks5d/server.h"
 #include "socks5d/session.h"
+#include "socks5d/workers.h"
 
 /* Idle pipes kept for reuse; each costs two descriptors. */
 #define PIPE_POOL_SIZE 64
@@ -81,6 +83,7 @@ server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 void
 server_session_ended(struct server *srv)
 {
+	metrics_set_sessions_active(srv->nsessions);
 	if (srv->stopping && srv->nsessions == 0)
 		ev_break(srv->loop, EVBREAK_ALL);
 }
@@ -108,6 +111,9 @@ server_warn_restart_only(const struct config *old, const struct config *new)
 	    (old->run_user != NULL &&
 	    strcmp(old->run_user, new->run_user) != 0))
 		log_warnx("reload: [server] user takes effect at the next "
+		    "restart");
+	if (old->workers != new->workers)
+		log_warnx("reload: [server] workers takes effect at the next "
 		    "restart");
 }
 
@@ -202,6 +208,8 @@ server_reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 static void
 server_start_signals(struct server *srv, struct server_signals *sig)
 {
+	sigset_t mask;
+
 	srv->signals = sig;
 	ev_signal_init(&sig->term, server_stop_cb, SIGTERM);
 	ev_signal_init(&sig->intr, server_stop_cb, SIGINT);
@@ -212,6 +220,13 @@ server_start_signals(struct server *srv, struct server_signals *sig)
 	ev_signal_start(srv->loop, &sig->term);
 	ev_signal_start(srv->loop, &sig->intr);
 	ev_signal_start(srv->loop, &sig->hup);
+	/* A worker starts with them blocked, so one passed on by the
+	 * supervisor before now waits for the handlers instead of killing. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &mask, NULL);
 }
 
 static void
@@ -247,6 +262,7 @@ server_run(struct config *cfg)
 		goto out;
 	if (privdrop_apply(cfg->run_user, cfg->run_group) == -1)
 		goto out;
+	workers_worker_privdropped();
 	if (pipe_pool_init(&srv.pipes, PIPE_POOL_SIZE) == -1) {
 		log_error("cannot create pipes");
 		goto out;
@@ -271,6 +287,7 @@ server_run(struct config *cfg)
 	    srv.nlisteners, cfg->auth_method == AUTH_PASSWORD ? "password" :
 	    "none", cfg->relay == RELAY_SPLICE ? "splice" : "copy");
 	notify_state("READY=1");
+	workers_worker_ready();
 
 	ev_run(srv.loop, 0);
 	status = 0;

@@ -16,6 +16,8 @@
 
 #define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
 #define CONFIG_MAX_LISTEN     32
+/* [server] workers: more processes than this only add contention. */
+#define CONFIG_MAX_WORKERS    64
 
 enum relay_mode { RELAY_SPLICE, RELAY_COPY };
 enum auth_method { AUTH_NONE, AUTH_PASSWORD };
@@ -52,6 +54,7 @@ struct config {
 	bool allow_open;
 	char *run_user;                /* drop to this user when root */
 	char *run_group;
+	unsigned workers;              /* serving processes; 0: one per CPU */
 
 	/* [auth] */
 	enum auth_method auth_method;

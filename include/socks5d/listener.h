@@ -6,6 +6,7 @@
 #ifndef SOCKS5D_LISTENER_H
 #define SOCKS5D_LISTENER_H
 
+#include <stdbool.h>
 #include <ev.h>
 
 #include "socks5d/config.h"
@@ -32,6 +33,9 @@ void listener_start_all(struct server *srv);
 int listener_socket(const struct config_addr *addr, int backlog,
     const char *what);
 void listener_stop_all(struct server *srv);
+/* Set SO_REUSEPORT on every socket listener_socket opens from now on
+ * (workers: each binds the same addresses). */
+void listener_set_reuseport(bool on);
 void listener_close_all(struct server *srv);
 
 #endif

@@ -20,6 +20,9 @@ void log_set_level(enum log_level level);
 /* Log to syslog (facility daemon) instead of stderr. With stderr, lines get
  * a "<N>" priority prefix when stderr is the systemd journal. */
 void log_set_target(bool use_syslog);
+/* Text put in front of "socks5d:" on stderr lines (a worker's "[worker N] ");
+ * tag must stay valid. Syslog lines carry the pid instead. */
+void log_set_tag(const char *tag);
 bool log_enabled(enum log_level level);
 /* Parse "error", "warn", "info" or "debug"; -1 when unknown. */
 int log_level_parse(const char *name);

@@ -1,7 +1,8 @@
 /*
- * Counters for /metrics: one process-wide struct of plain integers that the
- * rest of the daemon bumps at the single place each event is decided, and
- * the Prometheus text exposition (version 0.0.4) written from it.
+ * Counters for /metrics: one slot of integers per serving process that the
+ * rest of the daemon bumps at the single place each event is decided (with
+ * workers, the slots live in a shared mapping and a scrape sums them), and
+ * the Prometheus text exposition (version 0.0.4) written from them.
  */
 #ifndef SOCKS5D_METRICS_H
 #define SOCKS5D_METRICS_H
@@ -74,7 +75,23 @@ const char *metrics_udp_drop_name(enum metrics_udp_drop reason);
  */
 size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g);
 
-/* Start every counter from zero again (unit tests). */
+/* Start every counter of this process's slot from zero (unit tests). */
 void metrics_reset(void);
+
+/* This process's open sessions now (a gauge in its slot). */
+void metrics_set_sessions_active(unsigned n);
+/* Active sessions summed over every slot (STATUS= of sd_notify). */
+unsigned metrics_sessions_active(void);
+
+/*
+ * Workers: the supervisor calls metrics_share once, before the first fork,
+ * for count slots in memory every worker shares; it marks a slot running
+ * while its worker lives (the socks5d_workers gauge). A worker writes only
+ * slot i from metrics_use_slot on: counters continue the previous
+ * occupant's, gauges start again. Returns 0, or -1 (logged).
+ */
+int metrics_share(size_t count);
+void metrics_use_slot(size_t i);
+void metrics_slot_running(size_t i, bool running);
 
 #endif

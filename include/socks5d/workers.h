@@ -1,0 +1,26 @@
+/*
+ * [server] workers: a supervisor process that forks the serving processes
+ * (each a normal single-loop server binding its listeners with
+ * SO_REUSEPORT), restarts one that dies, passes signals on and speaks
+ * sd_notify for all of them; and the few hooks a worker calls back.
+ */
+#ifndef SOCKS5D_WORKERS_H
+#define SOCKS5D_WORKERS_H
+
+#include "socks5d/config.h"
+
+/* How many serving processes cfg asks for: [server] workers, with 0 meaning
+ * one per online CPU (at most CONFIG_MAX_WORKERS). */
+unsigned workers_count(const struct config *cfg);
+
+/* Supervise workers_count(cfg) workers until SIGTERM or SIGINT. Takes
+ * ownership of cfg. Returns the process exit status. */
+int workers_run(struct config *cfg);
+
+/* In a worker (no-ops in a single process): privileges were dropped, so
+ * re-arm the parent-death signal the credential change cleared; the
+ * listeners are open and the loop is about to run. */
+void workers_worker_privdropped(void);
+void workers_worker_ready(void);
+
+#endif

@@ -1,0 +1,583 @@
+/*
+ * The supervisor of [server] workers. It serves no client and runs no event
+ * loop: one poll() on a signalfd (SIGCHLD, SIGHUP, SIGTERM, SIGINT) and on
+ * the pipe where each worker reports that its listeners are open. Workers
+ * are forked from it and run server_run() like a single process would.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "socks5d/listener.h"
+#include "socks5d/log.h"
+#include "socks5d/metrics.h"
+#include "socks5d/notify.h"
+#include "socks5d/server.h"
+#include "socks5d/workers.h"
+
+/* A worker that dies is started again at most this often (per slot), so a
+ * crash loop costs one fork a second, not a spinning supervisor. */
+#define WORKERS_RESTART_INTERVAL 1.0
+/* How often STATUS= is refreshed while the session count changes. */
+#define WORKERS_STATUS_INTERVAL  5.0
+
+struct worker {
+	pid_t pid;                     /* 0: not running */
+	double started;
+	double restart_at;             /* when pid is 0 and a restart is due */
+};
+
+static struct {
+	struct config *cfg;
+	unsigned count;
+	struct worker slots[CONFIG_MAX_WORKERS];
+	unsigned running;
+	pid_t pid;
+	int sigfd;
+	int ready_read, ready_write;
+	sigset_t old_mask;
+	bool activated;                /* the workers share systemd's sockets */
+	unsigned nready;               /* ready bytes read so far */
+	bool announced;                /* READY=1 went out */
+	bool stopping;
+	bool failed;                   /* start-up failed: exit non-zero */
+	double next_watchdog, watchdog_interval;
+	double next_status;
+	unsigned last_status;
+} sup = { .sigfd = -1, .ready_read = -1, .ready_write = -1 };
+
+/* In a worker: where to report ready, and the supervisor's pid. */
+static int worker_ready_fd = -1;
+static pid_t worker_parent;
+static char worker_tag[32];
+
+unsigned
+workers_count(const struct config *cfg)
+{
+	long cpus;
+
+	if (cfg->workers != 0)
+		return cfg->workers;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 1)
+		return 1;
+	return cpus > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)cpus;
+}
+
+static double
+workers_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* -- in a worker -------------------------------------------------------- */
+
+/* The supervisor is gone (or about to be): stop like on SIGTERM. */
+static void
+workers_arm_parent_death(void)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1)
+		log_warn("prctl(PR_SET_PDEATHSIG)");
+	if (getppid() != worker_parent)
+		kill(getpid(), SIGTERM);
+}
+
+void
+workers_worker_privdropped(void)
+{
+	if (worker_parent != 0)
+		workers_arm_parent_death();
+}
+
+void
+workers_worker_ready(void)
+{
+	unsigned char byte = 1;
+
+	if (worker_ready_fd == -1)
+		return;
+	/* One byte into a pipe never blocks and is never split. */
+	if (write(worker_ready_fd, &byte, 1) != 1)
+		log_warn("worker: cannot report ready");
+	close(worker_ready_fd);
+	worker_ready_fd = -1;
+}
+
+/*
+ * SO_REUSEPORT only groups sockets of one owner, and a socket's owner is
+ * the fsuid that created it. Workers bind as root and then become
+ * [server] user; one restarted later binds as root again, while listeners
+ * a reload added were opened as the user. Creating every socket with the
+ * user's fsuid keeps them all one owner (binding a port below 1024 is a
+ * capability, which a changed fsuid keeps).
+ */
+static void
+workers_set_socket_owner(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || cfg->run_user == NULL)
+		return;
+	/* An unknown user fails in privdrop_apply, with the message. */
+	if ((pw = getpwnam(cfg->run_user)) != NULL)
+		(void)setfsuid(pw->pw_uid);
+}
+
+/* The forked child: undo what belongs to the supervisor, then serve. */
+static void __attribute__((noreturn))
+workers_child(unsigned slot)
+{
+	struct config *cfg = sup.cfg;
+	sigset_t mask = sup.old_mask;
+	char pid[16];
+
+	/* SIGCHLD as before; the stop and reload signals stay blocked until
+	 * the worker's loop watches them (server_run unblocks them), so one
+	 * passed on during start-up is held, not fatal. */
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	close(sup.sigfd);
+	close(sup.ready_read);
+	/* Only the supervisor speaks for the service. */
+	notify_close(NULL);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	if (sup.activated) {
+		/* The inherited sockets are this worker's to accept on. */
+		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+		setenv("LISTEN_PID", pid, 1);
+	}
+	worker_ready_fd = sup.ready_write;
+	worker_parent = sup.pid;
+	workers_arm_parent_death();
+	snprintf(worker_tag, sizeof(worker_tag), "[worker %u] ", slot + 1);
+	log_set_tag(worker_tag);
+	metrics_use_slot(slot);
+	listener_set_reuseport(true);
+	workers_set_socket_owner(cfg);
+	sup.cfg = NULL;
+	exit(server_run(cfg));
+}
+
+/* -- the supervisor ----------------------------------------------------- */
+
+static int
+workers_spawn(unsigned slot)
+{
+	struct worker *w = &sup.slots[slot];
+	pid_t pid;
+
+	if ((pid = fork()) == -1) {
+		log_warn("worker %u: fork", slot + 1);
+		w->restart_at = workers_now() + WORKERS_RESTART_INTERVAL;
+		return -1;
+	}
+	if (pid == 0)
+		workers_child(slot);
+	w->pid = pid;
+	w->started = workers_now();
+	sup.running++;
+	metrics_slot_running(slot, true);
+	log_info("worker %u started (pid %ld)", slot + 1, (long)pid);
+	return 0;
+}
+
+static void
+workers_signal_all(int signum)
+{
+	for (unsigned i = 0; i < sup.count; i++)
+		if (sup.slots[i].pid != 0)
+			kill(sup.slots[i].pid, signum);
+}
+
+static void
+workers_stop(int signum)
+{
+	if (sup.stopping) {
+		log_info("signal %d: passing it on, workers stop now", signum);
+		workers_signal_all(signum);
+		return;
+	}
+	sup.stopping = true;
+	notify_status("STOPPING=1", true, metrics_sessions_active());
+	log_info("signal %d: stopping %u worker(s)", signum, sup.running);
+	workers_signal_all(signum);
+}
+
+/* A reload's state change, once READY=1 has gone out (not before: a
+ * READY=1 then would announce workers still starting). */
+static void
+workers_notify(const char *state)
+{
+	if (sup.announced)
+		notify_status(state, false, metrics_sessions_active());
+}
+
+static bool
+workers_same_text(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void
+workers_swap_text(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* Log what config_load wrote, one error per line. */
+static void
+workers_log_config_errors(char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_error("reload rejected: %s", line);
+}
+
+/*
+ * Read the config again for the workers started from now on, and pass
+ * SIGHUP on so the running ones reload it themselves. A file the
+ * supervisor rejects is not passed on: the workers would reject it too.
+ */
+static void
+workers_reload(void)
+{
+	struct config *next;
+	char *errors = NULL;
+	size_t errlen = 0;
+	FILE *errstream;
+
+	workers_notify("RELOADING=1");
+	log_info("reloading %s", sup.cfg->path);
+	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
+		log_warn("reload: open_memstream");
+		workers_notify("READY=1");
+		return;
+	}
+	next = config_load(sup.cfg->path, errstream);
+	fclose(errstream);
+	if (next == NULL) {
+		workers_log_config_errors(errors);
+		free(errors);
+		log_error("reload rejected: the old configuration stays in "
+		    "force");
+		workers_notify("READY=1");
+		return;
+	}
+	free(errors);
+	if (workers_count(next) != sup.count)
+		log_warnx("reload: [server] workers takes effect at the next "
+		    "restart");
+	if (!workers_same_text(sup.cfg->run_user, next->run_user) ||
+	    !workers_same_text(sup.cfg->run_group, next->run_group)) {
+		/* As in one process; and a worker restarted as another user
+		 * could not share the listeners (workers_set_socket_owner). */
+		log_warnx("reload: [server] user and group take effect at the "
+		    "next restart");
+		workers_swap_text(&sup.cfg->run_user, &next->run_user);
+		workers_swap_text(&sup.cfg->run_group, &next->run_group);
+	}
+	config_free(sup.cfg);
+	sup.cfg = next;
+	log_set_level(next->log_level);
+	log_set_target(next->log_target == LOG_TARGET_SYSLOG);
+	workers_signal_all(SIGHUP);
+	workers_notify("READY=1");
+}
+
+static void
+workers_exited(pid_t pid, int status)
+{
+	struct worker *w = NULL;
+	unsigned slot;
+	double now = workers_now();
+
+	for (slot = 0; slot < sup.count; slot++)
+		if (sup.slots[slot].pid == pid) {
+			w = &sup.slots[slot];
+			break;
+		}
+	if (w == NULL)
+		return;
+	w->pid = 0;
+	sup.running--;
+	metrics_slot_running(slot, false);
+	if (sup.stopping) {
+		log_info("worker %u (pid %ld) stopped", slot + 1, (long)pid);
+		return;
+	}
+	if (WIFSIGNALED(status))
+		log_error("worker %u (pid %ld) killed by signal %d", slot + 1,
+		    (long)pid, WTERMSIG(status));
+	else
+		log_error("worker %u (pid %ld) exited with status %d",
+		    slot + 1, (long)pid, WEXITSTATUS(status));
+	if (!sup.announced) {
+		/* It never got its listeners open: the config or the host
+		 * is wrong, and trying again will not fix it. */
+		log_error("start-up failed: stopping the other workers");
+		sup.failed = true;
+		sup.stopping = true;
+		workers_signal_all(SIGTERM);
+		return;
+	}
+	w->restart_at = w->started + WORKERS_RESTART_INTERVAL;
+	if (w->restart_at < now)
+		w->restart_at = now;
+	else
+		log_warnx("worker %u: restarting in %.1fs", slot + 1,
+		    w->restart_at - now);
+}
+
+static void
+workers_reap(void)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		workers_exited(pid, status);
+}
+
+static void
+workers_read_signals(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sup.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			workers_reap();
+			break;
+		case SIGHUP:
+			if (!sup.stopping)
+				workers_reload();
+			break;
+		case SIGTERM:
+		case SIGINT:
+			workers_stop((int)si.ssi_signo);
+			break;
+		}
+	}
+}
+
+static void
+workers_timers(double now)
+{
+	unsigned sessions;
+
+	if (sup.watchdog_interval > 0 && now >= sup.next_watchdog) {
+		notify_watchdog();
+		sup.next_watchdog = now + sup.watchdog_interval;
+	}
+	if (now >= sup.next_status) {
+		sessions = metrics_sessions_active();
+		if (sup.announced && sessions != sup.last_status)
+			notify_status("", sup.stopping, sessions);
+		sup.last_status = sessions;
+		sup.next_status = now + WORKERS_STATUS_INTERVAL;
+	}
+	if (sup.stopping)
+		return;
+	for (unsigned i = 0; i < sup.count; i++) {
+		struct worker *w = &sup.slots[i];
+
+		if (w->pid == 0 && w->restart_at <= now)
+			(void)workers_spawn(i);
+	}
+}
+
+/* Milliseconds until the next timer is due, for poll(). */
+static int
+workers_poll_timeout(double now)
+{
+	double next = sup.next_status;
+
+	if (sup.watchdog_interval > 0 && sup.next_watchdog < next)
+		next = sup.next_watchdog;
+	for (unsigned i = 0; i < sup.count && !sup.stopping; i++)
+		if (sup.slots[i].pid == 0 && sup.slots[i].restart_at < next)
+			next = sup.slots[i].restart_at;
+	if (next <= now)
+		return 0;
+	return (int)((next - now) * 1000) + 1;
+}
+
+/*
+ * Bind each listen address once without SO_REUSEPORT, and let go: another
+ * daemon already on a port then fails start-up here, with the usual
+ * EADDRINUSE, instead of silently sharing it with the workers.
+ */
+static int
+workers_probe_listeners(const struct config *cfg)
+{
+	int fd;
+
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		if ((fd = listener_socket(&cfg->listen[i], 1, "listen")) == -1)
+			return -1;
+		close(fd);
+	}
+	if (cfg->metrics_listen.len != 0) {
+		if ((fd = listener_socket(&cfg->metrics_listen, 1,
+		    "metrics listen")) == -1)
+			return -1;
+		close(fd);
+	}
+	return 0;
+}
+
+/* Sockets of systemd socket activation meant for this process stay open
+ * here, so every worker, restarted ones too, inherits them. */
+static void
+workers_take_activation(void)
+{
+	const char *pid = getenv("LISTEN_PID");
+
+	sup.activated = pid != NULL && getenv("LISTEN_FDS") != NULL &&
+	    strtol(pid, NULL, 10) == (long)getpid();
+}
+
+/*
+ * Each worker writes one byte once its listeners are open. READY=1 goes
+ * out when every first worker has written: bytes from restarted ones come
+ * after it and only need draining.
+ */
+static void
+workers_read_ready(void)
+{
+	unsigned char buf[CONFIG_MAX_WORKERS];
+	ssize_t got;
+
+	while ((got = read(sup.ready_read, buf, sizeof(buf))) > 0)
+		sup.nready += (unsigned)got;
+	if (sup.announced || sup.stopping || sup.nready < sup.count)
+		return;
+	sup.announced = true;
+	log_info("supervisor: %u workers ready", sup.count);
+	notify_status("READY=1", false, metrics_sessions_active());
+}
+
+static int
+workers_setup(void)
+{
+	sigset_t mask;
+	int ready[2];
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, &sup.old_mask) == -1) {
+		log_warn("sigprocmask");
+		return -1;
+	}
+	sup.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sup.sigfd == -1) {
+		log_warn("signalfd");
+		return -1;
+	}
+	if (pipe2(ready, O_CLOEXEC) == -1) {
+		log_warn("pipe");
+		return -1;
+	}
+	sup.ready_read = ready[0];
+	sup.ready_write = ready[1];
+	(void)fcntl(sup.ready_read, F_SETFL,
+	    fcntl(sup.ready_read, F_GETFL) | O_NONBLOCK);
+	if (metrics_share(sup.count) == -1)
+		return -1;
+	(void)notify_open();
+	sup.watchdog_interval = notify_watchdog_seconds() / 2;
+	return 0;
+}
+
+int
+workers_run(struct config *cfg)
+{
+	struct pollfd pfd[2];
+	double now;
+
+	sup.cfg = cfg;
+	sup.count = workers_count(cfg);
+	sup.pid = getpid();
+	log_set_level(cfg->log_level);
+	log_set_target(cfg->log_target == LOG_TARGET_SYSLOG);
+	workers_take_activation();
+	if ((!sup.activated && workers_probe_listeners(cfg) == -1) ||
+	    workers_setup() == -1) {
+		sup.failed = true;
+		goto out;
+	}
+	log_info("supervisor: starting %u workers", sup.count);
+	for (unsigned i = 0; i < sup.count; i++)
+		if (workers_spawn(i) == -1) {
+			sup.failed = true;
+			sup.stopping = true;
+			workers_signal_all(SIGTERM);
+			break;
+		}
+	now = workers_now();
+	sup.next_watchdog = now;
+	sup.next_status = now + WORKERS_STATUS_INTERVAL;
+	pfd[0].fd = sup.sigfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = sup.ready_read;
+	pfd[1].events = POLLIN;
+	while (!sup.stopping || sup.running > 0) {
+		now = workers_now();
+		workers_timers(now);
+		if (sup.stopping && sup.running == 0)
+			break;
+		if (poll(pfd, 2, workers_poll_timeout(workers_now())) == -1 &&
+		    errno != EINTR) {
+			log_warn("poll");
+			break;
+		}
+		if (pfd[1].revents & POLLIN)
+			workers_read_ready();
+		if (pfd[0].revents & POLLIN)
+			workers_read_signals();
+	}
+out:
+	if (sup.running > 0) {
+		/* A poll failure: do not leave workers without a parent
+		 * that restarts them; they get SIGTERM from their death
+		 * signal anyway. */
+		workers_signal_all(SIGTERM);
+	}
+	notify_close(NULL);
+	if (sup.sigfd != -1)
+		close(sup.sigfd);
+	if (sup.ready_read != -1)
+		close(sup.ready_read);
+	if (sup.ready_write != -1)
+		close(sup.ready_write);
+	config_free(sup.cfg);
+	sup.cfg = NULL;
+	return sup.failed || sup.running > 0 ? 1 : 0;
+}

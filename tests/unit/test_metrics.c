@@ -1,0 +1,149 @@
+/*
+ * Unit tests for the worker slots of the metrics: counters summed over
+ * slots, a restarted worker's counters going on while its gauges start
+ * again, a forked writer seen through the shared mapping, and the workers
+ * count that [server] workers = 0 resolves to.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "socks5d/config.h"
+#include "socks5d/metrics.h"
+#include "socks5d/workers.h"
+
+static const struct metrics_gauges gauges = {
+	.sessions_active = 99, .pipes_idle = 1, .fds_open = 10,
+	.max_clients = 100,
+};
+
+static char *
+render(void)
+{
+	size_t need = metrics_render(NULL, 0, &gauges);
+	char *buf = malloc(need + 1);
+
+	assert_non_null(buf);
+	metrics_render(buf, need + 1, &gauges);
+	return buf;
+}
+
+static void
+assert_line(const char *line)
+{
+	char *text = render(), *want;
+
+	assert_int_not_equal(asprintf(&want, "\n%s\n", line), -1);
+	if (strstr(text, want) == NULL)
+		fail_msg("no line \"%s\" in:\n%s", line, text);
+	free(want);
+	free(text);
+}
+
+/* One test, in order: the mapping cannot be undone within the process. */
+static void
+test_slots(void **state)
+{
+	pid_t pid;
+	int status;
+
+	(void)state;
+	/* One process: the gauge comes from the caller, no workers line. */
+	metrics_count_session(1, 0, "eof", 10, 20);
+	assert_line("socks5d_sessions_active 99");
+	{
+		char *text = render();
+
+		assert_null(strstr(text, "socks5d_workers"));
+		free(text);
+	}
+
+	assert_int_equal(metrics_share(3), 0);
+	metrics_slot_running(0, true);
+	metrics_slot_running(1, true);
+	metrics_use_slot(0);
+	metrics_count_session(1, 0, "eof", 1, 2);
+	metrics_set_sessions_active(4);
+	metrics_use_slot(1);
+	metrics_count_session(1, 0, "eof", 100, 200);
+	metrics_count_session(0, -1, "client-eof", 0, 0);
+	metrics_count_dns_lookup();
+	metrics_observe_dns(0.5, true);
+	metrics_set_sessions_active(2);
+	assert_int_equal(metrics_sessions_active(), 6);
+	assert_line("socks5d_sessions_total{cmd=\"connect\"} 2");
+	assert_line("socks5d_sessions_total{cmd=\"none\"} 1");
+	assert_line("socks5d_relayed_bytes_total{direction=\"up\"} 101");
+	assert_line("socks5d_relayed_bytes_total{direction=\"down\"} 202");
+	assert_line("socks5d_dns_lookup_duration_seconds_sum 0.5");
+	/* With workers the slots' gauges count, not the caller's. */
+	assert_line("socks5d_sessions_active 6");
+	assert_line("socks5d_workers 2");
+
+	/* Worker 2 dies: its sessions are gone, its counts are not. */
+	metrics_slot_running(1, false);
+	assert_int_equal(metrics_sessions_active(), 4);
+	assert_line("socks5d_workers 1");
+	assert_line("socks5d_sessions_total{cmd=\"connect\"} 2");
+
+	/* Its replacement, forked, writes the same slot. */
+	metrics_slot_running(1, true);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		metrics_use_slot(1);
+		metrics_count_session(1, 0, "eof", 1000, 0);
+		metrics_set_sessions_active(7);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_line("socks5d_sessions_total{cmd=\"connect\"} 3");
+	assert_line("socks5d_relayed_bytes_total{direction=\"up\"} 1101");
+	assert_int_equal(metrics_sessions_active(), 11);
+	assert_line("socks5d_workers 2");
+
+	/* A new occupant of a slot starts its gauge from zero. */
+	metrics_use_slot(1);
+	assert_int_equal(metrics_sessions_active(), 4);
+	assert_line("socks5d_sessions_total{cmd=\"connect\"} 3");
+}
+
+static void
+test_workers_count(void **state)
+{
+	struct config cfg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.workers = 1;
+	assert_int_equal(workers_count(&cfg), 1);
+	cfg.workers = 5;
+	assert_int_equal(workers_count(&cfg), 5);
+	cfg.workers = 0;
+	if (cpus < 1)
+		cpus = 1;
+	if (cpus > CONFIG_MAX_WORKERS)
+		cpus = CONFIG_MAX_WORKERS;
+	assert_int_equal(workers_count(&cfg), (unsigned)cpus);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_workers_count),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
