@@ -3,14 +3,20 @@ stopping processes, reading their log.
 
 The binary comes from $SOCKS5D_BIN (default build/socks5d under the repo
 root); a relative $SOCKS5D_BIN is taken relative to the repo root too, so the
-suite behaves the same from any working directory."""
+suite behaves the same from any working directory.
+
+With SOCKS5D_VALGRIND=1 every daemon (and every run_binary) runs under
+valgrind memcheck, each process logging to its own file beside the daemon's
+log; valgrind_reports() reads those files for errors and leaks, and
+TIME_SCALE (10 there, else 1) stretches the harness's waits."""
+import glob
 import os
 import re
 import signal
 import subprocess
 from pathlib import Path
 
-from .net import format_hostport, is_listening, wait_until
+from .net import TIME_SCALE, VALGRIND, format_hostport, is_listening, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,8 +28,20 @@ SANITIZER_MARKERS = (
     "SUMMARY: ",
 )
 
+# Daemon methods take these (and their callers' timeouts) unscaled and
+# apply TIME_SCALE (net.py: 10 under valgrind, else 1) themselves, as
+# wait_until does.
 START_TIMEOUT = 10.0    # generous: an ASan build under load starts slowly
 STOP_TIMEOUT = 5.0
+
+# Definite and indirect leaks count as errors (exit status 99); memory
+# still reachable at exit is not a leak.
+VALGRIND_ARGS = (
+    "valgrind", "--tool=memcheck", "--leak-check=full",
+    "--show-leak-kinds=definite,indirect",
+    "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
+    "--track-fds=no", "--num-callers=30",
+)
 
 # Every process started by the suite, so a session-end hook can kill any
 # that a failed or interrupted test left behind.
@@ -44,15 +62,71 @@ def daemon_env():
     return env
 
 
+def valgrind_prefix(log_stem):
+    """The argv to put in front of the daemon's under SOCKS5D_VALGRIND (else
+    []); each process (a forked worker too) logs to log_stem.PID.valgrind."""
+    if not VALGRIND:
+        return []
+    return [*VALGRIND_ARGS, f"--log-file={log_stem}.%p.valgrind"]
+
+
+def valgrind_problems(text):
+    """An excerpt of each memcheck finding in one valgrind log: an error
+    summary above zero, or definitely/indirectly lost bytes."""
+    problems = []
+    match = re.search(r"ERROR SUMMARY: ([\d,]+) errors", text)
+    if match and int(match.group(1).replace(",", "")) > 0:
+        problems.append(f"ERROR SUMMARY: {match.group(1)} errors")
+    for kind in ("definitely", "indirectly"):
+        match = re.search(kind + r" lost: ([\d,]+) bytes", text)
+        if match and int(match.group(1).replace(",", "")) > 0:
+            problems.append(f"{kind} lost: {match.group(1)} bytes")
+    return problems
+
+
+def valgrind_report_text(paths):
+    """(problems, excerpt) over the valgrind logs at paths."""
+    problems, excerpts = [], []
+    for path in paths:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        found = valgrind_problems(text)
+        if found:
+            problems.extend(f"{Path(path).name}: {p}" for p in found)
+            lines = [line for line in text.splitlines() if line.startswith("==")]
+            excerpts.append(f"--- {path}\n" + "\n".join(lines[:120]))
+    return problems, "\n".join(excerpts)
+
+
+_RUN_COUNTER = [0]
+
+
 def run_binary(args, input_text=None, timeout=20.0):
     """Run the binary to completion (for -t, -V, -h, passwd); returns
     CompletedProcess with text stdout/stderr. A sanitizer report (say, a leak
-    on a config-error path) fails the calling test whatever the exit status."""
-    result = subprocess.run([str(binary_path()), *args], input=input_text,
-                            capture_output=True, text=True, timeout=timeout,
+    on a config-error path) or, under valgrind, a memcheck finding fails the
+    calling test whatever the exit status."""
+    prefix = []
+    if VALGRIND:
+        _RUN_COUNTER[0] += 1
+        stem = REPO_ROOT / "build" / "valgrind" / f"run-{os.getpid()}-{_RUN_COUNTER[0]}"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        prefix = valgrind_prefix(stem)
+    result = subprocess.run([*prefix, str(binary_path()), *args], input=input_text,
+                            capture_output=True, text=True,
+                            timeout=timeout * TIME_SCALE,
                             env=daemon_env(), cwd=str(REPO_ROOT))
     reports = sanitizer_reports(result.stderr)
     assert not reports, f"socks5d {' '.join(args)}: sanitizer report:\n{result.stderr}"
+    if VALGRIND:
+        logs = glob.glob(f"{glob.escape(str(stem))}.*.valgrind")
+        problems, excerpt = valgrind_report_text(logs)
+        assert not problems, (f"socks5d {' '.join(args)}: valgrind: "
+                              f"{'; '.join(problems)}\n{excerpt}")
+        for log in logs:
+            os.unlink(log)
     return result
 
 
@@ -100,6 +174,7 @@ class Daemon:
         self.returncode = None
         self.extra_env = dict(env or {})
         self.command = list(command or [])
+        self.valgrind_stem = self.workdir / name
 
     @property
     def address(self):
@@ -119,7 +194,8 @@ class Daemon:
         env = daemon_env()
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
-            [*self.command, str(binary_path()), "-c", str(self.config_path)],
+            [*self.command, *valgrind_prefix(self.valgrind_stem), str(binary_path()),
+             "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file,
             stderr=subprocess.STDOUT, env=env, cwd=str(self.workdir))
         _ALL_PROCESSES.append(self.proc)
@@ -142,7 +218,7 @@ class Daemon:
 
     def wait_exit(self, timeout):
         try:
-            self.returncode = self.proc.wait(timeout)
+            self.returncode = self.proc.wait(timeout * TIME_SCALE)
         except subprocess.TimeoutExpired:
             return None
         finally:
@@ -166,6 +242,15 @@ class Daemon:
             self.proc.kill()
             self.wait_exit(timeout)
         return code
+
+    def valgrind_logs(self):
+        """The memcheck log of each process this daemon ran as."""
+        return sorted(glob.glob(f"{glob.escape(str(self.valgrind_stem))}.*.valgrind"))
+
+    def valgrind_reports(self):
+        """(problems, excerpt): memcheck findings in this daemon's logs
+        (empty when not under valgrind or all is clean)."""
+        return valgrind_report_text(self.valgrind_logs())
 
     def log(self):
         try:
