@@ -4,9 +4,11 @@
 It answers A and AAAA queries from a dict of test names, NXDOMAIN for any
 other name, and NOERROR with no answers (NODATA) for a known name without
 records of the asked type. Modes let tests make it misbehave: "drop" never
-answers (to exercise resolver timeouts), "servfail" answers SERVFAIL.
+answers (to exercise resolver timeouts), "servfail" answers SERVFAIL, and
+the GARBAGE_MODES answer malformed packets (see malformed_response).
 Every query is recorded as (name, type) so tests can tell whether the
 daemon asked at all."""
+import random
 import socket
 import struct
 import threading
@@ -29,6 +31,20 @@ DEFAULT_RECORDS = {
     "v6.test": ["::1"],
     "both.test": ["127.0.0.1", "::1"],
 }
+
+
+# Malformed answers, each aimed at one part of a resolver's parser.
+GARBAGE_MODES = (
+    "random",               # random bytes of random length
+    "short-header",         # the query's ID and 3 more bytes: no full header
+    "wrong-id",             # a correct answer to another query ID
+    "wrong-question",       # a correct answer for another name
+    "bad-rdlength",         # an A record claiming 200 bytes of RDATA, 4 present
+    "compression-loop",     # an owner name that is a pointer to itself
+    "pointer-forward",      # a compression pointer past the end of the packet
+    "ancount-too-high",     # ANCOUNT 5 with one answer present
+    "label-overrun",        # a label length running past the end
+)
 
 
 class DnsFormatError(Exception):
@@ -81,10 +97,42 @@ def build_response(query, qid, flags, rcode, question_end, answers):
     return header + bytes(body)
 
 
+def malformed_response(mode, query, qid, flags, question_end, rng):
+    """A broken response to query for one of GARBAGE_MODES."""
+    a_record = socket.inet_pton(socket.AF_INET, "127.0.0.1")
+    good = build_response(query, qid, flags, RCODE_NOERROR, question_end,
+                          [(TYPE_A, a_record)])
+    header = bytearray(good[:12])
+    answer_at = question_end        # header and question are echoed first
+    if mode == "random":
+        return rng.randbytes(rng.randrange(1, 600))
+    if mode == "short-header":
+        return good[:2] + rng.randbytes(3)
+    if mode == "wrong-id":
+        return struct.pack("!H", qid ^ 0x5A5A) + good[2:]
+    if mode == "wrong-question":
+        other = bytes([5]) + b"other" + bytes([4]) + b"test" + b"\x00"
+        return good[:12] + other + query[question_end - 4:question_end] + good[answer_at:]
+    if mode == "bad-rdlength":
+        return good[:answer_at + 10] + struct.pack("!H", 200) + a_record
+    if mode == "compression-loop":
+        owner = 0xC000 | answer_at
+        return good[:answer_at] + struct.pack("!H", owner) + good[answer_at + 2:]
+    if mode == "pointer-forward":
+        return good[:answer_at] + struct.pack("!H", 0xC000 | 0x3FFF) + good[answer_at + 2:]
+    if mode == "ancount-too-high":
+        header[6:8] = struct.pack("!H", 5)
+        return bytes(header) + good[12:]
+    if mode == "label-overrun":
+        return bytes(header) + bytes([63]) + b"abc"
+    raise ValueError(f"unknown DNS garbage mode {mode}")
+
+
 class DnsServer:
     def __init__(self, records=None, host="127.0.0.1"):
         self.records = {k.lower(): list(v) for k, v in (records or DEFAULT_RECORDS).items()}
-        self.mode = "answer"        # "answer" | "drop" | "servfail"
+        self.mode = "answer"        # "answer" | "drop" | "servfail" | GARBAGE_MODES
+        self.rng = random.Random(1928)
         self.delay = 0.0            # seconds to wait before answering
         self.queries = []           # (name, "A"/"AAAA"/number)
         self._lock = threading.Lock()
@@ -131,6 +179,8 @@ class DnsServer:
             return None
         if self.mode == "servfail":
             return build_response(packet, qid, flags, RCODE_SERVFAIL, end, [])
+        if self.mode in GARBAGE_MODES:
+            return malformed_response(self.mode, packet, qid, flags, end, self.rng)
         if (flags >> 11) & 0xF != 0 or qclass != CLASS_IN:
             return build_response(packet, qid, flags, RCODE_NOTIMP, end, [])
         if name not in self.records:

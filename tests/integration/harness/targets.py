@@ -7,7 +7,9 @@ ConnRecord: the peer address the target saw, and the length and SHA-256 of
 what it received and sent, so tests can compare both directions exactly."""
 import hashlib
 import os
+import select
 import socket
+import struct
 import threading
 import time
 
@@ -138,6 +140,78 @@ def behave_hold(conn, record):
     """Keep the connection open, reading, until the peer closes."""
     while _read_some(conn, record):
         pass
+
+
+def never_read(release=None, hold=120.0):
+    """Accept and never read, so the relay toward us must stall on full
+    buffers. Returns (and the connection is closed, with a reset since
+    input is left unread) when release (a threading.Event) is set, the peer
+    goes away, the server is closed, or after hold seconds."""
+    def behave(conn, record):
+        poller = select.poll()
+        poller.register(conn, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        deadline = time.monotonic() + hold
+        while time.monotonic() < deadline:
+            if release is not None and release.is_set():
+                return
+            if poller.poll(100):
+                return
+    return behave
+
+
+def behave_close_at_once(conn, record):
+    """Accept and close at once (FIN): the client may see its success reply
+    and an EOF right behind it."""
+
+
+def behave_reset_at_once(conn, record):
+    """Accept and reset (RST) at once."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def send_and_close(data):
+    """Send data the moment the connection is accepted and close: the bytes
+    and the EOF may reach the daemon before its reply reaches the client."""
+    def behave(conn, record):
+        conn.sendall(data)
+        record.sent.update(data)
+        record.sent_len += len(data)
+    return behave
+
+
+class FullBacklog:
+    """A loopback port whose listener never accepts and whose accept queue is
+    full, so the kernel drops further SYNs and connects to it hang (the
+    target that "never accepts"). Use as a context manager."""
+
+    def __init__(self, host="127.0.0.1"):
+        assert_loopback(host)
+        self.listener = socket.socket(family_of(host), socket.SOCK_STREAM)
+        self.listener.bind((host, 0))
+        self.listener.listen(0)
+        self.address = self.listener.getsockname()[:2]
+        self.port = self.address[1]
+        self._fillers = []
+        # Backlog 0 still queues one or two; fill until a connect hangs.
+        for _ in range(4):
+            sock = socket.socket(family_of(host), socket.SOCK_STREAM)
+            sock.settimeout(0.3)
+            self._fillers.append(sock)
+            try:
+                sock.connect(self.address)
+            except OSError:
+                break
+
+    def close(self):
+        for sock in self._fillers:
+            sock.close()
+        self.listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class TargetServer:
