@@ -1,0 +1,1017 @@
+/* The benchmark's load generator: one scenario per run, direct or through
+ * a SOCKS5 proxy, one epoll loop, every byte checked against the pattern.
+ * Prints one "result key=value ..." line; any data error exits 3, any other
+ * failure 1, so a broken proxy reports a failure instead of a number. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+#define LG_EXIT_ERROR	1
+#define LG_EXIT_VERIFY	3
+#define LG_IO_TIMEOUT	10	/* seconds, for set-up steps */
+#define LG_CYCLE_TIMEOUT 10000000000ULL	/* ns a connection cycle may take */
+#define LG_MAX_MSG	1024
+#define LG_MAX_EVENTS	256
+
+struct lg_options {
+	const char		*mode;
+	int			 proxied;
+	struct sockaddr_storage	 proxy;
+	socklen_t		 proxy_len;
+	struct sockaddr_storage	 target;
+	socklen_t		 target_len;
+	const char		*name;		/* CONNECT by name, not -t's IP */
+	const char		*user, *password;
+	int			 conns;
+	double			 seconds;
+	size_t			 size;
+	int			 window;
+};
+
+static struct lg_options opt = {
+	.conns = 1, .seconds = 3.0, .size = 64, .window = 8,
+};
+static unsigned char io_buf[4 * BENCH_CHUNK];
+static struct histogram latency;
+
+static void __attribute__((noreturn, format(printf, 2, 3)))
+lg_fail(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "loadgen: %s", status == LG_EXIT_VERIFY ?
+	    "verify failed: " : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static void
+lg_usage(void)
+{
+	fprintf(stderr,
+	    "usage: loadgen MODE -t IP:PORT [-p PROXY:PORT] [-n NAME] "
+	    "[-a USER:PASS]\n"
+	    "               [-c CONNS] [-d SECONDS] [-s SIZE] [-w WINDOW]\n"
+	    "modes: bulk-up bulk-down reqresp connrate idle udp\n");
+	exit(2);
+}
+
+static int
+lg_write_all(int fd, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+lg_read_exact(int fd, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Bytes of a CONNECT/UDP request for dst (or name) into buf. */
+static size_t
+lg_encode_request(unsigned char *buf, uint8_t cmd,
+    const struct sockaddr_storage *dst, const char *name)
+{
+	size_t len = 0;
+	uint16_t port;
+
+	buf[len++] = 5;
+	buf[len++] = cmd;
+	buf[len++] = 0;
+	if (dst->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)dst;
+
+		port = sin->sin_port;
+		if (name != NULL) {
+			size_t n = strlen(name);
+
+			buf[len++] = 3;
+			buf[len++] = (unsigned char)n;
+			memcpy(buf + len, name, n);
+			len += n;
+		} else {
+			buf[len++] = 1;
+			memcpy(buf + len, &sin->sin_addr, 4);
+			len += 4;
+		}
+	} else {
+		const struct sockaddr_in6 *sin6 =
+		    (const struct sockaddr_in6 *)dst;
+
+		port = sin6->sin6_port;
+		buf[len++] = 4;
+		memcpy(buf + len, &sin6->sin6_addr, 16);
+		len += 16;
+	}
+	memcpy(buf + len, &port, 2);
+	return len + 2;
+}
+
+/* Total length of a reply whose first 5 bytes are in buf, or 0 if bad. */
+static size_t
+lg_reply_length(const unsigned char *buf)
+{
+	if (buf[0] != 5)
+		return 0;
+	switch (buf[3]) {
+	case 1:
+		return 4 + 4 + 2;
+	case 4:
+		return 4 + 16 + 2;
+	case 3:
+		return 4 + 1 + (size_t)buf[4] + 2;
+	default:
+		return 0;
+	}
+}
+
+static size_t
+lg_encode_greeting(unsigned char *buf)
+{
+	buf[0] = 5;
+	buf[1] = 1;
+	buf[2] = opt.user != NULL ? 2 : 0;
+	return 3;
+}
+
+static size_t
+lg_encode_auth(unsigned char *buf)
+{
+	size_t ulen = strlen(opt.user), plen = strlen(opt.password);
+
+	buf[0] = 1;
+	buf[1] = (unsigned char)ulen;
+	memcpy(buf + 2, opt.user, ulen);
+	buf[2 + ulen] = (unsigned char)plen;
+	memcpy(buf + 3 + ulen, opt.password, plen);
+	return 3 + ulen + plen;
+}
+
+static void
+lg_set_timeouts(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A blocking connection to dst (directly or through the proxy with cmd);
+ * the proxy's bound address goes to bound when asked for. */
+static int
+lg_open(uint8_t cmd, const struct sockaddr_storage *dst, const char *name,
+    struct sockaddr_storage *bound)
+{
+	const struct sockaddr_storage *to = opt.proxied ? &opt.proxy : dst;
+	socklen_t to_len = opt.proxied ? opt.proxy_len : opt.target_len;
+	unsigned char buf[600];
+	size_t len;
+	int fd, one = 1;
+
+	fd = socket(to->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		lg_fail(LG_EXIT_ERROR, "socket: %s", strerror(errno));
+	lg_set_timeouts(fd, LG_IO_TIMEOUT);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)to, to_len) == -1)
+		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(errno));
+	if (!opt.proxied)
+		return fd;
+	len = lg_encode_greeting(buf);
+	if (lg_write_all(fd, buf, len) == -1 || lg_read_exact(fd, buf, 2) == -1)
+		lg_fail(LG_EXIT_ERROR, "greeting: %s", strerror(errno));
+	if (buf[0] != 5 || buf[1] != (opt.user != NULL ? 2 : 0))
+		lg_fail(LG_EXIT_ERROR, "greeting refused (%02x %02x)",
+		    buf[0], buf[1]);
+	if (opt.user != NULL) {
+		len = lg_encode_auth(buf);
+		if (lg_write_all(fd, buf, len) == -1 ||
+		    lg_read_exact(fd, buf, 2) == -1)
+			lg_fail(LG_EXIT_ERROR, "auth: %s", strerror(errno));
+		if (buf[1] != 0)
+			lg_fail(LG_EXIT_ERROR, "login refused (%02x)", buf[1]);
+	}
+	len = lg_encode_request(buf, cmd, dst, name);
+	if (lg_write_all(fd, buf, len) == -1 || lg_read_exact(fd, buf, 5) == -1)
+		lg_fail(LG_EXIT_ERROR, "request: %s", strerror(errno));
+	len = lg_reply_length(buf);
+	if (len == 0 || lg_read_exact(fd, buf + 5, len - 5) == -1)
+		lg_fail(LG_EXIT_ERROR, "malformed reply");
+	if (buf[1] != 0)
+		lg_fail(LG_EXIT_ERROR, "request refused with reply %u", buf[1]);
+	if (bound != NULL) {
+		memset(bound, 0, sizeof(*bound));
+		if (buf[3] == 1) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)bound;
+
+			sin->sin_family = AF_INET;
+			memcpy(&sin->sin_addr, buf + 4, 4);
+			memcpy(&sin->sin_port, buf + 8, 2);
+		} else if (buf[3] == 4) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)bound;
+
+			sin6->sin6_family = AF_INET6;
+			memcpy(&sin6->sin6_addr, buf + 4, 16);
+			memcpy(&sin6->sin6_port, buf + 20, 2);
+		} else {
+			lg_fail(LG_EXIT_ERROR, "bound address is a name");
+		}
+	}
+	return fd;
+}
+
+static int
+lg_epoll(void)
+{
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd == -1)
+		lg_fail(LG_EXIT_ERROR, "epoll_create1: %s", strerror(errno));
+	return epfd;
+}
+
+static void
+lg_watch(int epfd, int op, int fd, uint32_t events, void *ptr)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = ptr };
+
+	if (epoll_ctl(epfd, op, fd, &ev) == -1)
+		lg_fail(LG_EXIT_ERROR, "epoll_ctl: %s", strerror(errno));
+}
+
+static double
+lg_seconds(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* -- bulk ---------------------------------------------------------------- */
+
+struct lg_stream {
+	int		 fd;
+	uint64_t	 pos;		/* bytes sent (up) or verified (down) */
+	uint64_t	 acked;		/* up: what the sink has verified */
+	unsigned char	 ack[8];
+	size_t		 ack_have;
+};
+
+static struct lg_stream *
+lg_open_streams(int epfd, uint32_t events)
+{
+	struct lg_stream *s = calloc((size_t)opt.conns, sizeof(*s));
+	int i;
+
+	if (s == NULL)
+		lg_fail(LG_EXIT_ERROR, "out of memory");
+	for (i = 0; i < opt.conns; i++) {
+		s[i].fd = lg_open(1, &opt.target, opt.name, NULL);
+		fd_set_nonblocking(s[i].fd);
+		lg_watch(epfd, EPOLL_CTL_ADD, s[i].fd, events, &s[i]);
+	}
+	return s;
+}
+
+/* Take the sink's acknowledgements: each is the stream offset up to which
+ * it has checked every byte, so it may only grow and never pass what was
+ * sent. */
+static void
+lg_bulk_read_acks(struct lg_stream *s)
+{
+	for (;;) {
+		ssize_t n = read(s->fd, s->ack + s->ack_have,
+		    sizeof(s->ack) - s->ack_have);
+		uint64_t value;
+
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n == 0)
+			lg_fail(LG_EXIT_VERIFY, "stream closed after %llu of "
+			    "%llu bytes were verified (the sink closes on "
+			    "data off the pattern)",
+			    (unsigned long long)s->acked,
+			    (unsigned long long)s->pos);
+		if (n < 0)
+			lg_fail(LG_EXIT_ERROR, "read: %s", strerror(errno));
+		s->ack_have += (size_t)n;
+		if (s->ack_have < sizeof(s->ack))
+			continue;
+		s->ack_have = 0;
+		memcpy(&value, s->ack, sizeof(value));
+		if (value < s->acked || value > s->pos)
+			lg_fail(LG_EXIT_VERIFY, "sink acknowledged %llu bytes, "
+			    "sent %llu", (unsigned long long)value,
+			    (unsigned long long)s->pos);
+		s->acked = value;
+	}
+}
+
+static void
+lg_run_bulk_up(void)
+{
+	struct epoll_event events[LG_MAX_EVENTS];
+	int epfd = lg_epoll(), i, stopped = 0;
+	struct lg_stream *s = lg_open_streams(epfd, EPOLLIN | EPOLLOUT);
+	uint64_t start = clock_now_ns(), now = start, total = 0;
+	uint64_t end = start + (uint64_t)(opt.seconds * 1e9);
+
+	for (;;) {
+		int n, done = 1;
+
+		now = clock_now_ns();
+		if (!stopped && now >= end) {
+			stopped = 1;
+			for (i = 0; i < opt.conns; i++)
+				lg_watch(epfd, EPOLL_CTL_MOD, s[i].fd, EPOLLIN,
+				    &s[i]);
+		}
+		if (stopped) {
+			for (i = 0; i < opt.conns; i++)
+				done &= s[i].acked == s[i].pos;
+			if (done)
+				break;
+			if (now > end + 20000000000ULL)
+				lg_fail(LG_EXIT_VERIFY, "bytes sent were never "
+				    "all acknowledged by the sink");
+		}
+		n = epoll_wait(epfd, events, LG_MAX_EVENTS, 50);
+		for (i = 0; i < n; i++) {
+			struct lg_stream *st = events[i].data.ptr;
+
+			if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				lg_bulk_read_acks(st);
+			if ((events[i].events & EPOLLOUT) && !stopped) {
+				ssize_t w = send(st->fd, pattern_at(st->pos),
+				    BENCH_CHUNK, MSG_NOSIGNAL);
+
+				if (w == -1 && errno != EAGAIN && errno != EINTR)
+					lg_fail(LG_EXIT_ERROR, "send: %s",
+					    strerror(errno));
+				if (w > 0)
+					st->pos += (uint64_t)w;
+			}
+		}
+	}
+	for (i = 0; i < opt.conns; i++) {
+		total += s[i].acked;
+		close(s[i].fd);
+	}
+	printf("result mode=bulk-up conns=%d seconds=%.3f bytes=%llu "
+	    "verified=%llu mb_per_s=%.1f\n", opt.conns,
+	    lg_seconds(now - start), (unsigned long long)total,
+	    (unsigned long long)total,
+	    (double)total / 1e6 / lg_seconds(now - start));
+}
+
+static void
+lg_run_bulk_down(void)
+{
+	struct epoll_event events[LG_MAX_EVENTS];
+	int epfd = lg_epoll(), i;
+	struct lg_stream *s = lg_open_streams(epfd, EPOLLIN);
+	uint64_t start = clock_now_ns(), now = start, total = 0;
+	uint64_t end = start + (uint64_t)(opt.seconds * 1e9);
+
+	while ((now = clock_now_ns()) < end) {
+		int n = epoll_wait(epfd, events, LG_MAX_EVENTS, 50);
+
+		for (i = 0; i < n; i++) {
+			struct lg_stream *st = events[i].data.ptr;
+			ssize_t r = read(st->fd, io_buf, sizeof(io_buf));
+
+			if (r == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r == 0)
+				lg_fail(LG_EXIT_VERIFY, "stream ended after "
+				    "%llu bytes", (unsigned long long)st->pos);
+			if (r < 0)
+				lg_fail(LG_EXIT_ERROR, "read: %s",
+				    strerror(errno));
+			if (pattern_check(io_buf, (size_t)r, st->pos) == -1)
+				lg_fail(LG_EXIT_VERIFY, "bytes off the pattern "
+				    "near offset %llu",
+				    (unsigned long long)st->pos);
+			st->pos += (uint64_t)r;
+		}
+	}
+	for (i = 0; i < opt.conns; i++) {
+		total += s[i].pos;
+		close(s[i].fd);
+	}
+	printf("result mode=bulk-down conns=%d seconds=%.3f bytes=%llu "
+	    "verified=%llu mb_per_s=%.1f\n", opt.conns,
+	    lg_seconds(now - start), (unsigned long long)total,
+	    (unsigned long long)total,
+	    (double)total / 1e6 / lg_seconds(now - start));
+}
+
+/* -- request/response ---------------------------------------------------- */
+
+struct lg_echo {
+	int		 fd;
+	uint64_t	 pos;
+	uint64_t	 sent_at;
+	size_t		 have;
+	unsigned char	 buf[LG_MAX_MSG];
+};
+
+static void
+lg_echo_send(struct lg_echo *e)
+{
+	e->sent_at = clock_now_ns();
+	e->have = 0;
+	if (lg_write_all(e->fd, pattern_at(e->pos), opt.size) == -1)
+		lg_fail(LG_EXIT_ERROR, "send: %s", strerror(errno));
+}
+
+static void
+lg_print_latency(const char *mode, uint64_t ops, uint64_t elapsed,
+    uint64_t errors)
+{
+	printf("result mode=%s conns=%d seconds=%.3f ops=%llu verified=%llu "
+	    "ops_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu\n", mode,
+	    opt.conns, lg_seconds(elapsed), (unsigned long long)ops,
+	    (unsigned long long)ops, (double)ops / lg_seconds(elapsed),
+	    (double)histogram_percentile(&latency, 0.50) / 1000.0,
+	    (double)histogram_percentile(&latency, 0.99) / 1000.0,
+	    (unsigned long long)errors);
+}
+
+static void
+lg_run_reqresp(void)
+{
+	struct epoll_event events[LG_MAX_EVENTS];
+	struct lg_echo *e = calloc((size_t)opt.conns, sizeof(*e));
+	int epfd = lg_epoll(), i, outstanding = opt.conns;
+	uint64_t start, now, end, ops = 0, elapsed;
+
+	if (e == NULL)
+		lg_fail(LG_EXIT_ERROR, "out of memory");
+	for (i = 0; i < opt.conns; i++) {
+		e[i].fd = lg_open(1, &opt.target, opt.name, NULL);
+		fd_set_nonblocking(e[i].fd);
+		lg_watch(epfd, EPOLL_CTL_ADD, e[i].fd, EPOLLIN, &e[i]);
+	}
+	start = now = clock_now_ns();
+	end = start + (uint64_t)(opt.seconds * 1e9);
+	for (i = 0; i < opt.conns; i++)
+		lg_echo_send(&e[i]);
+	/* After the end every message still out must come back: a proxy
+	 * that lost bytes would otherwise pass as merely slow. */
+	while (outstanding > 0) {
+		int n = epoll_wait(epfd, events, LG_MAX_EVENTS, 50);
+
+		now = clock_now_ns();
+		if (now > end + LG_CYCLE_TIMEOUT)
+			lg_fail(LG_EXIT_VERIFY, "%d echo replies never came back",
+			    outstanding);
+		for (i = 0; i < n; i++) {
+			struct lg_echo *c = events[i].data.ptr;
+			ssize_t r = read(c->fd, c->buf + c->have,
+			    opt.size - c->have);
+
+			if (r == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r <= 0)
+				lg_fail(LG_EXIT_VERIFY, "echo connection ended "
+				    "after %llu bytes", (unsigned long long)c->pos);
+			c->have += (size_t)r;
+			if (c->have < opt.size)
+				continue;
+			if (memcmp(c->buf, pattern_at(c->pos), opt.size) != 0)
+				lg_fail(LG_EXIT_VERIFY, "echoed message differs "
+				    "at offset %llu", (unsigned long long)c->pos);
+			c->pos += opt.size;
+			outstanding--;
+			if (now >= end)
+				continue;
+			histogram_add(&latency, now - c->sent_at);
+			ops++;
+			lg_echo_send(c);
+			outstanding++;
+		}
+	}
+	elapsed = (now < end ? now : end) - start;
+	for (i = 0; i < opt.conns; i++)
+		close(e[i].fd);
+	lg_print_latency("reqresp", ops, elapsed, 0);
+}
+
+/* -- connection rate ----------------------------------------------------- */
+
+enum lg_cycle_state {
+	CYCLE_CONNECTING,
+	CYCLE_GREETING,
+	CYCLE_AUTH,
+	CYCLE_REPLY,
+	CYCLE_ECHO,
+};
+
+struct lg_cycle {
+	int			 fd;
+	enum lg_cycle_state	 state;
+	uint64_t		 started;
+	size_t			 have, need;
+	unsigned char		 token;
+	unsigned char		 buf[600];
+};
+
+static void
+lg_cycle_send(struct lg_cycle *c, const void *buf, size_t len)
+{
+	/* Handshake messages are tiny and the socket idle: all or nothing. */
+	if (send(c->fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+		lg_fail(LG_EXIT_ERROR, "cycle send: %s", strerror(errno));
+}
+
+static void
+lg_cycle_expect(struct lg_cycle *c, enum lg_cycle_state state, size_t need)
+{
+	c->state = state;
+	c->have = 0;
+	c->need = need;
+}
+
+static void
+lg_cycle_start(int epfd, struct lg_cycle *c, uint64_t cycle)
+{
+	const struct sockaddr_storage *to = opt.proxied ? &opt.proxy :
+	    &opt.target;
+	socklen_t to_len = opt.proxied ? opt.proxy_len : opt.target_len;
+	int one = 1;
+
+	c->started = clock_now_ns();
+	c->token = (unsigned char)(cycle * 131 + 7);
+	c->fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (c->fd == -1)
+		lg_fail(LG_EXIT_ERROR, "socket: %s", strerror(errno));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->state = CYCLE_CONNECTING;
+	if (connect(c->fd, (const struct sockaddr *)to, to_len) == -1 &&
+	    errno != EINPROGRESS)
+		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(errno));
+	lg_watch(epfd, EPOLL_CTL_ADD, c->fd, EPOLLOUT, c);
+}
+
+/* The connection is up: start the SOCKS dialogue (or go straight to the
+ * echo when there is no proxy). */
+static void
+lg_cycle_connected(int epfd, struct lg_cycle *c)
+{
+	unsigned char buf[8];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
+	    err != 0)
+		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(err));
+	lg_watch(epfd, EPOLL_CTL_MOD, c->fd, EPOLLIN, c);
+	if (!opt.proxied) {
+		lg_cycle_send(c, &c->token, 1);
+		lg_cycle_expect(c, CYCLE_ECHO, 1);
+		return;
+	}
+	lg_cycle_send(c, buf, lg_encode_greeting(buf));
+	lg_cycle_expect(c, CYCLE_GREETING, 2);
+}
+
+/* A complete message for the current state is in c->buf; 1 when the
+ * cycle is finished. */
+static int
+lg_cycle_advance(struct lg_cycle *c)
+{
+	unsigned char buf[600];
+
+	switch (c->state) {
+	case CYCLE_GREETING:
+		if (c->buf[0] != 5 || c->buf[1] != (opt.user ? 2 : 0))
+			lg_fail(LG_EXIT_ERROR, "greeting refused (%02x %02x)",
+			    c->buf[0], c->buf[1]);
+		if (opt.user != NULL) {
+			lg_cycle_send(c, buf, lg_encode_auth(buf));
+			lg_cycle_expect(c, CYCLE_AUTH, 2);
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case CYCLE_AUTH:
+		if (c->state == CYCLE_AUTH && c->buf[1] != 0)
+			lg_fail(LG_EXIT_ERROR, "login refused (%02x)",
+			    c->buf[1]);
+		lg_cycle_send(c, buf, lg_encode_request(buf, 1, &opt.target,
+		    opt.name));
+		lg_cycle_expect(c, CYCLE_REPLY, 5);
+		return 0;
+	case CYCLE_REPLY:
+		if (c->need == 5) {
+			c->need = lg_reply_length(c->buf);
+			if (c->need == 0)
+				lg_fail(LG_EXIT_ERROR, "malformed reply");
+			if (c->have < c->need)
+				return 0;
+		}
+		if (c->buf[1] != 0)
+			lg_fail(LG_EXIT_ERROR, "CONNECT refused with reply %u",
+			    c->buf[1]);
+		lg_cycle_send(c, &c->token, 1);
+		lg_cycle_expect(c, CYCLE_ECHO, 1);
+		return 0;
+	case CYCLE_ECHO:
+		if (c->buf[0] != c->token)
+			lg_fail(LG_EXIT_VERIFY, "echoed byte %02x, sent %02x",
+			    c->buf[0], c->token);
+		return 1;
+	case CYCLE_CONNECTING:
+		break;
+	}
+	return 0;
+}
+
+static void
+lg_run_connrate(void)
+{
+	struct epoll_event events[LG_MAX_EVENTS];
+	struct lg_cycle *w = calloc((size_t)opt.conns, sizeof(*w));
+	int epfd = lg_epoll(), i, active = opt.conns;
+	uint64_t start, now, end, cycles = 0, started = 0;
+
+	if (w == NULL)
+		lg_fail(LG_EXIT_ERROR, "out of memory");
+	/* One cycle first, outside the clock: a password login is then
+	 * cached and a name resolved, as for any client after its first. */
+	close(lg_open(1, &opt.target, opt.name, NULL));
+	start = now = clock_now_ns();
+	end = start + (uint64_t)(opt.seconds * 1e9);
+	for (i = 0; i < opt.conns; i++)
+		lg_cycle_start(epfd, &w[i], started++);
+	while (active > 0) {
+		int n = epoll_wait(epfd, events, LG_MAX_EVENTS, 50);
+
+		now = clock_now_ns();
+		for (i = 0; i < n; i++) {
+			struct lg_cycle *c = events[i].data.ptr;
+			ssize_t r;
+
+			if (c->state == CYCLE_CONNECTING) {
+				lg_cycle_connected(epfd, c);
+				continue;
+			}
+			r = read(c->fd, c->buf + c->have, c->need - c->have);
+			if (r == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r <= 0)
+				lg_fail(LG_EXIT_ERROR, "connection closed in "
+				    "cycle state %d", (int)c->state);
+			c->have += (size_t)r;
+			if (c->have < c->need || !lg_cycle_advance(c))
+				continue;
+			close(c->fd);
+			histogram_add(&latency, now - c->started);
+			cycles++;
+			if (now < end)
+				lg_cycle_start(epfd, c, started++);
+			else
+				active--;
+		}
+		for (i = 0; i < opt.conns; i++)
+			if (now - w[i].started > LG_CYCLE_TIMEOUT &&
+			    now > w[i].started)
+				lg_fail(LG_EXIT_ERROR, "a cycle hung in state "
+				    "%d", (int)w[i].state);
+	}
+	lg_print_latency("connrate", cycles, now - start, 0);
+}
+
+/* -- idle footprint ------------------------------------------------------ */
+
+/* Open conns tunnels to the echo target, prove each with one byte, say
+ * "ready", hold them until a line on stdin, then prove each again. */
+static void
+lg_run_idle(void)
+{
+	int *fds = calloc((size_t)opt.conns, sizeof(*fds));
+	unsigned char byte;
+	char line[64];
+	int i;
+	uint64_t start = clock_now_ns();
+
+	if (fds == NULL)
+		lg_fail(LG_EXIT_ERROR, "out of memory");
+	for (i = 0; i < opt.conns; i++) {
+		fds[i] = lg_open(1, &opt.target, opt.name, NULL);
+		byte = (unsigned char)i;
+		if (lg_write_all(fds[i], &byte, 1) == -1 ||
+		    lg_read_exact(fds[i], &byte, 1) == -1)
+			lg_fail(LG_EXIT_ERROR, "idle connection %d: no echo", i);
+		if (byte != (unsigned char)i)
+			lg_fail(LG_EXIT_VERIFY, "idle connection %d: wrong "
+			    "echo", i);
+	}
+	printf("ready conns=%d seconds=%.3f\n", opt.conns,
+	    lg_seconds(clock_now_ns() - start));
+	fflush(stdout);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		lg_fail(LG_EXIT_ERROR, "stdin closed before the release line");
+	for (i = 0; i < opt.conns; i++) {
+		byte = (unsigned char)(i + 1);
+		if (lg_write_all(fds[i], &byte, 1) == -1 ||
+		    lg_read_exact(fds[i], &byte, 1) == -1)
+			lg_fail(LG_EXIT_ERROR, "idle connection %d died while "
+			    "idle", i);
+		if (byte != (unsigned char)(i + 1))
+			lg_fail(LG_EXIT_VERIFY, "idle connection %d: wrong "
+			    "echo", i);
+	}
+	for (i = 0; i < opt.conns; i++)
+		close(fds[i]);
+	printf("result mode=idle conns=%d verified=%d\n", opt.conns,
+	    opt.conns);
+}
+
+/* -- UDP ----------------------------------------------------------------- */
+
+#define LG_UDP_LOSS_NS	50000000ULL	/* silence that counts as a loss */
+
+struct lg_assoc {
+	int		 control;	/* the TCP connection (proxied) */
+	int		 fd;
+	size_t		 header;	/* SOCKS UDP header length we send */
+	unsigned char	 out[LG_MAX_MSG + 32];
+	uint64_t	 next_seq;	/* next to send */
+	uint64_t	 low_seq;	/* every seq below is answered or lost */
+	int		 inflight;
+	uint64_t	 last_rx;
+};
+
+static void
+lg_udp_send(struct lg_assoc *a)
+{
+	unsigned char *payload = a->out + a->header;
+	uint64_t seq = a->next_seq++;
+
+	memcpy(payload, &seq, 8);
+	memcpy(payload + 8, pattern_at(seq * 61), opt.size - 8);
+	if (send(a->fd, a->out, a->header + opt.size, 0) == -1 &&
+	    errno != EAGAIN && errno != ENOBUFS)
+		lg_fail(LG_EXIT_ERROR, "udp send: %s", strerror(errno));
+	a->inflight++;
+}
+
+static void
+lg_udp_open(struct lg_assoc *a)
+{
+	struct sockaddr_storage local, relay;
+	socklen_t len = sizeof(local);
+	const struct sockaddr_in *t = (const struct sockaddr_in *)&opt.target;
+
+	a->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (a->fd == -1)
+		lg_fail(LG_EXIT_ERROR, "socket: %s", strerror(errno));
+	memset(&local, 0, sizeof(local));
+	((struct sockaddr_in *)&local)->sin_family = AF_INET;
+	((struct sockaddr_in *)&local)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(a->fd, (struct sockaddr *)&local, sizeof(struct sockaddr_in))
+	    == -1 || getsockname(a->fd, (struct sockaddr *)&local, &len) == -1)
+		lg_fail(LG_EXIT_ERROR, "udp bind: %s", strerror(errno));
+	if (!opt.proxied) {
+		a->control = -1;
+		a->header = 0;
+		if (connect(a->fd, (const struct sockaddr *)&opt.target,
+		    opt.target_len) == -1)
+			lg_fail(LG_EXIT_ERROR, "udp connect: %s",
+			    strerror(errno));
+		return;
+	}
+	a->control = lg_open(3, &local, NULL, &relay);
+	if (relay.ss_family == AF_INET &&
+	    ((struct sockaddr_in *)&relay)->sin_addr.s_addr == INADDR_ANY)
+		((struct sockaddr_in *)&relay)->sin_addr =
+		    ((struct sockaddr_in *)&opt.proxy)->sin_addr;
+	if (connect(a->fd, (struct sockaddr *)&relay, relay.ss_family ==
+	    AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6)) == -1)
+		lg_fail(LG_EXIT_ERROR, "udp connect to relay: %s",
+		    strerror(errno));
+	a->header = 10;
+	memset(a->out, 0, 3);
+	a->out[3] = 1;
+	memcpy(a->out + 4, &t->sin_addr, 4);
+	memcpy(a->out + 8, &t->sin_port, 2);
+}
+
+/* 1 for a valid answer to an outstanding datagram; corrupt data fails. */
+static int
+lg_udp_check(struct lg_assoc *a, const unsigned char *buf, size_t len)
+{
+	size_t header = 0;
+	uint64_t seq;
+
+	if (opt.proxied) {
+		if (len < 10 || buf[0] != 0 || buf[1] != 0 || buf[2] != 0)
+			lg_fail(LG_EXIT_VERIFY, "bad SOCKS UDP header");
+		header = buf[3] == 1 ? 10 : buf[3] == 4 ? 22 : 0;
+		if (header == 0)
+			lg_fail(LG_EXIT_VERIFY, "bad ATYP %u in UDP reply",
+			    buf[3]);
+	}
+	if (len != header + opt.size)
+		lg_fail(LG_EXIT_VERIFY, "datagram of %zu bytes, expected %zu",
+		    len - header, opt.size);
+	memcpy(&seq, buf + header, 8);
+	if (memcmp(buf + header + 8, pattern_at(seq * 61), opt.size - 8) != 0)
+		lg_fail(LG_EXIT_VERIFY, "datagram payload corrupted");
+	if (seq < a->low_seq || seq >= a->next_seq)
+		return 0;	/* late answer to one already counted lost */
+	a->low_seq = seq + 1;
+	return 1;
+}
+
+static void
+lg_run_udp(void)
+{
+	struct epoll_event events[LG_MAX_EVENTS];
+	struct lg_assoc *a = calloc((size_t)opt.conns, sizeof(*a));
+	int epfd = lg_epoll(), i, j;
+	uint64_t start, now, end, ok = 0, lost = 0;
+
+	if (a == NULL)
+		lg_fail(LG_EXIT_ERROR, "out of memory");
+	if (opt.size < 8 || opt.size > LG_MAX_MSG)
+		lg_fail(LG_EXIT_ERROR, "size must be 8..%d", LG_MAX_MSG);
+	for (i = 0; i < opt.conns; i++) {
+		lg_udp_open(&a[i]);
+		fd_set_nonblocking(a[i].fd);
+		lg_watch(epfd, EPOLL_CTL_ADD, a[i].fd, EPOLLIN, &a[i]);
+	}
+	start = now = clock_now_ns();
+	end = start + (uint64_t)(opt.seconds * 1e9);
+	for (i = 0; i < opt.conns; i++) {
+		a[i].last_rx = start;
+		for (j = 0; j < opt.window; j++)
+			lg_udp_send(&a[i]);
+	}
+	while (now < end) {
+		int n = epoll_wait(epfd, events, LG_MAX_EVENTS, 20);
+
+		now = clock_now_ns();
+		for (i = 0; i < n; i++) {
+			struct lg_assoc *as = events[i].data.ptr;
+
+			for (j = 0; j < 64; j++) {
+				ssize_t r = recv(as->fd, io_buf,
+				    sizeof(io_buf), 0);
+				uint64_t before = as->low_seq;
+
+				if (r == -1)
+					break;
+				if (!lg_udp_check(as, io_buf, (size_t)r))
+					continue;
+				/* Skipped sequence numbers were lost. */
+				lost += as->low_seq - before - 1;
+				as->inflight -= (int)(as->low_seq - before);
+				as->last_rx = now;
+				ok++;
+				while (now < end && as->inflight < opt.window)
+					lg_udp_send(as);
+			}
+		}
+		for (i = 0; i < opt.conns; i++) {
+			if (now - a[i].last_rx < LG_UDP_LOSS_NS || now >= end)
+				continue;
+			lost += (uint64_t)a[i].inflight;
+			a[i].inflight = 0;
+			a[i].low_seq = a[i].next_seq;
+			a[i].last_rx = now;
+			for (j = 0; j < opt.window; j++)
+				lg_udp_send(&a[i]);
+		}
+	}
+	if (ok == 0)
+		lg_fail(LG_EXIT_ERROR, "no datagram came back");
+	for (i = 0; i < opt.conns; i++) {
+		close(a[i].fd);
+		if (a[i].control != -1)
+			close(a[i].control);
+	}
+	printf("result mode=udp conns=%d seconds=%.3f ops=%llu verified=%llu "
+	    "ops_per_s=%.1f lost=%llu\n", opt.conns, lg_seconds(now - start),
+	    (unsigned long long)ok, (unsigned long long)ok,
+	    (double)ok / lg_seconds(now - start), (unsigned long long)lost);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *target = NULL;
+	char *colon;
+	int ch;
+
+	if (argc < 2)
+		lg_usage();
+	opt.mode = argv[1];
+	optind = 2;
+	while ((ch = getopt(argc, argv, "a:c:d:n:p:s:t:w:")) != -1) {
+		switch (ch) {
+		case 'a':
+			opt.user = optarg;
+			colon = strchr(optarg, ':');
+			if (colon == NULL || colon - optarg > 255 ||
+			    strlen(colon + 1) > 255)
+				lg_usage();
+			*colon = '\0';
+			opt.password = colon + 1;
+			break;
+		case 'c':
+			opt.conns = atoi(optarg);
+			break;
+		case 'd':
+			opt.seconds = atof(optarg);
+			break;
+		case 'n':
+			opt.name = optarg;
+			if (strlen(optarg) > 255)
+				lg_usage();
+			break;
+		case 'p':
+			if (addr_parse(optarg, &opt.proxy, &opt.proxy_len) == -1)
+				lg_usage();
+			opt.proxied = 1;
+			break;
+		case 's':
+			opt.size = (size_t)atol(optarg);
+			break;
+		case 't':
+			target = optarg;
+			break;
+		case 'w':
+			opt.window = atoi(optarg);
+			break;
+		default:
+			lg_usage();
+		}
+	}
+	if (target == NULL || addr_parse(target, &opt.target,
+	    &opt.target_len) == -1 || opt.conns < 1 || opt.seconds <= 0 ||
+	    opt.size < 1 || opt.size > LG_MAX_MSG || opt.window < 1)
+		lg_usage();
+	if (!opt.proxied)
+		opt.name = NULL;	/* direct runs always go by IP */
+	pattern_init();
+	fd_raise_limit();
+	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(opt.mode, "bulk-up") == 0)
+		lg_run_bulk_up();
+	else if (strcmp(opt.mode, "bulk-down") == 0)
+		lg_run_bulk_down();
+	else if (strcmp(opt.mode, "reqresp") == 0)
+		lg_run_reqresp();
+	else if (strcmp(opt.mode, "connrate") == 0)
+		lg_run_connrate();
+	else if (strcmp(opt.mode, "idle") == 0)
+		lg_run_idle();
+	else if (strcmp(opt.mode, "udp") == 0)
+		lg_run_udp();
+	else
+		lg_usage();
+	return 0;
+}

@@ -1,0 +1,253 @@
+"""The benchmark (tests/bench/): a quick run of the driver against direct,
+socks5d (SOCKS5D_BIN's binary), Dante and microsocks must verify its data
+and print sane tables, and the load generator must report a proxy that
+corrupts, drops or garbles data as a failure, never as a number."""
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+
+import pytest
+
+from harness.daemon import REPO_ROOT, binary_path
+
+LOADGEN = REPO_ROOT / "build" / "bench" / "loadgen"
+TARGETS = REPO_ROOT / "build" / "bench" / "targets"
+RUN = REPO_ROOT / "tests" / "bench" / "run"
+
+
+@pytest.fixture(scope="module")
+def bench_binaries():
+    for path in (LOADGEN, TARGETS):
+        assert path.is_file(), f"{path} missing (run make bench-build)"
+
+
+@pytest.fixture
+def targets(bench_binaries):
+    """build/bench/targets; yields {"sink": port, "source": ..., ...}."""
+    proc = subprocess.Popen([str(TARGETS)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.match(r"ports sink=(\d+) source=(\d+) echo=(\d+) udp=(\d+)", line)
+    assert match, f"targets printed {line!r}"
+    yield dict(zip(("sink", "source", "echo", "udp"), map(int, match.groups())))
+    proc.terminate()
+    assert proc.wait(10) == 0
+
+
+def loadgen(*args, timeout=60):
+    return subprocess.run([str(LOADGEN), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def result_fields(stdout):
+    lines = [l for l in stdout.splitlines() if l.startswith("result ")]
+    assert len(lines) == 1, stdout
+    return dict(f.split("=", 1) for f in lines[0].split()[1:])
+
+
+class FakeProxy:
+    """A SOCKS5 server (no auth, CONNECT to IPv4) that misbehaves on purpose:
+    "flip" inverts one byte coming back from the target, "drop" leaves out
+    4 KiB going to the target, "garbage" answers the greeting with junk."""
+
+    FLIP_AT = 300_000
+    DROP_AT = 300_000
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.socks.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def _recv_exact(sock, n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise OSError("closed")
+            data += chunk
+        return data
+
+    def _serve(self, client):
+        try:
+            greeting = self._recv_exact(client, 2)
+            self._recv_exact(client, greeting[1])
+            if self.mode == "garbage":
+                client.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                return
+            client.sendall(b"\x05\x00")
+            head = self._recv_exact(client, 4)
+            assert head[3] == 1, "the fake proxy only does IPv4 targets"
+            addr = socket.inet_ntoa(self._recv_exact(client, 4))
+            port = struct.unpack("!H", self._recv_exact(client, 2))[0]
+            upstream = socket.create_connection((addr, port), timeout=10)
+            self.socks.append(upstream)
+            client.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1")
+                           + struct.pack("!H", 1))
+            threading.Thread(target=self._pump, args=(client, upstream, "up"),
+                             daemon=True).start()
+            self._pump(upstream, client, "down")
+        except (OSError, AssertionError):
+            pass
+
+    def _pump(self, src, dst, direction):
+        seen = 0
+        try:
+            while True:
+                data = src.recv(65536)
+                size = len(data)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                if (self.mode == "flip" and direction == "down"
+                        and seen <= self.FLIP_AT < seen + len(data)):
+                    data = bytearray(data)
+                    data[self.FLIP_AT - seen] ^= 0xFF
+                    data = bytes(data)
+                if (self.mode == "drop" and direction == "up"
+                        and seen <= self.DROP_AT < seen + len(data)):
+                    cut = self.DROP_AT - seen
+                    data = data[:cut] + data[cut + 4096:]
+                seen += size
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.listener.close()
+        for sock in self.socks:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def fake_proxy():
+    proxies = []
+
+    def make(mode):
+        proxy = FakeProxy(mode)
+        proxies.append(proxy)
+        return proxy
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.mark.deadline(150)
+def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
+                                             socks5d_binary):
+    report = tmp_path / "RESULTS.md"
+    env = dict(os.environ, BENCH_SECONDS="0.4", BENCH_REPS="1")
+    proc = subprocess.run(
+        ["/usr/bin/python3", str(RUN), "--quick", "--no-profile",
+         "--scenarios", "bulk,reqresp,udp",
+         "--servers", "direct,socks5d,dante,microsocks",
+         "--socks5d", str(binary_path()), "--write", str(report)],
+        capture_output=True, text=True, timeout=140, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = report.read_text()
+    assert text.strip() == proc.stdout.strip()
+    # Machine description and the per-scenario tables with ratio columns.
+    assert re.search(r"- CPU: .+, \d+ cores", text)
+    assert "kernel " in text and "commit " in text
+    for title in ("### Bulk transfer", "### Request/response", "### UDP ASSOCIATE echo"):
+        assert title in text
+    assert "| test | direct | socks5d | Dante | microsocks | socks5d/direct | " \
+           "socks5d/Dante | socks5d/microsocks |" in text
+    assert "| verdict |" in text and re.search(r"\| (met|NOT MET) \|", text)
+
+    def cells(label):
+        row = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
+        return [c.strip() for c in row.strip("|").split("|")][1:]
+
+    # Every server moved verified data at a non-zero rate.
+    for label in ("1 stream upload", "1 stream download", "8 streams upload",
+                  "8 streams download"):
+        row = cells(label)
+        rates = [float(c.replace(",", "")) for c in row[:4]]
+        assert all(r > 0 for r in rates), (label, row)
+        assert all(re.fullmatch(r"\d+\.\d\dx", c) for c in row[4:]), (label, row)
+    row = cells("16 connections, 64-byte messages")
+    for cell in row[:4]:
+        match = re.fullmatch(r"([\d,.]+) \(([\d,.]+) / ([\d,.]+) us\)", cell)
+        assert match, row
+        ops, p50, p99 = (float(x.replace(",", "")) for x in match.groups())
+        assert ops > 0 and 0 < p50 <= p99, row
+    # microsocks has no UDP ASSOCIATE: "n/a", never a zero.
+    row = cells("64-byte datagram echo, 4 associations x 8 in flight")
+    assert float(row[0].split()[0].replace(",", "")) > 0
+    assert float(row[1].split()[0].replace(",", "")) > 0
+    assert float(row[2].split()[0].replace(",", "")) > 0
+    assert row[3].startswith("n/a")
+    assert "FAILED" not in text
+
+
+def test_loadgen_verifies_direct_and_counts_bytes(targets):
+    proc = loadgen("bulk-up", "-t", f"127.0.0.1:{targets['sink']}", "-d", "0.3", "-c", "2")
+    assert proc.returncode == 0, proc.stderr
+    fields = result_fields(proc.stdout)
+    # The sink acknowledged every byte: verified equals what was sent.
+    assert int(fields["bytes"]) > 0 and fields["verified"] == fields["bytes"]
+    proc = loadgen("reqresp", "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    assert int(result_fields(proc.stdout)["ops"]) > 0
+
+
+def test_loadgen_detects_a_corrupting_proxy(targets, fake_proxy):
+    proxy = fake_proxy("flip")
+    proc = loadgen("bulk-down", "-p", f"127.0.0.1:{proxy.port}",
+                   "-t", f"127.0.0.1:{targets['source']}", "-d", "5")
+    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
+    assert "verify failed" in proc.stderr and "off the pattern" in proc.stderr
+    assert "result" not in proc.stdout
+
+
+def test_loadgen_detects_a_proxy_that_drops_bytes(targets, fake_proxy):
+    proxy = fake_proxy("drop")
+    proc = loadgen("bulk-up", "-p", f"127.0.0.1:{proxy.port}",
+                   "-t", f"127.0.0.1:{targets['sink']}", "-d", "5")
+    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
+    assert "verify failed" in proc.stderr
+    assert "result" not in proc.stdout
+    # Echo traffic through the same proxy loses bytes too: caught as well.
+    proc = loadgen("reqresp", "-p", f"127.0.0.1:{proxy.port}", "-s", "1000",
+                   "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.5")
+    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
+    assert "never came back" in proc.stderr
+    assert "result" not in proc.stdout
+
+
+def test_loadgen_rejects_a_proxy_answering_garbage(targets, fake_proxy):
+    proxy = fake_proxy("garbage")
+    for mode, port in (("connrate", "echo"), ("bulk-down", "source"), ("udp", "udp")):
+        proc = loadgen(mode, "-p", f"127.0.0.1:{proxy.port}",
+                       "-t", f"127.0.0.1:{targets[port]}", "-d", "0.5")
+        assert proc.returncode == 1, (mode, proc.returncode, proc.stdout, proc.stderr)
+        assert "greeting refused" in proc.stderr, (mode, proc.stderr)
+        assert "result" not in proc.stdout
+
+
+def test_loadgen_bad_arguments(bench_binaries):
+    for args in ([], ["bulk-up"], ["nonsense", "-t", "127.0.0.1:1"],
+                 ["bulk-up", "-t", "not-an-address"], ["reqresp", "-t", "127.0.0.1:1",
+                                                       "-s", "0"]):
+        proc = loadgen(*args)
+        assert proc.returncode == 2, (args, proc.returncode)
+        assert "usage" in proc.stderr
