@@ -13,7 +13,8 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
 TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps \
               dnsmasq-base dante-client python3-pyftpdlib man-db systemd \
-              clang libclang-rt-14-dev
+              clang libclang-rt-14-dev \
+              dante-server microsocks strace linux-perf valgrind
 # Third-party Node.js SOCKS client for the black-box tests (npm "socks").
 NODE_CLIENTS := tests/clients/node_modules/.package-lock.json
 
@@ -52,8 +53,8 @@ SYSCONFDIR  ?= $(PREFIX)/etc
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
-.PHONY: all asan unit fuzz-build fuzz fuzz-smoke run test deps deps-test node-clients \
-        install uninstall clean
+.PHONY: all asan unit fuzz-build fuzz fuzz-smoke valgrind run test deps deps-test \
+        node-clients install uninstall clean bench bench-build soak
 all: build/socks5d
 
 build/socks5d: $(OBJS)
@@ -110,7 +111,28 @@ fuzz-smoke: $(FUZZ_BINS)
 	done
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(FUZZ_SMOKE_SECONDS),3)
 
-build/obj build/asan-obj build/asan build/tests build/fuzz build/fuzz-obj:
+# The whole black-box suite with build/socks5d under valgrind memcheck
+# (tests/integration/harness/daemon.py): any memcheck error or definite or
+# indirect leak fails the test that ran the daemon.
+valgrind: all
+	SOCKS5D_VALGRIND=1 SOCKS5D_BIN=build/socks5d PYTHONDONTWRITEBYTECODE=1 \
+	    /usr/bin/python3 -m pytest -p no:cacheprovider tests/integration \
+	    $(PYTEST_ARGS)
+
+# The benchmark (tests/bench/): load generator and target servers, then
+# tests/bench/run against direct, socks5d, Dante and microsocks, which
+# writes tests/bench/RESULTS.md. Knobs: BENCH_SECONDS, BENCH_REPS,
+# BENCH_SCENARIOS, BENCH_SERVERS (tests/bench/README).
+BENCH_BINS := build/bench/loadgen build/bench/targets
+bench-build: $(BENCH_BINS)
+build/bench/%: tests/bench/%.c tests/bench/common.c tests/bench/bench.h | build/bench
+	$(CC) $(CFLAGS) -Itests/bench -o $@ $< tests/bench/common.c $(LDFLAGS)
+
+bench: deps-test
+	$(MAKE) all bench-build
+	tests/bench/run --write
+
+build/obj build/asan-obj build/asan build/tests build/fuzz build/fuzz-obj build/bench:
 	mkdir -p $@
 
 # Install missing Debian packages: $(1) is the package list.
@@ -148,8 +170,15 @@ run: deps
 	./build/socks5d -c conf/socks5d.conf
 
 test: deps-test
-	$(MAKE) all asan unit fuzz-build
+	$(MAKE) all asan unit fuzz-build bench-build
 	tests/run-all
+
+# Mixed load with SIGHUPs for SOAK_SECONDS against SOCKS5D_BIN (default
+# build/socks5d); fails on any corrupted byte, crash or growth (tests/soak/).
+SOAK_SECONDS ?= 600
+soak: all
+	/usr/bin/python3 tests/soak/soak.py --seconds $(SOAK_SECONDS) \
+	    --binary $(or $(SOCKS5D_BIN),build/socks5d)
 
 # The example config is never overwritten: an operator's edits win.
 install: build/socks5d
