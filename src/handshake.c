@@ -6,6 +6,9 @@
  * early payload for the target.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <string.h>
 #include <unistd.h>
@@ -267,6 +270,41 @@ handshake_advance(struct session *s)
 	return step;
 }
 
+/* How often a session whose buffer is full checks on its client. */
+#define HANDSHAKE_FULL_PROBE_SECONDS 1.0
+
+/*
+ * The buffer is full of early payload, so reading stopped and a FIN or RST
+ * from the client would go unseen until the phase timeout (up to
+ * [timeouts] bind for a BIND wait). The kernel knows: TCP_INFO's state is
+ * CLOSE_WAIT after a FIN and CLOSE after a reset. A FIN only ends the
+ * session where EOF would have; while a login, lookup or connect is under
+ * way the unread bytes behind it still belong to the target, and the relay
+ * will read them and the FIN in order.
+ */
+static void
+handshake_full_probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct handshake *hs = (struct handshake *)((char *)w -
+	    offsetof(struct handshake, full_probe));
+	struct session *s = hs->session;
+	struct tcp_info info;
+	socklen_t len = sizeof(info);
+
+	(void)loop;
+	(void)revents;
+	if (getsockopt(s->client_fd, IPPROTO_TCP, TCP_INFO, &info, &len) == -1)
+		return;
+	if (info.tcpi_state == TCP_CLOSE) {
+		session_close(s, "reset");
+		return;
+	}
+	if (info.tcpi_state == TCP_CLOSE_WAIT &&
+	    s->state != SESSION_AUTH_WAIT && s->state != SESSION_RESOLVING &&
+	    s->state != SESSION_CONNECTING)
+		session_close(s, "client-eof");
+}
+
 static void
 handshake_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -279,6 +317,8 @@ handshake_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (space == 0) {
 		/* Only early payload fills the buffer: wait for the relay. */
 		ev_io_stop(loop, w);
+		if (!ev_is_active(&hs->full_probe))
+			ev_timer_start(loop, &hs->full_probe);
 		return;
 	}
 	n = read(s->client_fd, hs->buf + hs->len, space);
@@ -309,6 +349,9 @@ void
 handshake_start(struct session *s)
 {
 	s->state = SESSION_GREETING;
+	s->hs->session = s;
+	ev_timer_init(&s->hs->full_probe, handshake_full_probe_cb,
+	    HANDSHAKE_FULL_PROBE_SECONDS, HANDSHAKE_FULL_PROBE_SECONDS);
 	ev_io_init(&s->client_io, handshake_read_cb, s->client_fd, EV_READ);
 	ev_io_start(s->srv->loop, &s->client_io);
 }

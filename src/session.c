@@ -235,6 +235,7 @@ session_free_handshake(struct session *s)
 		auth_cancel(s->hs->auth);
 	if (s->hs->query != NULL)
 		resolver_cancel(s->hs->query);
+	ev_timer_stop(s->srv->loop, &s->hs->full_probe);
 	/* The buffer may have held a password. */
 	sodium_memzero(s->hs, sizeof(*s->hs));
 	free(s->hs);

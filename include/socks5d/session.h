@@ -50,6 +50,8 @@ struct handshake {
 	size_t next_addr;
 	int last_errno;                /* of the last failed connect attempt */
 	const char *dst_name;          /* the name asked for; NULL: a literal */
+	struct session *session;       /* owner, for full_probe's callback */
+	ev_timer full_probe;           /* client gone? asked while buf is full */
 };
 
 struct session {

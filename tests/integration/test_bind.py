@@ -9,6 +9,7 @@ import json
 import os
 import selectors
 import socket
+import struct
 import subprocess
 import time
 
@@ -317,6 +318,29 @@ def test_bind_client_giving_up_closes_listener(start_daemon):
     client.close()
     assert_refused(first.bound)
     d.wait_session(cmd="bind", close="client-eof", reply=0)
+    assert_sockets_back(d, baseline)
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_bind_client_gone_behind_a_full_buffer(start_daemon, how):
+    """Early payload beyond the 4 KiB handshake buffer stops the daemon
+    reading, so the FIN or RST sits behind unread bytes: the wait must still
+    end soon after, not at [timeouts] bind."""
+    d = start_daemon(timeouts={"bind": 120})
+    baseline = socket_fds(d.proc.pid)
+    client, first = start_bind(d, LOOPBACK4, 0)
+    client.send(os.urandom(64 * 1024))
+    assert is_listening(*first.bound)
+    started = time.monotonic()
+    if how == "reset":
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                               struct.pack("ii", 1, 0))
+    client.close()
+    assert_refused(first.bound)
+    fields = d.wait_session(cmd="bind", close="client-eof" if how == "close"
+                            else "reset", reply=0)
+    assert time.monotonic() - started < 10
+    assert fields["addr"] == "-"
     assert_sockets_back(d, baseline)
 
 
