@@ -147,14 +147,21 @@ relay_pump(struct relay *r, struct relay_dir *d)
 	ssize_t n;
 
 	while (moved < RELAY_BUDGET) {
-		bool filled = false, write_blocked = false;
+		bool filled = false, write_blocked = false, drained = false;
 
 		if (relay_dir_wants_read(r, d)) {
+			size_t room = relay_dir_capacity(r) - d->off - d->pending;
+
 			n = relay_fill(r, d);
 			if (n > 0) {
 				d->pending += (size_t)n;
 				moved += (size_t)n;
 				filled = true;
+				/* Less than asked for: the socket is empty
+				 * for now, and another read would only say
+				 * EAGAIN. Level-triggered readiness brings
+				 * us back for whatever comes next. */
+				drained = (size_t)n < room;
 			} else if (n == 0) {
 				d->eof = true;
 			} else if (errno == EINVAL && r->mode == RELAY_SPLICE &&
@@ -192,7 +199,7 @@ relay_pump(struct relay *r, struct relay_dir *d)
 		}
 		if (d->pending == 0)
 			d->off = 0;
-		if (!filled && (d->pending == 0 || write_blocked))
+		if ((!filled || drained) && (d->pending == 0 || write_blocked))
 			break;
 	}
 	relay_dir_idle(r, d);
