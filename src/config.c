@@ -16,6 +16,7 @@
 #include "socks5d/auth.h"
 #include "socks5d/config.h"
 #include "socks5d/file.h"
+#include "socks5d/hosts.h"
 #include "socks5d/log.h"
 #include "socks5d/config_values.h"
 #include "socks5d/rules.h"
@@ -133,6 +134,7 @@ static const struct config_row config_rows[] = {
 	ROW_DNS("dns", "servers", dns_servers, ""),
 	ROW_UINT("dns", "timeout", dns_timeout, "5", 1, 300),
 	ROW_ENUM("dns", "family", dns_family, "auto", config_family_names),
+	ROW_PATH("dns", "hosts_file", hosts_file, "/etc/hosts"),
 
 	ROW_IP("outbound", "bind_ipv4", bind_ipv4, "", AF_INET),
 	ROW_IP("outbound", "bind_ipv6", bind_ipv6, "", AF_INET6),
@@ -636,6 +638,22 @@ config_check_users(struct config_load *ld)
 		    cfg->users_file);
 }
 
+/* Read now, so lookups answer from memory and never read it on the loop. */
+static void
+config_check_hosts(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t row = config_row_index("dns", "hosts_file");
+	char why[256];
+
+	if (cfg->hosts_file == NULL || ld->row_bad[row])
+		return;
+	cfg->hosts = hosts_load(cfg->hosts_file, why, sizeof(why));
+	if (cfg->hosts == NULL)
+		config_error(ld, ld->row_line[row], "[dns] hosts_file: %s: %s",
+		    cfg->hosts_file, why);
+}
+
 static void
 config_check_open(struct config_load *ld)
 {
@@ -727,6 +745,7 @@ config_load(const char *path, FILE *errors)
 		rules_finish(ld.cfg->rules);
 		config_check_instances(&ld);
 		config_check_users(&ld);
+		config_check_hosts(&ld);
 		config_check_open(&ld);
 	}
 	config_instances_free(&ld);
@@ -748,6 +767,7 @@ config_free(struct config *cfg)
 			config_value_free(&config_rows[i], cfg);
 	if (cfg->users != NULL)
 		users_free(cfg->users);
+	hosts_unref(cfg->hosts);
 	rules_free(cfg->rules);
 	free(cfg->path);
 	free(cfg);

@@ -1,15 +1,17 @@
 /*
  * c-ares on the libev loop. c-ares tells us which sockets it wants watched
  * (sock_state_cb) and when it next needs a tick (ares_timeout); we map those
- * onto ev_io watchers and one ev_timer. Answers that c-ares produces inside
- * ares_getaddrinfo itself (/etc/hosts, bad names) are delivered from the
- * loop on the next iteration, so callers never see a callback before
- * resolver_lookup has returned.
+ * onto ev_io watchers and one ev_timer. Names in the hosts file (read with
+ * the config) are answered from memory before DNS is asked. Answers that
+ * exist before resolver_lookup returns (the hosts file, c-ares's own for bad
+ * names) are delivered from the loop on the next iteration, so callers never
+ * see a callback before resolver_lookup has returned.
  */
 #include <ares.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "socks5d/hosts.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/resolver.h"
@@ -30,11 +32,14 @@ struct resolver_query {
 	struct ares_addrinfo *result;
 	struct resolver_query *next_deferred;
 	ev_tstamp started;             /* for the latency histogram */
+	size_t nhosts;                 /* answered from the hosts file */
+	union sockaddr_any hosts_addrs[RESOLVER_MAX_ADDRS];
 };
 
 struct resolver {
 	struct ev_loop *loop;
 	ares_channel channel;
+	struct hosts *hosts;           /* [dns] hosts_file, asked first */
 	struct resolver_io *ios;
 	ev_timer timer;
 	ev_timer deliver_timer;
@@ -180,6 +185,27 @@ resolver_collect(const struct resolver_query *q, union sockaddr_any *addrs)
 	return n;
 }
 
+/* The hosts file's addresses in [dns] family order: the preferred family
+ * first, file order within a family; auto keeps the file's order. */
+static size_t
+resolver_collect_hosts(const struct resolver_query *q,
+    union sockaddr_any *addrs)
+{
+	int first = q->family == DNS_FAMILY_IPV6 ? AF_INET6 : AF_INET;
+	size_t n = 0;
+
+	if (q->family == DNS_FAMILY_AUTO) {
+		memcpy(addrs, q->hosts_addrs, q->nhosts * sizeof(*addrs));
+		return q->nhosts;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < q->nhosts; i++)
+			if ((q->hosts_addrs[i].sa.sa_family == first) ==
+			    (pass == 0))
+				addrs[n++] = q->hosts_addrs[i];
+	return n;
+}
+
 /* Resolvers replaced by a reload that still have queries out. */
 static struct resolver *retired;
 
@@ -191,7 +217,10 @@ resolver_deliver(struct resolver_query *q)
 	enum resolver_status status;
 	size_t n = 0;
 
-	if (q->cb != NULL) {
+	if (q->cb != NULL && q->nhosts > 0) {
+		n = resolver_collect_hosts(q, addrs);
+		q->cb(q->arg, RESOLVER_OK, addrs, n);
+	} else if (q->cb != NULL) {
 		status = resolver_map_status(q->status, q->result);
 		if (status == RESOLVER_OK &&
 		    (n = resolver_collect(q, addrs)) == 0)
@@ -309,7 +338,11 @@ resolver_create(struct ev_loop *loop, const struct config *cfg)
 	if (opts.timeout < 100)
 		opts.timeout = 100;
 	opts.tries = 2;
-	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	/* DNS only: the hosts file is ours, read at load, so c-ares never
+	 * opens /etc/hosts on the loop for each lookup. */
+	opts.lookups = (char *)"b";
+	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	    ARES_OPT_LOOKUPS;
 	if ((rc = ares_init_options(&r->channel, &opts, optmask)) !=
 	    ARES_SUCCESS) {
 		log_error("c-ares: %s", ares_strerror(rc));
@@ -324,6 +357,7 @@ resolver_create(struct ev_loop *loop, const struct config *cfg)
 		resolver_destroy(r);
 		return NULL;
 	}
+	r->hosts = hosts_ref(cfg->hosts);
 	return r;
 }
 
@@ -355,6 +389,7 @@ resolver_destroy(struct resolver *r)
 	ev_timer_stop(r->loop, &r->timer);
 	ev_timer_stop(r->loop, &r->deliver_timer);
 	ev_timer_stop(r->loop, &r->retire_timer);
+	hosts_unref(r->hosts);
 	free(r);
 	ares_library_cleanup();
 }
@@ -378,6 +413,18 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	q->started = ev_time();
 	metrics_count_dns_lookup();
 
+	q->nhosts = hosts_find(r->hosts, name, port, q->hosts_addrs,
+	    RESOLVER_MAX_ADDRS);
+	if (q->nhosts > 0) {
+		/* Answered now, delivered from the loop like any answer. */
+		metrics_observe_dns(0., true);
+		r->pending++;
+		q->next_deferred = r->deferred;
+		r->deferred = q;
+		ev_timer_start(r->loop, &r->deliver_timer);
+		return q;
+	}
+
 	memset(&hints, 0, sizeof(hints));
 	/* Always ask for A and AAAA together; [dns] family only orders. */
 	hints.ai_family = AF_UNSPEC;
@@ -388,6 +435,15 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	r->in_lookup--;
 	resolver_update_timer(r);
 	return q;
+}
+
+void
+resolver_set_hosts(struct resolver *r, struct hosts *hosts)
+{
+	struct hosts *old = r->hosts;
+
+	r->hosts = hosts_ref(hosts);
+	hosts_unref(old);
 }
 
 void

@@ -181,6 +181,8 @@ server_reload(struct server *srv)
 		resolver_retire(srv->resolver);
 		srv->resolver = resolver;
 		log_info("reload: new [dns] settings in use");
+	} else {
+		resolver_set_hosts(srv->resolver, next->hosts);
 	}
 	auth_set_users(srv->auth, next->users);
 	next->users = NULL;

@@ -73,6 +73,8 @@ struct config {
 	char *dns_servers;             /* c-ares CSV form, NULL: resolv.conf */
 	unsigned dns_timeout;
 	enum dns_family dns_family;
+	char *hosts_file;              /* NULL: names go to DNS only */
+	struct hosts *hosts;           /* hosts_file, read at load */
 
 	/* [outbound] */
 	struct config_addr bind_ipv4;  /* len 0 when unset */

@@ -40,6 +40,10 @@ void resolver_retire(struct resolver *r);
 
 struct resolver_query *resolver_lookup(struct resolver *r, const char *name,
     uint16_t port, enum dns_family family, resolver_cb *cb, void *arg);
+/* A reload read the hosts file again: answer from this one from now on
+ * (answers already given keep their addresses). */
+struct hosts;
+void resolver_set_hosts(struct resolver *r, struct hosts *hosts);
 /* The callback of a cancelled query is never called. */
 void resolver_cancel(struct resolver_query *q);
 

@@ -1,5 +1,6 @@
 """CONNECT: address types, name resolution, reply codes and the BND fields of
 the success reply."""
+import signal
 import socket
 import time
 
@@ -82,6 +83,74 @@ def test_localhost_from_etc_hosts(daemon, echo_target, dns_server):
     assert "localhost" not in dns_server.records
     with open_tunnel(daemon.address, "localhost", echo_target.port) as client:
         assert_echo(client)
+
+
+def test_hosts_file_answers_without_dns(start_daemon, make_target, dns_server, tmp_path):
+    """A name in [dns] hosts_file connects to its listed address (case and a
+    trailing dot do not matter) and DNS is never asked, even for a name the
+    DNS server also knows with another address."""
+    target = make_target(hosts=(LOOPBACK4,))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# test\n127.0.0.1 listed.test v6.test\n")
+    d = start_daemon(dns={"hosts_file": str(hosts)})
+    for index, name in enumerate(("listed.test", "LISTED.test.", "v6.test")):
+        with open_tunnel(d.address, name, target.port) as client:
+            assert_echo(client)
+        assert target.wait_connection(index).peer[0] == LOOPBACK4
+    assert dns_server.queried_names() == []
+
+
+def test_hosts_file_order_and_family(start_daemon, make_target, dns_server, tmp_path):
+    """Listed IPv6 first: auto keeps file order, ipv4 puts 127.0.0.1 first."""
+    target = make_target(hosts=(LOOPBACK4, LOOPBACK6))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 dual.test\n127.0.0.1 dual.test\n")
+    for index, (family, expected) in enumerate((("auto", LOOPBACK6),
+                                                ("ipv4", LOOPBACK4))):
+        d = start_daemon(dns={"hosts_file": str(hosts), "family": family})
+        with open_tunnel(d.address, "dual.test", target.port) as client:
+            assert_echo(client)
+        assert target.wait_connection(index).peer[0] == expected
+        d.stop()
+    assert dns_server.queried_names() == []
+
+
+def test_hosts_file_reread_on_reload(start_daemon, make_target, dns_server, tmp_path):
+    target = make_target(hosts=(LOOPBACK4,))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 early.test\n")
+    d = start_daemon(dns={"hosts_file": str(hosts)})
+    with open_tunnel(d.address, "early.test", target.port) as client:
+        assert_echo(client)
+    hosts.write_text("127.0.0.1 later.test\n")
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded")
+    with open_tunnel(d.address, "later.test", target.port) as client:
+        assert_echo(client)
+    assert dns_server.queried_names() == []
+    # No longer listed: now DNS is asked, and answers NXDOMAIN.
+    client, reply = request_reply(d, "early.test", target.port)
+    client.close()
+    assert reply.rep == REP_HOST_UNREACH
+    assert "early.test" in dns_server.queried_names()
+
+
+def test_empty_hosts_file_is_not_read(start_daemon, echo_target, dns_server):
+    """With hosts_file empty, /etc/hosts is not consulted: localhost (which
+    it lists, and which the echo target listens on) is not found, where the
+    default config connects (test_localhost_from_etc_hosts)."""
+    d = start_daemon(dns={"hosts_file": ""})
+    client, reply = request_reply(d, "localhost", echo_target.port)
+    client.close()
+    assert reply.rep == REP_HOST_UNREACH
+    assert echo_target.records == []
+
+
+def test_unreadable_hosts_file_is_a_config_error(check_config, tmp_path):
+    missing = tmp_path / "nope"
+    result, path = check_config(f"[dns]\nhosts_file = {missing}\n")
+    assert result.returncode == 2
+    assert f"{path}:2: [dns] hosts_file: {missing}: cannot open" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("literal,host", [(LOOPBACK4, LOOPBACK4), (LOOPBACK6, LOOPBACK6)])
