@@ -105,7 +105,8 @@ fuzz: $(FUZZ_BINS)
 # The committed corpus, then a few seconds of fuzzing per target.
 fuzz-smoke: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_NAMES); do \
-	  build/fuzz/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t \
+	  build/fuzz/fuzz_$$t -runs=0 -artifact_prefix=build/fuzz/crash-$$t- \
+	      tests/fuzz/corpus/$$t \
 	      > build/fuzz/$$t-corpus.log 2>&1 || { tail -60 build/fuzz/$$t-corpus.log; \
 	      echo "fuzz-smoke: $$t FAILED on its corpus"; exit 1; }; \
 	done
