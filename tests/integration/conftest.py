@@ -39,6 +39,9 @@ NO_VALGRIND = {
         "valgrind keeps descriptors of its own and emulates RLIMIT_NOFILE, so "
         "prlimit from outside cannot put the daemon at its limit; the CPU "
         "bound is timing too",
+    "test_metrics.py::test_descriptor_exhaustion":
+        "the same: prlimit from outside cannot put a daemon under valgrind at "
+        "its descriptor limit",
     "test_faults.py::":
         "each scenario compares the daemon's PSS and descriptors with a "
         "baseline, which measures valgrind's own memory, not the daemon's",
