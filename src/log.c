@@ -194,3 +194,13 @@ log_ratelimit_pass(struct log_ratelimit *rl, double now, double interval,
 	rl->count = 0;
 	return true;
 }
+
+void
+log_error_lines(const char *prefix, char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_error("%s%s", prefix, line);
+}

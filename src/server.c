@@ -117,17 +117,6 @@ server_warn_restart_only(const struct config *old, const struct config *new)
 		    "restart");
 }
 
-/* Log what config_load wrote, one error per line. */
-static void
-server_log_config_errors(char *text)
-{
-	char *line, *save = NULL;
-
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
-		log_error("reload rejected: %s", line);
-}
-
 static void
 server_reload(struct server *srv)
 {
@@ -147,7 +136,7 @@ server_reload(struct server *srv)
 	next = config_load(old->path, errstream);
 	fclose(errstream);
 	if (next == NULL) {
-		server_log_config_errors(errors);
+		log_error_lines("reload rejected: ", errors);
 		free(errors);
 		log_error("reload rejected: the old configuration stays in "
 		    "force");

@@ -246,17 +246,6 @@ workers_swap_text(char **a, char **b)
 	*b = t;
 }
 
-/* Log what config_load wrote, one error per line. */
-static void
-workers_log_config_errors(char *text)
-{
-	char *line, *save = NULL;
-
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
-		log_error("reload rejected: %s", line);
-}
-
 /*
  * Read the config again for the workers started from now on, and pass
  * SIGHUP on so the running ones reload it themselves. A file the
@@ -280,7 +269,7 @@ workers_reload(void)
 	next = config_load(sup.cfg->path, errstream);
 	fclose(errstream);
 	if (next == NULL) {
-		workers_log_config_errors(errors);
+		log_error_lines("reload rejected: ", errors);
 		free(errors);
 		log_error("reload rejected: the old configuration stays in "
 		    "force");

@@ -32,6 +32,9 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One log_error per line of text (config_load's error report), each after
+ * prefix. text is cut up in place. */
+void log_error_lines(const char *prefix, char *text);
 /*
  * Copy client-chosen text (names, user names) for a log line, replacing
  * spaces, control bytes and non-ASCII with '?', so a key=value line always

@@ -346,6 +346,17 @@ lg_bulk_read_acks(struct lg_stream *s)
 	}
 }
 
+/* Every byte counted was verified, so bytes and verified are the same. */
+static void
+lg_report_bulk(const char *mode, uint64_t total, uint64_t elapsed_ns)
+{
+	printf("result mode=%s conns=%d seconds=%.3f bytes=%llu "
+	    "verified=%llu mb_per_s=%.1f\n", mode, opt.conns,
+	    lg_seconds(elapsed_ns), (unsigned long long)total,
+	    (unsigned long long)total,
+	    (double)total / 1e6 / lg_seconds(elapsed_ns));
+}
+
 static void
 lg_run_bulk_up(void)
 {
@@ -396,11 +407,7 @@ lg_run_bulk_up(void)
 		total += s[i].acked;
 		close(s[i].fd);
 	}
-	printf("result mode=bulk-up conns=%d seconds=%.3f bytes=%llu "
-	    "verified=%llu mb_per_s=%.1f\n", opt.conns,
-	    lg_seconds(now - start), (unsigned long long)total,
-	    (unsigned long long)total,
-	    (double)total / 1e6 / lg_seconds(now - start));
+	lg_report_bulk("bulk-up", total, now - start);
 }
 
 static void
@@ -438,11 +445,7 @@ lg_run_bulk_down(void)
 		total += s[i].pos;
 		close(s[i].fd);
 	}
-	printf("result mode=bulk-down conns=%d seconds=%.3f bytes=%llu "
-	    "verified=%llu mb_per_s=%.1f\n", opt.conns,
-	    lg_seconds(now - start), (unsigned long long)total,
-	    (unsigned long long)total,
-	    (double)total / 1e6 / lg_seconds(now - start));
+	lg_report_bulk("bulk-down", total, now - start);
 }
 
 /* -- request/response ---------------------------------------------------- */

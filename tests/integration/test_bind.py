@@ -17,8 +17,8 @@ import pytest
 
 from harness.daemon import REPO_ROOT
 from harness.net import (IO_TIMEOUT, LOOPBACK4, LOOPBACK6, family_of, format_hostport,
-                         free_port, is_listening, peer_closed, recv_exact, recv_until_eof,
-                         wait_until)
+                         free_port, is_listening, peer_closed, recv_exact,
+                         recv_until_eof, socket_fds, wait_until)
 from harness.socks5 import (ATYP_IPV4, ATYP_IPV6, ATYP_NAME, CMD_BIND, REP_CMD_UNSUPPORTED,
                             REP_FAILURE, REP_HOST_UNREACH, REP_SUCCESS, REP_TTL_EXPIRED,
                             Socks5Client, request)
@@ -28,19 +28,6 @@ CLIENT_TIMEOUT = 20
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def socket_fds(pid):
-    """How many sockets the daemon holds (pipes of the relay's pool are
-    shared and kept, so they are not counted)."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            pass
-    return count
-
 
 def assert_sockets_back(daemon, baseline):
     """Every socket a session opened (client, listener, peer) is closed."""

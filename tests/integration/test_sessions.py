@@ -1,6 +1,5 @@
 """Per-session behaviour seen from outside: the access-log line, max_clients,
 the idle timeout, log format and levels, and shutdown on signals."""
-import os
 import re
 import signal
 import socket
@@ -11,7 +10,7 @@ import pytest
 
 from conftest import USERS
 from harness.net import (LOOPBACK4, LOOPBACK6, closed_port, format_hostport,
-                         is_listening, recv_until_eof, wait_until)
+                         is_listening, recv_until_eof, socket_fds, wait_until)
 from harness.socks5 import (METHOD_NONE, METHOD_PASSWORD, REP_SUCCESS, Socks5Client,
                             assert_echo, greeting, open_tunnel)
 from harness.targets import behave_hold, sink_then_source
@@ -138,18 +137,6 @@ def test_client_text_cannot_forge_log_lines(password_daemon, echo_target):
     assert not [line for line in lines if line.startswith(forged)], "forged log line"
     assert all(LOG_LINE_RE.match(line) for line in lines), lines
     assert "\x1b" not in log
-
-
-def socket_fds(pid):
-    """The daemon's open sockets, from /proc/PID/fd."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            pass            # closed while we looked
-    return count
 
 
 @pytest.mark.parametrize("relay", ["splice", "copy"])

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from harness.net import LOOPBACK4, LOOPBACK6, free_port, is_listening, wait_until
+from harness.net import (LOOPBACK4, LOOPBACK6, free_port, is_listening, socket_fds,
+                         wait_until)
 from harness.socks5 import (ATYP_IPV4, ATYP_IPV6, ATYP_NAME, REP_CMD_UNSUPPORTED,
                             REP_FAILURE, REP_SUCCESS, Socks5Client)
 from harness.udp import (MAX_UDP_IPV4, Association, UdpServer, parse_udp_datagram,
@@ -51,17 +52,6 @@ def associate(daemon, host="0.0.0.0", port=0, atyp=None, udp_host=None):
         a.close()
         raise
     return a
-
-
-def socket_fds(pid):
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            pass
-    return count
 
 
 def udp_session(daemon, **fields):

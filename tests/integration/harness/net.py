@@ -66,6 +66,19 @@ def free_port(hosts=(LOOPBACK4,), kinds=(socket.SOCK_STREAM,)):
     raise RuntimeError(f"no common free port on {hosts}")
 
 
+def socket_fds(pid):
+    """How many sockets process pid holds, from /proc/PID/fd (the relay's
+    pooled pipes are not sockets, so they are not counted)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            pass            # closed while we looked
+    return count
+
+
 def closed_port(host=LOOPBACK4):
     """A socket bound to a port but not listening: connecting to it is refused
     (RST) for as long as the caller keeps the socket open, so nobody else can
