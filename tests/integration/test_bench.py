@@ -251,3 +251,44 @@ def test_loadgen_bad_arguments(bench_binaries):
         proc = loadgen(*args)
         assert proc.returncode == 2, (args, proc.returncode)
         assert "usage" in proc.stderr
+
+
+@pytest.mark.deadline(150)
+def test_bench_profile_reports_cost_and_code_paths(tmp_path, bench_binaries,
+                                                   socks5d_binary):
+    """--profile-all: each bulk row gets its CPU cost direct and through
+    socks5d, the ceiling both cores allow at that cost, and socks5d's
+    samples by code path, from real measurements."""
+    env = dict(os.environ, BENCH_SECONDS="0.5", BENCH_REPS="1")
+    proc = subprocess.run(
+        ["/usr/bin/python3", str(RUN), "--quick", "--profile-all",
+         "--scenarios", "bulk", "--servers", "direct,socks5d",
+         "--socks5d", str(binary_path())],
+        capture_output=True, text=True, timeout=140, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    assert "## Where the time goes" in text
+    ncpu = os.cpu_count()
+    for label in ("1 stream upload", "8 streams download"):
+        section = text.split(f"**bulk: {label}**", 1)[1].split("**", 1)[0]
+        costs = {}
+        for who in ("direct", "socks5d"):
+            match = re.search(
+                rf"^{who}: ([\d,.]+) MB/s; .*?; ([\d.]+) of {ncpu} cores busy = "
+                rf"([\d.e+]+) core-s per GB, so at most ([\d,.]+) MB/s", section, re.M)
+            assert match, section
+            rate, cores, cost, ceiling = (float(g.replace(",", "")) for g in match.groups())
+            assert rate > 0 and 0 < cores <= ncpu + 0.05, section
+            # The cost and the ceiling follow from the rate and busy cores.
+            assert cost == pytest.approx(cores / rate * 1000, rel=0.02), section
+            assert ceiling == pytest.approx(rate * ncpu / cores, rel=0.02), section
+            costs[who] = cost
+        # socks5d's own share of a core is measured, not assumed.
+        share = re.search(r"^socks5d: .*; socks5d (\d+)% of a core,", section, re.M)
+        assert share and 0 < int(share.group(1)) <= 100, section
+        paths = re.search(r"user space \(socks5d, libev, libc\) ([\d.]+)%; .*"
+                          r"pipe -> socket \(splice write\) ([\d.]+)%", section)
+        assert paths, section
+        assert 0 <= float(paths.group(1)) <= 100
+        assert 0 < float(paths.group(2)) <= 100
+        assert "top symbols:" in section
