@@ -117,8 +117,10 @@ server_warn_restart_only(const struct config *old, const struct config *new)
 		    "restart");
 }
 
+/* Apply the file again, all or nothing; the caller tells systemd (and a
+ * worker's supervisor) when this is over, however it ended. */
 static void
-server_reload(struct server *srv)
+server_reload_config(struct server *srv)
 {
 	struct config *next, *old = srv->cfg;
 	struct resolver *resolver = NULL;
@@ -126,11 +128,9 @@ server_reload(struct server *srv)
 	size_t errlen = 0;
 	FILE *errstream;
 
-	notify_state("RELOADING=1");
 	log_info("reloading %s", old->path);
 	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
 		log_warn("reload: open_memstream");
-		notify_state("READY=1");
 		return;
 	}
 	next = config_load(old->path, errstream);
@@ -140,7 +140,6 @@ server_reload(struct server *srv)
 		free(errors);
 		log_error("reload rejected: the old configuration stays in "
 		    "force");
-		notify_state("READY=1");
 		return;
 	}
 	free(errors);
@@ -150,7 +149,6 @@ server_reload(struct server *srv)
 		log_error("reload rejected: cannot set up the new [dns] "
 		    "settings; the old configuration stays in force");
 		config_free(next);
-		notify_state("READY=1");
 		return;
 	}
 	if (metrics_http_prepare_reload(next) == -1 ||
@@ -160,7 +158,6 @@ server_reload(struct server *srv)
 		log_error("reload rejected: cannot open the new listeners; the "
 		    "old configuration stays in force");
 		config_free(next);
-		notify_state("READY=1");
 		return;
 	}
 	metrics_http_commit_reload();
@@ -182,7 +179,16 @@ server_reload(struct server *srv)
 	server_apply_logging(next);
 	log_info("reloaded: %zu listener(s), %u session(s) kept",
 	    srv->nlisteners, srv->nsessions);
+}
+
+static void
+server_reload(struct server *srv)
+{
+	workers_worker_reloading();
+	notify_state("RELOADING=1");
+	server_reload_config(srv);
 	notify_state("READY=1");
+	workers_worker_reloaded();
 }
 
 static void

@@ -1,8 +1,9 @@
 /*
  * The supervisor of [server] workers. It serves no client and runs no event
  * loop: one poll() on a signalfd (SIGCHLD, SIGHUP, SIGTERM, SIGINT) and on
- * the pipe where each worker reports that its listeners are open. Workers
- * are forked from it and run server_run() like a single process would.
+ * the pipe where each worker reports that its listeners are open and, later,
+ * that it has finished each reload. Workers are forked from it and run
+ * server_run() like a single process would.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -31,11 +33,27 @@
 #define WORKERS_RESTART_INTERVAL 1.0
 /* How often STATUS= is refreshed while the session count changes. */
 #define WORKERS_STATUS_INTERVAL  5.0
+/* How long READY=1 after a reload waits for the workers: a stuck one must
+ * not leave the unit reloading for ever. */
+#define WORKERS_RELOAD_TIMEOUT   10.0
 
 struct worker {
 	pid_t pid;                     /* 0: not running */
 	double started;
 	double restart_at;             /* when pid is 0 and a restart is due */
+	bool ready;                    /* it reported its listeners open */
+	bool awaited;                  /* the reload in progress waits for it */
+};
+
+/*
+ * What a worker writes on the report pipe: once when its listeners are
+ * open, then once per SIGHUP it has handled (applied or rejected), with
+ * the configuration generation it has read. Records are far below
+ * PIPE_BUF, so the workers' writes to the one pipe never interleave.
+ */
+struct workers_report {
+	pid_t pid;
+	unsigned generation;
 };
 
 static struct {
@@ -45,20 +63,26 @@ static struct {
 	unsigned running;
 	pid_t pid;
 	int sigfd;
-	int ready_read, ready_write;
+	int report_read, report_write;
 	sigset_t old_mask;
 	bool activated;                /* the workers share systemd's sockets */
-	unsigned nready;               /* ready bytes read so far */
+	unsigned nready;               /* workers that reported ready */
 	bool announced;                /* READY=1 went out */
+	unsigned generation;           /* of sup.cfg: +1 per accepted reload */
+	unsigned *shared_generation;   /* the same, where workers read it */
+	bool reloading;                /* READY=1 waits for awaited workers */
+	double reload_deadline;
 	bool stopping;
 	bool failed;                   /* start-up failed: exit non-zero */
 	double next_watchdog, watchdog_interval;
 	double next_status;
 	unsigned last_status;
-} sup = { .sigfd = -1, .ready_read = -1, .ready_write = -1 };
+} sup = { .sigfd = -1, .report_read = -1, .report_write = -1 };
 
-/* In a worker: where to report ready, and the supervisor's pid. */
-static int worker_ready_fd = -1;
+/* In a worker: where to report, the generation of the configuration it
+ * runs (or last read), and the supervisor's pid. */
+static int worker_report_fd = -1;
+static unsigned worker_generation;
 static pid_t worker_parent;
 static char worker_tag[32];
 
@@ -103,18 +127,39 @@ workers_worker_privdropped(void)
 		workers_arm_parent_death();
 }
 
+static void
+workers_worker_report(const char *what)
+{
+	struct workers_report r = { getpid(), worker_generation };
+
+	if (worker_report_fd == -1)
+		return;
+	/* Non-blocking: a supervisor that stopped reading costs a late
+	 * READY=1 (its reload deadline), never a stalled worker. */
+	if (write(worker_report_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
+		log_warn("worker: cannot report %s", what);
+}
+
 void
 workers_worker_ready(void)
 {
-	unsigned char byte = 1;
+	workers_worker_report("ready");
+}
 
-	if (worker_ready_fd == -1)
-		return;
-	/* One byte into a pipe never blocks and is never split. */
-	if (write(worker_ready_fd, &byte, 1) != 1)
-		log_warn("worker: cannot report ready");
-	close(worker_ready_fd);
-	worker_ready_fd = -1;
+void
+workers_worker_reloading(void)
+{
+	/* Read before the file is: a worker that reports this generation
+	 * has read the file the supervisor read for it, or a newer one. */
+	if (worker_report_fd != -1)
+		worker_generation = __atomic_load_n(sup.shared_generation,
+		    __ATOMIC_ACQUIRE);
+}
+
+void
+workers_worker_reloaded(void)
+{
+	workers_worker_report("a finished reload");
 }
 
 /*
@@ -153,7 +198,7 @@ workers_child(unsigned slot)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	close(sup.sigfd);
-	close(sup.ready_read);
+	close(sup.report_read);
 	/* Only the supervisor speaks for the service. */
 	notify_close(NULL);
 	unsetenv("NOTIFY_SOCKET");
@@ -164,7 +209,8 @@ workers_child(unsigned slot)
 		snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 		setenv("LISTEN_PID", pid, 1);
 	}
-	worker_ready_fd = sup.ready_write;
+	worker_report_fd = sup.report_write;
+	worker_generation = sup.generation;
 	worker_parent = sup.pid;
 	workers_arm_parent_death();
 	snprintf(worker_tag, sizeof(worker_tag), "[worker %u] ", slot + 1);
@@ -193,6 +239,8 @@ workers_spawn(unsigned slot)
 		workers_child(slot);
 	w->pid = pid;
 	w->started = workers_now();
+	w->ready = false;
+	w->awaited = false;
 	sup.running++;
 	metrics_slot_running(slot, true);
 	log_info("worker %u started (pid %ld)", slot + 1, (long)pid);
@@ -216,6 +264,8 @@ workers_stop(int signum)
 		return;
 	}
 	sup.stopping = true;
+	/* STOPPING=1 ends a reload as far as systemd is concerned. */
+	sup.reloading = false;
 	notify_status("STOPPING=1", true, metrics_sessions_active());
 	log_info("signal %d: stopping %u worker(s)", signum, sup.running);
 	workers_signal_all(signum);
@@ -228,6 +278,83 @@ workers_notify(const char *state)
 {
 	if (sup.announced)
 		notify_status(state, false, metrics_sessions_active());
+}
+
+static struct worker *
+workers_find(pid_t pid)
+{
+	for (unsigned i = 0; i < sup.count; i++)
+		if (sup.slots[i].pid == pid)
+			return &sup.slots[i];
+	return NULL;
+}
+
+/*
+ * Pass an accepted reload on; READY=1 waits until every worker signalled
+ * has answered (workers_reload_progress). Signals coalesce: two SIGHUPs
+ * close together may make one reload in a worker, so a count of answers
+ * cannot say which reload an answer is for. A generation can: each
+ * accepted reload gets the next one, published before the signal, and a
+ * worker answers with the one it read as it began reloading. So a second
+ * SIGHUP while waiting just restarts the wait for the newest generation,
+ * with a new deadline: answers to the older reload no longer count, and
+ * READY=1 goes out once, when the newest is done everywhere.
+ */
+static void
+workers_reload_start(void)
+{
+	sup.generation++;
+	__atomic_store_n(sup.shared_generation, sup.generation,
+	    __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < sup.count; i++) {
+		struct worker *w = &sup.slots[i];
+
+		if (w->pid == 0)
+			continue;
+		/* Before the first READY=1 there is no one to answer to. */
+		w->awaited = sup.announced;
+		kill(w->pid, SIGHUP);
+	}
+	sup.reloading = sup.announced;
+	sup.reload_deadline = workers_now() + WORKERS_RELOAD_TIMEOUT;
+}
+
+/* READY=1 once no signalled worker is still reloading (a dead one's
+ * replacement starts with the new file), or at the deadline. */
+static void
+workers_reload_progress(double now)
+{
+	bool pending = false;
+
+	if (!sup.reloading)
+		return;
+	for (unsigned i = 0; i < sup.count; i++)
+		pending |= sup.slots[i].awaited;
+	if (pending && now < sup.reload_deadline)
+		return;
+	for (unsigned i = 0; i < sup.count; i++) {
+		struct worker *w = &sup.slots[i];
+
+		if (!w->awaited)
+			continue;
+		log_warnx("reload: worker %u (pid %ld) has not finished "
+		    "reloading after %.0fs; READY=1 without it", i + 1,
+		    (long)w->pid, WORKERS_RELOAD_TIMEOUT);
+		w->awaited = false;
+	}
+	if (!pending)
+		log_info("supervisor: reload finished in every worker");
+	sup.reloading = false;
+	workers_notify("READY=1");
+}
+
+/* The supervisor rejected the file: nothing to wait for, unless an
+ * earlier reload still is in progress, whose end sends READY=1. */
+static void
+workers_reload_rejected(void)
+{
+	if (!sup.reloading)
+		workers_notify("READY=1");
 }
 
 static bool
@@ -263,7 +390,7 @@ workers_reload(void)
 	log_info("reloading %s", sup.cfg->path);
 	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
 		log_warn("reload: open_memstream");
-		workers_notify("READY=1");
+		workers_reload_rejected();
 		return;
 	}
 	next = config_load(sup.cfg->path, errstream);
@@ -273,7 +400,7 @@ workers_reload(void)
 		free(errors);
 		log_error("reload rejected: the old configuration stays in "
 		    "force");
-		workers_notify("READY=1");
+		workers_reload_rejected();
 		return;
 	}
 	free(errors);
@@ -293,25 +420,22 @@ workers_reload(void)
 	sup.cfg = next;
 	log_set_level(next->log_level);
 	log_set_target(next->log_target == LOG_TARGET_SYSLOG);
-	workers_signal_all(SIGHUP);
-	workers_notify("READY=1");
+	workers_reload_start();
 }
 
 static void
 workers_exited(pid_t pid, int status)
 {
-	struct worker *w = NULL;
+	struct worker *w;
 	unsigned slot;
 	double now = workers_now();
 
-	for (slot = 0; slot < sup.count; slot++)
-		if (sup.slots[slot].pid == pid) {
-			w = &sup.slots[slot];
-			break;
-		}
-	if (w == NULL)
+	if ((w = workers_find(pid)) == NULL)
 		return;
+	slot = (unsigned)(w - sup.slots);
 	w->pid = 0;
+	/* Its replacement starts with the new file: no answer to wait for. */
+	w->awaited = false;
 	sup.running--;
 	metrics_slot_running(slot, false);
 	if (sup.stopping) {
@@ -391,6 +515,7 @@ workers_timers(double now)
 	}
 	if (sup.stopping)
 		return;
+	workers_reload_progress(now);
 	for (unsigned i = 0; i < sup.count; i++) {
 		struct worker *w = &sup.slots[i];
 
@@ -407,6 +532,8 @@ workers_poll_timeout(double now)
 
 	if (sup.watchdog_interval > 0 && sup.next_watchdog < next)
 		next = sup.next_watchdog;
+	if (sup.reloading && sup.reload_deadline < next)
+		next = sup.reload_deadline;
 	for (unsigned i = 0; i < sup.count && !sup.stopping; i++)
 		if (sup.slots[i].pid == 0 && sup.slots[i].restart_at < next)
 			next = sup.slots[i].restart_at;
@@ -451,18 +578,28 @@ workers_take_activation(void)
 }
 
 /*
- * Each worker writes one byte once its listeners are open. READY=1 goes
- * out when every first worker has written: bytes from restarted ones come
- * after it and only need draining.
+ * A worker's first report says its listeners are open: READY=1 goes out
+ * when every first worker has sent one (a restarted worker's comes after
+ * it). Later ones end a reload; workers_reload_progress sees the rest.
+ * Every write is one whole record, so whole records are read.
  */
 static void
-workers_read_ready(void)
+workers_read_reports(void)
 {
-	unsigned char buf[CONFIG_MAX_WORKERS];
-	ssize_t got;
+	struct workers_report r;
+	struct worker *w;
 
-	while ((got = read(sup.ready_read, buf, sizeof(buf))) > 0)
-		sup.nready += (unsigned)got;
+	while (read(sup.report_read, &r, sizeof(r)) == (ssize_t)sizeof(r)) {
+		/* NULL: from a worker reaped since. */
+		if ((w = workers_find(r.pid)) == NULL)
+			continue;
+		if (!w->ready) {
+			w->ready = true;
+			sup.nready++;
+		}
+		if (r.generation == sup.generation)
+			w->awaited = false;
+	}
 	if (sup.announced || sup.stopping || sup.nready < sup.count)
 		return;
 	sup.announced = true;
@@ -474,7 +611,7 @@ static int
 workers_setup(void)
 {
 	sigset_t mask;
-	int ready[2];
+	int report[2];
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -490,14 +627,21 @@ workers_setup(void)
 		log_warn("signalfd");
 		return -1;
 	}
-	if (pipe2(ready, O_CLOEXEC) == -1) {
+	/* Both ends non-blocking: the supervisor drains it from poll(), and
+	 * a worker never waits on it (workers_worker_report). */
+	if (pipe2(report, O_CLOEXEC | O_NONBLOCK) == -1) {
 		log_warn("pipe");
 		return -1;
 	}
-	sup.ready_read = ready[0];
-	sup.ready_write = ready[1];
-	(void)fcntl(sup.ready_read, F_SETFL,
-	    fcntl(sup.ready_read, F_GETFL) | O_NONBLOCK);
+	sup.report_read = report[0];
+	sup.report_write = report[1];
+	sup.shared_generation = mmap(NULL, sizeof(*sup.shared_generation),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sup.shared_generation == MAP_FAILED) {
+		sup.shared_generation = NULL;
+		log_warn("mmap");
+		return -1;
+	}
 	if (metrics_share(sup.count) == -1)
 		return -1;
 	(void)notify_open();
@@ -535,7 +679,7 @@ workers_run(struct config *cfg)
 	sup.next_status = now + WORKERS_STATUS_INTERVAL;
 	pfd[0].fd = sup.sigfd;
 	pfd[0].events = POLLIN;
-	pfd[1].fd = sup.ready_read;
+	pfd[1].fd = sup.report_read;
 	pfd[1].events = POLLIN;
 	while (!sup.stopping || sup.running > 0) {
 		now = workers_now();
@@ -548,7 +692,7 @@ workers_run(struct config *cfg)
 			break;
 		}
 		if (pfd[1].revents & POLLIN)
-			workers_read_ready();
+			workers_read_reports();
 		if (pfd[0].revents & POLLIN)
 			workers_read_signals();
 	}
@@ -562,10 +706,12 @@ out:
 	notify_close(NULL);
 	if (sup.sigfd != -1)
 		close(sup.sigfd);
-	if (sup.ready_read != -1)
-		close(sup.ready_read);
-	if (sup.ready_write != -1)
-		close(sup.ready_write);
+	if (sup.report_read != -1)
+		close(sup.report_read);
+	if (sup.report_write != -1)
+		close(sup.report_write);
+	if (sup.shared_generation != NULL)
+		munmap(sup.shared_generation, sizeof(*sup.shared_generation));
 	config_free(sup.cfg);
 	sup.cfg = NULL;
 	return sup.failed || sup.running > 0 ? 1 : 0;

@@ -19,8 +19,12 @@ int workers_run(struct config *cfg);
 
 /* In a worker (no-ops in a single process): privileges were dropped, so
  * re-arm the parent-death signal the credential change cleared; the
- * listeners are open and the loop is about to run. */
+ * listeners are open and the loop is about to run; a SIGHUP is being
+ * handled (before the file is read), and its handling is over, applied or
+ * rejected (the supervisor's READY=1 waits for that). */
 void workers_worker_privdropped(void);
 void workers_worker_ready(void);
+void workers_worker_reloading(void);
+void workers_worker_reloaded(void);
 
 #endif

@@ -1,7 +1,8 @@
 """[server] workers = N: a supervisor and N worker processes sharing the
 listen addresses (SO_REUSEPORT), restarted when they die, reloaded and
 stopped through the supervisor, counted together in /metrics and announced
-to the service manager once."""
+to the service manager once (and READY=1 after a reload only once every
+worker has finished it)."""
 import array
 import os
 import re
@@ -313,16 +314,6 @@ def test_workers_drop_privileges_and_a_restart_shares_reloaded_listeners(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.mark.deadline(60)
-def test_bad_reload_is_not_passed_on(start_daemon, echo_target):
-    d, _ = start_workers(start_daemon)
-    d.config_path.write_text(d.config_path.read_text() + "\n[server]\nworkers = two\n")
-    d.send_signal(signal.SIGHUP)
-    d.wait_log(r"^socks5d: error: reload rejected: .*:\d+: \[server\] workers: ")
-    d.wait_log(r"^socks5d: error: reload rejected: the old configuration stays")
-    time.sleep(0.5)
-    assert not re.search(r"^\[worker \d\] .*reloading", d.log(), re.M)
-    echo_many(d, echo_target, 4)
 
 
 @pytest.mark.deadline(60)
@@ -521,3 +512,202 @@ def test_socket_activation_with_workers(start_daemon, echo_target):
     assert not is_listening(LOOPBACK4, configured_port)
     wait_until(lambda: sum(tagged_sessions(d).values()) == 20, 10,
                what="every session logged")
+
+
+# -- reload: READY=1 only once every worker has finished ----------------------
+
+@pytest.fixture
+def cred_notify(tmp_path):
+    listener = CredNotifyListener(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def notify_env(listener):
+    return {"env": {"NOTIFY_SOCKET": listener.env_value}}
+
+
+def worker_slots(d):
+    """{pid: slot} of every worker started so far."""
+    return {int(pid): int(slot) for slot, pid in
+            re.findall(r"worker (\d+) started \(pid (\d+)\)", d.log())}
+
+
+def write_listen(d, dns_server, addresses):
+    listen = ", ".join(format_hostport(h, p) for h, p in addresses)
+    sections = merge_config(base_config(listen, dns_server.address),
+                            {"server": {"workers": 2}})
+    d.config_path.write_text(render_config(sections))
+
+
+def log_index(log, pattern):
+    """Index of the first log line matching pattern (-1: none)."""
+    for i, line in enumerate(log.splitlines()):
+        if re.search(pattern, line):
+            return i
+    return -1
+
+
+def ready_count(notify):
+    return len(notify.lines("READY=1"))
+
+
+class Stopped:
+    """SIGSTOP a worker for the with block: a worker that is slow to
+    reload; SIGCONT always, or it could not stop at teardown."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        os.kill(self.pid, signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.kill(self.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def reload_workers(start_daemon, notify):
+    """A notified daemon with 2 workers; returns (d, [(slot, pid)] sorted
+    by slot)."""
+    d, _ = start_workers(start_daemon, **notify_env(notify))
+    notify.wait_for("READY=1")
+    pids = wait_children(d.proc.pid, 2)
+    slots = worker_slots(d)
+    return d, sorted((slots[pid], pid) for pid in pids)
+
+
+@pytest.mark.deadline(60)
+def test_reload_ready_waits_for_every_worker(start_daemon, cred_notify, dns_server,
+                                            echo_target):
+    d, ((fast, _), (slow, slow_pid)) = reload_workers(start_daemon, cred_notify)
+    port = free_port()
+    write_listen(d, dns_server, [d.address, (LOOPBACK4, port)])
+    with Stopped(slow_pid):
+        d.send_signal(signal.SIGHUP)
+        cred_notify.wait_for("RELOADING=1")
+        d.wait_log(rf"^\[worker {fast}\] .*reloaded: 2 listener", timeout=10)
+        time.sleep(1.0)
+        # Worker `slow` has not even seen its SIGHUP: no READY=1 yet.
+        assert ready_count(cred_notify) == 1, cred_notify.poll()
+    cred_notify.wait_for("READY=1", count=2)
+    log = d.log()
+    done = log_index(log, r"^socks5d: info: supervisor: reload finished in every worker")
+    assert done >= 0, log
+    for slot in (fast, slow):
+        assert 0 <= log_index(log, rf"^\[worker {slot}\] .*reloaded: 2 listener") < done, log
+    assert "has not finished reloading" not in log
+    # Whichever worker the kernel picks, the new address is served.
+    d.listen = [(LOOPBACK4, port)]
+    echo_many(d, echo_target, 10)
+    messages = [m for _, m in cred_notify.poll()]
+    assert [m.split("\n")[0] for m in messages if "RELOADING=1" in m or "READY=1" in m] \
+        == ["READY=1", "RELOADING=1", "READY=1"], messages
+
+
+@pytest.mark.deadline(60)
+def test_second_reload_while_waiting_is_answered_once_for_the_newest(
+        start_daemon, cred_notify, dns_server):
+    d, ((fast, _), (slow, slow_pid)) = reload_workers(start_daemon, cred_notify)
+    extra = [(LOOPBACK4, free_port()), (LOOPBACK4, free_port())]
+    with Stopped(slow_pid):
+        write_listen(d, dns_server, [d.address, extra[0]])
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(rf"^\[worker {fast}\] .*reloaded: 2 listener", timeout=10)
+        write_listen(d, dns_server, [d.address, *extra])
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(rf"^\[worker {fast}\] .*reloaded: 3 listener", timeout=10)
+        cred_notify.wait_for("RELOADING=1", count=2)
+        time.sleep(0.5)
+        # The fast worker answered both, but `slow` neither.
+        assert ready_count(cred_notify) == 1, cred_notify.poll()
+    # The two SIGHUPs `slow` got while stopped make one reload, of the
+    # newest file; that one answer ends the wait.
+    cred_notify.wait_for("READY=1", count=2)
+    assert re.search(rf"^\[worker {slow}\] .*reloaded: 3 listener", d.log(), re.M), d.log()
+    time.sleep(1.0)
+    assert ready_count(cred_notify) == 2, cred_notify.poll()
+    for address in extra:
+        assert is_listening(*address)
+
+
+@pytest.mark.deadline(60)
+def test_reload_rejected_by_the_workers_still_ends_with_ready(
+        start_daemon, cred_notify, dns_server, echo_target):
+    d, _ = reload_workers(start_daemon, cred_notify)
+    # Held without SO_REUSEPORT: the supervisor accepts the file (it does
+    # not bind on a reload), every worker fails to open the address.
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK4, 0))
+        taken.listen()
+        write_listen(d, dns_server, [d.address, taken.getsockname()])
+        d.send_signal(signal.SIGHUP)
+        cred_notify.wait_for("READY=1", count=2)
+    log = d.log()
+    done = log_index(log, r"supervisor: reload finished in every worker")
+    assert done >= 0, log
+    for slot in (1, 2):
+        assert 0 <= log_index(log, rf"^\[worker {slot}\] .*reload rejected: cannot open "
+                              r"the new listeners") < done, log
+    echo_many(d, echo_target, 4)
+
+
+@pytest.mark.deadline(60)
+def test_bad_reload_is_not_passed_on(start_daemon, cred_notify, echo_target):
+    d, _ = reload_workers(start_daemon, cred_notify)
+    d.config_path.write_text(d.config_path.read_text() + "\n[server]\nworkers = two\n")
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"^socks5d: error: reload rejected: .*:\d+: \[server\] workers: ")
+    d.wait_log(r"^socks5d: error: reload rejected: the old configuration stays")
+    # Nothing to wait for: READY=1 at once.
+    cred_notify.wait_for("RELOADING=1")
+    cred_notify.wait_for("READY=1", count=2, timeout=5)
+    time.sleep(0.5)
+    assert not re.search(r"^\[worker \d\] .*reloading", d.log(), re.M)
+    echo_many(d, echo_target, 4)
+
+
+@pytest.mark.deadline(60)
+def test_worker_killed_during_a_reload_does_not_hold_ready(
+        start_daemon, cred_notify, dns_server, echo_target):
+    d, ((fast, _), (slow, slow_pid)) = reload_workers(start_daemon, cred_notify)
+    port = free_port()
+    write_listen(d, dns_server, [d.address, (LOOPBACK4, port)])
+    with Stopped(slow_pid):
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(rf"^\[worker {fast}\] .*reloaded: 2 listener", timeout=10)
+        time.sleep(0.5)
+        assert ready_count(cred_notify) == 1, cred_notify.poll()
+        os.kill(slow_pid, signal.SIGKILL)
+        killed = time.monotonic()
+        # Well before the 10 s deadline for a worker that does not answer.
+        cred_notify.wait_for("READY=1", count=2, timeout=5)
+    assert time.monotonic() - killed < 5
+    assert "has not finished reloading" not in d.log()
+    # Its replacement starts with the new file.
+    d.wait_log(rf"^\[worker {slow}\] .*socks5d ready: 2 listener", timeout=15)
+    d.listen = [(LOOPBACK4, port)]
+    echo_many(d, echo_target, 10)
+    assert ready_count(cred_notify) == 2, cred_notify.poll()
+
+
+@pytest.mark.deadline(60)
+def test_worker_stuck_in_a_reload_is_given_up_on(start_daemon, cred_notify, dns_server):
+    d, ((fast, _), (slow, slow_pid)) = reload_workers(start_daemon, cred_notify)
+    write_listen(d, dns_server, [d.address, (LOOPBACK4, free_port())])
+    with Stopped(slow_pid):
+        sent = time.monotonic()
+        d.send_signal(signal.SIGHUP)
+        cred_notify.wait_for("READY=1", count=2, timeout=20)
+        waited = time.monotonic() - sent
+        assert 9.0 < waited < 15, waited
+        d.wait_log(rf"^socks5d: warn: reload: worker {slow} \(pid {slow_pid}\) has not "
+                   r"finished reloading after 10s; READY=1 without it")
+        assert "supervisor: reload finished in every worker" not in d.log()
+    # Its late answer is not a second READY=1.
+    d.wait_log(rf"^\[worker {slow}\] .*reloaded: 2 listener", timeout=10)
+    time.sleep(0.5)
+    assert ready_count(cred_notify) == 2, cred_notify.poll()
