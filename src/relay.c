@@ -27,10 +27,12 @@ relay_dir_init(struct relay_dir *d, int from, int to)
 }
 
 static size_t
-relay_dir_capacity(const struct relay *r)
+relay_dir_capacity(const struct relay *r, const struct relay_dir *d)
 {
-	return r->mode == RELAY_SPLICE ? r->pipes->pipe_size :
-	    RELAY_COPY_BUFSIZE;
+	if (r->mode != RELAY_SPLICE)
+		return RELAY_COPY_BUFSIZE;
+	/* Without a pipe: the smallest it could get. */
+	return d->pipe[0] != -1 ? d->pipe_size : r->pipes->pipe_size;
 }
 
 static bool
@@ -39,7 +41,7 @@ relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 	/* off is 0 in splice mode, and in copy mode whenever the buffer
 	 * drained, so this is "there is room to read into". */
 	return !d->eof && !d->stalled &&
-	    d->off + d->pending < relay_dir_capacity(r);
+	    d->off + d->pending < relay_dir_capacity(r, d);
 }
 
 static bool
@@ -73,9 +75,9 @@ relay_dir_release(struct relay *r, struct relay_dir *d)
 {
 	if (d->pipe[0] != -1) {
 		if (d->pending == 0)
-			pipe_pool_put(r->pipes, d->pipe);
+			pipe_pool_put(r->pipes, d->pipe, d->pipe_size);
 		else
-			pipe_pool_discard(d->pipe);
+			pipe_pool_discard(r->pipes, d->pipe, d->pipe_size);
 	}
 	free(d->buf);
 	d->buf = NULL;
@@ -93,22 +95,38 @@ relay_dir_finish(struct relay_dir *d)
 	}
 }
 
-/* Read from d->from into the pipe or buffer; read(2) conventions. */
+/* Read from d->from into the pipe or buffer, at most *room bytes (set
+ * here); read(2) conventions. */
 static ssize_t
-relay_fill(struct relay *r, struct relay_dir *d)
+relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 {
 	size_t end = d->off + d->pending;
 
 	if (r->mode == RELAY_SPLICE) {
-		if (d->pipe[0] == -1 && pipe_pool_get(r->pipes, d->pipe) == -1)
+		if (d->pipe[0] == -1 && pipe_pool_get(r->pipes, d->pipe,
+		    d->bulk, &d->pipe_size) == -1)
 			return -1;
-		return splice(d->from, NULL, d->pipe[1], NULL,
-		    r->pipes->pipe_size - d->pending,
+		*room = d->pipe_size - d->pending;
+		return splice(d->from, NULL, d->pipe[1], NULL, *room,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	}
 	if (d->buf == NULL && (d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL)
 		return -1;
-	return read(d->from, d->buf + end, RELAY_COPY_BUFSIZE - end);
+	*room = RELAY_COPY_BUFSIZE - end;
+	return read(d->from, d->buf + end, *room);
+}
+
+/*
+ * The socket had at least a pipeful waiting: this direction carries bulk
+ * data. A large pipe moves it with far fewer splices, ACKs and wake-ups;
+ * grow this one (its bytes stay) while the pool's budget allows, and ask
+ * for a large one whenever this direction borrows a pipe from now on.
+ */
+static void
+relay_dir_bulk(struct relay *r, struct relay_dir *d)
+{
+	d->bulk = true;
+	(void)pipe_pool_grow(r->pipes, d->pipe, &d->pipe_size);
 }
 
 /* Write pending bytes to d->to; write(2) conventions. */
@@ -129,7 +147,7 @@ relay_dir_idle(struct relay *r, struct relay_dir *d)
 	if (d->pending != 0)
 		return;
 	d->off = 0;
-	pipe_pool_put(r->pipes, d->pipe);
+	pipe_pool_put(r->pipes, d->pipe, d->pipe_size);
 	free(d->buf);
 	d->buf = NULL;
 }
@@ -150,9 +168,9 @@ relay_pump(struct relay *r, struct relay_dir *d)
 		bool filled = false, write_blocked = false, drained = false;
 
 		if (relay_dir_wants_read(r, d)) {
-			size_t room = relay_dir_capacity(r) - d->off - d->pending;
+			size_t room = 0;
 
-			n = relay_fill(r, d);
+			n = relay_fill(r, d, &room);
 			if (n > 0) {
 				d->pending += (size_t)n;
 				moved += (size_t)n;
@@ -162,6 +180,8 @@ relay_pump(struct relay *r, struct relay_dir *d)
 				 * EAGAIN. Level-triggered readiness brings
 				 * us back for whatever comes next. */
 				drained = (size_t)n < room;
+				if (!drained && r->mode == RELAY_SPLICE)
+					relay_dir_bulk(r, d);
 			} else if (n == 0) {
 				d->eof = true;
 			} else if (errno == EINVAL && r->mode == RELAY_SPLICE &&
@@ -287,10 +307,11 @@ relay_preload(struct relay *r, const uint8_t *prefix, size_t len)
 	if (r->mode == RELAY_SPLICE) {
 		/* An empty pipe takes far more than a handshake buffer, so
 		 * this write is never short. */
-		if (pipe_pool_get(r->pipes, d->pipe) == -1)
+		if (pipe_pool_get(r->pipes, d->pipe, false,
+		    &d->pipe_size) == -1)
 			return -1;
 		if (write(d->pipe[1], prefix, len) != (ssize_t)len) {
-			pipe_pool_discard(d->pipe);
+			pipe_pool_discard(r->pipes, d->pipe, d->pipe_size);
 			return -1;
 		}
 	} else {

@@ -260,7 +260,8 @@ server_run(struct config *cfg)
 	if (privdrop_apply(cfg->run_user, cfg->run_group) == -1)
 		goto out;
 	workers_worker_privdropped();
-	if (pipe_pool_init(&srv.pipes, PIPE_POOL_SIZE) == -1) {
+	if (pipe_pool_init_system(&srv.pipes, PIPE_POOL_SIZE,
+	    workers_count(cfg)) == -1) {
 		log_error("cannot create pipes");
 		goto out;
 	}

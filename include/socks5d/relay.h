@@ -24,11 +24,13 @@ struct relay_dir {
 	int from;
 	int to;
 	int pipe[2];           /* splice mode: -1 while nothing is in flight */
+	size_t pipe_size;      /* bytes the pipe held now takes */
 	uint8_t *buf;          /* copy mode: NULL while nothing is in flight */
 	size_t off;            /* copy mode: first unsent byte in buf */
 	size_t pending;        /* bytes read from "from", not yet written */
 	uint64_t bytes;        /* bytes delivered to "to" */
 	bool stalled;          /* the pipe took no more: wait for a drain */
+	bool bulk;             /* once filled a pipe: may use a large one */
 	bool eof;              /* "from" sent FIN */
 	bool done;             /* FIN passed on to "to" */
 };

@@ -293,7 +293,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_set_level(LOG_LEVEL_INFO);
 	if ((srv.loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		die("ev_default_loop");
-	if (pipe_pool_init(&srv.pipes, 64) == -1)
+	if (pipe_pool_init(&srv.pipes, 64, 4, 1024 * 1024) == -1)
 		die("pipe_pool_init");
 	if ((srv.resolver = resolver_create(srv.loop, srv.cfg)) == NULL)
 		die("resolver_create");

@@ -1,5 +1,6 @@
 """The relay: bytes both ways, intact, with half-close in either direction,
 for both relay modes (splice and copy)."""
+import fcntl
 import hashlib
 import os
 import socket
@@ -170,3 +171,111 @@ def test_echo_target_receives_eof_once(relay_daemon, make_target):
         client.shutdown_write()
         assert recv_until_eof(client.sock) == b"last words"
     assert target.wait_connection().wait().received_len == len(b"last words")
+
+
+# -- large pipes for bulk directions (splice relay) ---------------------------
+
+F_GETPIPE_SZ = 1032
+DEFAULT_PIPE = 64 * 1024
+
+
+def sysctl(name):
+    with open(f"/proc/sys/fs/{name}") as f:
+        return int(f.read())
+
+
+def large_pipe_size():
+    return min(MIB, sysctl("pipe-max-size"))
+
+
+def large_pipe_budget():
+    """What the daemon may hold at once (pipe_pool_large_budget): a quarter
+    of the user's pipe pages, in large pipes; 64 when there is no limit."""
+    soft = sysctl("pipe-user-pages-soft")
+    return 64 if soft <= 0 else soft // 4 // (large_pipe_size() // 4096)
+
+
+def pipe_sizes(pid):
+    """The capacity of each distinct pipe the process holds."""
+    sizes = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            link = os.readlink(path)
+            if not link.startswith("pipe:") or link in sizes:
+                continue
+            probe = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue            # closed while we looked
+        try:
+            sizes[link] = fcntl.fcntl(probe, F_GETPIPE_SZ)
+        finally:
+            os.close(probe)
+    return list(sizes.values())
+
+
+def wait_for_large_pipes(pid, want, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        large = sum(1 for s in pipe_sizes(pid) if s >= large_pipe_size())
+        if large >= want or time.monotonic() > deadline:
+            return large
+        time.sleep(0.05)
+
+
+def test_bulk_direction_moves_to_a_large_pipe(start_daemon, make_target):
+    """A download that fills a pipe makes that direction bulk: its pipe
+    grows to the large size (holding what it had), and every byte still
+    arrives, in order."""
+    daemon = start_daemon(server={"relay": "splice"})
+    assert large_pipe_size() > DEFAULT_PIPE
+    before = pipe_sizes(daemon.proc.pid)
+    assert all(s < large_pipe_size() for s in before), before
+    target = make_target(source(32 * MIB))
+    with open_tunnel(daemon.address, *target.address) as client:
+        # Not reading yet: the target's bytes pile up in the relay.
+        assert wait_for_large_pipes(daemon.proc.pid, 1) == 1
+        count, received = read_all_hashed(client.sock)
+    record = target.wait_connection().wait()
+    assert count == record.sent_len == 32 * MIB
+    assert received == record.sent_sha256
+    # An interactive session (small messages) never asks for one.
+    echo = make_target(behave_echo)
+    with open_tunnel(daemon.address, *echo.address) as client:
+        for _ in range(50):
+            assert_echo(client, b"x" * 200)
+    assert sum(1 for s in pipe_sizes(daemon.proc.pid)
+               if s >= large_pipe_size()) == 1
+
+
+def test_large_pipes_stay_within_the_budget(start_daemon, make_target):
+    """More bulk downloads than the budget allows, all stalled with full
+    pipes: no more large pipes than the budget, the rest keep default
+    pipes, and every stream arrives intact."""
+    budget = large_pipe_budget()
+    streams = min(budget + 4, 80)
+    daemon = start_daemon(server={"relay": "splice"})
+    target = make_target(source(4 * MIB))
+    clients = [open_tunnel(daemon.address, *target.address) for _ in range(streams)]
+    try:
+        large = wait_for_large_pipes(daemon.proc.pid, min(budget, streams))
+        assert large == min(budget, streams)
+        time.sleep(0.3)         # nothing more grows past the budget
+        assert wait_for_large_pipes(daemon.proc.pid, budget + 1, 0.2) == large
+        results = [None] * streams
+
+        def drain(i):
+            results[i] = read_all_hashed(clients[i].sock)
+
+        threads = [threading.Thread(target=drain, args=(i,)) for i in range(streams)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        for c in clients:
+            c.close()
+    records = [target.wait_connection(i).wait() for i in range(streams)]
+    sent = sorted((r.sent_len, r.sent_sha256) for r in records)
+    got = sorted(results)
+    assert got == sent
