@@ -292,3 +292,55 @@ def test_bench_profile_reports_cost_and_code_paths(tmp_path, bench_binaries,
         assert 0 <= float(paths.group(1)) <= 100
         assert 0 < float(paths.group(2)) <= 100
         assert "top symbols:" in section
+
+
+def load_driver():
+    """tests/bench/run as a module, for its pure helpers."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("bench_run", str(RUN))
+    spec = importlib.util.spec_from_loader("bench_run", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_bench_cost_units():
+    """One unit of work's CPU cost: core-seconds per GB for bulk rates,
+    core-microseconds per operation for operation rates, and the rate the
+    machine's cores would allow at that cost."""
+    run = load_driver()
+    ncpu = os.cpu_count()
+    cpu = {"server": 0.5, "loadgen": 0.4, "targets": 0.3, "cores": 1.0}
+    text = run.describe_cost("socks5d", {"mb_per_s": "500.0"}, cpu)
+    assert "socks5d 50% of a core, load generator 40%, targets 30%" in text
+    assert "= 2 core-s per GB" in text                  # 1 core / 0.5 GB/s
+    assert f"at most {run.fmt_num(500.0 * ncpu)} MB/s" in text
+    text = run.describe_cost("direct", {"ops_per_s": "20000.0"}, cpu)
+    assert "socks5d" not in text
+    assert "= 50 core-us per op" in text                # 1 core / 20k ops/s
+    assert f"at most {run.fmt_num(20000.0 * ncpu)} ops/s" in text
+    assert run.describe_cost("x", {"error": "boom"}, cpu) == "x: boom"
+
+
+def test_bench_self_comparisons_use_paired_runs():
+    """socks5d-against-itself targets take the paired ratio when there is
+    one, and say so; without one they fall back to normalised rows."""
+    run = load_driver()
+
+    def row(label, direct, socks5d):
+        return {"label": label, "metric": "ops_per_s",
+                "cells": {"direct": {"ops_per_s": direct},
+                          "socks5d": {"ops_per_s": socks5d}}}
+    rows = {"connrate": [row("IP target", 10000, 5000),
+                         row("IP target, password", 20000, 4000),
+                         row("name target (localhost)", 10000, 5000),
+                         row("IP target, socks5d with 10,000 CIDR rules", 10000, 5000)]}
+    checks = {c[0]: c for c in run.check_targets(
+        rows, 8000, {"IP target, password": (0.93, 5)})}
+    pw = checks["connection rate with password auth >= 0.9x without"]
+    assert pw[1] == "0.93x (median of 5 alternating pairs)" and pw[2] == "met"
+    # Normalised rows: (4000/20000) / (5000/10000) = 0.4.
+    checks = {c[0]: c for c in run.check_targets(rows, 8000, {})}
+    pw = checks["connection rate with password auth >= 0.9x without"]
+    assert pw[1].startswith("0.40x (rows normalised") and pw[2] == "NOT MET"
