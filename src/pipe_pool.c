@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "socks5d/log.h"
@@ -16,6 +17,32 @@
 /* The large pipe's size: past 1 MiB the benchmark saw no further gain, and
  * an unprivileged process may not exceed fs.pipe-max-size anyway. */
 #define PIPE_POOL_LARGE_SIZE (1024 * 1024)
+
+/* Seconds between warnings that the kernel hands out minimal pipes. */
+#define PIPE_POOL_SMALL_LOG_INTERVAL 60.0
+
+static struct log_ratelimit small_pipe_log;
+
+/*
+ * A new pipe holds less than the default: this user's pipe budget
+ * (fs.pipe-user-pages-soft) is spent, and from now on the kernel gives the
+ * user's new pipes two pages. Relaying still works, slowly; say why.
+ */
+static void
+pipe_pool_note_small(size_t got, size_t want)
+{
+	struct timespec ts;
+	unsigned long covered;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (log_ratelimit_pass(&small_pipe_log,
+	    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
+	    PIPE_POOL_SMALL_LOG_INTERVAL, &covered))
+		log_warnx("splice pipes: the kernel gave %zu-byte pipes "
+		    "instead of %zu (%lu time(s)): this user's pipe budget is "
+		    "spent; raise fs.pipe-user-pages-soft", got, want,
+		    covered);
+}
 
 static void
 pipe_close(int fds[2])
@@ -67,6 +94,8 @@ fail:
 int
 pipe_pool_get(struct pipe_pool *pool, int fds[2], bool large, size_t *size)
 {
+	int got;
+
 	if (large && pool->large_free > 0) {
 		pool->large_free--;
 		fds[0] = pool->free_large[pool->large_free][0];
@@ -84,6 +113,11 @@ pipe_pool_get(struct pipe_pool *pool, int fds[2], bool large, size_t *size)
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
 		fds[0] = fds[1] = -1;
 		return -1;
+	}
+	got = fcntl(fds[0], F_GETPIPE_SZ);
+	if (got > 0 && (size_t)got < pool->pipe_size) {
+		*size = (size_t)got;
+		pipe_pool_note_small(*size, pool->pipe_size);
 	}
 	return 0;
 }
@@ -126,7 +160,9 @@ pipe_pool_put(struct pipe_pool *pool, int fds[2], size_t size)
 		fds[0] = fds[1] = -1;
 		return;
 	}
-	if (pool->count < pool->capacity) {
+	/* A minimal pipe is not kept: closing it gives the budget back, and
+	 * the next pipe may be a full one again. */
+	if (size == pool->pipe_size && pool->count < pool->capacity) {
 		pool->free_pipes[pool->count][0] = fds[0];
 		pool->free_pipes[pool->count][1] = fds[1];
 		pool->count++;

@@ -39,7 +39,9 @@ int pipe_pool_init(struct pipe_pool *pool, size_t capacity, size_t large_max,
     size_t large_size);
 /*
  * Hand out an empty pipe and the bytes it holds: a free large one when
- * large is set and one is free, otherwise a default one. Returns 0 or -1.
+ * large is set and one is free, otherwise a default one (or, when the
+ * user's kernel pipe budget is spent, a smaller one: logged, never pooled).
+ * Returns 0 or -1.
  */
 int pipe_pool_get(struct pipe_pool *pool, int fds[2], bool large,
     size_t *size);

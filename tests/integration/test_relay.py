@@ -279,3 +279,37 @@ def test_large_pipes_stay_within_the_budget(start_daemon, make_target):
     sent = sorted((r.sent_len, r.sent_sha256) for r in records)
     got = sorted(results)
     assert got == sent
+
+
+def test_spent_pipe_budget_is_logged_and_data_still_flows(start_daemon, make_target):
+    """An unprivileged daemon whose user is over fs.pipe-user-pages-soft
+    gets two-page pipes from the kernel: it must say so (naming the
+    sysctl), size its reads to what the pipe really holds, and still
+    deliver every byte."""
+    assert os.geteuid() == 0, "needs root to set fs.pipe-user-pages-soft"
+    path = "/proc/sys/fs/pipe-user-pages-soft"
+    saved = sysctl("pipe-user-pages-soft")
+    with open(path, "w") as f:
+        f.write("32\n")     # two default pipes' worth for the user
+    try:
+        daemon = start_daemon(wait=False, server={"relay": "splice", "user": "nobody"})
+        daemon.wait_listening()
+        daemon.wait_log(r"running as user nobody")
+        target = make_target(source(4 * MIB))
+        clients = [open_tunnel(daemon.address, *target.address) for _ in range(4)]
+        try:
+            time.sleep(0.5)     # every download's pipe fills while nobody reads
+            results = [read_all_hashed(c.sock) for c in clients]
+        finally:
+            for c in clients:
+                c.close()
+        daemon.wait_log(r"splice pipes: the kernel gave \d+-byte pipes instead of "
+                        r"65536 .*raise fs.pipe-user-pages-soft")
+        records = [target.wait_connection(i).wait() for i in range(4)]
+        assert sorted(results) == sorted((r.sent_len, r.sent_sha256) for r in records)
+        # No large pipe was ever granted over the budget.
+        assert all(s < large_pipe_size() for s in pipe_sizes(daemon.proc.pid))
+    finally:
+        with open(path, "w") as f:
+            f.write(f"{saved}\n")
+    assert sysctl("pipe-user-pages-soft") == saved
