@@ -209,6 +209,16 @@ addr_set_port(union sockaddr_any *a, uint16_t port)
 		a->in6.sin6_port = htons(port);
 }
 
+bool
+addr_same_ip(const union sockaddr_any *a, const union sockaddr_any *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+	return IN6_ARE_ADDR_EQUAL(&a->in6.sin6_addr, &b->in6.sin6_addr);
+}
+
 void
 addr_normalize(const struct sockaddr *sa, union sockaddr_any *out)
 {

@@ -43,17 +43,6 @@ bind_is_unspecified(const union sockaddr_any *a)
 	return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
 }
 
-/* Same IP (both unmapped); the port is ignored, since clients put
- * arbitrary values in DST.PORT. */
-static bool
-bind_same_host(const union sockaddr_any *a, const union sockaddr_any *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
-	return IN6_ARE_ADDR_EQUAL(&a->in6.sin6_addr, &b->in6.sin6_addr);
-}
 
 static uint8_t
 bind_reply_for(int err)
@@ -231,7 +220,8 @@ bind_peer_expected(const struct session *s, const union sockaddr_any *peer)
 {
 	const union sockaddr_any *dst = &s->hs->addrs[0];
 
-	return bind_is_unspecified(dst) || bind_same_host(dst, peer);
+	/* The port is ignored: clients put arbitrary values in DST.PORT. */
+	return bind_is_unspecified(dst) || addr_same_ip(dst, peer);
 }
 
 static void

@@ -231,17 +231,6 @@ hosts_count(const struct hosts *h)
 	return h != NULL ? h->count : 0;
 }
 
-static bool
-hosts_same_ip(const union sockaddr_any *a, const union sockaddr_any *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
-	return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr,
-	    sizeof(a->in6.sin6_addr)) == 0;
-}
-
 size_t
 hosts_find(const struct hosts *h, const char *name, uint16_t port,
     union sockaddr_any *out, size_t max)
@@ -267,7 +256,7 @@ hosts_find(const struct hosts *h, const char *name, uint16_t port,
 		bool seen = false;
 
 		for (size_t j = 0; j < n && !seen; j++)
-			seen = hosts_same_ip(&out[j], a);
+			seen = addr_same_ip(&out[j], a);
 		if (seen)
 			continue;
 		out[n] = *a;

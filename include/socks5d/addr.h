@@ -50,6 +50,10 @@ socklen_t addr_len(const struct sockaddr *sa);
 /* Set the port (host order) of an AF_INET or AF_INET6 address. */
 void addr_set_port(union sockaddr_any *a, uint16_t port);
 
+/* Same family and IP; ports are ignored. Compare normalized addresses
+ * (addr_normalize), or an IPv4-mapped one never equals its IPv4 twin. */
+bool addr_same_ip(const union sockaddr_any *a, const union sockaddr_any *b);
+
 /*
  * Copy sa into out, with an IPv4-mapped IPv6 address turned into plain
  * IPv4: dual-stack sockets report IPv4 peers that way, and comparisons,

@@ -15,8 +15,9 @@
 #include "socks5d/config.h"
 #include "socks5d/pipe_pool.h"
 
-/* The copy buffer per direction, and the most bytes moved per callback so
- * one busy session cannot starve the others. */
+/* The copy buffer per direction, and the bytes after which a callback
+ * stops reading, so one busy session cannot starve the others (the read
+ * that crosses it may fill a whole pipe, up to a large pipe's 1 MiB). */
 #define RELAY_COPY_BUFSIZE  (64 * 1024)
 #define RELAY_BUDGET        (256 * 1024)
 

@@ -231,6 +231,44 @@ test_loopback(void **state)
 	}
 }
 
+static union sockaddr_any
+ip_port(const char *ip, uint16_t port)
+{
+	union sockaddr_any a;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	assert_int_equal(addr_parse_ip(ip, &ss, &len), 0);
+	memset(&a, 0, sizeof(a));
+	memcpy(&a, &ss, len);
+	addr_set_port(&a, port);
+	return a;
+}
+
+/* Same IP whatever the ports; family, address and mapping all count. */
+static void
+test_same_ip(void **state)
+{
+	union sockaddr_any v4 = ip_port("192.0.2.1", 80);
+	union sockaddr_any v4b = ip_port("192.0.2.1", 9999);
+	union sockaddr_any other4 = ip_port("192.0.2.2", 80);
+	union sockaddr_any v6 = ip_port("2001:db8::1", 80);
+	union sockaddr_any v6b = ip_port("2001:db8::1", 1);
+	union sockaddr_any other6 = ip_port("2001:db8::2", 80);
+	union sockaddr_any mapped = ip_port("::ffff:192.0.2.1", 80);
+
+	(void)state;
+	assert_true(addr_same_ip(&v4, &v4b));
+	assert_false(addr_same_ip(&v4, &other4));
+	assert_true(addr_same_ip(&v6, &v6b));
+	assert_false(addr_same_ip(&v6, &other6));
+	assert_false(addr_same_ip(&v4, &v6));
+	/* Mapped only equals its IPv4 twin after addr_normalize. */
+	assert_false(addr_same_ip(&v4, &mapped));
+	addr_normalize(&mapped.sa, &mapped);
+	assert_true(addr_same_ip(&v4, &mapped));
+}
+
 int
 main(void)
 {
@@ -243,6 +281,7 @@ main(void)
 		cmocka_unit_test(test_format_mapped_and_truncated),
 		cmocka_unit_test(test_other_family),
 		cmocka_unit_test(test_loopback),
+		cmocka_unit_test(test_same_ip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
