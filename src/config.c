@@ -175,7 +175,7 @@ struct config_instance {
 	char *section;                  /* "rule office" */
 	void *base;
 	unsigned line;                  /* of the header */
-	unsigned row_line[CONFIG_NROWS];  /* 0: never set */
+	unsigned row_line[CONFIG_NROWS];  /* first set on; 0: never */
 	bool row_bad[CONFIG_NROWS];
 };
 
@@ -191,7 +191,7 @@ struct config_load {
 	bool skip_section;              /* under a bad or unknown [header] */
 	/* Per row, for the cross-key checks; a named section's rows are
 	 * tracked per instance instead. */
-	unsigned row_line[CONFIG_NROWS];  /* 0: the default */
+	unsigned row_line[CONFIG_NROWS];  /* first set on; 0: the default */
 	bool row_bad[CONFIG_NROWS];
 	struct config_instance **inst;  /* named sections, in file order */
 	size_t ninst;
@@ -285,6 +285,16 @@ config_row_index(const char *section, const char *key)
 	return (size_t)(config_row_find(section, key, &name) - config_rows);
 }
 
+/*
+ * A rule's list keys add to the list when given again, so long lists can
+ * span lines (rules.h); every other key holds one value.
+ */
+static bool
+config_row_appends(const struct config_row *row)
+{
+	return row->type == CONFIG_RULE && strcmp(row->key, "action") != 0;
+}
+
 /* Parse value through row; remember where it came from for later checks. */
 static void
 config_row_set(struct config_load *ld, const struct config_row *row,
@@ -299,6 +309,17 @@ config_row_set(struct config_load *ld, const struct config_row *row,
 		row_line = ld->cur->row_line;
 		row_bad = ld->cur->row_bad;
 	}
+	/*
+	 * A second value would silently replace the first, and which one
+	 * the operator meant is a guess. A fixed section reopened later in
+	 * the file is the same section. The first value stays, so the
+	 * cross-key checks speak of the line this error points back to.
+	 */
+	if (line > 0 && row_line[i] > 0 && !config_row_appends(row)) {
+		config_error(ld, line, "[%s] %s: set twice (first on line %u)",
+		    section, row->key, row_line[i]);
+		return;
+	}
 	if (config_value_parse(row, base, value, ld->dir, why,
 	    sizeof(why)) == -1) {
 		if (line > 0)
@@ -309,7 +330,8 @@ config_row_set(struct config_load *ld, const struct config_row *row,
 			    section, row->key, why);
 		row_bad[i] = true;
 	}
-	row_line[i] = line;
+	if (row_line[i] == 0)
+		row_line[i] = line;
 }
 
 /*
@@ -654,6 +676,16 @@ config_check_hosts(struct config_load *ld)
 		    cfg->hosts_file, why);
 }
 
+/* Rules that let only some clients in are as good as a password here. */
+bool
+config_listener_allowed(const struct config *cfg, const struct sockaddr *sa)
+{
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return true;
+	return config_addr_is_loopback(sa) || cfg->auth_method != AUTH_NONE ||
+	    cfg->allow_open || rules_restrict_clients(cfg->rules);
+}
+
 static void
 config_check_open(struct config_load *ld)
 {
@@ -662,11 +694,8 @@ config_check_open(struct config_load *ld)
 	char text[ADDR_STRLEN];
 
 	/* A bad method or allow_open is reported already; guessing the
-	 * intent would only add a confusing second error. Rules that let
-	 * only some clients in are as good as a password here. */
-	if (cfg->auth_method != AUTH_NONE || cfg->allow_open ||
-	    rules_restrict_clients(cfg->rules) ||
-	    ld->row_bad[listen] ||
+	 * intent would only add a confusing second error. */
+	if (ld->row_bad[listen] ||
 	    ld->row_bad[config_row_index("auth", "method")] ||
 	    ld->row_bad[config_row_index("server", "allow_open")])
 		return;
@@ -674,14 +703,11 @@ config_check_open(struct config_load *ld)
 		const struct sockaddr *sa =
 		    (const struct sockaddr *)&cfg->listen[i].ss;
 
-		if (config_addr_is_loopback(sa))
+		if (config_listener_allowed(cfg, sa))
 			continue;
 		addr_format(sa, text, sizeof(text));
 		config_error(ld, ld->row_line[listen], "[server] listen: %s is "
-		    "not a loopback address and [auth] method = none: this "
-		    "would be an open proxy; set [auth] method = password, "
-		    "add [rule] sections that restrict client, or "
-		    "allow_open = yes if that is intended", text);
+		    CONFIG_OPEN_PROXY_WHY, text);
 	}
 }
 

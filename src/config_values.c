@@ -337,8 +337,9 @@ bad:
 }
 
 /*
- * One DNS server in the form c-ares 1.18 accepts: "1.2.3.4", "1.2.3.4:53",
- * "::1" or "[::1]:53" (it rejects "[::1]" without a port).
+ * One DNS server as the config gives it: "1.2.3.4", "1.2.3.4:53", "[::1]"
+ * or "[::1]:53" (IPv6 always in brackets, as in listen). Written out in the
+ * form c-ares 1.18 accepts, which rejects "[::1]" without a port: "::1".
  */
 static int
 config_dns_item(const char *item, char *out, size_t outlen)

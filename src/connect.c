@@ -20,8 +20,7 @@
 
 static void connect_next(struct session *s);
 
-/* The common mapping of connect(2) errors to SOCKS5 replies. */
-static uint8_t
+uint8_t
 connect_reply_for(int err)
 {
 	switch (err) {

@@ -144,11 +144,14 @@ passwd_prompt(int in, int out, const char *prompt, char *buf, size_t size)
 	passwd_tty_fd = in;
 	passwd_signals_catch(old);
 	passwd_tty_dirty = 1;
-	(void)!write(out, prompt, strlen(prompt));
-	if (tcsetattr(in, TCSAFLUSH, &quiet) == -1)
+	/* Echo goes off before the prompt appears, as getpass() does, so
+	 * nothing typed as soon as the prompt shows is echoed. */
+	if (tcsetattr(in, TCSAFLUSH, &quiet) == -1) {
 		n = PASSWD_READ_ERROR;
-	else
+	} else {
+		(void)!write(out, prompt, strlen(prompt));
 		n = passwd_read_line(in, buf, size);
+	}
 	tcsetattr(in, TCSAFLUSH, &passwd_tty_saved);
 	passwd_tty_dirty = 0;
 	passwd_signals_restore(old);

@@ -111,4 +111,19 @@ void config_free(struct config *cfg);
 /* Is this a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)? */
 bool config_addr_is_loopback(const struct sockaddr *sa);
 
+/*
+ * The open-proxy guard: may cfg serve SOCKS on a socket bound to sa?
+ * Loopback (and non-IP) sockets always may; others only with a password,
+ * [rule] sections that restrict client, or allow_open. config_load applies
+ * it to [server] listen, the listener code to sockets from systemd.
+ */
+bool config_listener_allowed(const struct config *cfg,
+    const struct sockaddr *sa);
+
+/* What a refusal by the guard says after naming the address. */
+#define CONFIG_OPEN_PROXY_WHY "not a loopback address and [auth] method = " \
+	"none: this would be an open proxy; set [auth] method = password, " \
+	"add [rule] sections that restrict client, or allow_open = yes if " \
+	"that is intended"
+
 #endif

@@ -1,13 +1,22 @@
 """The command line and the configuration: -t, -V, -h, error reports naming
 file, line and key, the open-proxy guard, and the passwd subcommand."""
+import glob
+import os
+import pty
 import re
+import select
+import shutil
+import signal
 import socket
 import subprocess
+import termios
+import time
 
 import pytest
 
-from harness.daemon import run_binary
-from harness.net import free_port
+from harness.daemon import (binary_path, daemon_env, run_binary, sanitizer_reports,
+                            valgrind_prefix, valgrind_report_text)
+from harness.net import TIME_SCALE, free_port
 from harness.socks5 import METHOD_PASSWORD, Socks5Client, assert_echo
 
 GOOD_CONFIG = """\
@@ -154,6 +163,24 @@ def test_every_error_is_reported(check_config):
     assert_config_error(result, path, 3, "server", "relay")
     assert_config_error(result, path, 4, "server", "log_level")
     assert_config_error(result, path, 6, "timeouts", "idle")
+
+
+def test_key_set_twice_is_an_error(check_config):
+    """A repeated key is refused, naming the first line, not silently
+    replaced; so is a repeated [rule NAME]. A rule's list keys are the
+    exception: given again they add to the list."""
+    port = free_port()
+    text = (f"[server]\nlisten = 127.0.0.1:{port}\nlog_level = info\n"
+            "log_level = debug\n"
+            "[rule office]\naction = allow\nport = 80\nport = 443\n"
+            "[rule office]\naction = deny\n")
+    result, path = check_config(text)
+    assert_config_error(result, path, 4, "server", "log_level")
+    output = result.stdout + result.stderr
+    assert f"{path}:4: [server] log_level: set twice (first on line 3)" in output, output
+    assert f"{path}:9: [rule office]: duplicate section (the first is at line 5)" \
+        in output, output
+    assert len(config_error_lines(result)) == 2, output
 
 
 def test_missing_config_file(tmp_path, socks5d_binary):
@@ -304,6 +331,108 @@ def test_passwd_result_logs_in(start_daemon, tmp_path, echo_target):
     with Socks5Client(d.address) as client:
         assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
         assert client.authenticate("erin", "ignored second line")[1] != 0
+
+
+class PasswdTerminal:
+    """`socks5d passwd NAME` on a new pseudo-terminal that is its controlling
+    terminal (so /dev/tty is the same), read and typed at as a person would;
+    output is everything the terminal showed."""
+
+    def __init__(self, name, stem):
+        self.stem = stem
+        argv = [*valgrind_prefix(stem), str(binary_path()), "passwd", name]
+        path, env = shutil.which(argv[0]), daemon_env()
+        self.output = b""
+        self.eof = False
+        self.status = None
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.execve(path, argv, env)
+            finally:
+                os._exit(127)
+
+    def echo_off(self):
+        # A pty master reports its slave's modes.
+        return not termios.tcgetattr(self.fd)[3] & termios.ECHO
+
+    def read_until(self, done, timeout=20.0):
+        """Read until done() (polled, as echo is no event), the end of
+        output (self.eof) or the timeout; returns done()."""
+        deadline = time.monotonic() + timeout * TIME_SCALE
+        while not done() and not self.eof and time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 0.02)[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:         # EIO: no process holds the slave
+                    chunk = b""
+                self.output += chunk
+                self.eof = not chunk
+        return done()
+
+    def answer(self, prompt, text):
+        """Type text once prompt shows and echo is off (typed before that,
+        the program's TCSAFLUSH would throw it away)."""
+        assert self.read_until(lambda: self.output.endswith(prompt) and self.echo_off()), \
+            f"no {prompt!r} with echo off; the terminal showed {self.output!r}"
+        os.write(self.fd, text.encode() + b"\n")
+
+    def finish(self):
+        """(exit status, text shown with CRs removed); checks sanitizers."""
+        assert self.read_until(lambda: self.eof), \
+            f"passwd did not finish; the terminal showed {self.output!r}"
+        self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        text = self.output.decode(errors="replace").replace("\r", "")
+        assert not sanitizer_reports(text), text
+        problems, excerpt = valgrind_report_text(glob.glob(f"{self.stem}.*.valgrind"))
+        assert not problems, excerpt
+        return self.status, text
+
+    def close(self):
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def test_passwd_on_a_terminal(start_daemon, tmp_path, echo_target):
+    """Two prompts with echo off, then NAME:$argon2id$... that logs in."""
+    password = "typed on a tty"
+    term = PasswdTerminal("frank", tmp_path / "passwd")
+    try:
+        term.answer(b"Password: ", password)
+        term.answer(b"Again: ", password)
+        status, text = term.finish()
+    finally:
+        term.close()
+    assert status == 0, text
+    assert text.count("Password: ") == 1 and text.count("Again: ") == 1, text
+    assert password not in text, f"the password was echoed: {text!r}"
+    hashes = re.findall(r"^frank:\$argon2id\$\S+$", text, re.M)
+    assert len(hashes) == 1, text
+    users = tmp_path / "frank.users"
+    users.write_text(hashes[0] + "\n")
+    users.chmod(0o600)
+    d = start_daemon(auth={"method": "password", "users_file": str(users)})
+    with Socks5Client(d.address) as client:
+        assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
+        assert client.authenticate("frank", password) == (1, 0)
+        assert client.request(*echo_target.address).rep == 0
+        assert_echo(client)
+
+
+def test_passwd_on_a_terminal_mismatch(tmp_path):
+    term = PasswdTerminal("frank", tmp_path / "passwd")
+    try:
+        term.answer(b"Password: ", "first try")
+        term.answer(b"Again: ", "second try")
+        status, text = term.finish()
+    finally:
+        term.close()
+    assert status != 0, text
+    assert "passwords do not match" in text, text
+    assert "$argon2id$" not in text and "frank:" not in text, text
+    assert "first try" not in text and "second try" not in text, text
 
 
 def test_version(socks5d_binary):

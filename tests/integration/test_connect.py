@@ -2,19 +2,21 @@
 the success reply."""
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 
-from harness import socks5
-from harness.net import LOOPBACK4, LOOPBACK6, closed_port
+from harness import netns, socks5
+from harness.net import LOOPBACK4, LOOPBACK6, closed_port, format_hostport, free_port
 from harness.socks5 import (ATYP_IPV4, ATYP_IPV6, ATYP_NAME, CMD_BIND,
                             CMD_CONNECT, CMD_UDP, METHOD_NONE,
                             REP_ATYP_UNSUPPORTED, REP_CMD_UNSUPPORTED,
-                            REP_HOST_UNREACH, REP_REFUSED, REP_SUCCESS,
+                            REP_HOST_UNREACH, REP_NET_UNREACH, REP_NOT_ALLOWED,
+                            REP_REFUSED, REP_SUCCESS,
                             REP_TTL_EXPIRED, Socks5Client, assert_echo,
                             open_tunnel)
-from harness.targets import behave_hold
+from harness.targets import TargetServer, behave_echo, behave_hold
 
 
 def request_reply(daemon, host, port, cmd=CMD_CONNECT, atyp=None):
@@ -196,6 +198,76 @@ def test_refused_port_by_name_replies_05(daemon):
     holder, port = closed_port()
     with holder:
         assert_error_reply(daemon, "v4.test", port, REP_REFUSED)
+
+
+def refusing(host, port):
+    """A socket bound to host:port but not listening: connecting there is
+    refused for as long as it stays open."""
+    sock = socket.socket(socket.AF_INET6 if host == LOOPBACK6 else socket.AF_INET)
+    sock.bind((host, port))
+    return sock
+
+
+def test_refused_first_address_falls_back_to_the_next(start_daemon, dns_server, tmp_path):
+    """multi.test lists ::1 first, which [dns] family = auto tries first
+    (test_hosts_file_order_and_family); ::1 refuses, so the session must go
+    on to 127.0.0.1, where the target listens on the same port. The access
+    log names the address really connected to."""
+    port = free_port((LOOPBACK4, LOOPBACK6))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 multi.test\n127.0.0.1 multi.test\n")
+    with refusing(LOOPBACK6, port):
+        target = TargetServer(behave_echo, (LOOPBACK4,), port=port)
+        try:
+            d = start_daemon(dns={"hosts_file": str(hosts), "family": "auto"})
+            with open_tunnel(d.address, "multi.test", port) as client:
+                assert_echo(client)
+            assert target.wait_connection().peer[0] == LOOPBACK4
+            fields = d.wait_session(dest=f"multi.test:{port}")
+            assert fields["reply"] == "0", fields
+            assert fields["addr"] == format_hostport(LOOPBACK4, port), fields
+        finally:
+            target.close()
+    assert dns_server.queried_names() == []
+
+
+def test_every_address_refused_replies_05(start_daemon, tmp_path):
+    """Both addresses refuse: 0x05 (from the last attempt), and the access
+    log claims no address connected to."""
+    port = free_port((LOOPBACK4, LOOPBACK6))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("::1 multi.test\n127.0.0.1 multi.test\n")
+    d = start_daemon(dns={"hosts_file": str(hosts)})
+    with refusing(LOOPBACK6, port), refusing(LOOPBACK4, port):
+        assert_error_reply(d, "multi.test", port, REP_REFUSED)
+    fields = d.wait_session(dest=f"multi.test:{port}")
+    assert fields["reply"] == str(REP_REFUSED), fields
+    assert fields["addr"] == "-", fields
+
+
+# Routes for a namespace of the test's own: in the local table a /32 wins
+# over lo's 127.0.0.0/8, and connect(2) fails at once with the errno noted.
+ROUTE_REPLIES = [
+    ("unreachable", "127.0.0.5", REP_HOST_UNREACH),     # EHOSTUNREACH
+    ("throw", "127.0.0.6", REP_NET_UNREACH),            # no route at all: ENETUNREACH
+    ("prohibit", "127.0.0.7", REP_NOT_ALLOWED),         # EACCES
+]
+
+
+def test_unroutable_targets_get_their_reply_codes(start_daemon):
+    """What loopback alone cannot produce: a network or host unreachable,
+    or administratively prohibited, each answered with its own code."""
+    why = netns.unavailable()
+    if why:
+        pytest.skip(why)
+    d = start_daemon(wait=False, command=netns.start_command())
+    with netns.joined(d.proc.pid):
+        for kind, host, _ in ROUTE_REPLIES:
+            subprocess.run(["ip", "route", "add", kind, f"{host}/32", "table", "local"],
+                           check=True, capture_output=True)
+        d.wait_listening()
+        for _, host, reply in ROUTE_REPLIES:
+            assert_error_reply(d, host, 80, reply)
 
 
 @pytest.mark.parametrize("name", ["nx.test", "no-such-host.example.test", "a" * 63 + ".test"])

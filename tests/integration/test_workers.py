@@ -131,13 +131,19 @@ def test_active_sessions_are_counted_across_workers(start_daemon, echo_target):
     tunnels = [open_tunnel(d.address, *echo_target.address) for _ in range(12)]
     try:
         for t in tunnels:
-            assert_echo(t)
-        wait_until(lambda: scrape(port)("socks5d_sessions_active") == 12, 10,
+            assert_echo(t, b"0123456789")
+        wait_until(lambda: scrape(port).total("socks5d_sessions_active") == 12, 10,
                    what="12 active sessions")
+        # Both workers' slots add up, by command and for bytes still moving.
+        m = scrape(port)
+        assert m("socks5d_sessions_active", cmd="connect") == 12
+        assert m("socks5d_relayed_bytes_total", direction="up") == 120
+        assert m("socks5d_relayed_bytes_total", direction="down") == 120
+        assert set(tagged_sessions(d)) == set()     # none ended yet
     finally:
         for t in tunnels:
             t.close()
-    wait_until(lambda: scrape(port)("socks5d_sessions_active") == 0, 10,
+    wait_until(lambda: scrape(port).total("socks5d_sessions_active") == 0, 10,
                what="no active sessions")
 
 
@@ -658,9 +664,13 @@ def test_reload_rejected_by_the_workers_still_ends_with_ready(
 @pytest.mark.deadline(60)
 def test_bad_reload_is_not_passed_on(start_daemon, cred_notify, echo_target):
     d, _ = reload_workers(start_daemon, cred_notify)
-    d.config_path.write_text(d.config_path.read_text() + "\n[server]\nworkers = two\n")
+    text, n = re.subn(r"^workers = .*$", "workers = two", d.config_path.read_text(),
+                      flags=re.M)
+    assert n == 1, text
+    d.config_path.write_text(text)
     d.send_signal(signal.SIGHUP)
-    d.wait_log(r"^socks5d: error: reload rejected: .*:\d+: \[server\] workers: ")
+    d.wait_log(r"^socks5d: error: reload rejected: .*:\d+: \[server\] workers: "
+               r"(?!set twice)")
     d.wait_log(r"^socks5d: error: reload rejected: the old configuration stays")
     # Nothing to wait for: READY=1 at once.
     cred_notify.wait_for("RELOADING=1")

@@ -592,13 +592,11 @@ test_syntax_details(void **state)
 	    "# hash comment\r\n"
 	    "[ server ]   ; comment\r\n"
 	    "   max_clients   =   42   ; comment\r\n"
-	    "max_clients = 43\r\n"
 	    "listen =  127.0.0.1:1080 ,  [::1]:1081 ; two\r\n"
 	    "\r\n"
 	    "log_level: warn\r\n");
 	test_loads_clean(&l);
-	/* A key given twice: the later one wins. */
-	assert_int_equal(l.cfg->max_clients, 43);
+	assert_int_equal(l.cfg->max_clients, 42);
 	assert_int_equal(l.cfg->nlisten, 2);
 	assert_string_equal(test_addr_text(&l.cfg->listen[1], buf),
 	    "[::1]:1081");
@@ -1005,6 +1003,90 @@ test_rule_errors(void **state)
 	test_done(&l);
 }
 
+/*
+ * A key given again in the same section is an error on the repeat that
+ * names the first line, whatever the key's type, also when the section is
+ * reopened, and a third time still points back to the first.
+ */
+static void
+test_key_set_twice(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l,
+	    "[server]\n"
+	    "max_clients = 5\n"
+	    "listen = 127.0.0.1:1080\n"
+	    "max_clients = 6\n"
+	    "listen = 127.0.0.1:1081, [::1]:1081\n"
+	    "[dns]\n"
+	    "servers = 127.0.0.1\n"
+	    "servers = 127.0.0.2\n"
+	    "[server]\n"
+	    "max_clients = 7\n"
+	    "relay = copy\n"
+	    "[rule office]\n"
+	    "action = allow\n"
+	    "action = deny\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 4, "[server] max_clients: set twice (first on "
+	    "line 2)");
+	test_has_error(&l, 5, "[server] listen: set twice (first on line 3)");
+	test_has_error(&l, 8, "[dns] servers: set twice (first on line 7)");
+	test_has_error(&l, 10, "[server] max_clients: set twice (first on "
+	    "line 2)");
+	test_has_error(&l, 14, "[rule office] action: set twice (first on "
+	    "line 13)");
+	assert_int_equal(test_count_lines(l.errs), 5);
+	test_done(&l);
+
+	/* The repeat is refused before its value is read: one error, not a
+	 * second about the value. */
+	test_load(&l, "[timeouts]\nidle = 30\nidle = never\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 3, "[timeouts] idle: set twice (first on line 2)");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	/* The same key in two different [rule NAME] sections is no repeat. */
+	test_load(&l,
+	    "[rule a]\naction = deny\nport = 25\n"
+	    "[rule b]\naction = allow\nport = 25\n");
+	test_loads_clean(&l);
+	assert_int_equal(rules_count(l.cfg->rules), 2);
+	test_done(&l);
+}
+
+/* A rule's list keys add to the list when repeated (rules.h), so they are
+ * the one exception. */
+static void
+test_rule_list_keys_append(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_load(&l,
+	    "[rule office]\n"
+	    "action = allow\n"
+	    "client = 10.0.0.0/8\n"
+	    "client = 192.168.0.0/16\n"
+	    "user = alice\n"
+	    "user = bob\n"
+	    "command = connect\n"
+	    "command = bind\n"
+	    "dest = example.com\n"
+	    "dest = example.org\n"
+	    "port = 80\n"
+	    "port = 443\n");
+	test_loads_clean(&l);
+	assert_true(test_rule_allows(l.cfg, "192.168.1.1", "bob",
+	    "example.org", 443, "office"));
+	assert_true(test_rule_allows(l.cfg, "10.1.1.1", "alice",
+	    "example.com", 80, "office"));
+	test_done(&l);
+}
+
 static int
 test_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -1062,6 +1144,8 @@ main(void)
 		cmocka_unit_test(test_shipped_conf),
 		cmocka_unit_test(test_rules_in_file_order),
 		cmocka_unit_test(test_rule_errors),
+		cmocka_unit_test(test_key_set_twice),
+		cmocka_unit_test(test_rule_list_keys_append),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
