@@ -192,7 +192,6 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 		session_accept(srv, fd, &peer.sa);
-		metrics_set_sessions_active(srv->nsessions);
 	}
 }
 
@@ -206,20 +205,81 @@ listener_init(struct listener *l, struct server *srv, int fd,
 	ev_io_init(&l->io, listener_accept_cb, fd, EV_READ);
 }
 
+/* Does $LISTEN_PID name this process (systemd socket activation)? Then
+ * *count is $LISTEN_FDS, the sockets from descriptor 3 on, unchecked. */
+static bool
+listener_activation_named(long *count)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
+		return false;
+	*count = strtol(fds, NULL, 10);
+	return true;
+}
+
 /*
- * Sockets handed over by systemd socket activation ($LISTEN_PID names us,
- * $LISTEN_FDS counts descriptors from 3). Returns how many were taken (0:
- * not activated), or -1.
+ * The open-proxy guard for a socket no [server] listen names, by the
+ * address it is really bound to; -1 (logged after prefix) when cfg would
+ * serve it openly.
+ */
+static int
+listener_guard(const struct config *cfg, int fd, const char *prefix)
+{
+	union sockaddr_any addr;
+	socklen_t len = sizeof(addr);
+	char text[ADDR_STRLEN];
+
+	/* Not a socket: listener_take_activated says so. */
+	if (getsockname(fd, &addr.sa, &len) == -1 ||
+	    config_listener_allowed(cfg, &addr.sa))
+		return 0;
+	addr_format(&addr.sa, text, sizeof(text));
+	log_error("%ssocket activation: descriptor %d is bound to %s, "
+	    CONFIG_OPEN_PROXY_WHY, prefix, fd, text);
+	return -1;
+}
+
+int
+listener_check_activation(const struct config *cfg, const char *prefix)
+{
+	long count = 0;
+	int status = 0;
+
+	/* A bad count is listener_take_activated's to report. */
+	(void)listener_activation_named(&count);
+	for (long i = 0; i < count && i < CONFIG_MAX_LISTEN; i++)
+		if (listener_guard(cfg, 3 + (int)i, prefix) == -1)
+			status = -1;
+	return status;
+}
+
+int
+listener_check_activated(const struct server *srv, const struct config *cfg,
+    const char *prefix)
+{
+	int status = 0;
+
+	if (!srv->activated)
+		return 0;
+	for (size_t i = 0; i < srv->nlisteners; i++)
+		if (listener_guard(cfg, srv->listeners[i].fd, prefix) == -1)
+			status = -1;
+	return status;
+}
+
+/*
+ * Sockets handed over by systemd socket activation. Returns how many were
+ * taken (0: not activated), or -1.
  */
 static int
 listener_take_activated(struct server *srv)
 {
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *fds = getenv("LISTEN_FDS");
 	long count;
 
-	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
+	if (!listener_activation_named(&count))
 		return 0;
-	count = strtol(fds, NULL, 10);
 	/* Children (none today) must not think the sockets are theirs. */
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");

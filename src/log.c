@@ -196,6 +196,21 @@ log_ratelimit_pass(struct log_ratelimit *rl, double now, double interval,
 }
 
 void
+log_stderr_report(enum log_level level, const char *text)
+{
+	char prefix[8] = "";
+	const char *end;
+
+	if (log_stderr_is_journal())
+		snprintf(prefix, sizeof(prefix), "<%d>", level_priorities[level]);
+	for (; *text != '\0'; text = *end != '\0' ? end + 1 : end) {
+		if ((end = strchr(text, '\n')) == NULL)
+			end = text + strlen(text);
+		fprintf(stderr, "%s%.*s\n", prefix, (int)(end - text), text);
+	}
+}
+
+void
 log_error_lines(const char *prefix, char *text)
 {
 	char *line, *save = NULL;

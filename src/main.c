@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "socks5d/config.h"
+#include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/passwd.h"
 #include "socks5d/server.h"
@@ -27,6 +28,31 @@ usage(FILE *out)
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n"
 	    "  passwd NAME  read a password, print a users-file line for NAME\n");
+}
+
+/*
+ * config_load with its errors on stderr as written for a person (-t at a
+ * terminal), but under systemd each line carries the error priority, or a
+ * failed start would reach the journal at the default one.
+ */
+static struct config *
+main_load_config(const char *path)
+{
+	struct config *cfg;
+	char *errors = NULL;
+	size_t len = 0;
+	FILE *stream;
+
+	if ((stream = open_memstream(&errors, &len)) == NULL)
+		return config_load(path, stderr);
+	cfg = config_load(path, stream);
+	if (fclose(stream) == 0 && errors != NULL)
+		log_stderr_report(LOG_LEVEL_ERROR, errors);
+	else if (cfg == NULL)
+		fprintf(stderr, "%s: cannot report the errors: out of memory\n",
+		    path);
+	free(errors);
+	return cfg;
 }
 
 int
@@ -64,12 +90,21 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	if ((cfg = config_load(path, stderr)) == NULL)
+	/* Until the config names a target: stderr, with "<N>" priorities
+	 * when that is the journal (warnings while loading, too). */
+	log_set_target(false);
+	if ((cfg = main_load_config(path)) == NULL)
 		return 2;
 	if (test_only) {
 		printf("config ok\n");
 		config_free(cfg);
 		return 0;
+	}
+	/* The open-proxy guard saw only [server] listen; sockets handed over
+	 * by systemd are served instead, so they must pass it too. */
+	if (listener_check_activation(cfg, "") == -1) {
+		config_free(cfg);
+		return 2;
 	}
 	/* A peer that vanishes mid-write must cost an EPIPE, not the
 	 * process. */

@@ -81,8 +81,12 @@ struct metrics_slot {
 	uint64_t udp_up, udp_down;
 	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
 	uint64_t refused[METRICS_REFUSED_COUNT];
+	uint64_t pipes_small;
 	/* Gauges: the worker's own, reset when it (re)starts. */
-	uint64_t sessions_active;
+	struct metrics_gauge_words {
+		uint64_t active[CMD_COUNT];    /* open sessions by command */
+		uint64_t pipes_idle, pipes_in_use, pipes_large;
+	} gauges;
 	uint64_t running;              /* set by the supervisor */
 };
 
@@ -151,14 +155,41 @@ metrics_failure_index(const char *reason)
 }
 
 void
-metrics_count_session(uint8_t cmd, int reply, const char *reason,
-    uint64_t up, uint64_t down)
+metrics_count_session(uint8_t cmd, int reply, const char *reason)
 {
 	METRICS_ADD(sessions[metrics_cmd_index(cmd)], 1);
 	if (reply != SOCKS5_REP_SUCCESS)
 		METRICS_ADD(failures[metrics_failure_index(reason)], 1);
-	METRICS_ADD(bytes_up, up);
-	METRICS_ADD(bytes_down, down);
+}
+
+void
+metrics_add_active(uint8_t cmd, int delta)
+{
+	/* -1 wraps to a subtraction in the unsigned word. */
+	METRICS_ADD(gauges.active[metrics_cmd_index(cmd)], (int64_t)delta);
+}
+
+void
+metrics_count_bytes(bool up, uint64_t n)
+{
+	if (up)
+		METRICS_ADD(bytes_up, n);
+	else
+		METRICS_ADD(bytes_down, n);
+}
+
+void
+metrics_set_pipes(size_t idle, size_t in_use, size_t large)
+{
+	METRICS_SET(mine, gauges.pipes_idle, idle);
+	METRICS_SET(mine, gauges.pipes_in_use, in_use);
+	METRICS_SET(mine, gauges.pipes_large, large);
+}
+
+void
+metrics_count_small_pipe(void)
+{
+	METRICS_ADD(pipes_small, 1);
 }
 
 void
@@ -226,10 +257,15 @@ metrics_reset(void)
 	memset(mine, 0, sizeof(*mine));
 }
 
-void
-metrics_set_sessions_active(unsigned n)
+/* A slot's gauges describe one process: a new one starts from zero, and
+ * a dead one's sessions and pipes are gone. */
+static void
+metrics_clear_gauges(struct metrics_slot *slot)
 {
-	METRICS_SET(mine, sessions_active, n);
+	uint64_t *w = (uint64_t *)&slot->gauges;
+
+	for (size_t i = 0; i < sizeof(slot->gauges) / sizeof(*w); i++)
+		__atomic_store_n(&w[i], 0, __ATOMIC_RELAXED);
 }
 
 int
@@ -256,7 +292,7 @@ metrics_use_slot(size_t i)
 	mine = &slots[i];
 	/* Counters go on from where the previous worker left them, so they
 	 * never go backwards; the gauges are this process's alone. */
-	METRICS_SET(mine, sessions_active, 0);
+	metrics_clear_gauges(mine);
 }
 
 void
@@ -264,7 +300,7 @@ metrics_slot_running(size_t i, bool running)
 {
 	METRICS_SET(&slots[i], running, running);
 	if (!running)
-		METRICS_SET(&slots[i], sessions_active, 0);
+		metrics_clear_gauges(&slots[i]);
 }
 
 unsigned
@@ -273,8 +309,9 @@ metrics_sessions_active(void)
 	uint64_t n = 0;
 
 	for (size_t i = 0; i < nslots; i++)
-		n += __atomic_load_n(&slots[i].sessions_active,
-		    __ATOMIC_RELAXED);
+		for (size_t c = 0; c < CMD_COUNT; c++)
+			n += __atomic_load_n(&slots[i].gauges.active[c],
+			    __ATOMIC_RELAXED);
 	return (unsigned)n;
 }
 
@@ -341,14 +378,14 @@ metrics_sample(struct metrics_out *out, const char *name, const char *label,
 }
 
 static void
-metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c,
-    const struct metrics_gauges *g)
+metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c)
 {
 	metrics_family(out, "socks5d_sessions_active", "gauge",
-	    "Client connections open now.");
-	/* One process counts its own list; workers publish theirs. */
-	metrics_sample(out, "socks5d_sessions_active", NULL, NULL,
-	    shared ? c->sessions_active : g->sessions_active);
+	    "Client connections open now, by command (none: no request read "
+	    "yet).");
+	for (size_t i = 0; i < CMD_COUNT; i++)
+		metrics_sample(out, "socks5d_sessions_active", "cmd",
+		    cmd_labels[i], c->gauges.active[i]);
 	metrics_family(out, "socks5d_sessions_total", "counter",
 	    "Sessions ended, by command (none: no request was read).");
 	for (size_t i = 0; i < CMD_COUNT; i++)
@@ -382,7 +419,8 @@ metrics_render_replies(struct metrics_out *out, const struct metrics_slot *c)
 		    c->replies[i]);
 	}
 	metrics_family(out, "socks5d_relayed_bytes_total", "counter",
-	    "Bytes relayed by ended sessions (up: client to target).");
+	    "Bytes relayed as they move (up: client to target; UDP: "
+	    "payload bytes).");
 	metrics_sample(out, "socks5d_relayed_bytes_total", "direction", "up",
 	    c->bytes_up);
 	metrics_sample(out, "socks5d_relayed_bytes_total", "direction", "down",
@@ -450,7 +488,20 @@ metrics_render_process(struct metrics_out *out, const struct metrics_slot *c,
 	metrics_family(out, "socks5d_pipe_pool_idle", "gauge",
 	    "Empty pipes kept for the splice relay.");
 	metrics_sample(out, "socks5d_pipe_pool_idle", NULL, NULL,
-	    g->pipes_idle);
+	    c->gauges.pipes_idle);
+	metrics_family(out, "socks5d_pipe_pool_in_use", "gauge",
+	    "Pipes lent to relay directions with bytes in flight.");
+	metrics_sample(out, "socks5d_pipe_pool_in_use", NULL, NULL,
+	    c->gauges.pipes_in_use);
+	metrics_family(out, "socks5d_pipe_pool_large", "gauge",
+	    "Large pipes of bulk directions held, kept or lent.");
+	metrics_sample(out, "socks5d_pipe_pool_large", NULL, NULL,
+	    c->gauges.pipes_large);
+	metrics_family(out, "socks5d_pipe_pool_small_total", "counter",
+	    "Pipes the kernel made smaller than the default because the "
+	    "user's pipe budget (fs.pipe-user-pages-soft) was spent.");
+	metrics_sample(out, "socks5d_pipe_pool_small_total", NULL, NULL,
+	    c->pipes_small);
 	metrics_family(out, "socks5d_open_fds", "gauge",
 	    "Open file descriptors of the process.");
 	if (g->fds_open >= 0)
@@ -478,7 +529,7 @@ metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 	if (cap > 0)
 		buf[0] = '\0';
 	metrics_sum(&total);
-	metrics_render_sessions(&out, &total, g);
+	metrics_render_sessions(&out, &total);
 	metrics_render_replies(&out, &total);
 	metrics_render_dns(&out, &total);
 	metrics_render_udp(&out, &total);

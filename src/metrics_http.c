@@ -258,8 +258,6 @@ metrics_http_gauges(struct metrics_gauges *g)
 {
 	const struct server *srv = http.srv;
 
-	g->sessions_active = srv->nsessions;
-	g->pipes_idle = srv->pipes.count;
 	g->fds_open = metrics_http_count_fds();
 	g->max_clients = srv->cfg->max_clients;
 }

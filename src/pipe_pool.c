@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/pipe_pool.h"
 
 /* Large pipes when fs.pipe-user-pages-soft sets no limit. */
@@ -34,6 +35,7 @@ pipe_pool_note_small(size_t got, size_t want)
 	struct timespec ts;
 	unsigned long covered;
 
+	metrics_count_small_pipe();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (log_ratelimit_pass(&small_pipe_log,
 	    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
@@ -42,6 +44,15 @@ pipe_pool_note_small(size_t got, size_t want)
 		    "instead of %zu (%lu time(s)): this user's pipe budget is "
 		    "spent; raise fs.pipe-user-pages-soft", got, want,
 		    covered);
+}
+
+/* Three stores into this process's metrics slot: cheap enough for every
+ * get and put, and a scrape in any worker then sees every pool. */
+static void
+pipe_pool_publish(const struct pipe_pool *pool)
+{
+	metrics_set_pipes(pool->count + pool->large_free, pool->in_use,
+	    pool->large_total);
 }
 
 static void
@@ -62,6 +73,7 @@ pipe_pool_init(struct pipe_pool *pool, size_t capacity, size_t large_max,
 	int size;
 
 	pool->count = 0;
+	pool->in_use = 0;
 	pool->capacity = capacity;
 	pool->large_free = pool->large_total = 0;
 	pool->large_max = pool->large_budget = large_max;
@@ -81,6 +93,8 @@ pipe_pool_init(struct pipe_pool *pool, size_t capacity, size_t large_max,
 	pool->pipe_size = size > 0 ? (size_t)size : 65536;
 	if (pool->large_size <= pool->pipe_size)
 		pool->large_max = pool->large_budget = 0;
+	/* The probe, as if handed out, becomes the first idle pipe. */
+	pool->in_use = 1;
 	pipe_pool_put(pool, probe, pool->pipe_size);
 	return 0;
 fail:
@@ -101,24 +115,25 @@ pipe_pool_get(struct pipe_pool *pool, int fds[2], bool large, size_t *size)
 		fds[0] = pool->free_large[pool->large_free][0];
 		fds[1] = pool->free_large[pool->large_free][1];
 		*size = pool->large_size;
-		return 0;
-	}
-	*size = pool->pipe_size;
-	if (pool->count > 0) {
+	} else if (pool->count > 0) {
 		pool->count--;
 		fds[0] = pool->free_pipes[pool->count][0];
 		fds[1] = pool->free_pipes[pool->count][1];
-		return 0;
+		*size = pool->pipe_size;
+	} else {
+		if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+			fds[0] = fds[1] = -1;
+			return -1;
+		}
+		*size = pool->pipe_size;
+		got = fcntl(fds[0], F_GETPIPE_SZ);
+		if (got > 0 && (size_t)got < pool->pipe_size) {
+			*size = (size_t)got;
+			pipe_pool_note_small(*size, pool->pipe_size);
+		}
 	}
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
-		fds[0] = fds[1] = -1;
-		return -1;
-	}
-	got = fcntl(fds[0], F_GETPIPE_SZ);
-	if (got > 0 && (size_t)got < pool->pipe_size) {
-		*size = (size_t)got;
-		pipe_pool_note_small(*size, pool->pipe_size);
-	}
+	pool->in_use++;
+	pipe_pool_publish(pool);
 	return 0;
 }
 
@@ -143,6 +158,7 @@ pipe_pool_grow(struct pipe_pool *pool, int fds[2], size_t *size)
 	}
 	pool->large_total++;
 	*size = pool->large_size;
+	pipe_pool_publish(pool);
 	return true;
 }
 
@@ -151,6 +167,7 @@ pipe_pool_put(struct pipe_pool *pool, int fds[2], size_t size)
 {
 	if (fds[0] == -1)
 		return;
+	pool->in_use--;
 	if (size > pool->pipe_size) {
 		/* Room is kept for every large pipe: large_total never
 		 * exceeds the array's size. */
@@ -158,18 +175,17 @@ pipe_pool_put(struct pipe_pool *pool, int fds[2], size_t size)
 		pool->free_large[pool->large_free][1] = fds[1];
 		pool->large_free++;
 		fds[0] = fds[1] = -1;
-		return;
-	}
-	/* A minimal pipe is not kept: closing it gives the budget back, and
-	 * the next pipe may be a full one again. */
-	if (size == pool->pipe_size && pool->count < pool->capacity) {
+	} else if (size == pool->pipe_size && pool->count < pool->capacity) {
 		pool->free_pipes[pool->count][0] = fds[0];
 		pool->free_pipes[pool->count][1] = fds[1];
 		pool->count++;
 		fds[0] = fds[1] = -1;
-		return;
+	} else {
+		/* A minimal pipe is not kept: closing it gives the budget
+		 * back, and the next pipe may be a full one again. */
+		pipe_close(fds);
 	}
-	pipe_close(fds);
+	pipe_pool_publish(pool);
 }
 
 void
@@ -177,11 +193,13 @@ pipe_pool_discard(struct pipe_pool *pool, int fds[2], size_t size)
 {
 	if (fds[0] == -1)
 		return;
+	pool->in_use--;
 	if (size > pool->pipe_size && pool->large_total > 0) {
 		pool->large_total--;
 		pool->large_max = pool->large_budget;
 	}
 	pipe_close(fds);
+	pipe_pool_publish(pool);
 }
 
 void
@@ -193,6 +211,7 @@ pipe_pool_clear(struct pipe_pool *pool)
 	}
 	while (pool->large_free > 0) {
 		pool->large_free--;
+		pool->large_total--;
 		pipe_close(pool->free_large[pool->large_free]);
 	}
 	free(pool->free_pipes);
@@ -200,6 +219,7 @@ pipe_pool_clear(struct pipe_pool *pool)
 	pool->free_pipes = NULL;
 	pool->free_large = NULL;
 	pool->capacity = 0;
+	pipe_pool_publish(pool);
 }
 
 size_t

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "socks5d/log.h"
+#include "socks5d/metrics.h"
 #include "socks5d/relay.h"
 
 static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -157,7 +158,7 @@ relay_dir_idle(struct relay *r, struct relay_dir *d)
  * the relay must end.
  */
 static const char *
-relay_pump(struct relay *r, struct relay_dir *d)
+relay_move(struct relay *r, struct relay_dir *d)
 {
 	uint64_t before = d->bytes;
 	bool was_eof = d->eof;
@@ -227,6 +228,19 @@ relay_pump(struct relay *r, struct relay_dir *d)
 	if (d->bytes != before || d->eof != was_eof)
 		r->last_activity = ev_now(r->loop);
 	return NULL;
+}
+
+/* relay_move, with what it delivered counted for /metrics once per call
+ * (an error ending the relay still counts what went before it). */
+static const char *
+relay_pump(struct relay *r, struct relay_dir *d)
+{
+	uint64_t before = d->bytes;
+	const char *reason = relay_move(r, d);
+
+	if (d->bytes != before)
+		metrics_count_bytes(d == &r->up, d->bytes - before);
+	return reason;
 }
 
 static void

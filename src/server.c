@@ -13,7 +13,6 @@
 #include "socks5d/limits.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
-#include "socks5d/metrics.h"
 #include "socks5d/metrics_http.h"
 #include "socks5d/notify.h"
 #include "socks5d/privdrop.h"
@@ -83,7 +82,6 @@ server_stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 void
 server_session_ended(struct server *srv)
 {
-	metrics_set_sessions_active(srv->nsessions);
 	if (srv->stopping && srv->nsessions == 0)
 		ev_break(srv->loop, EVBREAK_ALL);
 }
@@ -143,6 +141,14 @@ server_reload_config(struct server *srv)
 		return;
 	}
 	free(errors);
+	/* Activated sockets stay whatever the file says: the new settings
+	 * must not make them an open proxy. */
+	if (listener_check_activated(srv, next, "reload rejected: ") == -1) {
+		log_error("reload rejected: the old configuration stays in "
+		    "force");
+		config_free(next);
+		return;
+	}
 	/* Every part that can fail is prepared before anything changes. */
 	if (server_dns_changed(old, next) &&
 	    (resolver = resolver_create(srv->loop, next)) == NULL) {

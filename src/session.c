@@ -45,6 +45,20 @@ static const char *const state_names[] = {
 	[SESSION_LINGER] = "linger",
 };
 
+/* Move the session in the open-sessions gauge to the command its request
+ * named. The request is parsed in the handshake, and every command changes
+ * state (or closes) before it waits for anything, so the move is seen
+ * here without a call on any per-event path. */
+static void
+session_sync_active(struct session *s)
+{
+	if (s->cmd == s->active_cmd)
+		return;
+	metrics_add_active(s->active_cmd, -1);
+	metrics_add_active(s->cmd, 1);
+	s->active_cmd = s->cmd;
+}
+
 void
 session_set_state(struct session *s, enum session_state state)
 {
@@ -56,6 +70,7 @@ session_set_state(struct session *s, enum session_state state)
 		    state_names[s->state], state_names[state]);
 	}
 	s->state = state;
+	session_sync_active(s);
 }
 
 void
@@ -154,6 +169,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	metrics_add_active(0, 1);
 
 	ev_init(&s->timer, session_timer_cb);
 	session_set_timeout(s, srv->cfg->timeout_handshake);
@@ -242,15 +258,13 @@ session_free_handshake(struct session *s)
 	s->hs = NULL;
 }
 
-/* The session's totals for /metrics, with the access log's byte counts. */
+/* The session's totals for /metrics. Bytes were counted as they moved:
+ * by the relay, or by the association with its datagram counts. */
 static void
 session_count_metrics(const struct session *s, const char *reason)
 {
-	char extra[512];
-	uint64_t up, down;
-
-	session_totals(s, &up, &down, extra, sizeof(extra));
-	metrics_count_session(s->cmd, s->reply, reason, up, down);
+	metrics_add_active(s->active_cmd, -1);
+	metrics_count_session(s->cmd, s->reply, reason);
 }
 
 void

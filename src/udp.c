@@ -184,8 +184,8 @@ udp_advertise(const struct config *cfg, union sockaddr_any *bnd)
 /*
  * Who may send: the TCP client's address, or DST.ADDR when the request
  * names a non-zero address of the same family (one of another family could
- * never reach the relay socket). DST.PORT 0 and names ("0") mean the port
- * is learnt from the first datagram.
+ * never reach the relay socket). DST.PORT 0, an all-zero DST.ADDR and names
+ * ("0") mean the port is learnt from the first datagram.
  */
 static void
 udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
@@ -197,8 +197,11 @@ udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
 	a->client_port = false;
 	if (dst->atyp == SOCKS5_ATYP_NAME || !addr_from_socks5(dst, &given))
 		return;
-	if (!udp_ip_is_zero(&given) &&
-	    given.sa.sa_family == a->client.sa.sa_family)
+	/* An all-zero address says the client does not know yet where it
+	 * will send from; the port beside it is no better informed. */
+	if (udp_ip_is_zero(&given))
+		return;
+	if (given.sa.sa_family == a->client.sa.sa_family)
 		a->client = given;
 	addr_set_port(&a->client, dst->port);
 	a->client_port = dst->port != 0;
@@ -270,6 +273,10 @@ udp_publish_stats(struct udp_assoc *a)
 	if (now->dgrams_down != seen->dgrams_down)
 		metrics_count_udp_datagrams(false,
 		    now->dgrams_down - seen->dgrams_down);
+	if (now->bytes_up != seen->bytes_up)
+		metrics_count_bytes(true, now->bytes_up - seen->bytes_up);
+	if (now->bytes_down != seen->bytes_down)
+		metrics_count_bytes(false, now->bytes_down - seen->bytes_down);
 	for (reason = 0; reason < METRICS_UDP_DROP_COUNT; reason++) {
 		if (now->drops[reason] != seen->drops[reason])
 			metrics_count_udp_drops(reason,

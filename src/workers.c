@@ -404,6 +404,16 @@ workers_reload(void)
 		return;
 	}
 	free(errors);
+	/* As in one process (server_reload_config): checked here, the file
+	 * is not passed on to workers that would each reject it. */
+	if (sup.activated &&
+	    listener_check_activation(next, "reload rejected: ") == -1) {
+		log_error("reload rejected: the old configuration stays in "
+		    "force");
+		config_free(next);
+		workers_reload_rejected();
+		return;
+	}
 	if (workers_count(next) != sup.count)
 		log_warnx("reload: [server] workers takes effect at the next "
 		    "restart");

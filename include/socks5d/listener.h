@@ -28,6 +28,17 @@ int listener_open_all(struct server *srv);
  * the old listeners untouched. Socket-activated listeners are kept. */
 int listener_reload(struct server *srv, const struct config *cfg);
 void listener_start_all(struct server *srv);
+/*
+ * The open-proxy guard for the sockets of systemd socket activation,
+ * which no [server] listen names: by the address each is bound to, is cfg
+ * allowed to serve it (config_listener_allowed)? Returns 0, or -1 with
+ * one error per open socket logged after prefix. _activation looks at the
+ * sockets $LISTEN_PID/$LISTEN_FDS hand this process (before they are
+ * taken); _activated at the listeners srv took (none unless activated).
+ */
+int listener_check_activation(const struct config *cfg, const char *prefix);
+int listener_check_activated(const struct server *srv,
+    const struct config *cfg, const char *prefix);
 /* A non-blocking listening TCP socket on addr (IPv6 ones IPv6-only), or -1
  * with the failure logged as "WHAT ADDR: call: error". */
 int listener_socket(const struct config_addr *addr, int backlog,

@@ -36,6 +36,13 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * prefix. text is cut up in place. */
 void log_error_lines(const char *prefix, char *text);
 /*
+ * Write a report for a person at a terminal (config_load's errors at
+ * start-up) to stderr line by line as it is, except that each line gets
+ * the level's "<N>" priority in front when stderr is the systemd journal,
+ * so a failed start keeps its level there. Needs no log_set_target.
+ */
+void log_stderr_report(enum log_level level, const char *text);
+/*
  * Copy client-chosen text (names, user names) for a log line, replacing
  * spaces, control bytes and non-ASCII with '?', so a key=value line always
  * splits into its real fields and cannot fake one.

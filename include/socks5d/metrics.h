@@ -36,10 +36,8 @@ enum metrics_refusal {
 	METRICS_REFUSED_COUNT,
 };
 
-/* Values read at scrape time rather than counted. */
+/* Values of this process read at scrape time rather than counted. */
 struct metrics_gauges {
-	unsigned sessions_active;
-	size_t pipes_idle;
 	long fds_open;                 /* -1: could not be counted */
 	unsigned max_clients;
 };
@@ -47,10 +45,23 @@ struct metrics_gauges {
 /*
  * A session ended (session_close): cmd is the SOCKS5 command byte (0: no
  * request was read), reply the last reply code sent (-1: none), reason the
- * access log's close word, up and down the bytes relayed each way.
+ * access log's close word.
  */
-void metrics_count_session(uint8_t cmd, int reply, const char *reason,
-    uint64_t up, uint64_t down);
+void metrics_count_session(uint8_t cmd, int reply, const char *reason);
+/* One more (delta 1) or one fewer (-1) session open under the command byte
+ * cmd (0: no request read yet); a session whose request has been read
+ * moves from 0 to its command. */
+void metrics_add_active(uint8_t cmd, int delta);
+/* n bytes relayed client -> target (up) or target -> client, counted as
+ * they move (the relay adds each pump's bytes), so a long transfer shows
+ * before it ends. */
+void metrics_count_bytes(bool up, uint64_t n);
+/* The splice pipe pool now: empty pipes kept, pipes lent to relay
+ * directions, large pipes in existence (kept or lent). */
+void metrics_set_pipes(size_t idle, size_t in_use, size_t large);
+/* The kernel handed out a pipe smaller than the default: the user's pipe
+ * budget (fs.pipe-user-pages-soft) is spent. */
+void metrics_count_small_pipe(void);
 /* A SOCKS5 reply with this code went to a client. */
 void metrics_count_reply(uint8_t rep);
 /* An RFC 1929 login was accepted or refused. */
@@ -78,8 +89,6 @@ size_t metrics_render(char *buf, size_t cap, const struct metrics_gauges *g);
 /* Start every counter of this process's slot from zero (unit tests). */
 void metrics_reset(void);
 
-/* This process's open sessions now (a gauge in its slot). */
-void metrics_set_sessions_active(unsigned n);
 /* Active sessions summed over every slot (STATUS= of sd_notify). */
 unsigned metrics_sessions_active(void);
 

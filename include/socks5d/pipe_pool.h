@@ -11,6 +11,10 @@
  * budget the kernel enforces (fs.pipe-user-pages-soft), so only a bounded
  * number exists at once; they circulate among bulk directions through
  * their own free list.
+ *
+ * Every change is published to /metrics (idle, in use and large pipes, and
+ * the pipes the kernel made small), so the pool is meant to be one per
+ * process.
  */
 #ifndef SOCKS5D_PIPE_POOL_H
 #define SOCKS5D_PIPE_POOL_H
@@ -23,6 +27,7 @@ struct pipe_pool {
 	size_t count;
 	size_t capacity;
 	size_t pipe_size;      /* bytes a default pipe holds (F_GETPIPE_SZ) */
+	size_t in_use;         /* handed out and not yet put or discarded */
 	int (*free_large)[2];
 	size_t large_free;     /* large pipes in free_large */
 	size_t large_total;    /* large pipes in existence, free or in use */

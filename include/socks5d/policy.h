@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct config;
 struct server;
 struct session;
 

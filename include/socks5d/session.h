@@ -77,6 +77,7 @@ struct session {
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */
 	uint8_t cmd;                       /* 0 until a request was read */
+	uint8_t active_cmd;                /* cmd as /metrics counts it open */
 	int reply;                         /* -1 until a reply is sent */
 	ev_tstamp started;
 };

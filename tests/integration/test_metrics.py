@@ -2,6 +2,7 @@
 with counters that move by exactly what the traffic did; 404/405/400/431 for
 everything else; slow, malformed, oversized and too many clients are closed
 without harming the daemon; SIGHUP moves it all or nothing."""
+import hashlib
 import os
 import re
 import select
@@ -15,10 +16,13 @@ import pytest
 from conftest import USERS, base_config
 from harness.daemon import merge_config, render_config, run_binary
 from harness.net import (LOOPBACK4, LOOPBACK6, closed_port, format_hostport,
-                         free_port, is_listening, peer_closed, wait_until)
-from harness.socks5 import (METHOD_NONE, METHOD_PASSWORD, METHOD_REJECT,
-                            REP_HOST_UNREACH, REP_REFUSED, Socks5Client,
+                         free_port, is_listening, peer_closed, recv_until_eof,
+                         wait_until)
+from harness.socks5 import (CMD_BIND, METHOD_NONE, METHOD_PASSWORD, METHOD_REJECT,
+                            REP_HOST_UNREACH, REP_REFUSED, REP_SUCCESS, Socks5Client,
                             assert_echo, open_tunnel)
+from harness.targets import source
+from harness.udp import Association
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_DEADLINE = 5.0          # the daemon's limit for a request head
@@ -100,6 +104,17 @@ class Metrics:
 
     def labels(self, name, label):
         return {dict(k).get(label) for n, k in self.samples if n == name}
+
+    def total(self, name):
+        """The sum over every series of name (all label values)."""
+        found = [v for (n, _), v in self.samples.items() if n == name]
+        assert found, f"no series {name}"
+        return sum(found)
+
+    def active(self):
+        """{cmd: open sessions}."""
+        return {cmd: self("socks5d_sessions_active", cmd=cmd)
+                for cmd in self.labels("socks5d_sessions_active", "cmd")}
 
 
 def scrape(port, host=LOOPBACK4):
@@ -186,10 +201,15 @@ def test_counters_follow_traffic(start_daemon, users_file, make_target):
         if name[0].endswith("_total") or name[0].endswith(("_count", "_bucket")):
             assert value == 0, f"{name} starts at {value}"
 
-    # 1. CONNECT by address, 1000 bytes each way; a scrape meanwhile.
+    # 1. CONNECT by address, 1000 bytes each way; a scrape meanwhile
+    # sees the session open and its bytes already, the end adds none.
     with open_tunnel(d.address, *echo.address, user=user, password=password) as c:
         assert_echo(c, os.urandom(1000))
-        assert scrape(port)("socks5d_sessions_active") == 1
+        during = scrape(port)
+        assert during.active() == {"none": 0, "connect": 1, "bind": 0,
+                                   "udp": 0, "unknown": 0}
+        assert during("socks5d_relayed_bytes_total", direction="up") == 1000
+        assert during("socks5d_relayed_bytes_total", direction="down") == 1000
     d.wait_session(reply=0, up=1000, down=1000)
     # 2. CONNECT refused.
     holder, closed = closed_port()
@@ -216,7 +236,7 @@ def test_counters_follow_traffic(start_daemon, users_file, make_target):
     d.wait_session(close="no-method")
 
     m = scrape(port)
-    assert m("socks5d_sessions_active") == 0
+    assert m.total("socks5d_sessions_active") == 0
     assert m("socks5d_sessions_total", cmd="connect") == 4
     assert m("socks5d_sessions_total", cmd="none") == 2
     assert m("socks5d_sessions_total", cmd="bind") == 0
@@ -251,11 +271,96 @@ def test_counters_follow_traffic(start_daemon, users_file, make_target):
         "stranger", "frag", "rsv", "trunc", "queue", "dns", "send", "oversize"}
     assert m("socks5d_max_clients") == 77
     assert 1 <= m("socks5d_pipe_pool_idle") <= 64
+    assert m("socks5d_pipe_pool_in_use") == 0
+    assert m("socks5d_pipe_pool_small_total") == 0
     fds = len(os.listdir(f"/proc/{d.proc.pid}/fd"))
     # The scrape's own connection is open while it is counted.
     assert fds <= m("socks5d_open_fds") <= fds + 2
     version = run_binary(["-V"]).stdout.split()[1]
     assert m("socks5d_build_info", version=version) == 1
+
+
+NO_SESSIONS = {"none": 0, "connect": 0, "bind": 0, "udp": 0, "unknown": 0}
+
+
+def wait_active(port, want, what):
+    want = dict(NO_SESSIONS, **want)
+    try:
+        wait_until(lambda: scrape(port).active() == want, 5, what=what)
+    except TimeoutError:
+        raise AssertionError(f"{what}: want {want}, have {scrape(port).active()}") from None
+
+
+def test_active_sessions_by_command(start_daemon, echo_target):
+    """socks5d_sessions_active{cmd}: a connection that has not sent its
+    request yet counts as "none", each command from its request on (BIND
+    while it waits for its peer and while it relays), and each goes back
+    to 0 when its session ends."""
+    d, port = start_with_metrics(start_daemon)
+    assert scrape(port).active() == NO_SESSIONS
+    opened = []
+    try:
+        greeting = Socks5Client(d.address)
+        opened.append(greeting)
+        tunnel = open_tunnel(d.address, *echo_target.address)
+        opened.append(tunnel)
+        binder = Socks5Client(d.address)
+        opened.append(binder)
+        assert binder.greet() == METHOD_NONE
+        first = binder.request(LOOPBACK4, 0, CMD_BIND)
+        assert first.rep == REP_SUCCESS
+        assoc = Association(d.address)
+        opened.append(assoc)
+        assert assoc.request().rep == REP_SUCCESS
+        wait_active(port, {"none": 1, "connect": 1, "bind": 1, "udp": 1},
+                    "one session of each kind")
+        # The peer arrives: the BIND session relays, still a bind.
+        with socket.create_connection(first.bound, timeout=5) as peer:
+            assert binder.read_reply().rep == REP_SUCCESS
+            peer.sendall(b"to the client")
+            assert binder.recv_exact(13) == b"to the client"
+            assert scrape(port).active()["bind"] == 1
+        binder.close()
+        wait_active(port, {"none": 1, "connect": 1, "udp": 1}, "the BIND gone")
+        # The greeting goes on to a request: it moves to its command.
+        assert greeting.connect(*echo_target.address).rep == REP_SUCCESS
+        wait_active(port, {"connect": 2, "udp": 1}, "the greeting now a CONNECT")
+    finally:
+        for item in opened:
+            item.close()
+    wait_active(port, {}, "every session gone")
+    assert scrape(port)("socks5d_sessions_total", cmd="bind") == 1
+
+
+@pytest.mark.deadline(60)
+def test_pipe_gauges_and_bytes_of_a_stalled_download(start_daemon, make_target):
+    """A download the client does not read stalls in the splice relay: the
+    scrape shows its pipe in use, grown to a large one, and the bytes
+    delivered so far; once read, the pipe goes back (a large one is kept)
+    and the byte counter ends at exactly the download's size."""
+    size = 32 * 1024 * 1024
+    target = make_target(source(size))
+    d, port = start_with_metrics(start_daemon, server={"relay": "splice"})
+    before = scrape(port)
+    assert before("socks5d_pipe_pool_in_use") == 0
+    assert before("socks5d_pipe_pool_large") == 0
+    with open_tunnel(d.address, *target.address) as client:
+        def stalled():
+            m = scrape(port)
+            return (m("socks5d_pipe_pool_in_use") == 1
+                    and m("socks5d_pipe_pool_large") == 1 and m)
+        m = wait_until(stalled, 10, what="a large pipe in use")
+        down = m("socks5d_relayed_bytes_total", direction="down")
+        assert 0 < down < size, down
+        assert recv_until_eof(client.sock, hasher=hashlib.sha256()) == size
+    d.wait_session(down=size)
+    m = scrape(port)
+    assert m("socks5d_relayed_bytes_total", direction="down") == size
+    assert m("socks5d_relayed_bytes_total", direction="up") == 0
+    assert m("socks5d_pipe_pool_in_use") == 0
+    assert m("socks5d_pipe_pool_large") == 1
+    assert m("socks5d_pipe_pool_idle") >= 1       # the large one at least
+    assert m("socks5d_pipe_pool_small_total") == 0
 
 
 def test_http_answers(start_daemon):
@@ -311,7 +416,7 @@ def test_slow_request_is_closed(start_daemon):
     assert REQUEST_DEADLINE - 1 <= elapsed <= REQUEST_DEADLINE + 3, elapsed
     slow.close()
     silent.close()
-    assert scrape(port)("socks5d_sessions_active") == 0
+    assert scrape(port).total("socks5d_sessions_active") == 0
 
 
 def test_many_connections_are_capped(start_daemon, echo_target):
@@ -345,7 +450,7 @@ def test_many_connections_are_capped(start_daemon, echo_target):
     # connection may still be over the cap.
     wait_until(lambda: raw_exchange(port, b"GET / HTTP/1.0\r\n\r\n").startswith(
         b"HTTP/1.1 404 "), 5.0, what="the endpoint to serve again")
-    assert scrape(port)("socks5d_sessions_active") == 0
+    assert scrape(port).total("socks5d_sessions_active") == 0
     with open_tunnel(d.address, *echo_target.address) as c:
         assert_echo(c)
 

@@ -1,16 +1,20 @@
-"""Running as a service: sd_notify, socket activation, SIGHUP reload, graceful
-stop, privilege drop and journal priority prefixes."""
+"""Running as a service: sd_notify, socket activation (and the open-proxy
+guard on its sockets), SIGHUP reload (config, users file, waiting BINDs),
+graceful stop, privilege drop and journal priority prefixes."""
 import os
 import pwd
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 
-from harness.daemon import render_config, merge_config
-from harness.net import LOOPBACK4, free_port, is_listening, wait_until
-from harness.socks5 import METHOD_PASSWORD, METHOD_REJECT, Socks5Client, assert_echo, open_tunnel
+from harness.daemon import (binary_path, daemon_env, merge_config, render_config,
+                            sanitizer_reports)
+from harness.net import LOOPBACK4, format_hostport, free_port, is_listening, wait_until
+from harness.socks5 import (CMD_BIND, METHOD_NONE, METHOD_PASSWORD, METHOD_REJECT,
+                            REP_SUCCESS, Socks5Client, assert_echo, open_tunnel)
 from harness.socks5 import request as socks5_request
 
 from harness.udp import Association, UdpServer
@@ -123,6 +127,135 @@ def test_socket_activation(start_daemon, echo_target):
     d.wait_log(r"reloaded: 1 listener")
     with open_tunnel(d.address, *echo_target.address) as client:
         assert_echo(client)
+
+
+def activate_on_wildcard(start_daemon, **overrides):
+    """A daemon socket-activated on 0.0.0.0:PORT (the one non-loopback
+    address the suite binds; only loopback traffic ever reaches it). The
+    daemon is exec'd by the first connection, which the caller makes to
+    127.0.0.1:PORT (d.address)."""
+    port = free_port()
+    d = start_daemon(wait=False, command=["systemd-socket-activate", "-l",
+                                          f"0.0.0.0:{port}"], **overrides)
+    d.listen = [(LOOPBACK4, port)]
+    wait_until(lambda: "Listening on" in d.log(), 10, what="activation socket")
+    return d
+
+
+def test_socket_activation_on_a_public_address_meets_the_guard(start_daemon):
+    """The open-proxy guard also judges sockets handed over by socket
+    activation, by the address they are bound to: 0.0.0.0 with method none
+    and no client rules refuses to start (exit 2, like the config guard)
+    and serves nobody."""
+    d = activate_on_wildcard(start_daemon)
+    with socket.create_connection(d.address, timeout=5) as trigger:
+        trigger.sendall(bytes([5, 1, METHOD_NONE]))
+        assert d.wait_exit(10) == 2, d.log()
+        try:
+            assert trigger.recv(16) == b"", "the daemon answered a client"
+        except ConnectionResetError:
+            pass
+    log = d.log()
+    assert f"socket activation: descriptor 3 is bound to 0.0.0.0:{d.port}" in log, log
+    assert "allow_open" in log and "password" in log, log
+    assert "socks5d ready" not in log, log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reload_cannot_make_an_activated_socket_open(start_daemon, dns_server,
+                                                     echo_target, workers):
+    """Activated sockets stay across a reload whatever [server] listen says,
+    so a reload that drops the client rule which made 0.0.0.0 acceptable is
+    rejected (by the supervisor, with workers), and all of the old config
+    stays in force."""
+    d = activate_on_wildcard(start_daemon, server={"workers": workers},
+                             **{"rule local": {"action": "allow",
+                                               "client": "127.0.0.0/8"}})
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+        d.wait_log(rf"listening on 0\.0\.0\.0:{d.port} \(socket activation\)")
+        if workers > 1:
+            d.wait_log(rf"supervisor: {workers} workers ready", timeout=20)
+        # No rules, and BIND off: the latter shows whether it took effect.
+        rewrite_config(d, dns_server, server={"workers": workers},
+                       bind={"enabled": False})
+        d.send_signal(signal.SIGHUP)
+        # Untagged: the supervisor's own line, when there are workers.
+        d.wait_log(r"^socks5d: error: reload rejected: socket activation: "
+                   rf"descriptor 3 is bound to 0\.0\.0\.0:{d.port}, not a loopback")
+        d.wait_log(r"reload rejected: the old configuration stays in force")
+        assert_echo(client, b"still relaying\n")
+    with Socks5Client(d.address) as binder:
+        assert binder.greet() == METHOD_NONE
+        assert binder.request(LOOPBACK4, 0, CMD_BIND).rep == REP_SUCCESS
+    assert "reloaded: " not in d.log()
+
+
+def test_reload_of_the_users_file_alone(start_daemon, users_file, tmp_path,
+                                        echo_target):
+    """SIGHUP with only the users file changed: a new user can log in, a
+    removed user and a changed password are refused (even one that logged
+    in before, which the credential cache must not remember), and the
+    removed user's established session keeps relaying."""
+    hashes = dict(line.split(":", 1) for line in users_file.read_text().splitlines()
+                  if line and not line.startswith("#"))
+    users = tmp_path / "users"
+    users.write_text(f"alice:{hashes['alice']}\nbob:{hashes['bob']}\n")
+    users.chmod(0o600)
+    d = start_daemon(auth={"method": "password", "users_file": str(users)})
+    alice_old, bob_password = USERS["alice"], USERS["bob"]
+    with open_tunnel(d.address, *echo_target.address, user="alice",
+                     password=alice_old) as client:
+        assert_echo(client)
+    d.wait_session(user="alice", close="eof")
+    bob = open_tunnel(d.address, *echo_target.address, user="bob",
+                      password=bob_password)
+    try:
+        config_before = d.config_path.read_text()
+        # alice takes bob's password; carol gets alice's old one; bob goes.
+        users.write_text(f"alice:{hashes['bob']}\ncarol:{hashes['alice']}\n")
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded: 1 listener\(s\), 1 session\(s\) kept")
+        assert d.config_path.read_text() == config_before
+
+        def login(user, password):
+            with Socks5Client(d.address) as client:
+                assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
+                return client.authenticate(user, password)[1]
+        assert login("alice", alice_old) != 0
+        assert login("bob", bob_password) != 0
+        assert login("alice", bob_password) == 0
+        with open_tunnel(d.address, *echo_target.address, user="carol",
+                         password=alice_old) as client:
+            assert_echo(client)
+        assert_echo(bob, b"bob was removed, his session was not\n")
+    finally:
+        bob.close()
+    d.wait_session(user="bob", close="eof")
+
+
+def test_reload_keeps_a_bind_waiting_for_its_peer(start_daemon, dns_server):
+    """A BIND that waits for its peer across a SIGHUP still gets the peer:
+    the second reply names it, and bytes flow both ways."""
+    d = start_daemon()
+    with Socks5Client(d.address) as client:
+        assert client.greet() == METHOD_NONE
+        first = client.request(LOOPBACK4, 0, CMD_BIND)
+        assert first.rep == REP_SUCCESS
+        rewrite_config(d, dns_server, timeouts={"bind": 30})
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded: 1 listener\(s\), 1 session\(s\) kept")
+        with socket.create_connection(first.bound, timeout=5) as peer:
+            second = client.read_reply()
+            assert second.rep == REP_SUCCESS
+            assert second.bound == peer.getsockname()[:2]
+            peer.sendall(b"from the peer")
+            assert client.recv_exact(13) == b"from the peer"
+            client.send(b"from the client")
+            assert peer.recv(64) == b"from the client"
+    fields = d.wait_session(cmd="bind", close="eof")
+    assert fields["reply"] == "0"
+    assert fields["addr"] == format_hostport(*second.bound)
 
 
 def test_reload_moves_listener_and_keeps_relay(start_daemon, dns_server, echo_target):
@@ -322,6 +455,41 @@ def test_journal_stream_gets_priority_prefixes(start_daemon, tmp_path, echo_targ
     lines = d.log().splitlines()
     assert lines and all(line.startswith(("<3>", "<4>", "<6>", "<7>")) for line in lines), lines
     assert any(line.startswith("<6>socks5d: info: listening on") for line in lines)
+
+
+def run_with_stderr_file(args, tmp_path, journal):
+    """Run the binary with stderr a fresh file, JOURNAL_STREAM naming that
+    file when journal is set (else another file); returns (status, the
+    lines it wrote to stderr)."""
+    err_path, other = tmp_path / "stderr", tmp_path / "not-the-journal"
+    other.touch()
+    with open(err_path, "wb") as err:
+        st = os.fstat(err.fileno()) if journal else os.stat(other)
+        env = dict(daemon_env(), JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        proc = subprocess.run([str(binary_path()), *args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=err, env=env,
+                              timeout=20)
+    text = err_path.read_text()
+    assert not sanitizer_reports(text), text
+    return proc.returncode, text.splitlines()
+
+
+def test_start_up_config_errors_keep_the_error_priority(tmp_path):
+    """A config that fails at start-up under systemd reaches the journal at
+    the error priority, every line; -t outside the journal (a terminal)
+    prints the same lines without a prefix."""
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[server]\nlisten = 127.0.0.1:{free_port()}\nno_such_key = 1\n"
+                    "[auth]\nmethod = sometimes\n")
+    status, lines = run_with_stderr_file(["-c", str(path)], tmp_path, journal=True)
+    assert status == 2
+    assert any(f"{path}:3: [server] no_such_key" in line for line in lines), lines
+    assert any(f"{path}:5: [auth] method" in line for line in lines), lines
+    assert lines and all(line.startswith(f"<3>{path}:") for line in lines), lines
+    status, lines = run_with_stderr_file(["-t", "-c", str(path)], tmp_path,
+                                         journal=False)
+    assert status == 2
+    assert len(lines) >= 2 and all(line.startswith(f"{path}:") for line in lines), lines
 
 
 def test_journal_stream_of_another_file_is_ignored(start_daemon, tmp_path):

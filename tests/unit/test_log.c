@@ -1,12 +1,17 @@
 /*
  * Unit tests for the logging helpers that decide what reaches the log:
- * the rate limiter and the sanitizer for client-chosen text.
+ * the rate limiter, the sanitizer for client-chosen text, and the
+ * start-up report's journal priorities.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "socks5d/log.h"
@@ -46,12 +51,62 @@ test_safe_text_replaces_separators_and_controls(void **state)
 	assert_string_equal(out, "");
 }
 
+/* log_stderr_report(text) with stderr a scratch file, which is the journal
+ * when journal is set; returns what it wrote. */
+static char *
+report_to_file(const char *text, bool journal)
+{
+	char path[] = "/tmp/socks5d-test-log-XXXXXX", env[64];
+	static char out[512];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct stat st;
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unlink(path);
+	assert_int_equal(fstat(fd, &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu",
+	    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	if (journal)
+		setenv("JOURNAL_STREAM", env, 1);
+	else
+		unsetenv("JOURNAL_STREAM");
+	fflush(stderr);
+	dup2(fd, STDERR_FILENO);
+	log_stderr_report(LOG_LEVEL_ERROR, text);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	unsetenv("JOURNAL_STREAM");
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	assert_true(n >= 0);
+	out[n] = '\0';
+	return out;
+}
+
+static void
+test_report_gets_priorities_only_in_the_journal(void **state)
+{
+	const char *text = "a.conf:3: [server] x: unknown key\na.conf: bad\n";
+
+	(void)state;
+	assert_string_equal(report_to_file(text, true),
+	    "<3>a.conf:3: [server] x: unknown key\n<3>a.conf: bad\n");
+	assert_string_equal(report_to_file(text, false), text);
+	/* A last line without its newline still ends in one. */
+	assert_string_equal(report_to_file("one\ntwo", true),
+	    "<3>one\n<3>two\n");
+	assert_string_equal(report_to_file("", true), "");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ratelimit_first_passes_then_one_per_interval),
 		cmocka_unit_test(test_safe_text_replaces_separators_and_controls),
+		cmocka_unit_test(test_report_gets_priorities_only_in_the_journal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

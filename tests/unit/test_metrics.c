@@ -18,11 +18,11 @@
 
 #include "socks5d/config.h"
 #include "socks5d/metrics.h"
+#include "socks5d/socks5.h"
 #include "socks5d/workers.h"
 
 static const struct metrics_gauges gauges = {
-	.sessions_active = 99, .pipes_idle = 1, .fds_open = 10,
-	.max_clients = 100,
+	.fds_open = 10, .max_clients = 100,
 };
 
 static char *
@@ -48,6 +48,13 @@ assert_line(const char *line)
 	free(text);
 }
 
+static void
+add_active(uint8_t cmd, int n)
+{
+	for (int i = 0; i < n; i++)
+		metrics_add_active(cmd, 1);
+}
+
 /* One test, in order: the mapping cannot be undone within the process. */
 static void
 test_slots(void **state)
@@ -56,9 +63,22 @@ test_slots(void **state)
 	int status;
 
 	(void)state;
-	/* One process: the gauge comes from the caller, no workers line. */
-	metrics_count_session(1, 0, "eof", 10, 20);
-	assert_line("socks5d_sessions_active 99");
+	/* One process: no workers line. A session moves from "none" to its
+	 * command once its request is read. */
+	metrics_count_session(1, 0, "eof");
+	metrics_count_bytes(true, 10);
+	metrics_count_bytes(false, 20);
+	add_active(0, 2);
+	metrics_add_active(0, -1);
+	metrics_add_active(SOCKS5_CMD_BIND, 1);
+	assert_line("socks5d_sessions_active{cmd=\"none\"} 1");
+	assert_line("socks5d_sessions_active{cmd=\"bind\"} 1");
+	assert_line("socks5d_sessions_active{cmd=\"connect\"} 0");
+	assert_int_equal(metrics_sessions_active(), 2);
+	metrics_add_active(0, -1);
+	metrics_add_active(SOCKS5_CMD_BIND, -1);
+	assert_line("socks5d_sessions_active{cmd=\"bind\"} 0");
+	assert_int_equal(metrics_sessions_active(), 0);
 	{
 		char *text = render();
 
@@ -70,29 +90,49 @@ test_slots(void **state)
 	metrics_slot_running(0, true);
 	metrics_slot_running(1, true);
 	metrics_use_slot(0);
-	metrics_count_session(1, 0, "eof", 1, 2);
-	metrics_set_sessions_active(4);
+	metrics_count_session(1, 0, "eof");
+	metrics_count_bytes(true, 1);
+	metrics_count_bytes(false, 2);
+	add_active(SOCKS5_CMD_CONNECT, 4);
+	metrics_set_pipes(3, 1, 1);
 	metrics_use_slot(1);
-	metrics_count_session(1, 0, "eof", 100, 200);
-	metrics_count_session(0, -1, "client-eof", 0, 0);
+	metrics_count_session(1, 0, "eof");
+	metrics_count_bytes(true, 100);
+	metrics_count_bytes(false, 200);
+	metrics_count_session(0, -1, "client-eof");
 	metrics_count_dns_lookup();
 	metrics_observe_dns(0.5, true);
-	metrics_set_sessions_active(2);
+	add_active(SOCKS5_CMD_BIND, 1);
+	add_active(0, 1);
+	metrics_set_pipes(2, 2, 1);
+	metrics_count_small_pipe();
 	assert_int_equal(metrics_sessions_active(), 6);
 	assert_line("socks5d_sessions_total{cmd=\"connect\"} 2");
 	assert_line("socks5d_sessions_total{cmd=\"none\"} 1");
 	assert_line("socks5d_relayed_bytes_total{direction=\"up\"} 101");
 	assert_line("socks5d_relayed_bytes_total{direction=\"down\"} 202");
 	assert_line("socks5d_dns_lookup_duration_seconds_sum 0.5");
-	/* With workers the slots' gauges count, not the caller's. */
-	assert_line("socks5d_sessions_active 6");
+	/* Every gauge is the sum of the slots'. */
+	assert_line("socks5d_sessions_active{cmd=\"connect\"} 4");
+	assert_line("socks5d_sessions_active{cmd=\"bind\"} 1");
+	assert_line("socks5d_sessions_active{cmd=\"none\"} 1");
+	assert_line("socks5d_pipe_pool_idle 5");
+	assert_line("socks5d_pipe_pool_in_use 3");
+	assert_line("socks5d_pipe_pool_large 2");
+	assert_line("socks5d_pipe_pool_small_total 1");
 	assert_line("socks5d_workers 2");
 
-	/* Worker 2 dies: its sessions are gone, its counts are not. */
+	/* Worker 2 dies: its sessions and pipes are gone, its counts are
+	 * not. */
 	metrics_slot_running(1, false);
 	assert_int_equal(metrics_sessions_active(), 4);
 	assert_line("socks5d_workers 1");
 	assert_line("socks5d_sessions_total{cmd=\"connect\"} 2");
+	assert_line("socks5d_sessions_active{cmd=\"bind\"} 0");
+	assert_line("socks5d_pipe_pool_idle 3");
+	assert_line("socks5d_pipe_pool_in_use 1");
+	assert_line("socks5d_pipe_pool_large 1");
+	assert_line("socks5d_pipe_pool_small_total 1");
 
 	/* Its replacement, forked, writes the same slot. */
 	metrics_slot_running(1, true);
@@ -100,20 +140,26 @@ test_slots(void **state)
 	assert_true(pid != -1);
 	if (pid == 0) {
 		metrics_use_slot(1);
-		metrics_count_session(1, 0, "eof", 1000, 0);
-		metrics_set_sessions_active(7);
+		metrics_count_session(1, 0, "eof");
+		metrics_count_bytes(true, 1000);
+		add_active(SOCKS5_CMD_UDP, 7);
+		metrics_set_pipes(4, 0, 0);
 		_exit(0);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_line("socks5d_sessions_total{cmd=\"connect\"} 3");
 	assert_line("socks5d_relayed_bytes_total{direction=\"up\"} 1101");
+	assert_line("socks5d_sessions_active{cmd=\"udp\"} 7");
+	assert_line("socks5d_pipe_pool_idle 7");
 	assert_int_equal(metrics_sessions_active(), 11);
 	assert_line("socks5d_workers 2");
 
-	/* A new occupant of a slot starts its gauge from zero. */
+	/* A new occupant of a slot starts its gauges from zero. */
 	metrics_use_slot(1);
 	assert_int_equal(metrics_sessions_active(), 4);
+	assert_line("socks5d_sessions_active{cmd=\"udp\"} 0");
+	assert_line("socks5d_pipe_pool_idle 3");
 	assert_line("socks5d_sessions_total{cmd=\"connect\"} 3");
 }
 

@@ -328,8 +328,7 @@ test_noise(void **state)
 /* -- the exposition ------------------------------------------------------ */
 
 static const struct metrics_gauges test_gauges = {
-	.sessions_active = 3, .pipes_idle = 5, .fds_open = 42,
-	.max_clients = 100,
+	.fds_open = 42, .max_clients = 100,
 };
 
 static char *
@@ -362,12 +361,22 @@ test_render_counts(void **state)
 
 	(void)state;
 	metrics_reset();
-	metrics_count_session(1, 0, "eof", 100, 2000);
-	metrics_count_session(1, 5, "rejected", 0, 0);
-	metrics_count_session(0, -1, "auth-failed", 0, 0);
-	metrics_count_session(3, 0, "client-eof", 7, 9);
-	metrics_count_session(9, 7, "rejected", 0, 0);
-	metrics_count_session(0, -1, "someday-new", 0, 0);
+	metrics_count_session(1, 0, "eof");
+	metrics_count_session(1, 5, "rejected");
+	metrics_count_session(0, -1, "auth-failed");
+	metrics_count_session(3, 0, "client-eof");
+	metrics_count_session(9, 7, "rejected");
+	metrics_count_session(0, -1, "someday-new");
+	metrics_count_bytes(true, 100);
+	metrics_count_bytes(false, 2000);
+	metrics_count_bytes(true, 7);
+	metrics_count_bytes(false, 9);
+	metrics_add_active(1, 1);
+	metrics_add_active(1, 1);
+	metrics_add_active(0, 1);
+	metrics_add_active(9, 1);
+	metrics_set_pipes(5, 2, 1);
+	metrics_count_small_pipe();
 	metrics_count_reply(0);
 	metrics_count_reply(5);
 	metrics_count_reply(5);
@@ -388,7 +397,11 @@ test_render_counts(void **state)
 	text = render();
 	assert_memory_equal(text, "# HELP socks5d_sessions_active ", 31);
 	assert_line(text, "# TYPE socks5d_sessions_active gauge");
-	assert_line(text, "socks5d_sessions_active 3");
+	assert_line(text, "socks5d_sessions_active{cmd=\"connect\"} 2");
+	assert_line(text, "socks5d_sessions_active{cmd=\"none\"} 1");
+	assert_line(text, "socks5d_sessions_active{cmd=\"unknown\"} 1");
+	assert_line(text, "socks5d_sessions_active{cmd=\"bind\"} 0");
+	assert_line(text, "socks5d_sessions_active{cmd=\"udp\"} 0");
 	assert_line(text, "socks5d_sessions_total{cmd=\"connect\"} 2");
 	assert_line(text, "socks5d_sessions_total{cmd=\"none\"} 2");
 	assert_line(text, "socks5d_sessions_total{cmd=\"udp\"} 1");
@@ -420,6 +433,11 @@ test_render_counts(void **state)
 	assert_line(text, "socks5d_udp_dropped_total{reason=\"frag\"} 3");
 	assert_line(text, "socks5d_udp_dropped_total{reason=\"stranger\"} 0");
 	assert_line(text, "socks5d_pipe_pool_idle 5");
+	assert_line(text, "# TYPE socks5d_pipe_pool_in_use gauge");
+	assert_line(text, "socks5d_pipe_pool_in_use 2");
+	assert_line(text, "socks5d_pipe_pool_large 1");
+	assert_line(text, "# TYPE socks5d_pipe_pool_small_total counter");
+	assert_line(text, "socks5d_pipe_pool_small_total 1");
 	assert_line(text, "socks5d_open_fds 42");
 	assert_line(text, "socks5d_max_clients 100");
 	assert_line(text, "socks5d_build_info{version=\"" "0.1.0" "\"} 1");

@@ -1,7 +1,8 @@
 /*
  * Unit tests for the splice relay's pipe pool: default pipes, growing a
  * pipe in use to a large one without losing its bytes, the budget of large
- * pipes, their free list, and a grow the kernel refuses.
+ * pipes, their free list, a grow the kernel refuses, and the gauges and
+ * counter the pool publishes to /metrics.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -9,11 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "socks5d/metrics.h"
 #include "socks5d/pipe_pool.h"
 
 #define LARGE (1024 * 1024)
@@ -169,6 +172,97 @@ test_large_budget_from_the_user_pipe_limit(void **state)
 	assert_int_equal(pipe_pool_large_budget(-1, LARGE, 4), 64);
 }
 
+/* What /metrics would say of the pool: idle, in use, large, small. */
+static void
+assert_published(unsigned idle, unsigned in_use, unsigned large,
+    unsigned small)
+{
+	static const struct metrics_gauges g = { .fds_open = -1 };
+	char text[16384], want[256];
+
+	metrics_render(text, sizeof(text), &g);
+	snprintf(want, sizeof(want), "\nsocks5d_pipe_pool_idle %u\n"
+	    "# HELP socks5d_pipe_pool_in_use ", idle);
+	if (strstr(text, want) == NULL)
+		fail_msg("want idle %u in:\n%s", idle, text);
+	snprintf(want, sizeof(want), "\nsocks5d_pipe_pool_in_use %u\n", in_use);
+	if (strstr(text, want) == NULL)
+		fail_msg("want in use %u in:\n%s", in_use, text);
+	snprintf(want, sizeof(want), "\nsocks5d_pipe_pool_large %u\n", large);
+	if (strstr(text, want) == NULL)
+		fail_msg("want large %u in:\n%s", large, text);
+	snprintf(want, sizeof(want), "\nsocks5d_pipe_pool_small_total %u\n",
+	    small);
+	if (strstr(text, want) == NULL)
+		fail_msg("want small %u in:\n%s", small, text);
+}
+
+static void
+test_metrics_follow_the_pool(void **state)
+{
+	struct pipe_pool pool;
+	int a[2], b[2], c[2];
+	size_t asize, bsize, csize;
+
+	(void)state;
+	metrics_reset();
+	assert_int_equal(pipe_pool_init(&pool, 4, 2, LARGE), 0);
+	assert_published(1, 0, 0, 0);
+	assert_int_equal(pipe_pool_get(&pool, a, false, &asize), 0);
+	assert_int_equal(pipe_pool_get(&pool, b, false, &bsize), 0);
+	assert_published(0, 2, 0, 0);
+	assert_true(pipe_pool_grow(&pool, a, &asize));
+	assert_published(0, 2, 1, 0);
+	/* A pipe closed with bytes in it is not kept. */
+	assert_int_equal(write(b[1], "x", 1), 1);
+	pipe_pool_discard(&pool, b, bsize);
+	assert_published(0, 1, 1, 0);
+	/* The large pipe goes back to its free list, still held. */
+	pipe_pool_put(&pool, a, asize);
+	assert_published(1, 0, 1, 0);
+	assert_int_equal(pipe_pool_get(&pool, c, true, &csize), 0);
+	assert_int_equal(csize, LARGE);
+	assert_published(0, 1, 1, 0);
+	pipe_pool_discard(&pool, c, csize);
+	assert_published(0, 0, 0, 0);
+	/* Putting back an already returned pipe changes nothing. */
+	pipe_pool_put(&pool, c, csize);
+	assert_published(0, 0, 0, 0);
+	pipe_pool_clear(&pool);
+}
+
+static void
+test_small_pipes_are_counted_and_not_kept(void **state)
+{
+	struct pipe_pool pool;
+	int a[2], b[2];
+	size_t asize, bsize, real;
+
+	(void)state;
+	metrics_reset();
+	assert_int_equal(pipe_pool_init(&pool, 4, 0, LARGE), 0);
+	/* Once the user's pipe budget is spent the kernel makes new pipes
+	 * smaller than the default; pretending the default is larger makes
+	 * every new pipe such a one. */
+	real = pool.pipe_size;
+	pool.pipe_size = real * 2;
+	assert_int_equal(pipe_pool_get(&pool, a, false, &asize), 0);
+	assert_published(0, 1, 0, 0);
+	assert_int_equal(pipe_pool_get(&pool, b, false, &bsize), 0);
+	assert_int_equal(bsize, real);
+	assert_published(0, 2, 0, 1);
+	pipe_pool_put(&pool, b, bsize);
+	assert_int_equal(b[0], -1);
+	assert_int_equal(pool.count, 0);
+	assert_published(0, 1, 0, 1);
+	assert_int_equal(pipe_pool_get(&pool, b, false, &bsize), 0);
+	assert_published(0, 2, 0, 2);
+	pipe_pool_put(&pool, b, bsize);
+	pipe_pool_discard(&pool, a, asize);
+	assert_published(0, 0, 0, 2);
+	pipe_pool_clear(&pool);
+}
+
 int
 main(void)
 {
@@ -179,6 +273,8 @@ main(void)
 		    test_refused_grow_stops_asking_until_a_large_pipe_goes),
 		cmocka_unit_test(test_no_large_pipes_when_not_larger),
 		cmocka_unit_test(test_large_budget_from_the_user_pipe_limit),
+		cmocka_unit_test(test_metrics_follow_the_pool),
+		cmocka_unit_test(test_small_pipes_are_counted_and_not_kept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
