@@ -1,9 +1,13 @@
 """BIND (RFC 1928 §4, §6): the first reply carries a concrete address the
 peer can reach, exactly one peer from DST.ADDR is accepted (anyone when DST
 is all zeros), the second reply carries the peer's address, and the two are
-relayed like CONNECT. Every ending returns the daemon's sockets to where
-they were. Real clients: the npm "socks" package, and Dante's socksify
-around an active-mode FTP transfer (curl)."""
+relayed like CONNECT. Every ending returns the daemon's descriptors (pipes
+aside) to where they were. IPv6 cases that need a second address run in a
+network namespace of their own (harness/netns.py). Real clients: the npm
+"socks" package, and Dante's socksify around an active-mode FTP transfer
+(curl)."""
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -15,10 +19,12 @@ import time
 
 import pytest
 
+from harness import netns
 from harness.daemon import REPO_ROOT
 from harness.net import (IO_TIMEOUT, LOOPBACK4, LOOPBACK6, family_of, format_hostport,
-                         free_port, is_listening, peer_closed, recv_exact,
-                         recv_until_eof, socket_fds, wait_until)
+                         free_port, is_listening, non_pipe_fds, peer_closed, recv_exact,
+                         recv_until_eof, settled_fds, wait_until)
+from harness.netns import OTHER6
 from harness.socks5 import (ATYP_IPV4, ATYP_IPV6, ATYP_NAME, CMD_BIND, REP_CMD_UNSUPPORTED,
                             REP_FAILURE, REP_HOST_UNREACH, REP_SUCCESS, REP_TTL_EXPIRED,
                             Socks5Client, request)
@@ -29,15 +35,25 @@ CLIENT_TIMEOUT = 20
 
 # -- helpers ---------------------------------------------------------------------
 
-def assert_sockets_back(daemon, baseline):
-    """Every socket a session opened (client, listener, peer) is closed."""
+@pytest.fixture
+def start_netns_daemon(start_daemon):
+    """Factory like start_daemon, for a daemon in a network namespace of its
+    own whose lo also has ::2 (harness/netns.py). The test joins that
+    namespace until teardown: sockets it makes after the call live there."""
+    with contextlib.ExitStack() as stack:
+        yield functools.partial(netns.start_daemon_in, start_daemon, stack)
+
+
+def assert_fds_back(daemon, baseline):
+    """Every descriptor a session opened (client, listener, peer, anything
+    else but the pooled pipes) is closed."""
     pid = daemon.proc.pid
     try:
-        wait_until(lambda: socket_fds(pid) == baseline, 5,
-                   what=f"daemon back to {baseline} sockets")
+        wait_until(lambda: non_pipe_fds(pid) == baseline, 5,
+                   what=f"daemon back to {baseline} descriptors")
     except TimeoutError:
-        raise AssertionError(f"daemon holds {socket_fds(pid)} sockets, "
-                             f"baseline {baseline}") from None
+        raise AssertionError(f"daemon holds {non_pipe_fds(pid)} descriptors "
+                             f"(pipes aside), baseline {baseline}") from None
 
 
 def start_bind(daemon, host, port=0, atyp=None, early=b""):
@@ -105,21 +121,21 @@ def exchange(client, peer, size=128 * 1024):
 
 # -- raw flows -------------------------------------------------------------------
 
-@pytest.mark.parametrize("relay", ["splice", "copy"])
-def test_bind_ipv4_flow(start_daemon, relay):
-    d = start_daemon(server={"relay": relay})
-    baseline = socket_fds(d.proc.pid)
+def check_flow_client_half_closes_first(d, host):
+    """BIND to host, both replies, data both ways, then the client's
+    half-close and the peer's close, each reaching the other side."""
+    baseline = settled_fds(d)
     early = b"sent before any reply\n"
     # DST.PORT is arbitrary: clients cannot know the peer's port.
-    client, first = start_bind(d, LOOPBACK4, 4242, early=early)
+    client, first = start_bind(d, host, 4242, early=early)
     with client:
         assert first.rep == REP_SUCCESS
-        assert first.atyp == ATYP_IPV4
-        assert first.host == LOOPBACK4 and first.port != 0, first
-        assert socket_fds(d.proc.pid) == baseline + 2      # client + listener
+        assert first.atyp == (ATYP_IPV4 if host == LOOPBACK4 else ATYP_IPV6)
+        assert first.host == host and first.port != 0, first
+        assert non_pipe_fds(d.proc.pid) == baseline + 2      # client + listener
         assert_no_reply_yet(client)
 
-        peer = accept_peer(client, first, LOOPBACK4)
+        peer = accept_peer(client, first, host)
         peer_addr = format_hostport(*peer.getsockname()[:2])
         with peer:
             # Exactly one peer: the listener is gone once it is accepted.
@@ -134,17 +150,26 @@ def test_bind_ipv4_flow(start_daemon, relay):
             peer.shutdown(socket.SHUT_WR)
             assert recv_until_eof(client.sock) == b"last words"
     fields = d.wait_session(cmd="bind", close="eof")
-    assert fields["dest"] == f"{LOOPBACK4}:4242"
+    assert fields["dest"] == format_hostport(host, 4242)
     assert fields["addr"] == peer_addr
     assert fields["reply"] == "0"
     assert int(fields["up"]) == len(early) + up
     assert int(fields["down"]) == down + len(b"last words")
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
+
+
+@pytest.mark.parametrize("relay", ["splice", "copy"])
+def test_bind_ipv4_flow(start_daemon, relay):
+    check_flow_client_half_closes_first(start_daemon(server={"relay": relay}), LOOPBACK4)
+
+
+def test_bind_ipv6_flow_client_half_closes_first(start_daemon):
+    check_flow_client_half_closes_first(start_daemon(), LOOPBACK6)
 
 
 def test_bind_ipv6_flow_peer_closes_first(start_daemon):
     d = start_daemon()
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     client, first = start_bind(d, LOOPBACK6, 1)
     with client:
         assert first.rep == REP_SUCCESS
@@ -165,20 +190,20 @@ def test_bind_ipv6_flow_peer_closes_first(start_daemon):
     fields = d.wait_session(cmd="bind", reply=0)
     assert fields["addr"] == peer_addr
     assert fields["dest"] == f"[{LOOPBACK6}]:1"
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 def test_bind_ipv4_mapped_dst_is_ipv4(start_daemon):
     """::ffff:127.0.0.1 and 127.0.0.1 are the same peer; the reply says ATYP 1."""
     d = start_daemon()
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     client, first = start_bind(d, "::ffff:127.0.0.1", 0)
     with client:
         assert first.rep == REP_SUCCESS and first.atyp == ATYP_IPV4, first
         assert first.host == LOOPBACK4
         with accept_peer(client, first, LOOPBACK4) as peer:
             exchange(client, peer, 1024)
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 def test_bind_ip_literal_sent_as_name_is_not_looked_up(start_daemon, dns_server):
@@ -191,24 +216,30 @@ def test_bind_ip_literal_sent_as_name_is_not_looked_up(start_daemon, dns_server)
     assert dns_server.queried_names() == []
 
 
-def test_bind_stranger_is_closed_and_peer_still_gets_through(start_daemon):
-    d = start_daemon()
-    baseline = socket_fds(d.proc.pid)
-    client, first = start_bind(d, LOOPBACK4, 80)
+# IPv6 has one loopback address: its stranger comes from ::2 in a network
+# namespace of the test's own.
+@pytest.mark.parametrize("host,stranger_source", [(LOOPBACK4, "127.0.0.2"),
+                                                  (LOOPBACK6, OTHER6)])
+def test_bind_stranger_is_closed_and_peer_still_gets_through(
+        start_daemon, start_netns_daemon, host, stranger_source):
+    d = start_daemon() if host == LOOPBACK4 else start_netns_daemon()
+    baseline = settled_fds(d)
+    client, first = start_bind(d, host, 80)
     with client:
+        assert first.rep == REP_SUCCESS and first.host == host, first
         # A port scanner: more connections than the backlog holds, from an
         # address that is not DST.ADDR. Each is closed, none answered.
         for _ in range(8):
-            with connect_peer(first.bound, "127.0.0.2") as stranger:
+            with connect_peer(first.bound, stranger_source) as stranger:
                 assert peer_closed(stranger, timeout=3.0)
         assert_no_reply_yet(client)
-        assert socket_fds(d.proc.pid) == baseline + 2
-        with accept_peer(client, first, LOOPBACK4) as peer:
+        assert non_pipe_fds(d.proc.pid) == baseline + 2
+        with accept_peer(client, first, host) as peer:
             peer_addr = format_hostport(*peer.getsockname()[:2])
-            assert socket_fds(d.proc.pid) == baseline + 2  # listener closed
+            assert non_pipe_fds(d.proc.pid) == baseline + 2  # listener closed
             exchange(client, peer, 4096)
     d.wait_session(cmd="bind", reply=0, addr=peer_addr)
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 @pytest.mark.parametrize("dst,listen,peer_source,advertised", [
@@ -219,14 +250,14 @@ def test_bind_stranger_is_closed_and_peer_still_gets_through(start_daemon):
 def test_bind_all_zeros_dst_accepts_any_peer(start_daemon, dst, listen, peer_source,
                                              advertised):
     d = start_daemon(listen_hosts=(listen,))
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     client, first = start_bind(d, dst, 0)
     with client:
         assert first.rep == REP_SUCCESS
         assert first.host == advertised, first
         with accept_peer(client, first, peer_source) as peer:
             exchange(client, peer, 4096)
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 @pytest.mark.parametrize("name,address,stranger", [
@@ -235,7 +266,7 @@ def test_bind_all_zeros_dst_accepts_any_peer(start_daemon, dst, listen, peer_sou
 ])
 def test_bind_name_dst_is_resolved(start_daemon, dns_server, name, address, stranger):
     d = start_daemon()
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     client, first = start_bind(d, name, 21)
     with client:
         assert first.rep == REP_SUCCESS
@@ -249,21 +280,24 @@ def test_bind_name_dst_is_resolved(start_daemon, dns_server, name, address, stra
             exchange(client, peer, 1024)
     d.wait_session(cmd="bind", dest=f"{name}:21", close="eof", addr=peer_addr)
     assert name in dns_server.queried_names()
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 def test_bind_unknown_name_is_host_unreachable(start_daemon):
     d = start_daemon()
+    baseline = settled_fds(d)
     client, first = start_bind(d, "nxdomain.test", 21)
     with client:
         assert first.rep == REP_HOST_UNREACH
         assert client.closed_by_peer()
+    d.wait_session(cmd="bind", reply=REP_HOST_UNREACH)
+    assert_fds_back(d, baseline)
 
 
 def test_bind_client_half_closed_while_resolving(start_daemon, dns_server):
     """A client gone before DST resolved gets no listener and no reply."""
     d = start_daemon()
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     dns_server.delay = 0.3
     with Socks5Client(d.address) as client:
         assert client.greet() == 0
@@ -273,17 +307,18 @@ def test_bind_client_half_closed_while_resolving(start_daemon, dns_server):
     fields = d.wait_session(cmd="bind", close="client-eof")
     assert fields["reply"] == "-"
     assert "v4.test" in dns_server.queried_names()
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 # -- endings without a peer ---------------------------------------------------------
 
-def test_bind_timeout_sends_ttl_expired(start_daemon):
+@pytest.mark.parametrize("host", [LOOPBACK4, LOOPBACK6])
+def test_bind_timeout_sends_ttl_expired(start_daemon, host):
     d = start_daemon(timeouts={"bind": 1})
-    baseline = socket_fds(d.proc.pid)
-    client, first = start_bind(d, LOOPBACK4, 0)
+    baseline = settled_fds(d)
+    client, first = start_bind(d, host, 0)
     with client:
-        assert first.rep == REP_SUCCESS
+        assert first.rep == REP_SUCCESS and first.host == host, first
         started = time.monotonic()
         second = client.read_reply()
         waited = time.monotonic() - started
@@ -294,18 +329,20 @@ def test_bind_timeout_sends_ttl_expired(start_daemon):
         assert_refused(first.bound)
     fields = d.wait_session(cmd="bind", reply=REP_TTL_EXPIRED)
     assert fields["addr"] == "-"
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
-def test_bind_client_giving_up_closes_listener(start_daemon):
+@pytest.mark.parametrize("host", [LOOPBACK4, LOOPBACK6])
+def test_bind_client_giving_up_closes_listener(start_daemon, host):
     d = start_daemon()
-    baseline = socket_fds(d.proc.pid)
-    client, first = start_bind(d, LOOPBACK4, 0)
+    baseline = settled_fds(d)
+    client, first = start_bind(d, host, 0)
+    assert first.rep == REP_SUCCESS and first.host == host, first
     assert is_listening(*first.bound)
     client.close()
     assert_refused(first.bound)
     d.wait_session(cmd="bind", close="client-eof", reply=0)
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 @pytest.mark.parametrize("how", ["close", "reset"])
@@ -314,7 +351,7 @@ def test_bind_client_gone_behind_a_full_buffer(start_daemon, how):
     reading, so the FIN or RST sits behind unread bytes: the wait must still
     end soon after, not at [timeouts] bind."""
     d = start_daemon(timeouts={"bind": 120})
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     client, first = start_bind(d, LOOPBACK4, 0)
     client.send(os.urandom(64 * 1024))
     assert is_listening(*first.bound)
@@ -328,18 +365,19 @@ def test_bind_client_gone_behind_a_full_buffer(start_daemon, how):
                             else "reset", reply=0)
     assert time.monotonic() - started < 10
     assert fields["addr"] == "-"
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
-def test_bind_disabled_is_command_not_supported(start_daemon):
+@pytest.mark.parametrize("host", [LOOPBACK4, LOOPBACK6])
+def test_bind_disabled_is_command_not_supported(start_daemon, host):
     d = start_daemon(bind={"enabled": False})
-    baseline = socket_fds(d.proc.pid)
-    client, first = start_bind(d, LOOPBACK4, 0)
+    baseline = settled_fds(d)
+    client, first = start_bind(d, host, 0)
     with client:
         assert first.rep == REP_CMD_UNSUPPORTED
         assert client.closed_by_peer()
     d.wait_session(cmd="bind", reply=REP_CMD_UNSUPPORTED)
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
 # -- configuration ----------------------------------------------------------------
@@ -363,18 +401,19 @@ def free_port_block(count, host=LOOPBACK4):
     raise RuntimeError("no free block of ports")
 
 
-def test_bind_port_range(start_daemon):
-    low = free_port_block(4)
+@pytest.mark.parametrize("host", [LOOPBACK4, LOOPBACK6])
+def test_bind_port_range(start_daemon, host):
+    low = free_port_block(4, host)
     high = low + 3
     d = start_daemon(bind={"port_range": f"{low}-{high}"})
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
 
     # Four waiting BINDs take the four ports; a fifth finds none.
     clients = []
     try:
         ports = set()
         for _ in range(4):
-            client, first = start_bind(d, LOOPBACK4, 0)
+            client, first = start_bind(d, host, 0)
             clients.append(client)
             assert first.rep == REP_SUCCESS
             assert low <= first.port <= high, (first, low, high)
@@ -382,54 +421,92 @@ def test_bind_port_range(start_daemon):
         assert len(ports) == 4, ports
         with Socks5Client(d.address) as extra:
             assert extra.greet() == 0
-            reply = extra.request(LOOPBACK4, 0, CMD_BIND)
+            reply = extra.request(host, 0, CMD_BIND)
             assert reply.rep == REP_FAILURE
             assert extra.closed_by_peer()
     finally:
         for client in clients:
             client.close()
     d.wait_log(r"no free port in port_range")
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
     # Ports held by someone else are skipped, and an advertised port works.
     holders = []
     try:
         for port in range(low, high):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(family_of(host), socket.SOCK_STREAM)
             holders.append(sock)
-            sock.bind((LOOPBACK4, port))
+            sock.bind((host, port))
             sock.listen(1)
-        client, first = start_bind(d, LOOPBACK4, 0)
+        client, first = start_bind(d, host, 0)
         with client:
             assert first.rep == REP_SUCCESS
             assert first.port == high, first
-            with accept_peer(client, first, LOOPBACK4) as peer:
+            with accept_peer(client, first, host) as peer:
                 exchange(client, peer, 1024)
         # With every port of the range taken: reply 0x01.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(family_of(host), socket.SOCK_STREAM)
         holders.append(sock)
-        wait_until(lambda: not is_listening(LOOPBACK4, high), 3, what="port freed")
+        wait_until(lambda: not is_listening(host, high), 3, what="port freed")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK4, high))
+        sock.bind((host, high))
         sock.listen(1)
-        client, first = start_bind(d, LOOPBACK4, 0)
+        client, first = start_bind(d, host, 0)
         with client:
             assert first.rep == REP_FAILURE
             assert client.closed_by_peer()
     finally:
         for sock in holders:
             sock.close()
-    assert_sockets_back(d, baseline)
+    assert_fds_back(d, baseline)
 
 
-def test_bind_configured_address_is_advertised(start_daemon):
-    d = start_daemon(bind={"address": "127.0.0.3, ::1"})
-    client, first = start_bind(d, LOOPBACK4, 0)
+# IPv6 has one loopback address: ::2, to tell the configured address from
+# the one the daemon would pick, is in a network namespace of the test's own.
+@pytest.mark.parametrize("dst,configured", [(LOOPBACK4, "127.0.0.3"),
+                                            (LOOPBACK6, OTHER6)])
+def test_bind_configured_address_is_advertised(start_daemon, start_netns_daemon, dst,
+                                               configured):
+    if dst == LOOPBACK4:
+        d = start_daemon(bind={"address": "127.0.0.3, ::1"})
+    else:
+        d = start_netns_daemon(bind={"address": OTHER6})
+    baseline = settled_fds(d)
+    client, first = start_bind(d, dst, 0)
     with client:
         assert first.rep == REP_SUCCESS
-        assert first.host == "127.0.0.3", first
-        with accept_peer(client, first, LOOPBACK4) as peer:
+        assert first.host == configured, first
+        with accept_peer(client, first, dst) as peer:
             exchange(client, peer, 1024)
+    d.wait_session(cmd="bind", close="eof")
+    assert_fds_back(d, baseline)
+
+
+@pytest.mark.parametrize("dst,listen,advertised", [
+    # The source address toward DST, as without [bind] address...
+    (LOOPBACK4, "127.0.0.5", LOOPBACK4),
+    (LOOPBACK6, LOOPBACK6, LOOPBACK6),
+    # ...or, for an all-zeros DST, where the client reached us.
+    ("0.0.0.0", "127.0.0.5", "127.0.0.5"),
+])
+def test_bind_wildcard_address_advertises_a_concrete_one(start_daemon, dst, listen,
+                                                         advertised):
+    """A wildcard [bind] address listens on every address, but the reply
+    must name one the peer can connect to."""
+    d = start_daemon(listen_hosts=(listen,), bind={"address": "0.0.0.0, ::"})
+    baseline = settled_fds(d)
+    client, first = start_bind(d, dst, 0)
+    with client:
+        assert first.rep == REP_SUCCESS
+        assert first.host == advertised and first.port != 0, first
+        # The listener is the configured wildcard, not the advertised address.
+        wildcard = "::" if ":" in advertised else "0.0.0.0"
+        assert is_listening(wildcard, first.port)
+        assert not is_listening(advertised, first.port)
+        with accept_peer(client, first, LOOPBACK6 if ":" in dst else LOOPBACK4) as peer:
+            exchange(client, peer, 1024)
+    d.wait_session(cmd="bind", close="eof")
+    assert_fds_back(d, baseline)
 
 
 # -- real clients ---------------------------------------------------------------
@@ -467,7 +544,7 @@ class LineReader:
 
 
 def test_npm_socks_client_bind(daemon):
-    baseline = socket_fds(daemon.proc.pid)
+    baseline = settled_fds(daemon)
     proc = subprocess.Popen(["node", str(CLIENTS_DIR / "bind.js"), daemon.host,
                              str(daemon.port), LOOPBACK4, "0"],
                             cwd=str(CLIENTS_DIR), stdout=subprocess.PIPE,
@@ -495,7 +572,7 @@ def test_npm_socks_client_bind(daemon):
         proc.stderr.close()
     fields = daemon.wait_session(cmd="bind", close="eof")
     assert fields["up"] == fields["down"] == str(len(payload))
-    assert_sockets_back(daemon, baseline)
+    assert_fds_back(daemon, baseline)
 
 
 @pytest.fixture

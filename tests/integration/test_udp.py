@@ -1,6 +1,10 @@
 """UDP ASSOCIATE with raw sockets: the reply, relaying over IPv4 and IPv6 to
 addresses and names, who may use an association, header checks, sizes,
-the end of an association, and its access-log counters."""
+the end of an association, and its access-log counters. IPv6 cases that
+need a second address run in a network namespace of their own
+(harness/netns.py)."""
+import contextlib
+import functools
 import http.client
 import os
 import re
@@ -11,8 +15,10 @@ import time
 
 import pytest
 
-from harness.net import (LOOPBACK4, LOOPBACK6, free_port, is_listening, socket_fds,
-                         wait_until)
+from harness import netns
+from harness.net import (LOOPBACK4, LOOPBACK6, family_of, free_port, is_listening,
+                         non_pipe_fds, settled_fds, wait_until)
+from harness.netns import OTHER6
 from harness.socks5 import (ATYP_IPV4, ATYP_IPV6, ATYP_NAME, REP_CMD_UNSUPPORTED,
                             REP_FAILURE, REP_SUCCESS, Socks5Client)
 from harness.udp import (MAX_UDP_IPV4, Association, UdpServer, parse_udp_datagram,
@@ -41,6 +47,16 @@ def echo4(udp_servers):
 @pytest.fixture
 def echo6(udp_servers):
     return udp_servers(LOOPBACK6)
+
+
+@pytest.fixture
+def start_netns_daemon(start_daemon):
+    """Factory like start_daemon, for a daemon in a network namespace of its
+    own whose lo also has ::2 (harness/netns.py). The test joins that
+    namespace until teardown: sockets it makes after the call (UDP servers
+    included) live there."""
+    with contextlib.ExitStack() as stack:
+        yield functools.partial(netns.start_daemon_in, start_daemon, stack)
 
 
 def associate(daemon, host="0.0.0.0", port=0, atyp=None, udp_host=None):
@@ -105,10 +121,12 @@ def test_replies_from_many_remotes_and_ipv4_mapped_destination(daemon, udp_serve
         assert a.recv() == (LOOPBACK4, servers[0].port, b"mapped")
 
 
+@pytest.mark.parametrize("listen", [LOOPBACK4, LOOPBACK6])
 @pytest.mark.parametrize("name,target", [("v4.test", LOOPBACK4), ("v6.test", LOOPBACK6)])
 def test_name_destination_held_while_resolving_then_cached(start_daemon, dns_server,
-                                                           udp_servers, name, target):
-    d = start_daemon()
+                                                           udp_servers, name, target,
+                                                           listen):
+    d = start_daemon(listen_hosts=(listen,))
     echo = udp_servers(target)
     dns_server.delay = 0.3        # datagrams arrive while the name resolves
     with associate(d) as a:
@@ -180,21 +198,39 @@ def test_batch_of_datagrams_all_relayed(daemon, echo4):
     assert fields["up"] == str(count * 100)
 
 
-def test_outbound_source_address(start_daemon, echo4):
-    d = start_daemon(outbound={"bind_ipv4": "127.0.0.9"})
+# IPv6 has one loopback address: the source ::2 is in a network namespace of
+# the test's own.
+@pytest.mark.parametrize("target,source", [(LOOPBACK4, "127.0.0.9"), (LOOPBACK6, OTHER6)])
+def test_outbound_source_address(start_daemon, start_netns_daemon, udp_servers, target,
+                                 source):
+    if target == LOOPBACK4:
+        d = start_daemon(outbound={"bind_ipv4": source})
+    else:
+        d = start_netns_daemon(outbound={"bind_ipv6": source})
+    echo = udp_servers(target)
     with associate(d) as a:
-        a.send(LOOPBACK4, echo4.port, b"from where?")
-        assert a.recv()[2] == b"from where?"
-        assert echo4.peers()[0][0] == "127.0.0.9"
+        a.send(target, echo.port, b"from where?")
+        assert a.recv() == (target, echo.port, b"from where?")
+        assert echo.peers()[0][0] == source
     udp_session(d, close="eof")
 
 
 # -- who may use an association ------------------------------------------------------
 
-def test_stranger_is_ignored(daemon, echo4):
-    with associate(daemon) as a:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
-            stranger.bind(("127.0.0.2", 0))
+# IPv6 has one loopback address: its stranger sends from ::2 in a network
+# namespace of the test's own.
+@pytest.mark.parametrize("listen,stranger_source", [(LOOPBACK4, "127.0.0.2"),
+                                                    (LOOPBACK6, OTHER6)])
+def test_stranger_is_ignored(start_daemon, start_netns_daemon, udp_servers, listen,
+                             stranger_source):
+    if listen == LOOPBACK4:
+        d = start_daemon()
+    else:
+        d = start_netns_daemon(listen_hosts=(listen,))
+    echo4 = udp_servers(LOOPBACK4)
+    with associate(d) as a:
+        with socket.socket(family_of(listen), socket.SOCK_DGRAM) as stranger:
+            stranger.bind((stranger_source, 0))
             a.send(LOOPBACK4, echo4.port, b"from a stranger", sock=stranger)
             time.sleep(0.2)
             assert echo4.count() == 0
@@ -204,23 +240,33 @@ def test_stranger_is_ignored(daemon, echo4):
             assert a.recv()[2] == b"from the client"
             a.send(LOOPBACK4, echo4.port, b"again", sock=stranger)
             a.assert_nothing()
-    fields = udp_session(daemon, close="eof")
+    fields = udp_session(d, close="eof")
     assert (fields["drop_stranger"], fields["dgrams_up"]) == ("2", "1")
 
 
-@pytest.mark.parametrize("dst,atyp", [
-    ("0.0.0.0", None),          # all-zero: nothing known
-    ("127.0.0.1", None),        # the address, port 0
-    ("0", ATYP_NAME),           # a name, as PySocks sends
-    ("::", None),
+@pytest.mark.parametrize("listen,dst,atyp,port", [
+    (LOOPBACK4, "0.0.0.0", None, 0),        # all-zero: nothing known
+    (LOOPBACK4, "127.0.0.1", None, 0),      # the address, port 0
+    (LOOPBACK4, "0", ATYP_NAME, 9),         # a name, as PySocks sends: its
+                                            # port says nothing either
+    (LOOPBACK4, "::", None, 0),
+    # An all-zero address makes the port beside it meaningless too: here
+    # it is another socket's, which must not become the client.
+    (LOOPBACK4, "0.0.0.0", None, "other"),
+    (LOOPBACK4, "::", None, "other"),
+    (LOOPBACK6, "::", None, 0),
+    (LOOPBACK6, "::1", None, 0),
+    (LOOPBACK6, "::", None, "other"),
 ])
-def test_client_port_is_learnt_from_first_datagram(daemon, echo4, dst, atyp):
-    # A name-form DST's port says nothing either: give a wrong one.
-    port = 9 if atyp == ATYP_NAME else 0
-    with associate(daemon, dst, port, atyp) as a:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
-            other.bind((LOOPBACK4, 0))
-            other.settimeout(0.3)
+def test_client_port_is_learnt_from_first_datagram(start_daemon, echo4, listen, dst,
+                                                   atyp, port):
+    d = start_daemon(listen_hosts=(listen,))
+    with socket.socket(family_of(listen), socket.SOCK_DGRAM) as other:
+        other.bind((listen, 0))
+        other.settimeout(0.3)
+        if port == "other":
+            port = other.getsockname()[1]
+        with associate(d, dst, port, atyp) as a:
             a.send(LOOPBACK4, echo4.port, b"first")
             assert a.recv()[2] == b"first"
             # Same address, another port: not the client any more.
@@ -229,17 +275,19 @@ def test_client_port_is_learnt_from_first_datagram(daemon, echo4, dst, atyp):
                 other.recv(100)
             a.send(LOOPBACK4, echo4.port, b"still")
             assert a.recv()[2] == b"still"
-    fields = udp_session(daemon, close="eof")
+    fields = udp_session(d, close="eof")
     assert (fields["drop_stranger"], fields["dgrams_up"]) == ("1", "2")
 
 
-def test_given_dst_fixes_the_client_port(daemon, echo4):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as early:
-        early.bind((LOOPBACK4, 0))
+@pytest.mark.parametrize("listen", [LOOPBACK4, LOOPBACK6])
+def test_given_dst_fixes_the_client_port(start_daemon, echo4, listen):
+    d = start_daemon(listen_hosts=(listen,))
+    with socket.socket(family_of(listen), socket.SOCK_DGRAM) as early:
+        early.bind((listen, 0))
         early.settimeout(0.3)
-        a = Association(daemon.address)
+        a = Association(d.address)
         with a:
-            reply = a.request(LOOPBACK4, a.local[1])
+            reply = a.request(listen, a.local[1])
             assert reply.rep == REP_SUCCESS
             # Another port on the right address, even first, is a stranger.
             a.send(LOOPBACK4, echo4.port, b"not me", sock=early)
@@ -247,31 +295,43 @@ def test_given_dst_fixes_the_client_port(daemon, echo4):
                 early.recv(100)
             a.send(LOOPBACK4, echo4.port, b"me")
             assert a.recv()[2] == b"me"
-    fields = udp_session(daemon, close="eof")
+    fields = udp_session(d, close="eof")
     assert (fields["drop_stranger"], fields["dgrams_up"]) == ("1", "1")
 
 
-def test_given_dst_address_is_the_client(daemon, echo4):
-    # The request names 127.0.0.3 as the client's address: datagrams from
+# IPv6 has one loopback address: the named one, ::2, is in a network
+# namespace of the test's own.
+@pytest.mark.parametrize("listen,named_host", [(LOOPBACK4, "127.0.0.3"),
+                                               (LOOPBACK6, OTHER6)])
+def test_given_dst_address_is_the_client(start_daemon, start_netns_daemon, udp_servers,
+                                         listen, named_host):
+    # The request names another address as the client's: datagrams from
     # the TCP client's own address are then strangers.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as named:
-        named.bind(("127.0.0.3", 0))
+    if listen == LOOPBACK4:
+        d = start_daemon()
+    else:
+        d = start_netns_daemon(listen_hosts=(listen,))
+    echo4 = udp_servers(LOOPBACK4)
+    with socket.socket(family_of(listen), socket.SOCK_DGRAM) as named:
+        named.bind((named_host, 0))
         named.settimeout(5)
-        with associate(daemon, "127.0.0.3", named.getsockname()[1]) as a:
+        with associate(d, named_host, named.getsockname()[1]) as a:
             a.send(LOOPBACK4, echo4.port, b"from the TCP address")
             a.assert_nothing()
             a.send(LOOPBACK4, echo4.port, b"from the named one", sock=named)
             data, sender = named.recvfrom(1000)
-            assert sender == a.relay
+            assert sender[:2] == a.relay
             assert parse_udp_datagram(data)[5] == b"from the named one"
-    fields = udp_session(daemon, close="eof")
+    fields = udp_session(d, close="eof")
     assert (fields["drop_stranger"], fields["dgrams_up"]) == ("1", "1")
 
 
 # -- headers -------------------------------------------------------------------
 
-def test_bad_headers_are_dropped_and_counted(daemon, echo4):
-    with associate(daemon) as a:
+@pytest.mark.parametrize("listen", [LOOPBACK4, LOOPBACK6])
+def test_bad_headers_are_dropped_and_counted(start_daemon, echo4, listen):
+    d = start_daemon(listen_hosts=(listen,))
+    with associate(d) as a:
         a.send_raw(udp_header(LOOPBACK4, echo4.port, frag=1) + b"fragment")
         a.send_raw(udp_header(LOOPBACK4, echo4.port, frag=0x81) + b"last fragment")
         a.send_raw(udp_header(LOOPBACK4, echo4.port, rsv=0x0100) + b"reserved")
@@ -282,7 +342,7 @@ def test_bad_headers_are_dropped_and_counted(daemon, echo4):
         assert a.recv()[2] == b"good"
         a.assert_nothing()
         assert [p for _, p in echo4.received] == [b"good"]
-    fields = udp_session(daemon, close="eof")
+    fields = udp_session(d, close="eof")
     assert (fields["drop_frag"], fields["drop_rsv"], fields["drop_bad"]) == ("2", "1", "3")
     assert fields["dgrams_up"] == "1"
 
@@ -325,21 +385,28 @@ def test_reply_too_big_to_wrap_is_dropped(daemon, udp_servers):
 
 # -- the end of an association --------------------------------------------------------
 
-def test_association_ends_with_control_connection(daemon, echo4, echo6):
-    pid = daemon.proc.pid
-    baseline = socket_fds(pid)
-    a = associate(daemon)
+@pytest.mark.parametrize("how", ["close", "reset"])
+@pytest.mark.parametrize("listen", [LOOPBACK4, LOOPBACK6])
+def test_association_ends_with_control_connection(start_daemon, echo4, echo6, listen, how):
+    d = start_daemon(listen_hosts=(listen,))
+    pid = d.proc.pid
+    baseline = settled_fds(d)
+    a = associate(d)
     a.send(LOOPBACK4, echo4.port, b"v4")
     a.recv()
     a.send(LOOPBACK6, echo6.port, b"v6")
     a.recv()
     # Control connection, relay socket, one outbound socket per family.
-    assert socket_fds(pid) == baseline + 4
+    assert non_pipe_fds(pid) == baseline + 4
     relay = a.relay
+    if how == "reset":
+        # SO_LINGER 0: close sends RST, and the daemon reads ECONNRESET.
+        a.client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
     a.client.close()
-    fields = udp_session(daemon, close="eof")
+    fields = udp_session(d, close="eof" if how == "close" else "reset")
     assert fields["dgrams_up"] == "2"
-    wait_until(lambda: socket_fds(pid) == baseline, 5, what="sockets released")
+    wait_until(lambda: non_pipe_fds(pid) == baseline, 5, what="descriptors released")
     assert udp_port_free(*relay)
     # Nothing answers on the old relay port any more.
     a.send(LOOPBACK4, echo4.port, b"too late")
@@ -360,25 +427,26 @@ def test_control_connection_bytes_are_ignored_and_never_answered(daemon, echo4):
 
 
 @pytest.mark.deadline(30)
-def test_idle_association_is_closed(start_daemon, echo4):
-    d = start_daemon(timeouts={"udp_idle": 1})
+@pytest.mark.parametrize("listen", [LOOPBACK4, LOOPBACK6])
+def test_idle_association_is_closed(start_daemon, echo4, listen):
+    d = start_daemon(listen_hosts=(listen,), timeouts={"udp_idle": 1})
     pid = d.proc.pid
-    baseline = socket_fds(pid)
+    baseline = settled_fds(d)
     with associate(d) as a:
         # Datagrams keep it alive past udp_idle...
         started = time.monotonic()
-        while time.monotonic() - started < 2.0:
+        while time.monotonic() - started < 1.5:
             a.send(LOOPBACK4, echo4.port, b"tick")
             assert a.recv()[2] == b"tick"
             last = time.monotonic()
             time.sleep(0.3)
-        assert socket_fds(pid) == baseline + 3
+        assert non_pipe_fds(pid) == baseline + 3
         # ...and silence ends it, closing the control connection.
         assert a.client.closed_by_peer(timeout=4.0)
         assert 0.8 <= time.monotonic() - last <= 3.0
     fields = udp_session(d, close="idle")
-    assert int(fields["dgrams_up"]) >= 5
-    wait_until(lambda: socket_fds(pid) == baseline, 5, what="sockets released")
+    assert int(fields["dgrams_up"]) >= 4
+    wait_until(lambda: non_pipe_fds(pid) == baseline, 5, what="descriptors released")
 
 
 @pytest.mark.deadline(30)
@@ -453,7 +521,8 @@ def test_port_range(start_daemon, echo4):
 
 
 def scrape_udp_metrics(port):
-    """{(name, label value): value} of the socks5d_udp_* samples."""
+    """{(name, label value): value} of the socks5d_udp_* and
+    socks5d_relayed_bytes_total samples."""
     conn = http.client.HTTPConnection(LOOPBACK4, port, timeout=5)
     try:
         conn.request("GET", "/metrics")
@@ -463,7 +532,8 @@ def scrape_udp_metrics(port):
     finally:
         conn.close()
     return {(m.group(1), m.group(2)): float(m.group(3)) for m in re.finditer(
-        r'^(socks5d_udp_\w+)\{\w+="(\w+)"\} (\S+)$', text, re.M)}
+        r'^(socks5d_udp_\w+|socks5d_relayed_bytes_total)\{\w+="(\w+)"\} (\S+)$',
+        text, re.M)}
 
 
 def test_metrics_count_live_associations(start_daemon, echo4):
@@ -485,21 +555,37 @@ def test_metrics_count_live_associations(start_daemon, echo4):
         assert m[("socks5d_udp_dropped_total", "frag")] == 1
         assert m[("socks5d_udp_dropped_total", "stranger")] == 1
         assert m[("socks5d_udp_dropped_total", "dns")] == 0
+        # Payload bytes too: "one" each way.
+        assert m[("socks5d_relayed_bytes_total", "up")] == 3
+        assert m[("socks5d_relayed_bytes_total", "down")] == 3
     udp_session(d, close="eof")
     # Nothing is counted twice when it ends.
     m = scrape_udp_metrics(port)
     assert m[("socks5d_udp_datagrams_total", "up")] == 1
     assert m[("socks5d_udp_dropped_total", "frag")] == 1
+    assert m[("socks5d_relayed_bytes_total", "up")] == 3
+    assert m[("socks5d_relayed_bytes_total", "down")] == 3
 
 
-def test_advertised_address(start_daemon, echo4):
-    d = start_daemon(udp={"advertise_ipv4": "127.0.0.5"})
+# Each family's client gets its own family's address. IPv6 has one loopback
+# address: ::2, to tell the advertised address from the real one, is in a
+# network namespace of the test's own.
+@pytest.mark.parametrize("listen,advertised", [(LOOPBACK4, "127.0.0.5"),
+                                               (LOOPBACK6, OTHER6)])
+def test_advertised_address(start_daemon, start_netns_daemon, udp_servers, listen,
+                            advertised):
+    if listen == LOOPBACK4:
+        d = start_daemon(udp={"advertise_ipv4": advertised, "advertise_ipv6": LOOPBACK6})
+    else:
+        d = start_netns_daemon(listen_hosts=(listen,), udp={"advertise_ipv4": "127.0.0.5",
+                                                            "advertise_ipv6": advertised})
+    echo4 = udp_servers(LOOPBACK4)
     with Association(d.address) as a:
         reply = a.request()
         assert reply.rep == REP_SUCCESS
-        assert reply.host == "127.0.0.5" and reply.port != 0
+        assert reply.host == advertised and reply.port != 0, reply
         # The socket itself stays on the address the client reached.
-        a.relay = (LOOPBACK4, reply.port)
+        a.relay = (listen, reply.port)
         a.send(LOOPBACK4, echo4.port, b"behind NAT")
         assert a.recv()[2] == b"behind NAT"
     udp_session(d, close="eof")
