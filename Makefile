@@ -11,12 +11,16 @@ LDLIBS  := -lev -linih -lsodium -lcares -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
-TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps \
+TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps iproute2 \
               dnsmasq-base dante-client python3-pyftpdlib man-db systemd \
               clang libclang-rt-14-dev \
               dante-server microsocks strace linux-perf valgrind
-# Third-party Node.js SOCKS client for the black-box tests (npm "socks").
+# Third-party Node.js SOCKS client for the black-box tests (npm "socks"),
+# installed by `npm ci` from the npm registry. Any Node.js with npm will do;
+# Debian's packages are wanted only when there is none (a node from another
+# repository may already bundle its own npm). Expanded only when used.
 NODE_CLIENTS := tests/clients/node_modules/.package-lock.json
+NODE_PKGS = $(if $(and $(shell command -v node),$(shell command -v npm)),,nodejs npm)
 
 SRCS      := $(wildcard src/*.c)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
@@ -136,7 +140,8 @@ bench: deps-test
 build/obj build/asan-obj build/asan build/tests build/fuzz build/fuzz-obj build/bench:
 	mkdir -p $@
 
-# Install missing Debian packages: $(1) is the package list.
+# Install missing Debian packages: $(1) is the package list. As any other
+# user, print one apt-get line that names every missing package, and stop.
 define install_missing
 	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -155,11 +160,7 @@ deps:
 	$(call install_missing,$(BUILD_PKGS))
 
 deps-test:
-	$(call install_missing,$(BUILD_PKGS) $(TEST_PKGS))
-	@# Any Node.js with npm will do; Debian's only when there is none (a
-	@# node from another repository may already bundle its own npm).
-	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
-	  $(MAKE) --no-print-directory deps BUILD_PKGS="nodejs npm"; fi
+	$(call install_missing,$(BUILD_PKGS) $(TEST_PKGS) $(NODE_PKGS))
 	$(MAKE) --no-print-directory node-clients
 
 node-clients: $(NODE_CLIENTS)
