@@ -295,16 +295,18 @@ def test_spent_pipe_budget_is_logged_and_data_still_flows(start_daemon, make_tar
         daemon = start_daemon(wait=False, server={"relay": "splice", "user": "nobody"})
         daemon.wait_listening()
         daemon.wait_log(r"running as user nobody")
-        target = make_target(source(4 * MIB))
+        # More than loopback's socket buffers hold, so every download keeps
+        # its pipe full while nobody reads, and the third pipe asked for is
+        # over the budget.
+        target = make_target(source(24 * MIB))
         clients = [open_tunnel(daemon.address, *target.address) for _ in range(4)]
         try:
-            time.sleep(0.5)     # every download's pipe fills while nobody reads
+            daemon.wait_log(r"splice pipes: the kernel gave \d+-byte pipes instead of "
+                            r"65536 .*raise fs.pipe-user-pages-soft")
             results = [read_all_hashed(c.sock) for c in clients]
         finally:
             for c in clients:
                 c.close()
-        daemon.wait_log(r"splice pipes: the kernel gave \d+-byte pipes instead of "
-                        r"65536 .*raise fs.pipe-user-pages-soft")
         records = [target.wait_connection(i).wait() for i in range(4)]
         assert sorted(results) == sorted((r.sent_len, r.sent_sha256) for r in records)
         # No large pipe was ever granted over the budget.
