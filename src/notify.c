@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -47,11 +48,18 @@ notify_send(const char *msg)
 void
 notify_status(const char *state, bool stopping, unsigned sessions)
 {
-	char msg[256];
+	char msg[256], stamp[48] = "";
+	struct timespec now;
 
-	snprintf(msg, sizeof(msg), "%s%sSTATUS=%s, %u session(s)", state,
-	    *state != '\0' ? "\n" : "", stopping ? "stopping" : "serving",
-	    sessions);
+	/* Type=notify-reload units need to know when the reload began. */
+	if (strcmp(state, "RELOADING=1") == 0 &&
+	    clock_gettime(CLOCK_MONOTONIC, &now) == 0)
+		snprintf(stamp, sizeof(stamp), "\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)now.tv_sec * 1000000ULL +
+		    (unsigned long long)now.tv_nsec / 1000ULL);
+	snprintf(msg, sizeof(msg), "%s%s%sSTATUS=%s, %u session(s)", state,
+	    stamp, *state != '\0' ? "\n" : "",
+	    stopping ? "stopping" : "serving", sessions);
 	last_status_sessions = sessions;
 	notify_send(msg);
 }

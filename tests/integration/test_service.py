@@ -3,6 +3,7 @@ guard on its sockets), SIGHUP reload (config, users file, waiting BINDs),
 graceful stop, privilege drop and journal priority prefixes."""
 import os
 import pwd
+import re
 import signal
 import socket
 import subprocess
@@ -77,8 +78,14 @@ def test_notify_ready_reloading_stopping_and_status(start_daemon, notify, echo_t
     assert "STATUS=serving, 0 session(s)" in notify.messages[ready]
     with open_tunnel(d.address, *echo_target.address) as client:
         assert_echo(client)
+        before_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         d.send_signal(signal.SIGHUP)
         reloading = notify.wait_for("RELOADING=1", after=ready + 1)
+        after_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        # Type=notify-reload wants the reload's start on the same clock.
+        stamp = re.search(r"^MONOTONIC_USEC=(\d+)$", notify.messages[reloading], re.M)
+        assert stamp and before_us <= int(stamp.group(1)) <= after_us, \
+            notify.messages[reloading]
         ready_again = notify.wait_for("READY=1", after=reloading + 1)
         assert "STATUS=serving, 1 session(s)" in notify.messages[ready_again]
     d.send_signal(signal.SIGTERM)
