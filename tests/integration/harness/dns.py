@@ -12,7 +12,6 @@ import random
 import socket
 import struct
 import threading
-import time
 
 TYPE_A = 1
 TYPE_AAAA = 28
@@ -199,8 +198,9 @@ class DnsServer:
             response = self.handle(packet)
             if response is None:
                 continue
-            if self.delay:
-                time.sleep(self.delay)
+            # Waiting on the stop event lets close() end a delay at once.
+            if self.delay and self._stop.wait(self.delay):
+                return
             try:
                 self.sock.sendto(response, peer)
             except OSError:
