@@ -10,7 +10,8 @@ import pytest
 
 from conftest import USERS
 from harness.net import (LOOPBACK4, LOOPBACK6, closed_port, format_hostport,
-                         is_listening, recv_until_eof, socket_fds, wait_until)
+                         is_listening, non_pipe_fds, recv_until_eof, settled_fds,
+                         wait_until)
 from harness.socks5 import (METHOD_NONE, METHOD_PASSWORD, REP_SUCCESS, Socks5Client,
                             assert_echo, greeting, open_tunnel)
 from harness.targets import behave_hold, sink_then_source
@@ -148,7 +149,7 @@ def test_no_socket_leak_after_mixed_sessions(start_daemon, echo_target, relay):
     with open_tunnel(d.address, "v4.test", echo_target.port) as warmup:
         assert_echo(warmup)
     time.sleep(0.3)
-    baseline = socket_fds(d.proc.pid)
+    baseline = settled_fds(d)
     refused, refused_port = closed_port()
     with refused:
         for i in range(6):
@@ -167,7 +168,7 @@ def test_no_socket_leak_after_mixed_sessions(start_daemon, echo_target, relay):
             client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                    struct.pack("ii", 1, 0))
             client.close()
-    wait_until(lambda: socket_fds(d.proc.pid) <= baseline, 5,
+    wait_until(lambda: non_pipe_fds(d.proc.pid) <= baseline, 5,
                what=f"daemon sockets back to {baseline}")
 
 

@@ -103,11 +103,6 @@ def non_pipe_fds(pid):
     return count
 
 
-# The old name, from when only sockets were counted; other test files still
-# call it.
-socket_fds = non_pipe_fds
-
-
 def settled_fds(daemon):
     """non_pipe_fds of a daemon that has finished starting, for a baseline.
     It listens (all Daemon.start waits for) before it sets up the resolver,
