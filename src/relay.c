@@ -18,6 +18,29 @@
 
 static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* The loop is single-threaded, and workers fork before any relay runs. */
+static uint8_t *relay_copy_kept[RELAY_COPY_KEEP];
+static size_t relay_copy_nkept;
+
+uint8_t *
+relay_copy_buf_get(void)
+{
+	if (relay_copy_nkept > 0)
+		return relay_copy_kept[--relay_copy_nkept];
+	return malloc(RELAY_COPY_BUFSIZE);
+}
+
+void
+relay_copy_buf_put(uint8_t *buf)
+{
+	if (buf == NULL)
+		return;
+	if (relay_copy_nkept < RELAY_COPY_KEEP)
+		relay_copy_kept[relay_copy_nkept++] = buf;
+	else
+		free(buf);
+}
+
 static void
 relay_dir_init(struct relay_dir *d, int from, int to)
 {
@@ -80,7 +103,7 @@ relay_dir_release(struct relay *r, struct relay_dir *d)
 		else
 			pipe_pool_discard(r->pipes, d->pipe, d->pipe_size);
 	}
-	free(d->buf);
+	relay_copy_buf_put(d->buf);
 	d->buf = NULL;
 }
 
@@ -111,7 +134,7 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 		return splice(d->from, NULL, d->pipe[1], NULL, *room,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	}
-	if (d->buf == NULL && (d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL)
+	if (d->buf == NULL && (d->buf = relay_copy_buf_get()) == NULL)
 		return -1;
 	*room = RELAY_COPY_BUFSIZE - end;
 	return read(d->from, d->buf + end, *room);
@@ -149,7 +172,7 @@ relay_dir_idle(struct relay *r, struct relay_dir *d)
 		return;
 	d->off = 0;
 	pipe_pool_put(r->pipes, d->pipe, d->pipe_size);
-	free(d->buf);
+	relay_copy_buf_put(d->buf);
 	d->buf = NULL;
 }
 
@@ -329,7 +352,7 @@ relay_preload(struct relay *r, const uint8_t *prefix, size_t len)
 			return -1;
 		}
 	} else {
-		if ((d->buf = malloc(RELAY_COPY_BUFSIZE)) == NULL)
+		if ((d->buf = relay_copy_buf_get()) == NULL)
 			return -1;
 		memcpy(d->buf, prefix, len);
 		d->off = 0;

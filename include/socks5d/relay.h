@@ -67,4 +67,14 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 /* Stop watchers and release pipes and buffers; the fds are not closed. */
 void relay_stop(struct relay *r);
 
+/*
+ * Copy-mode buffers (RELAY_COPY_BUFSIZE bytes) with up to RELAY_COPY_KEEP
+ * kept for reuse: a copy-mode direction goes idle after every message of
+ * a request/response protocol and must not cost a malloc each time. get
+ * returns NULL when out of memory; put takes NULL.
+ */
+#define RELAY_COPY_KEEP 16
+uint8_t *relay_copy_buf_get(void);
+void relay_copy_buf_put(uint8_t *buf);
+
 #endif
