@@ -1,10 +1,13 @@
 """[limits], black-box: concurrent sessions per client IP and per user are
 refused beyond the limit and released exactly when sessions end; failed
-logins ban an IP for auth_ban seconds."""
-import socket
+logins ban an IP for auth_ban seconds; refusals are counted each and logged
+at most once per second per reason."""
+import os
+import re
+import signal
 import time
 
-from harness.net import LOOPBACK4, wait_until
+from harness.net import LOOPBACK4, format_hostport, wait_until
 from harness.socks5 import (METHOD_PASSWORD, REP_NOT_ALLOWED, REP_SUCCESS,
                             Socks5Client, assert_echo, open_tunnel)
 
@@ -126,3 +129,103 @@ def test_refusals_are_counted_in_metrics(start_daemon, echo_target):
     assert metrics("socks5d_refused_total", reason="rule") == 1
     assert metrics("socks5d_refused_total", reason="banned") == 0
     assert metrics("socks5d_replies_total", code="2") == 1
+
+
+REFUSAL_LINE = re.compile(r"socks5d: \w+: (\[limits\] max_per_client_ip reached|"
+                          r"banned after failed logins): client=(\S+) "
+                          r"\((\d+) refusal\(s\) in the last second\)$")
+
+
+def refusal_lines(daemon):
+    """[(reason text, client, refusals covered)] for each rate-limited
+    refusal line in the log, in order."""
+    return [(m[1], m[2], int(m[3])) for m in
+            map(REFUSAL_LINE.search, daemon.log().splitlines()) if m]
+
+
+def process_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_refusals_are_logged_once_per_second_per_reason(start_daemon, users_file,
+                                                        echo_target):
+    """A burst of refusals for two reasons inside one rate-limit interval
+    gives one log line per reason, while the counter sees every refusal; the
+    next refusal a second later reports how many the interval covered."""
+    from test_metrics import scrape, start_with_metrics
+    burst = 20
+    full, banned = "[limits] max_per_client_ip reached", "banned after failed logins"
+    user, password = next(iter(USERS.items()))
+    d, port = start_with_metrics(
+        start_daemon, auth={"method": "password", "users_file": str(users_file)},
+        limits={"max_per_client_ip": 1, "auth_failures": 1, "auth_window": 60,
+                "auth_ban": 60})
+    # 127.0.0.2 is banned by one failed login; 127.0.0.1 holds its one session.
+    fail_login(d, user, source="127.0.0.2")
+    d.wait_log(r"client 127\.0\.0\.2 banned for 60s after 1 failed logins")
+    held = Socks5Client(d.address)
+    held_client = format_hostport(*held.sock.getsockname()[:2])
+    try:
+        assert held.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
+        before = scrape(port)
+        assert refusal_lines(d) == []
+
+        # The burst: the daemon is stopped while every connection is made and
+        # greets, so on SIGCONT it accepts them all at one loop time, however
+        # loaded the machine: well inside one rate-limit interval.
+        clients = []
+        pid = d.proc.pid
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            wait_until(lambda: process_state(pid) in ("T", "t"), 5, what="daemon stopped")
+            for source in ["127.0.0.1"] * burst + ["127.0.0.2"] * burst:
+                clients.append(Socks5Client(d.address, timeout=5, source=source))
+                clients[-1].send(b"\x05\x01\x02")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        first_closed = None
+        try:
+            for index, client in enumerate(clients):
+                try:
+                    got = client.sock.recv(16)
+                except ConnectionResetError:
+                    got = b""
+                if first_closed is None:
+                    first_closed = time.monotonic()
+                assert got == b"", f"refused connection {index} got a reply {got.hex()}"
+        finally:
+            for client in clients:
+                client.close()
+        # The scrape is served after the accepts by the same loop, so every
+        # refusal is counted and logged by now.
+        after = scrape(port)
+        for reason in ("max_per_client_ip", "banned"):
+            assert (after("socks5d_refused_total", reason=reason)
+                    - before("socks5d_refused_total", reason=reason)) == burst, reason
+        # One line per reason, each covering only itself: the other 19 of
+        # each burst were suppressed.
+        assert sorted(refusal_lines(d)) == [(full, "127.0.0.1", 1),
+                                            (banned, "127.0.0.2", 1)]
+
+        # Over a second after the burst was logged (its loop time is before
+        # the first close was seen), one more refusal per reason is logged
+        # and reports the burst's suppressed refusals with itself. The
+        # daemon logs before it closes, so the lines are there at EOF.
+        time.sleep(max(0.0, first_closed + 1.05 - time.monotonic()))
+        assert closed_at_once(d)
+        assert closed_at_once(d, source="127.0.0.2")
+        assert sorted(refusal_lines(d)[2:]) == [(full, "127.0.0.1", burst),
+                                                (banned, "127.0.0.2", burst)]
+        final = scrape(port)
+        for reason in ("max_per_client_ip", "banned"):
+            assert (final("socks5d_refused_total", reason=reason)
+                    - before("socks5d_refused_total", reason=reason)) == burst + 1
+    finally:
+        held.close()
+    # The limit is released when the held session ends.
+    d.wait_session(client=held_client, close="client-eof")
+    with open_tunnel(d.address, *echo_target.address, user=user,
+                     password=password) as again:
+        assert_echo(again)
+    assert len(refusal_lines(d)) == 4
