@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-struct config;
 struct server;
 struct session;
 

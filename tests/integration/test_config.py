@@ -314,20 +314,29 @@ def test_passwd_salts_differ(socks5d_binary):
     assert first.stdout != second.stdout
 
 
+def assert_users_line_logs_in(start_daemon, tmp_path, echo_target, user, line,
+                               password):
+    """A daemon whose users file is line lets user in with password and
+    relays; returns the daemon."""
+    users = tmp_path / f"{user}.users"
+    users.write_text(line if line.endswith("\n") else line + "\n")
+    users.chmod(0o600)
+    d = start_daemon(auth={"method": "password", "users_file": str(users)})
+    with Socks5Client(d.address) as client:
+        assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
+        assert client.authenticate(user, password) == (1, 0)
+        assert client.request(*echo_target.address).rep == 0
+        assert_echo(client)
+    return d
+
+
 def test_passwd_result_logs_in(start_daemon, tmp_path, echo_target):
     password = "x" * 200 + ":;# trailing"
     result = run_binary(["passwd", "erin"], input_text=password + "\nignored second line\n",
                         timeout=60)
     assert result.returncode == 0, result.stderr
-    users = tmp_path / "erin.users"
-    users.write_text(result.stdout)
-    users.chmod(0o600)
-    d = start_daemon(auth={"method": "password", "users_file": str(users)})
-    with Socks5Client(d.address) as client:
-        assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
-        assert client.authenticate("erin", password) == (1, 0)
-        assert client.request(*echo_target.address).rep == 0
-        assert_echo(client)
+    d = assert_users_line_logs_in(start_daemon, tmp_path, echo_target, "erin",
+                                  result.stdout, password)
     with Socks5Client(d.address) as client:
         assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
         assert client.authenticate("erin", "ignored second line")[1] != 0
@@ -410,15 +419,8 @@ def test_passwd_on_a_terminal(start_daemon, tmp_path, echo_target):
     assert password not in text, f"the password was echoed: {text!r}"
     hashes = re.findall(r"^frank:\$argon2id\$\S+$", text, re.M)
     assert len(hashes) == 1, text
-    users = tmp_path / "frank.users"
-    users.write_text(hashes[0] + "\n")
-    users.chmod(0o600)
-    d = start_daemon(auth={"method": "password", "users_file": str(users)})
-    with Socks5Client(d.address) as client:
-        assert client.greet((METHOD_PASSWORD,)) == METHOD_PASSWORD
-        assert client.authenticate("frank", password) == (1, 0)
-        assert client.request(*echo_target.address).rep == 0
-        assert_echo(client)
+    assert_users_line_logs_in(start_daemon, tmp_path, echo_target, "frank", hashes[0],
+                              password)
 
 
 def test_passwd_on_a_terminal_mismatch(tmp_path):
