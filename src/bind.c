@@ -98,12 +98,9 @@ static uint8_t
 bind_reachable_address(const struct session *s, const union sockaddr_any *dst,
     union sockaddr_any *out)
 {
-	if (bind_is_unspecified(dst)) {
-		if (s->local_addr.sa.sa_family == 0)
-			return SOCKS5_REP_FAILURE;
-		*out = s->local_addr;
-		return SOCKS5_REP_SUCCESS;
-	}
+	if (bind_is_unspecified(dst))
+		return session_local_addr(s, out) ? SOCKS5_REP_SUCCESS :
+		    SOCKS5_REP_FAILURE;
 	return bind_route_source(dst, out);
 }
 

@@ -139,7 +139,6 @@ void
 session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 {
 	struct session *s;
-	socklen_t len;
 
 	if (!policy_admit_client(srv, peer)) {
 		close(fd);
@@ -160,9 +159,6 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 	s->reply = -1;
 	s->started = ev_now(srv->loop);
 	memcpy(&s->client_addr, peer, addr_len(peer));
-	len = sizeof(s->local_addr);
-	if (getsockname(fd, &s->local_addr.sa, &len) == -1)
-		memset(&s->local_addr, 0, sizeof(s->local_addr));
 
 	s->next = srv->sessions;
 	if (srv->sessions != NULL)
@@ -174,6 +170,16 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 	ev_init(&s->timer, session_timer_cb);
 	session_set_timeout(s, srv->cfg->timeout_handshake);
 	handshake_start(s);
+}
+
+bool
+session_local_addr(const struct session *s, union sockaddr_any *out)
+{
+	socklen_t len = sizeof(*out);
+
+	/* Zeroed first: a failed call leaves AF_UNSPEC behind. */
+	memset(out, 0, sizeof(*out));
+	return getsockname(s->client_fd, &out->sa, &len) == 0;
 }
 
 static const char *

@@ -143,11 +143,12 @@ static int
 udp_relay_open(struct udp_assoc *a, union sockaddr_any *bnd)
 {
 	struct session *s = a->s;
-	union sockaddr_any local;
+	union sockaddr_any local, reached;
 	socklen_t len = sizeof(*bnd);
 	char where[ADDR_STRLEN];
 
-	addr_normalize(&s->local_addr.sa, &local);
+	(void)session_local_addr(s, &reached);
+	addr_normalize(&reached.sa, &local);
 	if (local.sa.sa_family != AF_INET && local.sa.sa_family != AF_INET6) {
 		log_warnx("udp: no local address for the relay socket");
 		return -1;

@@ -67,7 +67,6 @@ struct session {
 	struct relay relay;
 	struct udp_assoc *udp;             /* UDP ASSOCIATE only */
 	union sockaddr_any client_addr;
-	union sockaddr_any local_addr;     /* where the client connected to */
 	union sockaddr_any target_addr;    /* connected to, or the BIND peer */
 	char *user;                        /* NULL: no login */
 	char *dest;                        /* "host:port" as requested */
@@ -131,5 +130,10 @@ void session_set_timeout(struct session *s, ev_tstamp seconds);
 
 /* Close every session (shutdown). */
 void session_close_all(struct server *srv, const char *reason);
+
+/* The address the client connected to (asked of the kernel when a BIND or
+ * UDP ASSOCIATE needs it, so CONNECT sessions never pay for it). Returns
+ * false if the socket cannot say. */
+bool session_local_addr(const struct session *s, union sockaddr_any *out);
 
 #endif
