@@ -291,6 +291,14 @@ def test_bench_profile_reports_cost_and_code_paths(tmp_path, bench_binaries,
         assert paths, section
         assert 0 <= float(paths.group(1)) <= 100
         assert 0 < float(paths.group(2)) <= 100
+        # Per system call, largest first: a splice relay spends most of its
+        # samples in splice(2).
+        calls = re.search(r"^by system call: (.+)$", section, re.M)
+        assert calls, section
+        shares = [(name, float(pct)) for name, pct in
+                  re.findall(r"(\w+) ([\d.]+)%", calls.group(1))]
+        assert shares[0][0] == "splice", section
+        assert [p for _, p in shares] == sorted((p for _, p in shares), reverse=True)
         assert "top symbols:" in section
 
 
