@@ -4,6 +4,12 @@
  * stops reading while the other side cannot take more, so memory stays
  * bounded whatever the peers do. A FIN is passed on with shutdown(SHUT_WR)
  * once everything before it was delivered.
+ *
+ * In splice mode a direction starts out copying: for small messages
+ * read(2) and write(2) through a pooled buffer cost less than two splices
+ * through a pipe. The first read that fills the buffer shows bulk data;
+ * from then on, once the buffer has drained (bytes leave in order), the
+ * direction splices.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,10 +56,18 @@ relay_dir_init(struct relay_dir *d, int from, int to)
 	d->pipe[0] = d->pipe[1] = -1;
 }
 
+/* Whether the next read goes into a pipe: a bulk direction in splice mode
+ * whose copied bytes have all left. */
+static bool
+relay_dir_splicing(const struct relay *r, const struct relay_dir *d)
+{
+	return r->mode == RELAY_SPLICE && d->bulk && d->buf == NULL;
+}
+
 static size_t
 relay_dir_capacity(const struct relay *r, const struct relay_dir *d)
 {
-	if (r->mode != RELAY_SPLICE)
+	if (!relay_dir_splicing(r, d))
 		return RELAY_COPY_BUFSIZE;
 	/* Without a pipe: the smallest it could get. */
 	return d->pipe[0] != -1 ? d->pipe_size : r->pipes->pipe_size;
@@ -126,7 +140,7 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 {
 	size_t end = d->off + d->pending;
 
-	if (r->mode == RELAY_SPLICE) {
+	if (relay_dir_splicing(r, d)) {
 		if (d->pipe[0] == -1 && pipe_pool_get(r->pipes, d->pipe,
 		    d->bulk, &d->pipe_size) == -1)
 			return -1;
@@ -141,23 +155,26 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 }
 
 /*
- * The socket had at least a pipeful waiting: this direction carries bulk
- * data. A large pipe moves it with far fewer splices, ACKs and wake-ups;
- * grow this one (its bytes stay) while the pool's budget allows, and ask
- * for a large one whenever this direction borrows a pipe from now on.
+ * The socket had at least a bufferful or pipeful waiting: this direction
+ * carries bulk data. It splices from now on (in splice mode), and a large
+ * pipe moves bulk with far fewer splices, ACKs and wake-ups: grow the pipe
+ * it holds (its bytes stay) while the pool's budget allows, and ask for a
+ * large one whenever this direction borrows a pipe.
  */
 static void
 relay_dir_bulk(struct relay *r, struct relay_dir *d)
 {
 	d->bulk = true;
-	(void)pipe_pool_grow(r->pipes, d->pipe, &d->pipe_size);
+	if (d->pipe[0] != -1)
+		(void)pipe_pool_grow(r->pipes, d->pipe, &d->pipe_size);
 }
 
-/* Write pending bytes to d->to; write(2) conventions. */
+/* Write pending bytes to d->to from wherever they wait; write(2)
+ * conventions. */
 static ssize_t
-relay_drain(struct relay *r, struct relay_dir *d)
+relay_drain(struct relay_dir *d)
 {
-	if (r->mode == RELAY_SPLICE)
+	if (d->buf == NULL)
 		return splice(d->pipe[0], NULL, d->to, NULL, d->pending,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	return write(d->to, d->buf + d->off, d->pending);
@@ -192,6 +209,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 		bool filled = false, write_blocked = false, drained = false;
 
 		if (relay_dir_wants_read(r, d)) {
+			bool spliced = relay_dir_splicing(r, d);
 			size_t room = 0;
 
 			n = relay_fill(r, d, &room);
@@ -208,7 +226,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 					relay_dir_bulk(r, d);
 			} else if (n == 0) {
 				d->eof = true;
-			} else if (errno == EINVAL && r->mode == RELAY_SPLICE &&
+			} else if (errno == EINVAL && spliced &&
 			    r->up.pending == 0 && r->down.pending == 0) {
 				/* This socket cannot splice: copy instead,
 				 * for the whole relay. */
@@ -229,7 +247,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 			}
 		}
 		if (d->pending > 0) {
-			n = relay_drain(r, d);
+			n = relay_drain(d);
 			if (n > 0) {
 				d->pending -= (size_t)n;
 				d->off += (size_t)n;
@@ -241,8 +259,15 @@ relay_move(struct relay *r, struct relay_dir *d)
 				return relay_errno_reason(n < 0 ? errno : EPIPE);
 			}
 		}
-		if (d->pending == 0)
+		if (d->pending == 0) {
 			d->off = 0;
+			/* A bulk direction's copied bytes are out: splice
+			 * the rest. */
+			if (r->mode == RELAY_SPLICE && d->bulk) {
+				relay_copy_buf_put(d->buf);
+				d->buf = NULL;
+			}
+		}
 		if ((!filled || drained) && (d->pending == 0 || write_blocked))
 			break;
 	}
@@ -333,7 +358,8 @@ relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* Put bytes the client sent ahead of the reply in front of the upstream
- * direction, as if they had just been read. */
+ * direction, as if they had just been read (a direction starts out
+ * copying, whatever the mode). */
 static int
 relay_preload(struct relay *r, const uint8_t *prefix, size_t len)
 {
@@ -341,22 +367,10 @@ relay_preload(struct relay *r, const uint8_t *prefix, size_t len)
 
 	if (len == 0)
 		return 0;
-	if (r->mode == RELAY_SPLICE) {
-		/* An empty pipe takes far more than a handshake buffer, so
-		 * this write is never short. */
-		if (pipe_pool_get(r->pipes, d->pipe, false,
-		    &d->pipe_size) == -1)
-			return -1;
-		if (write(d->pipe[1], prefix, len) != (ssize_t)len) {
-			pipe_pool_discard(r->pipes, d->pipe, d->pipe_size);
-			return -1;
-		}
-	} else {
-		if ((d->buf = relay_copy_buf_get()) == NULL)
-			return -1;
-		memcpy(d->buf, prefix, len);
-		d->off = 0;
-	}
+	if ((d->buf = relay_copy_buf_get()) == NULL)
+		return -1;
+	memcpy(d->buf, prefix, len);
+	d->off = 0;
 	d->pending = len;
 	return 0;
 }

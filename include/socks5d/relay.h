@@ -1,8 +1,9 @@
 /*
  * Moving bytes between two connected sockets: splice(2) through pooled
- * pipes, or a bounded userspace buffer per direction (relay = copy, and the
- * fallback when a socket refuses splice). Each direction is independent,
- * with backpressure and half-close. Knows nothing of SOCKS.
+ * pipes for a direction that carries bulk data, or a bounded userspace
+ * buffer per direction (small messages, relay = copy, and the fallback
+ * when a socket refuses splice). Each direction is independent, with
+ * backpressure and half-close. Knows nothing of SOCKS.
  */
 #ifndef SOCKS5D_RELAY_H
 #define SOCKS5D_RELAY_H
@@ -24,14 +25,15 @@
 struct relay_dir {
 	int from;
 	int to;
-	int pipe[2];           /* splice mode: -1 while nothing is in flight */
+	int pipe[2];           /* splicing: -1 while nothing is in flight */
 	size_t pipe_size;      /* bytes the pipe held now takes */
-	uint8_t *buf;          /* copy mode: NULL while nothing is in flight */
-	size_t off;            /* copy mode: first unsent byte in buf */
+	uint8_t *buf;          /* copying: NULL while nothing is in flight */
+	size_t off;            /* copying: first unsent byte in buf */
 	size_t pending;        /* bytes read from "from", not yet written */
 	uint64_t bytes;        /* bytes delivered to "to" */
 	bool stalled;          /* the pipe took no more: wait for a drain */
-	bool bulk;             /* once filled a pipe: may use a large one */
+	bool bulk;             /* once filled the buffer or pipe: splices (in
+	                          splice mode), with a large pipe if it can */
 	bool eof;              /* "from" sent FIN */
 	bool done;             /* FIN passed on to "to" */
 };

@@ -33,10 +33,12 @@ def send_all_hashed(sock, total, chunk=256 * 1024):
     return digest.hexdigest()
 
 
-def read_all_hashed(sock):
-    digest = hashlib.sha256()
+def read_all_hashed(sock, digest=None, already=0):
+    """Read to EOF; the byte count and SHA-256 of everything, including
+    `already` bytes fed to `digest` before."""
+    digest = digest or hashlib.sha256()
     count = recv_until_eof(sock, hasher=digest)
-    return count, digest.hexdigest()
+    return already + count, digest.hexdigest()
 
 
 @pytest.fixture(params=RELAY_MODES)
@@ -223,6 +225,51 @@ def wait_for_large_pipes(pid, want, timeout=10.0):
         time.sleep(0.05)
 
 
+def read_write_calls(pid):
+    """The process's read-type and write-type system calls so far
+    (/proc/PID/io syscr, syscw); splice(2) counts as neither."""
+    calls = {}
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            key, value = line.split(":")
+            calls[key] = int(value)
+    return calls["syscr"], calls["syscw"]
+
+
+@pytest.mark.parametrize("mode", RELAY_MODES)
+def test_small_messages_are_copied_bulk_data_spliced(start_daemon, make_target, mode):
+    """In splice mode a direction copies (read/write) until it shows bulk
+    data, then splices: small messages cost a read and a write each, a
+    32 MiB download only the reads before it turned bulk. relay = copy
+    copies everything."""
+    daemon = start_daemon(server={"relay": mode})
+    pid = daemon.proc.pid
+    echo = make_target(behave_echo)
+    with open_tunnel(daemon.address, *echo.address) as client:
+        assert_echo(client, b"warm-up")
+        reads, writes = read_write_calls(pid)
+        for i in range(100):
+            assert_echo(client, bytes([65 + i % 26]) * 200)
+        more_reads, more_writes = read_write_calls(pid)
+    # One read and one write per message each way, whatever the mode.
+    assert more_reads - reads >= 200, (reads, more_reads)
+    assert more_writes - writes >= 200, (writes, more_writes)
+
+    target = make_target(source(32 * MIB))
+    with open_tunnel(daemon.address, *target.address) as client:
+        reads, _ = read_write_calls(pid)
+        count, received = read_all_hashed(client.sock)
+        more_reads, _ = read_write_calls(pid)
+    record = target.wait_connection().wait()
+    assert (count, received) == (record.sent_len, record.sent_sha256)
+    assert count == 32 * MIB
+    copies = 32 * MIB // (64 * 1024)
+    if mode == "splice":
+        assert more_reads - reads < copies // 8, (reads, more_reads)
+    else:
+        assert more_reads - reads >= copies, (reads, more_reads)
+
+
 def test_bulk_direction_moves_to_a_large_pipe(start_daemon, make_target):
     """A download that fills a pipe makes that direction bulk: its pipe
     grows to the large size (holding what it had), and every byte still
@@ -255,9 +302,14 @@ def test_large_pipes_stay_within_the_budget(start_daemon, make_target):
     budget = large_pipe_budget()
     streams = min(budget + 4, 80)
     daemon = start_daemon(server={"relay": "splice"})
-    target = make_target(source(4 * MIB))
+    target = make_target(source(16 * MIB))
     clients = [open_tunnel(daemon.address, *target.address) for _ in range(streams)]
+    digests = [hashlib.sha256() for _ in range(streams)]
     try:
+        # Each client reads its first MiB, so its download has shown bulk
+        # data and splices (a direction starts out copying), then stalls.
+        for client, digest in zip(clients, digests):
+            digest.update(client.recv_exact(MIB))
         large = wait_for_large_pipes(daemon.proc.pid, min(budget, streams))
         assert large == min(budget, streams)
         time.sleep(0.3)         # nothing more grows past the budget
@@ -265,7 +317,7 @@ def test_large_pipes_stay_within_the_budget(start_daemon, make_target):
         results = [None] * streams
 
         def drain(i):
-            results[i] = read_all_hashed(clients[i].sock)
+            results[i] = read_all_hashed(clients[i].sock, digests[i], MIB)
 
         threads = [threading.Thread(target=drain, args=(i,)) for i in range(streams)]
         for t in threads:
