@@ -313,6 +313,20 @@ def load_driver():
     return module
 
 
+def test_bench_syscall_shares():
+    """A profile's samples by system call: the kernel's entry for each call
+    (ksys_read and ksys_write where the table calls those directly), the
+    larger share where both appear, nothing under 1%, largest first."""
+    bench = load_driver()
+    share = {"__x64_sys_connect": 18.3, "__sys_connect": 18.2,
+             "ksys_write": 13.9, "__x64_sys_write": 0.04, "ksys_read": 2.3,
+             "__x64_sys_getsockname": 0.6, "__x64_sys_splice": 18.0,
+             "tcp_v4_connect": 8.6}
+    assert bench.syscall_shares(share) == [
+        ("connect", 18.3), ("splice", 18.0), ("write", 13.9), ("read", 2.3)]
+    assert bench.syscall_shares({}) == []
+
+
 def test_bench_cost_units():
     """One unit of work's CPU cost: core-seconds per GB for bulk rates,
     core-microseconds per operation for operation rates, and the rate the
