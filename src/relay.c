@@ -7,9 +7,9 @@
  *
  * In splice mode a direction starts out copying: for small messages
  * read(2) and write(2) through a pooled buffer cost less than two splices
- * through a pipe. The first read that fills the buffer shows bulk data;
- * from then on, once the buffer has drained (bytes leave in order), the
- * direction splices.
+ * through a pipe. The first read of RELAY_BULK_READ or more shows bulk
+ * data; from then on, once the buffer has drained (bytes leave in order),
+ * the direction splices.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,11 +155,11 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 }
 
 /*
- * The socket had at least a bufferful or pipeful waiting: this direction
- * carries bulk data. It splices from now on (in splice mode), and a large
- * pipe moves bulk with far fewer splices, ACKs and wake-ups: grow the pipe
- * it holds (its bytes stay) while the pool's budget allows, and ask for a
- * large one whenever this direction borrows a pipe.
+ * This direction carries bulk data: a copying read brought at least
+ * RELAY_BULK_READ, or a pipeful was waiting. It splices from now on (in
+ * splice mode), and a large pipe moves bulk with far fewer splices, ACKs
+ * and wake-ups: grow the pipe it holds (its bytes stay) while the pool's
+ * budget allows, and ask for a large one whenever it borrows a pipe.
  */
 static void
 relay_dir_bulk(struct relay *r, struct relay_dir *d)
@@ -222,7 +222,8 @@ relay_move(struct relay *r, struct relay_dir *d)
 				 * EAGAIN. Level-triggered readiness brings
 				 * us back for whatever comes next. */
 				drained = (size_t)n < room;
-				if (!drained && r->mode == RELAY_SPLICE)
+				if (r->mode == RELAY_SPLICE && (spliced ?
+				    !drained : (size_t)n >= RELAY_BULK_READ))
 					relay_dir_bulk(r, d);
 			} else if (n == 0) {
 				d->eof = true;

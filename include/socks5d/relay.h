@@ -22,6 +22,13 @@
 #define RELAY_COPY_BUFSIZE  (64 * 1024)
 #define RELAY_BUDGET        (256 * 1024)
 
+/* A read this large shows bulk data: in splice mode the direction splices
+ * from then on. Half the copy buffer, not all of it: on loopback one TCP
+ * segment is just under 64 KiB, and a relay that keeps up with its sender
+ * reads one segment at a time. Interactive protocols (TLS records are at
+ * most 16 KiB) stay far below it. */
+#define RELAY_BULK_READ     (32 * 1024)
+
 struct relay_dir {
 	int from;
 	int to;
@@ -32,8 +39,9 @@ struct relay_dir {
 	size_t pending;        /* bytes read from "from", not yet written */
 	uint64_t bytes;        /* bytes delivered to "to" */
 	bool stalled;          /* the pipe took no more: wait for a drain */
-	bool bulk;             /* once filled the buffer or pipe: splices (in
-	                          splice mode), with a large pipe if it can */
+	bool bulk;             /* once read RELAY_BULK_READ: splices (in
+	                          splice mode); once filled a pipe: may use a
+	                          large one */
 	bool eof;              /* "from" sent FIN */
 	bool done;             /* FIN passed on to "to" */
 };
