@@ -228,6 +228,7 @@ bind_established(struct session *s, int fd, const union sockaddr_any *peer)
 
 	/* Exactly one peer per BIND: nobody else may connect from here on. */
 	ev_io_stop(s->srv->loop, &s->target_io);
+	ev_io_set(&s->target_io, -1, 0);
 	close(s->target_fd);
 	s->target_fd = fd;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

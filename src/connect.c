@@ -85,6 +85,9 @@ connect_abandon(struct session *s, int err)
 		close(s->target_fd);
 		s->target_fd = -1;
 	}
+	/* The next attempt's socket may get the same number: the watcher
+	 * must not look set on it (see struct relay_side). */
+	ev_io_set(&s->target_io, -1, 0);
 	memset(&s->target_addr, 0, sizeof(s->target_addr));
 	s->hs->last_errno = err;
 }

@@ -3,7 +3,8 @@
  * socket. Each direction reads only while its pipe (or buffer) has room and
  * stops reading while the other side cannot take more, so memory stays
  * bounded whatever the peers do. A FIN is passed on with shutdown(SHUT_WR)
- * once everything before it was delivered.
+ * once everything before it was delivered; the second FIN of a relay goes
+ * out with the close that ends it.
  *
  * In splice mode a direction starts out copying: for small messages
  * read(2) and write(2) through a pooled buffer cost less than two splices
@@ -121,14 +122,22 @@ relay_dir_release(struct relay *r, struct relay_dir *d)
 	d->buf = NULL;
 }
 
-/* After the last byte before a FIN went out, pass the FIN on. */
+/*
+ * After the last byte before a FIN went out, pass the FIN on. If the other
+ * direction already did, the relay ends now and close() sends this FIN:
+ * both sockets were read to their FIN, so closing cannot turn into a
+ * reset, and a shutdown() first would be a wasted system call.
+ */
 static void
-relay_dir_finish(struct relay_dir *d)
+relay_dir_finish(const struct relay *r, struct relay_dir *d)
 {
+	const struct relay_dir *other = d == &r->up ? &r->down : &r->up;
+
 	if (d->eof && d->pending == 0 && !d->done) {
 		/* ENOTCONN here means the peer is gone; the other
 		 * direction's I/O will report that. */
-		(void)shutdown(d->to, SHUT_WR);
+		if (!other->done)
+			(void)shutdown(d->to, SHUT_WR);
 		d->done = true;
 	}
 }
@@ -273,7 +282,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 			break;
 	}
 	relay_dir_idle(r, d);
-	relay_dir_finish(d);
+	relay_dir_finish(r, d);
 	if (d->bytes != before || d->eof != was_eof)
 		r->last_activity = ev_now(r->loop);
 	return NULL;
@@ -296,14 +305,19 @@ static void
 relay_watch(struct relay *r, ev_io *w, int fd, int events)
 {
 	if (ev_is_active(w)) {
-		if ((w->events & (EV_READ | EV_WRITE)) == events)
+		if ((w->events & (EV_READ | EV_WRITE)) == events && w->fd == fd)
 			return;
 		ev_io_stop(r->loop, w);
 	}
-	if (events != 0) {
+	if (events == 0)
+		return;
+	/* Only a new fd needs ev_io_set: it makes libev add the fd to epoll
+	 * again, which fails (EEXIST) for one it already watches. */
+	if (w->fd == fd)
+		ev_io_modify(w, events);
+	else
 		ev_io_set(w, fd, events);
-		ev_io_start(r->loop, w);
-	}
+	ev_io_start(r->loop, w);
 }
 
 static void
@@ -319,8 +333,8 @@ relay_update_watchers(struct relay *r)
 		target_events |= EV_READ;
 	if (relay_dir_wants_write(&r->up))
 		target_events |= EV_WRITE;
-	relay_watch(r, &r->client_io, r->up.from, client_events);
-	relay_watch(r, &r->target_io, r->down.from, target_events);
+	relay_watch(r, r->client_io, r->up.from, client_events);
+	relay_watch(r, r->target_io, r->down.from, target_events);
 }
 
 /* Either pump failed (reason set) or both directions may be finished. */
@@ -345,7 +359,7 @@ static void
 relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct relay *r = w->data;
-	bool is_client = w == &r->client_io;
+	bool is_client = w == r->client_io;
 	struct relay_dir *reads_here = is_client ? &r->up : &r->down;
 	struct relay_dir *writes_here = is_client ? &r->down : &r->up;
 	const char *reason = NULL;
@@ -378,7 +392,7 @@ relay_preload(struct relay *r, const uint8_t *prefix, size_t len)
 
 int
 relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
-    enum relay_mode mode, int client_fd, int target_fd,
+    enum relay_mode mode, struct relay_side client, struct relay_side target,
     const uint8_t *prefix, size_t prefix_len, bool client_eof,
     relay_end_cb *on_end)
 {
@@ -386,11 +400,16 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	r->pipes = pipes;
 	r->mode = mode;
 	r->on_end = on_end;
-	relay_dir_init(&r->up, client_fd, target_fd);
-	relay_dir_init(&r->down, target_fd, client_fd);
-	ev_init(&r->client_io, relay_io_cb);
-	ev_init(&r->target_io, relay_io_cb);
-	r->client_io.data = r->target_io.data = r;
+	relay_dir_init(&r->up, client.fd, target.fd);
+	relay_dir_init(&r->down, target.fd, client.fd);
+	r->client_io = client.io;
+	r->target_io = target.io;
+	/* Stopped first: a started watcher's callback must not change. */
+	ev_io_stop(loop, r->client_io);
+	ev_io_stop(loop, r->target_io);
+	ev_set_cb(r->client_io, relay_io_cb);
+	ev_set_cb(r->target_io, relay_io_cb);
+	r->client_io->data = r->target_io->data = r;
 	r->last_activity = ev_now(loop);
 	if (prefix_len > RELAY_COPY_BUFSIZE ||
 	    relay_preload(r, prefix, prefix_len) == -1) {
@@ -410,8 +429,8 @@ relay_stop(struct relay *r)
 	if (!r->running)
 		return;
 	r->running = false;
-	ev_io_stop(r->loop, &r->client_io);
-	ev_io_stop(r->loop, &r->target_io);
+	ev_io_stop(r->loop, r->client_io);
+	ev_io_stop(r->loop, r->target_io);
 	relay_dir_release(r, &r->up);
 	relay_dir_release(r, &r->down);
 }

@@ -441,11 +441,11 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		session_close(s, "reset");
 		return;
 	}
-	ev_io_stop(srv->loop, &s->client_io);
-	ev_io_stop(srv->loop, &s->target_io);
 	if (relay_start(&s->relay, srv->loop, &srv->pipes, srv->cfg->relay,
-	    s->client_fd, s->target_fd, s->hs->buf, s->hs->len,
-	    s->hs->client_eof, session_relay_end) == -1) {
+	    (struct relay_side){ s->client_fd, &s->client_io },
+	    (struct relay_side){ s->target_fd, &s->target_io },
+	    s->hs->buf, s->hs->len, s->hs->client_eof,
+	    session_relay_end) == -1) {
 		session_close(s, "nomem");
 		return;
 	}

@@ -57,21 +57,37 @@ struct relay {
 	enum relay_mode mode;
 	struct relay_dir up;       /* client -> target */
 	struct relay_dir down;     /* target -> client */
-	ev_io client_io;
-	ev_io target_io;
+	/* The caller's watchers on the two sockets, taken over (callback
+	 * and data) for the relay's life: see struct relay_side. */
+	ev_io *client_io;
+	ev_io *target_io;
 	ev_tstamp last_activity;
 	relay_end_cb *on_end;
 	bool running;
 };
 
 /*
- * Start relaying between client_fd and target_fd. prefix holds bytes the
+ * One end of the relay: a connected socket and the watcher the caller
+ * already had on it (stopped or not), which the relay reuses. libev
+ * treats a watcher newly set on an fd as a possibly new file and adds the
+ * fd to epoll again, a failed epoll_ctl (EEXIST) per session; the same
+ * watcher on the same fd only changes its events. If io was set on
+ * another fd, the relay sets it on fd; a watcher must never be left set
+ * on a closed fd whose number a new socket may get.
+ */
+struct relay_side {
+	int fd;
+	ev_io *io;
+};
+
+/*
+ * Start relaying between client and target. prefix holds bytes the
  * client already sent after its request (at most RELAY_COPY_BUFSIZE); they
  * go to the target first. client_eof says the client already half-closed.
  * Returns 0, or -1 when it could not start (nothing to stop then).
  */
 int relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
-    enum relay_mode mode, int client_fd, int target_fd,
+    enum relay_mode mode, struct relay_side client, struct relay_side target,
     const uint8_t *prefix, size_t prefix_len, bool client_eof,
     relay_end_cb *on_end);
 /* Stop watchers and release pipes and buffers; the fds are not closed. */

@@ -3,17 +3,20 @@ for both relay modes (splice and copy)."""
 import fcntl
 import hashlib
 import os
+import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
 import pytest
 
-from harness.net import LOOPBACK4, LOOPBACK6, recv_until_eof
+from harness.net import (LOOPBACK4, LOOPBACK6, non_pipe_fds, recv_until_eof,
+                         settled_fds, wait_until)
 from harness.socks5 import assert_echo, open_tunnel
-from harness.targets import (behave_echo, sink_then_source, source,
-                             source_then_sink, stall_then_sink)
+from harness.targets import (behave_echo, send_and_close, sink_then_source,
+                             source, source_then_sink, stall_then_sink)
 
 MIB = 1024 * 1024
 BIG = 8 * MIB
@@ -387,3 +390,60 @@ def test_spent_pipe_budget_is_logged_and_data_still_flows(start_daemon, make_tar
         with open(path, "w") as f:
             f.write(f"{saved}\n")
     assert sysctl("pipe-user-pages-soft") == saved
+
+
+def trace_syscalls(pid, names):
+    """Start strace on every thread of pid for the named system calls and
+    wait until it is attached; returns (process, output path)."""
+    out = f"/tmp/socks5d-strace-{pid}-{time.monotonic_ns()}.txt"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-e", "trace=" + ",".join(names), "-o", out,
+         "-p", str(pid)], stderr=subprocess.PIPE, text=True)
+    assert "attached" in tracer.stderr.readline()
+    return tracer, out
+
+
+def stop_trace(tracer, out):
+    """Detach strace; the traced calls' lines (their results included)."""
+    tracer.send_signal(signal.SIGINT)
+    tracer.communicate(timeout=10)
+    with open(out) as f:
+        lines = f.read().splitlines()
+    os.unlink(out)
+    return [line for line in lines if "(" in line and "resumed" not in line]
+
+
+def test_a_session_wastes_no_system_calls(start_daemon, make_target):
+    """The relay keeps the watchers the handshake put on the sockets, so
+    epoll never refuses a registration (EEXIST) at the hand-over; and of
+    the two FINs a session passes on, only the first costs a shutdown():
+    the second goes out with close(), both sockets having been read to
+    their FIN. Sessions where the client closes first and where the
+    target does."""
+    daemon = start_daemon()
+    pid = daemon.proc.pid
+    baseline = settled_fds(daemon)
+    echo = make_target(behave_echo)
+    closer = make_target(send_and_close(b"bye"))
+    cycles = 10
+    tracer, out = trace_syscalls(pid, ["epoll_ctl", "shutdown", "close"])
+    try:
+        for _ in range(cycles):
+            with open_tunnel(daemon.address, *echo.address) as client:
+                assert_echo(client, b"x")
+                client.shutdown_write()
+                assert recv_until_eof(client.sock) == b""
+            with open_tunnel(daemon.address, *closer.address) as client:
+                assert client.recv_exact(3) == b"bye"
+                assert recv_until_eof(client.sock) == b""
+        wait_until(lambda: non_pipe_fds(pid) <= baseline, 5,
+                   what="every session closed")
+    finally:
+        calls = stop_trace(tracer, out)
+    refused = [c for c in calls if "epoll_ctl(" in c and "= -1" in c]
+    shutdowns = [c for c in calls if "shutdown(" in c]
+    closes = [c for c in calls if "close(" in c]
+    assert refused == []
+    assert len(shutdowns) == 2 * cycles, shutdowns
+    # Both sockets of every session were closed, so the test saw them all.
+    assert len(closes) >= 4 * cycles, closes
