@@ -39,10 +39,14 @@ struct lg_options {
 	double			 seconds;
 	size_t			 size;
 	int			 window;
+	/* After the run, how long the last bytes sent may take to come
+	 * back verified (acknowledged by the sink, echoed) before the run
+	 * counts as a proxy that lost them. */
+	double			 settle;
 };
 
 static struct lg_options opt = {
-	.conns = 1, .seconds = 3.0, .size = 64, .window = 8,
+	.conns = 1, .seconds = 3.0, .size = 64, .window = 8, .settle = 20.0,
 };
 static unsigned char io_buf[4 * BENCH_CHUNK];
 static struct histogram latency;
@@ -67,7 +71,8 @@ lg_usage(void)
 	fprintf(stderr,
 	    "usage: loadgen MODE -t IP:PORT [-p PROXY:PORT] [-n NAME] "
 	    "[-a USER:PASS]\n"
-	    "               [-c CONNS] [-d SECONDS] [-s SIZE] [-w WINDOW]\n"
+	    "               [-c CONNS] [-d SECONDS] [-s SIZE] [-w WINDOW] "
+	    "[-W SETTLE]\n"
 	    "modes: bulk-up bulk-down reqresp connrate idle udp\n");
 	exit(2);
 }
@@ -381,7 +386,7 @@ lg_run_bulk_up(void)
 				done &= s[i].acked == s[i].pos;
 			if (done)
 				break;
-			if (now > end + 20000000000ULL)
+			if (now > end + (uint64_t)(opt.settle * 1e9))
 				lg_fail(LG_EXIT_VERIFY, "bytes sent were never "
 				    "all acknowledged by the sink");
 		}
@@ -505,7 +510,7 @@ lg_run_reqresp(void)
 		int n = epoll_wait(epfd, events, LG_MAX_EVENTS, 50);
 
 		now = clock_now_ns();
-		if (now > end + LG_CYCLE_TIMEOUT)
+		if (now > end + (uint64_t)(opt.settle * 1e9))
 			lg_fail(LG_EXIT_VERIFY, "%d echo replies never came back",
 			    outstanding);
 		for (i = 0; i < n; i++) {
@@ -953,7 +958,7 @@ main(int argc, char **argv)
 		lg_usage();
 	opt.mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:c:d:n:p:s:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:d:n:p:s:t:w:W:")) != -1) {
 		switch (ch) {
 		case 'a':
 			opt.user = optarg;
@@ -989,12 +994,15 @@ main(int argc, char **argv)
 		case 'w':
 			opt.window = atoi(optarg);
 			break;
+		case 'W':
+			opt.settle = atof(optarg);
+			break;
 		default:
 			lg_usage();
 		}
 	}
 	if (target == NULL || addr_parse(target, &opt.target,
-	    &opt.target_len) == -1 || opt.conns < 1 || opt.seconds <= 0 ||
+	    &opt.target_len) == -1 || opt.conns < 1 || opt.seconds <= 0 || opt.settle <= 0 ||
 	    opt.size < 1 || opt.size > LG_MAX_MSG || opt.window < 1)
 		lg_usage();
 	if (!opt.proxied)

@@ -221,14 +221,18 @@ def test_loadgen_detects_a_corrupting_proxy(targets, fake_proxy):
 
 def test_loadgen_detects_a_proxy_that_drops_bytes(targets, fake_proxy):
     proxy = fake_proxy("drop")
+    # The fake proxy does not pass the sink's close on, so the loadgen must
+    # see that the bytes it sent were never all acknowledged; -W keeps the
+    # wait for them short.
     proc = loadgen("bulk-up", "-p", f"127.0.0.1:{proxy.port}",
-                   "-t", f"127.0.0.1:{targets['sink']}", "-d", "5")
+                   "-t", f"127.0.0.1:{targets['sink']}", "-d", "1", "-W", "2")
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
     assert "verify failed" in proc.stderr
+    assert "never all acknowledged" in proc.stderr
     assert "result" not in proc.stdout
     # Echo traffic through the same proxy loses bytes too: caught as well.
     proc = loadgen("reqresp", "-p", f"127.0.0.1:{proxy.port}", "-s", "1000",
-                   "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.5")
+                   "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.5", "-W", "2")
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
     assert "never came back" in proc.stderr
     assert "result" not in proc.stdout
@@ -247,7 +251,8 @@ def test_loadgen_rejects_a_proxy_answering_garbage(targets, fake_proxy):
 def test_loadgen_bad_arguments(bench_binaries):
     for args in ([], ["bulk-up"], ["nonsense", "-t", "127.0.0.1:1"],
                  ["bulk-up", "-t", "not-an-address"], ["reqresp", "-t", "127.0.0.1:1",
-                                                       "-s", "0"]):
+                                                       "-s", "0"],
+                 ["bulk-up", "-t", "127.0.0.1:1", "-W", "0"]):
         proc = loadgen(*args)
         assert proc.returncode == 2, (args, proc.returncode)
         assert "usage" in proc.stderr
