@@ -2,6 +2,7 @@
  * socks5d: command line and start-up order. Everything else lives in the
  * modules; main only chooses what to run.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,25 @@ main_load_config(const char *path)
 	return cfg;
 }
 
+/*
+ * Descriptors 0-2 must be open before anything else is opened: started
+ * with one of them closed, the daemon would give that number to a socket,
+ * and a log line meant for stderr would go to a client. /dev/null fills
+ * the gaps (open returns the lowest free number).
+ */
+static int
+main_fill_stdio(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) != -1 && fd <= STDERR_FILENO)
+		continue;
+	if (fd == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -63,6 +83,9 @@ main(int argc, char **argv)
 	struct config *cfg;
 	int ch;
 
+	/* Nothing to report on: stderr may be the descriptor missing. */
+	if (main_fill_stdio() == -1)
+		return 1;
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
 

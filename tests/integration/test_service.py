@@ -593,3 +593,15 @@ def test_reload_switches_dns_servers_and_finishes_lookups_in_flight(
         assert "moved.test" not in dns_server.queried_names()
     finally:
         new_server.close()
+
+
+def test_closed_stdio_is_filled_before_any_socket(start_daemon, echo_target):
+    """Started with stdin, stdout and stderr closed, socks5d puts /dev/null
+    on them before it opens anything, so no socket takes descriptor 0-2
+    (where a log line meant for stderr would reach a client); it serves as
+    usual."""
+    d = start_daemon(command=["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh"])
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+        for fd in (0, 1, 2):
+            assert os.readlink(f"/proc/{d.proc.pid}/fd/{fd}") == "/dev/null"
