@@ -60,18 +60,18 @@ main_load_config(const char *path)
  * Descriptors 0-2 must be open before anything else is opened: started
  * with one of them closed, the daemon would give that number to a socket,
  * and a log line meant for stderr would go to a client. /dev/null fills
- * the gaps (open returns the lowest free number).
+ * the gaps (open returns the lowest free number); it is opened only then,
+ * as a chroot or a private /dev may not have it.
  */
 static int
 main_fill_stdio(void)
 {
-	int fd;
-
-	while ((fd = open("/dev/null", O_RDWR)) != -1 && fd <= STDERR_FILENO)
-		continue;
-	if (fd == -1)
-		return -1;
-	close(fd);
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) != -1)
+			continue;
+		if (open("/dev/null", O_RDWR) != fd)
+			return -1;
+	}
 	return 0;
 }
 
