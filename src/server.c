@@ -15,6 +15,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics_http.h"
 #include "socks5d/notify.h"
+#include "socks5d/nofile.h"
 #include "socks5d/privdrop.h"
 #include "socks5d/resolver.h"
 #include "socks5d/server.h"
@@ -122,6 +123,7 @@ server_reload_config(struct server *srv)
 {
 	struct config *next, *old = srv->cfg;
 	struct resolver *resolver = NULL;
+	unsigned old_max_clients;
 	char *errors = NULL;
 	size_t errlen = 0;
 	FILE *errstream;
@@ -179,10 +181,13 @@ server_reload_config(struct server *srv)
 	auth_set_users(srv->auth, next->users);
 	next->users = NULL;
 	limits_configure(srv->limits, &next->limits);
+	old_max_clients = old->max_clients;
 	srv->cfg = next;
 	srv->config_generation++;
 	config_free(old);
 	server_apply_logging(next);
+	if (next->max_clients != old_max_clients)
+		nofile_fit(next->max_clients);
 	log_info("reloaded: %zu listener(s), %u session(s) kept",
 	    srv->nlisteners, srv->nsessions);
 }
@@ -251,6 +256,7 @@ server_run(struct config *cfg)
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
 	server_apply_logging(cfg);
+	nofile_fit(cfg->max_clients);
 	srv.loop = ev_default_loop(EVFLAG_AUTO);
 	if (srv.loop == NULL) {
 		log_error("cannot create the event loop");

@@ -45,6 +45,12 @@ NO_VALGRIND = {
     "test_service.py::test_closed_stdio_is_filled_before_any_socket":
         "valgrind opens its own log file before the daemon runs, so with "
         "descriptors 0-2 closed it takes one of them itself",
+    "test_service.py::test_soft_descriptor_limit_is_raised_to_the_hard_one":
+        "valgrind emulates RLIMIT_NOFILE and shows the daemon a soft limit "
+        "equal to the hard one, so there is nothing for it to raise",
+    "test_service.py::test_short_hard_descriptor_limit_is_warned_of":
+        "the same: under valgrind the daemon never sees the limits prlimit "
+        "set",
     "test_faults.py::":
         "each scenario compares the daemon's PSS and descriptors with a "
         "baseline, which measures valgrind's own memory, not the daemon's",

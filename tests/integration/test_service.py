@@ -605,3 +605,46 @@ def test_closed_stdio_is_filled_before_any_socket(start_daemon, echo_target):
         assert_echo(client)
         for fd in (0, 1, 2):
             assert os.readlink(f"/proc/{d.proc.pid}/fd/{fd}") == "/dev/null"
+
+
+def nofile_limits(pid):
+    """(soft, hard) RLIMIT_NOFILE of a process, from /proc/PID/limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no 'Max open files' in /proc/PID/limits")
+
+
+def test_soft_descriptor_limit_is_raised_to_the_hard_one(start_daemon, dns_server,
+                                                         echo_target):
+    """Started with a soft limit of 1024 under a hard one of 4096, socks5d
+    takes the 4096 (says so at info) and, as max_clients = 1000 needs 2 x
+    1000 + 256, warns of nothing; a reload to max_clients = 5000 (10,256
+    needed) gets a warning naming both numbers."""
+    d = start_daemon(command=["prlimit", "--nofile=1024:4096", "--"],
+                     server={"max_clients": 1000})
+    d.wait_log(r"descriptor limit raised from 1024 to 4096")
+    assert nofile_limits(d.proc.pid) == (4096, 4096)
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+    assert "needs at least" not in d.log()
+    rewrite_config(d, dns_server, server={"max_clients": 5000})
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"max_clients = 5000 needs at least 10256 descriptors, but the "
+               r"limit is 4096: raise it \(LimitNOFILE=")
+    assert nofile_limits(d.proc.pid) == (4096, 4096)
+
+
+def test_short_hard_descriptor_limit_is_warned_of(start_daemon, echo_target):
+    """With soft and hard limits both 1024 there is nothing to raise: the
+    default max_clients (10,000) gets a warning at start, and socks5d
+    serves all the same."""
+    d = start_daemon(command=["prlimit", "--nofile=1024:1024", "--"])
+    d.wait_log(r"max_clients = 10000 needs at least 20256 descriptors, but "
+               r"the limit is 1024")
+    assert "descriptor limit raised" not in d.log()
+    assert nofile_limits(d.proc.pid) == (1024, 1024)
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
