@@ -221,14 +221,15 @@ def test_loadgen_detects_a_corrupting_proxy(targets, fake_proxy):
 
 def test_loadgen_detects_a_proxy_that_drops_bytes(targets, fake_proxy):
     proxy = fake_proxy("drop")
-    # The fake proxy does not pass the sink's close on, so the loadgen must
-    # see that the bytes it sent were never all acknowledged; -W keeps the
-    # wait for them short.
+    # The sink closes on the first byte off the pattern; whether the fake
+    # proxy passes that close on before the run ends or the loadgen has to
+    # notice its bytes were never all acknowledged (-W keeps that wait
+    # short) depends on timing, and either is a verify failure.
     proc = loadgen("bulk-up", "-p", f"127.0.0.1:{proxy.port}",
                    "-t", f"127.0.0.1:{targets['sink']}", "-d", "1", "-W", "2")
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
-    assert "verify failed" in proc.stderr
-    assert "never all acknowledged" in proc.stderr
+    assert ("never all acknowledged" in proc.stderr
+            or "the sink closes on data off the pattern" in proc.stderr), proc.stderr
     assert "result" not in proc.stdout
     # Echo traffic through the same proxy loses bytes too: caught as well.
     proc = loadgen("reqresp", "-p", f"127.0.0.1:{proxy.port}", "-s", "1000",
