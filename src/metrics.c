@@ -5,11 +5,14 @@
  * writer per slot makes a bump a load, an add and a relaxed store: no
  * lock, no locked instruction, no allocation on the path being measured.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "socks5d/log.h"
 
@@ -88,6 +91,8 @@ struct metrics_slot {
 		uint64_t pipes_idle, pipes_in_use, pipes_large;
 	} gauges;
 	uint64_t running;              /* set by the supervisor */
+	uint64_t fds;                  /* the supervisor's last count of the
+	                                  worker's open descriptors */
 };
 
 _Static_assert(sizeof(struct metrics_slot) % sizeof(uint64_t) == 0,
@@ -299,8 +304,56 @@ void
 metrics_slot_running(size_t i, bool running)
 {
 	METRICS_SET(&slots[i], running, running);
-	if (!running)
+	if (!running) {
 		metrics_clear_gauges(&slots[i]);
+		METRICS_SET(&slots[i], fds, 0);
+	}
+}
+
+void
+metrics_slot_fds(size_t i, uint64_t fds)
+{
+	METRICS_SET(&slots[i], fds, fds);
+}
+
+/*
+ * Open descriptors, from /proc/PID/fd (pid 0: this process): the cost is
+ * one getdents64 per few hundred descriptors, so it is bounded by the
+ * descriptor limit. Returns -1 when /proc cannot be read (or no descriptor
+ * is left for it).
+ */
+long
+metrics_count_fds(pid_t pid)
+{
+	_Alignas(struct dirent64) char buf[8192];
+	char path[32];
+	long count = 0;
+	ssize_t got;
+	int dir;
+
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/fd");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+	dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir == -1)
+		return -1;
+	while ((got = getdents64(dir, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < got;) {
+			const struct dirent64 *d = (const void *)(buf + off);
+
+			if (d->d_name[0] != '.')
+				count++;
+			off += d->d_reclen;
+		}
+	}
+	close(dir);
+	if (got == -1)
+		return -1;
+	/* The directory read through is ours, not the counted process's. */
+	if (pid == 0 && count > 0)
+		count--;
+	return count;
 }
 
 unsigned
@@ -502,9 +555,15 @@ metrics_render_process(struct metrics_out *out, const struct metrics_slot *c,
 	    "user's pipe budget (fs.pipe-user-pages-soft) was spent.");
 	metrics_sample(out, "socks5d_pipe_pool_small_total", NULL, NULL,
 	    c->pipes_small);
-	metrics_family(out, "socks5d_open_fds", "gauge",
+	/* No worker can read another's /proc/PID/fd once it has dropped
+	 * privileges: with workers, the supervisor counts for them. */
+	metrics_family(out, "socks5d_open_fds", "gauge", shared ?
+	    "Open file descriptors of all workers, as the supervisor last "
+	    "counted them (every second)." :
 	    "Open file descriptors of the process.");
-	if (g->fds_open >= 0)
+	if (shared)
+		metrics_sample(out, "socks5d_open_fds", NULL, NULL, c->fds);
+	else if (g->fds_open >= 0)
 		metrics_sample(out, "socks5d_open_fds", NULL, NULL,
 		    (uint64_t)g->fds_open);
 	metrics_family(out, "socks5d_max_clients", "gauge",

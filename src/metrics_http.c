@@ -221,44 +221,12 @@ metrics_http_parse(const char *buf, size_t len,
 
 /* -- gauges read at scrape time ---------------------------------------- */
 
-/*
- * Open descriptors, from /proc/self/fd: the cost is one getdents64 per
- * few hundred descriptors, so it is bounded by the descriptor limit.
- * Returns -1 when /proc cannot be read (or no descriptor is left for it).
- */
-static long
-metrics_http_count_fds(void)
-{
-	_Alignas(struct dirent64) char buf[8192];
-	long count = 0;
-	ssize_t got;
-	int dir;
-
-	dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir == -1)
-		return -1;
-	while ((got = getdents64(dir, buf, sizeof(buf))) > 0) {
-		for (ssize_t off = 0; off < got;) {
-			const struct dirent64 *d = (const void *)(buf + off);
-
-			if (d->d_name[0] != '.')
-				count++;
-			off += d->d_reclen;
-		}
-	}
-	close(dir);
-	if (got == -1)
-		return -1;
-	/* The directory we just read through is not the daemon's. */
-	return count > 0 ? count - 1 : 0;
-}
-
 static void
 metrics_http_gauges(struct metrics_gauges *g)
 {
 	const struct server *srv = http.srv;
 
-	g->fds_open = metrics_http_count_fds();
+	g->fds_open = metrics_count_fds(0);
 	g->max_clients = srv->cfg->max_clients;
 }
 

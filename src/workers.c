@@ -36,6 +36,8 @@
 /* How long READY=1 after a reload waits for the workers: a stuck one must
  * not leave the unit reloading for ever. */
 #define WORKERS_RELOAD_TIMEOUT   10.0
+/* How often the workers' open descriptors are counted for /metrics. */
+#define WORKERS_FDS_INTERVAL     1.0
 
 struct worker {
 	pid_t pid;                     /* 0: not running */
@@ -77,6 +79,7 @@ static struct {
 	double next_watchdog, watchdog_interval;
 	double next_status;
 	unsigned last_status;
+	double next_fds;
 } sup = { .sigfd = -1, .report_read = -1, .report_write = -1 };
 
 /* In a worker: where to report, the generation of the configuration it
@@ -507,6 +510,26 @@ workers_read_signals(void)
 	}
 }
 
+/*
+ * socks5d_open_fds for every worker. A worker that dropped privileges
+ * cannot read a sibling's /proc/PID/fd, and counting its own on a timer
+ * would cost its loop a scan of up to max_clients entries: the supervisor,
+ * which serves no traffic, counts them all. A count that fails keeps the
+ * previous one.
+ */
+static void
+workers_count_fds(void)
+{
+	for (unsigned i = 0; i < sup.count; i++) {
+		long n;
+
+		if (sup.slots[i].pid == 0)
+			continue;
+		if ((n = metrics_count_fds(sup.slots[i].pid)) >= 0)
+			metrics_slot_fds(i, (uint64_t)n);
+	}
+}
+
 static void
 workers_timers(double now)
 {
@@ -522,6 +545,10 @@ workers_timers(double now)
 			notify_status("", sup.stopping, sessions);
 		sup.last_status = sessions;
 		sup.next_status = now + WORKERS_STATUS_INTERVAL;
+	}
+	if (now >= sup.next_fds) {
+		workers_count_fds();
+		sup.next_fds = now + WORKERS_FDS_INTERVAL;
 	}
 	if (sup.stopping)
 		return;
@@ -540,6 +567,8 @@ workers_poll_timeout(double now)
 {
 	double next = sup.next_status;
 
+	if (sup.next_fds < next)
+		next = sup.next_fds;
 	if (sup.watchdog_interval > 0 && sup.next_watchdog < next)
 		next = sup.next_watchdog;
 	if (sup.reloading && sup.reload_deadline < next)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Why a UDP datagram was dropped; each is one "reason" label value. */
 enum metrics_udp_drop {
@@ -102,5 +103,12 @@ unsigned metrics_sessions_active(void);
 int metrics_share(size_t count);
 void metrics_use_slot(size_t i);
 void metrics_slot_running(size_t i, bool running);
+/* The supervisor's count of worker i's open descriptors; with workers,
+ * socks5d_open_fds is the sum of these. */
+void metrics_slot_fds(size_t i, uint64_t fds);
+
+/* Open descriptors of process pid (0: this one), or -1 when /proc cannot
+ * be read. */
+long metrics_count_fds(pid_t pid);
 
 #endif

@@ -140,6 +140,15 @@ def test_active_sessions_are_counted_across_workers(start_daemon, echo_target):
         assert m("socks5d_relayed_bytes_total", direction="up") == 120
         assert m("socks5d_relayed_bytes_total", direction="down") == 120
         assert set(tagged_sessions(d)) == set()     # none ended yet
+        # Open descriptors too: the sum over the workers (each holds its
+        # share of the 24 tunnel sockets), as the supervisor counts them
+        # every second; a scrape may add its own connection.
+        kids = wait_children(d.proc.pid, 2)
+        per_worker = [len(os.listdir(f"/proc/{kid}/fd")) for kid in kids]
+        wait_until(lambda: sum(per_worker) <= scrape(port)("socks5d_open_fds")
+                   <= sum(per_worker) + 2, 10,
+                   what=f"socks5d_open_fds to reach {sum(per_worker)}")
+        assert scrape(port)("socks5d_open_fds") > max(per_worker) + 2
     finally:
         for t in tunnels:
             t.close()
