@@ -286,11 +286,13 @@ def test_workers_drop_privileges_and_a_restart_shares_reloaded_listeners(
     workdir.chmod(0o755)
     port = privileged_free_port()
     extra = free_port()
+    metrics_port = free_port()
 
     def config(listen):
         return render_config(merge_config(
             base_config(listen, dns_server.address),
-            {"server": {"user": "nobody", "workers": 2}}))
+            {"server": {"user": "nobody", "workers": 2},
+             "metrics": {"listen": format_hostport(LOOPBACK4, metrics_port)}}))
 
     d = Daemon(workdir, config(f"{LOOPBACK4}:{port}"), [(LOOPBACK4, port)])
     d.config_path.chmod(0o644)
@@ -302,6 +304,11 @@ def test_workers_drop_privileges_and_a_restart_shares_reloaded_listeners(
         assert proc_uids(d.proc.pid)[0] == 0
         for pid in kids:
             assert proc_uids(pid) == [nobody.pw_uid] * 4
+        # Workers that dropped privileges cannot read each other's
+        # descriptors: the supervisor (root) counts them for /metrics.
+        fds = sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in kids)
+        wait_until(lambda: fds <= scrape(metrics_port)("socks5d_open_fds") <= fds + 2,
+                   10, what=f"socks5d_open_fds to reach {fds}")
         # A reload adds an address; the (unprivileged) workers open it.
         d.config_path.write_text(config(f"{LOOPBACK4}:{port}, {LOOPBACK4}:{extra}"))
         d.send_signal(signal.SIGHUP)
