@@ -310,6 +310,12 @@ metrics_slot_running(size_t i, bool running)
 	}
 }
 
+bool
+metrics_wants_own_fds(void)
+{
+	return !shared;
+}
+
 void
 metrics_slot_fds(size_t i, uint64_t fds)
 {

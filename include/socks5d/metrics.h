@@ -110,5 +110,8 @@ void metrics_slot_fds(size_t i, uint64_t fds);
 /* Open descriptors of process pid (0: this one), or -1 when /proc cannot
  * be read. */
 long metrics_count_fds(pid_t pid);
+/* Whether a scrape needs this process's own count (metrics_gauges
+ * fds_open): not with workers, whose counts the supervisor keeps. */
+bool metrics_wants_own_fds(void);
 
 #endif

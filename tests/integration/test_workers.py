@@ -20,6 +20,7 @@ from harness.daemon import Daemon, merge_config, render_config, run_binary, sani
 from harness.net import LOOPBACK4, format_hostport, free_port, is_listening, wait_until
 from harness.socks5 import Socks5Client, assert_echo, open_tunnel
 from test_metrics import scrape
+from test_relay import stop_trace, trace_syscalls
 
 TAGGED_SESSION_RE = re.compile(r"^\[worker (\d+)\] socks5d: info: session ")
 
@@ -149,6 +150,13 @@ def test_active_sessions_are_counted_across_workers(start_daemon, echo_target):
                    <= sum(per_worker) + 2, 10,
                    what=f"socks5d_open_fds to reach {sum(per_worker)}")
         assert scrape(port)("socks5d_open_fds") > max(per_worker) + 2
+        # The worker answering a scrape leaves the count to the supervisor
+        # instead of scanning its own descriptors on its loop.
+        tracers = [trace_syscalls(kid, ["openat"]) for kid in kids]
+        for _ in range(4):
+            scrape(port)
+        opened = [c for t in tracers for c in stop_trace(*t)]
+        assert not [c for c in opened if "/proc/self/fd" in c], opened
     finally:
         for t in tunnels:
             t.close()
