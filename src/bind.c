@@ -221,6 +221,14 @@ bind_peer_expected(const struct session *s, const union sockaddr_any *peer)
 	return bind_is_unspecified(dst) || addr_same_ip(dst, peer);
 }
 
+/* The name the expected peer was asked by, for rules written with names:
+ * none for a wildcard, whose peer is known only by its address. */
+static const char *
+bind_peer_name(const struct session *s)
+{
+	return bind_is_unspecified(&s->hs->addrs[0]) ? NULL : s->hs->dst_name;
+}
+
 static void
 bind_established(struct session *s, int fd, const union sockaddr_any *peer)
 {
@@ -263,18 +271,26 @@ bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		addr_normalize(&peer.sa, &peer);
-		if (bind_peer_expected(s, &peer)) {
-			bind_established(s, fd, &peer);
-			return;
+		if (!bind_peer_expected(s, &peer)) {
+			/* A stranger (a port scanner, say) must not break
+			 * the wait for the real peer. */
+			close(fd);
+			if (log_enabled(LOG_LEVEL_DEBUG)) {
+				addr_format(&peer.sa, who, sizeof(who));
+				log_debug("bind: closed connection from "
+				    "unexpected %s", who);
+			}
+			continue;
 		}
-		/* A stranger (a port scanner, say) must not break the wait
-		 * for the real peer. */
-		close(fd);
-		if (log_enabled(LOG_LEVEL_DEBUG)) {
-			addr_format(&peer.sa, who, sizeof(who));
-			log_debug("bind: closed connection from unexpected %s",
-			    who);
+		/* Whoever dials in is judged too, or a wildcard BIND would
+		 * let a denied network reach the client. */
+		if (!policy_allow_bind_peer(s, bind_peer_name(s), &peer.sa,
+		    s->hs->req.dst.port)) {
+			close(fd);
+			continue;
 		}
+		bind_established(s, fd, &peer);
+		return;
 	}
 }
 

@@ -122,6 +122,7 @@ static const char *const refusal_labels[METRICS_REFUSED_COUNT] = {
 	[METRICS_REFUSED_USER] = "max_per_user",
 	[METRICS_REFUSED_BANNED] = "banned",
 	[METRICS_REFUSED_RULE] = "rule",
+	[METRICS_REFUSED_BIND_PEER] = "bind_peer",
 };
 
 void

@@ -18,7 +18,8 @@
 /* At most one refusal message per reason per this many seconds. */
 #define POLICY_LOG_INTERVAL 1.0
 
-static struct log_ratelimit banned_log, client_full_log, user_full_log;
+static struct log_ratelimit banned_log, client_full_log, user_full_log,
+    bind_peer_log;
 
 static void
 policy_log_refusal(struct log_ratelimit *rl, double now,
@@ -140,4 +141,35 @@ policy_allow_dest(struct session *s, const char *name,
 	if (!v.allow)
 		policy_record(s, &v);
 	return v.allow;
+}
+
+bool
+policy_allow_bind_peer(struct session *s, const char *name,
+    const struct sockaddr *peer, uint16_t port)
+{
+	struct rules_query q = {
+		.client = &s->client_addr.sa,
+		.user = s->user,
+		.cmd = SOCKS5_CMD_BIND,
+		.dest_name = name,
+		.dest_addr = peer,
+		.port = port,
+	};
+	struct rules_verdict v = rules_evaluate(s->srv->cfg->rules, &q);
+	char who[ADDR_STRLEN], client[ADDR_STRLEN];
+	unsigned long covered;
+
+	if (v.allow)
+		return true;
+	metrics_count_refused(METRICS_REFUSED_BIND_PEER);
+	/* Anyone can dial a listener: one line a second, however many. */
+	if (log_ratelimit_pass(&bind_peer_log, ev_now(s->srv->loop),
+	    POLICY_LOG_INTERVAL, &covered)) {
+		addr_format(peer, who, sizeof(who));
+		addr_format_ip(&s->client_addr.sa, client, sizeof(client));
+		log_warnx("bind: peer %s refused by rule=%s: client=%s "
+		    "(%lu refusal(s) in the last second)", who,
+		    v.rule != NULL ? v.rule : "(default)", client, covered);
+	}
+	return false;
 }

@@ -38,4 +38,12 @@ bool policy_allow_request(struct session *s);
 bool policy_allow_dest(struct session *s, const char *name,
     const struct sockaddr *addr, uint16_t port);
 
+/* A peer connected to a BIND listener, whatever the client expected: the
+ * rules judge its address as the destination of the bind command (with
+ * the request's name when the peer is the one that name resolved to, and
+ * the request's port). false: counted and logged with the rule's name;
+ * the caller closes the peer and keeps waiting. */
+bool policy_allow_bind_peer(struct session *s, const char *name,
+    const struct sockaddr *peer, uint16_t port);
+
 #endif

@@ -310,6 +310,102 @@ def test_bind_client_half_closed_while_resolving(start_daemon, dns_server):
     assert_fds_back(d, baseline)
 
 
+# -- the rules judge the peer that connects ------------------------------------------
+
+PEER_RULES = {"rule no-peer": {"action": "deny", "dest": "127.0.0.2/32"},
+              "rule rest": {"action": "allow"}}
+
+
+def assert_peer_refused(d, listener, source, metrics_port, refused_before):
+    """A peer from source dials the listener: closed unanswered, counted,
+    and logged with the rule's name; the client hears nothing."""
+    from test_metrics import scrape
+    with connect_peer(listener, source) as denied:
+        denied.sendall(b"must never reach the client")
+        assert peer_closed(denied, timeout=3.0)
+    d.wait_log(r"bind: peer " + source.replace(".", r"\.") +
+               r":\d+ refused by rule=no-peer: client=")
+    count = scrape(metrics_port)("socks5d_refused_total", reason="bind_peer")
+    assert count == refused_before + 1, count
+
+
+@pytest.mark.parametrize("dst,listen_hosts,bind_address", [
+    ("0.0.0.0", (LOOPBACK4,), None),
+    # A dual-stack IPv6 listener sees an IPv4 peer as ::ffff:127.0.0.2; the
+    # rule written for IPv4 must still catch it.
+    ("::", (LOOPBACK6,), "0.0.0.0, ::"),
+])
+def test_bind_wildcard_denied_peer_is_closed_then_allowed_peer_served(
+        start_daemon, dst, listen_hosts, bind_address):
+    from test_metrics import start_with_metrics
+    extra = {"bind": {"address": bind_address}} if bind_address else {}
+    d, metrics_port = start_with_metrics(start_daemon, listen_hosts=listen_hosts,
+                                         **PEER_RULES, **extra)
+    baseline = settled_fds(d)
+    early = b"early bytes for the real peer\n"
+    client, first = start_bind(d, dst, 0, early=early)
+    with client:
+        assert first.rep == REP_SUCCESS, first
+        # The peer dials the IPv4 side of the listener whatever its family.
+        listener = (LOOPBACK4, first.port)
+        assert_peer_refused(d, listener, "127.0.0.2", metrics_port, 0)
+        assert_no_reply_yet(client)
+        assert non_pipe_fds(d.proc.pid) == baseline + 2      # client + listener
+        # The listener still waits, and an allowed peer gets through.
+        peer = connect_peer(listener, "127.0.0.3")
+        with peer:
+            second = client.read_reply()
+            assert second.rep == REP_SUCCESS, second
+            assert second.host == "127.0.0.3", second
+            assert recv_exact(peer, len(early)) == early
+            exchange(client, peer, 4096)
+    fields = d.wait_session(cmd="bind", close="eof")
+    assert fields["addr"].startswith("127.0.0.3:"), fields
+    assert "rule" not in fields, fields
+    assert_fds_back(d, baseline)
+
+
+def test_bind_denied_peer_until_timeout_is_ttl_expired(start_daemon):
+    """Only denied peers before [timeouts] bind: the second reply is the
+    timeout's, and not one of their bytes reached the client."""
+    from test_metrics import start_with_metrics
+    d, metrics_port = start_with_metrics(start_daemon, timeouts={"bind": 1}, **PEER_RULES)
+    client, first = start_bind(d, "0.0.0.0", 0)
+    with client:
+        assert first.rep == REP_SUCCESS
+        assert_peer_refused(d, (LOOPBACK4, first.port), "127.0.0.2", metrics_port, 0)
+        second = client.read_reply()
+        assert second.rep == REP_TTL_EXPIRED, second
+        assert recv_until_eof(client.sock) == b""
+    fields = d.wait_session(cmd="bind", reply=REP_TTL_EXPIRED)
+    assert fields["addr"] == "-" and fields["down"] == "0", fields
+
+
+def test_bind_specific_expected_peer_still_served_under_peer_rules(start_daemon):
+    d = start_daemon(**PEER_RULES)
+    client, first = start_bind(d, LOOPBACK4, 21)
+    with client:
+        assert first.rep == REP_SUCCESS
+        with accept_peer(client, first, LOOPBACK4) as peer:
+            exchange(client, peer, 1024)
+    d.wait_session(cmd="bind", close="eof", reply=0)
+
+
+def test_bind_peer_rule_with_names_judges_the_expected_peer_by_name(
+        start_daemon, dns_server):
+    """A rule allowing BIND by name still lets the peer that name resolved
+    to in: the peer is judged with the request's name."""
+    d = start_daemon(**{"rule by-name": {"action": "allow", "command": "bind",
+                                         "dest": "v4.test"},
+                        "rule no-bind": {"action": "deny", "command": "bind"}})
+    client, first = start_bind(d, "v4.test", 21)
+    with client:
+        assert first.rep == REP_SUCCESS
+        with accept_peer(client, first, LOOPBACK4) as peer:
+            exchange(client, peer, 1024)
+    d.wait_session(cmd="bind", close="eof", dest="v4.test:21")
+
+
 # -- endings without a peer ---------------------------------------------------------
 
 @pytest.mark.parametrize("host", [LOOPBACK4, LOOPBACK6])
