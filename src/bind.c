@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "socks5d/addr.h"
-#include "socks5d/bind.h"
+#include "socks5d/command.h"
 #include "socks5d/log.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
@@ -50,12 +50,12 @@ bind_reply_for(int err)
 	switch (err) {
 	case ENETUNREACH:
 	case ENETDOWN:
-		return SOCKS5_REP_NET_UNREACH;
+		return REPLY_NET_UNREACH;
 	case EHOSTUNREACH:
 	case EHOSTDOWN:
-		return SOCKS5_REP_HOST_UNREACH;
+		return REPLY_HOST_UNREACH;
 	default:
-		return SOCKS5_REP_FAILURE;
+		return REPLY_FAILURE;
 	}
 }
 
@@ -69,7 +69,7 @@ bind_route_source(const union sockaddr_any *dst, union sockaddr_any *out)
 {
 	union sockaddr_any probe = *dst;
 	socklen_t len = sizeof(*out);
-	uint8_t rep = SOCKS5_REP_SUCCESS;
+	uint8_t rep = REPLY_SUCCESS;
 	int fd;
 
 	if (addr_port(&probe.sa) == 0)
@@ -78,12 +78,12 @@ bind_route_source(const union sockaddr_any *dst, union sockaddr_any *out)
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		log_warn("bind: route probe socket");
-		return SOCKS5_REP_FAILURE;
+		return REPLY_FAILURE;
 	}
 	if (connect(fd, &probe.sa, addr_len(&probe.sa)) == -1)
 		rep = bind_reply_for(errno);
 	else if (getsockname(fd, &out->sa, &len) == -1)
-		rep = SOCKS5_REP_FAILURE;
+		rep = REPLY_FAILURE;
 	close(fd);
 	return rep;
 }
@@ -99,8 +99,8 @@ bind_reachable_address(const struct session *s, const union sockaddr_any *dst,
     union sockaddr_any *out)
 {
 	if (bind_is_unspecified(dst))
-		return session_local_addr(s, out) ? SOCKS5_REP_SUCCESS :
-		    SOCKS5_REP_FAILURE;
+		return session_local_addr(s, out) ? REPLY_SUCCESS :
+		    REPLY_FAILURE;
 	return bind_route_source(dst, out);
 }
 
@@ -194,11 +194,11 @@ bind_listen_for(struct session *s, const union sockaddr_any *dst,
 			    cfg->bind_ports.low, cfg->bind_ports.high, where);
 		else
 			log_warn("bind: listen on %s", where);
-		return SOCKS5_REP_FAILURE;
+		return REPLY_FAILURE;
 	}
 	if (getsockname(s->target_fd, &bnd->sa, &len) == -1) {
 		log_warn("bind: getsockname");
-		return SOCKS5_REP_FAILURE;
+		return REPLY_FAILURE;
 	}
 	/* A wildcard [bind] address listens everywhere, but the peer needs
 	 * one concrete address to connect to. */
@@ -208,7 +208,7 @@ bind_listen_for(struct session *s, const union sockaddr_any *dst,
 		addr_set_port(&reachable, (uint16_t)addr_port(&bnd->sa));
 		*bnd = reachable;
 	}
-	return SOCKS5_REP_SUCCESS;
+	return REPLY_SUCCESS;
 }
 
 /* Is this accepted connection the one the client announced? */
@@ -267,7 +267,7 @@ bind_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			/* Out of descriptors included: the listener would
 			 * stay readable and spin the loop. */
 			log_warn("bind: accept");
-			session_fail(s, SOCKS5_REP_FAILURE);
+			session_fail(s, REPLY_FAILURE);
 			return;
 		}
 		addr_normalize(&peer.sa, &peer);
@@ -311,14 +311,14 @@ bind_listen(struct session *s, union sockaddr_any *dst)
 	hs->naddrs = 1;
 	/* The rules judge BIND by the peer it expects. */
 	if (!policy_allow_dest(s, hs->dst_name, &dst->sa, hs->req.dst.port)) {
-		session_fail(s, SOCKS5_REP_NOT_ALLOWED);
+		session_fail(s, REPLY_NOT_ALLOWED);
 		return;
 	}
-	if ((rep = bind_listen_for(s, dst, &bnd)) != SOCKS5_REP_SUCCESS) {
+	if ((rep = bind_listen_for(s, dst, &bnd)) != REPLY_SUCCESS) {
 		session_fail(s, rep);
 		return;
 	}
-	if (session_send_reply(s, SOCKS5_REP_SUCCESS, &bnd.sa) == -1) {
+	if (session_send_reply(s, REPLY_SUCCESS, &bnd.sa) == -1) {
 		session_close(s, "reset");
 		return;
 	}
@@ -330,7 +330,7 @@ bind_listen(struct session *s, union sockaddr_any *dst)
 		log_debug("bind: listening on %s for a peer from %s", where,
 		    bind_is_unspecified(dst) ? "anywhere" : from);
 	}
-	session_set_state(s, SESSION_BIND_WAIT);
+	session_set_state(s, SESSION_WAITING);
 	ev_io_init(&s->target_io, bind_accept_cb, s->target_fd, EV_READ);
 	ev_io_start(s->srv->loop, &s->target_io);
 	session_set_timeout(s, s->srv->cfg->timeout_bind);
@@ -347,7 +347,7 @@ bind_resolved(void *arg, enum resolver_status status,
 	s->hs->query = NULL;
 	if (status != RESOLVER_OK) {
 		session_fail(s, status == RESOLVER_NOT_FOUND ?
-		    SOCKS5_REP_HOST_UNREACH : SOCKS5_REP_FAILURE);
+		    REPLY_HOST_UNREACH : REPLY_FAILURE);
 		return;
 	}
 	/* The peer is expected from the preferred address of the name. */
@@ -355,7 +355,7 @@ bind_resolved(void *arg, enum resolver_status status,
 	bind_listen(s, &dst);
 }
 
-void
+static void
 bind_start(struct session *s)
 {
 	union sockaddr_any dst;
@@ -364,9 +364,24 @@ bind_start(struct session *s)
 		bind_listen(s, &dst);
 }
 
-void
+/* The session timer fired while waiting for the peer. */
+static void
 bind_timeout(struct session *s)
 {
 	/* No peer in [timeouts] bind: the second reply says so. */
-	session_fail(s, SOCKS5_REP_TTL_EXPIRED);
+	session_fail(s, REPLY_TTL_EXPIRED);
 }
+
+static bool
+bind_enabled(const struct config *cfg)
+{
+	return cfg->bind_enabled;
+}
+
+const struct command command_bind = {
+	.name = "bind",
+	.cmd = REQUEST_CMD_BIND,
+	.enabled = bind_enabled,
+	.start = bind_start,
+	.timeout = bind_timeout,
+};

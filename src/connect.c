@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/command.h"
 #include "socks5d/connect.h"
 #include "socks5d/log.h"
 #include "socks5d/policy.h"
@@ -26,20 +27,20 @@ connect_reply_for(int err)
 	switch (err) {
 	case ENETUNREACH:
 	case ENETDOWN:
-		return SOCKS5_REP_NET_UNREACH;
+		return REPLY_NET_UNREACH;
 	case EHOSTUNREACH:
 	case EHOSTDOWN:
-		return SOCKS5_REP_HOST_UNREACH;
+		return REPLY_HOST_UNREACH;
 	case ECONNREFUSED:
 	case ECONNRESET:
-		return SOCKS5_REP_REFUSED;
+		return REPLY_REFUSED;
 	case ETIMEDOUT:
-		return SOCKS5_REP_TTL_EXPIRED;
+		return REPLY_TTL_EXPIRED;
 	case EACCES:            /* also: an access rule refused it */
 	case EPERM:
-		return SOCKS5_REP_NOT_ALLOWED;
+		return REPLY_NOT_ALLOWED;
 	default:
-		return SOCKS5_REP_FAILURE;
+		return REPLY_FAILURE;
 	}
 }
 
@@ -53,7 +54,7 @@ connect_resolved(void *arg, enum resolver_status status,
 	hs->query = NULL;
 	if (status != RESOLVER_OK) {
 		session_fail(s, status == RESOLVER_NOT_FOUND ?
-		    SOCKS5_REP_HOST_UNREACH : SOCKS5_REP_FAILURE);
+		    REPLY_HOST_UNREACH : REPLY_FAILURE);
 		return;
 	}
 	memcpy(hs->addrs, addrs, n * sizeof(*addrs));
@@ -70,7 +71,7 @@ connect_done(struct session *s)
 
 	ev_io_stop(s->srv->loop, &s->target_io);
 	if (getsockname(s->target_fd, &bnd.sa, &len) == -1) {
-		session_fail(s, SOCKS5_REP_FAILURE);
+		session_fail(s, REPLY_FAILURE);
 		return;
 	}
 	session_start_relay(s, &bnd.sa);
@@ -169,7 +170,7 @@ connect_next(struct session *s)
 			return;
 		}
 		if (errno == EINPROGRESS) {
-			session_set_state(s, SESSION_CONNECTING);
+			session_set_state(s, SESSION_WAITING);
 			ev_io_init(&s->target_io, connect_writable_cb,
 			    s->target_fd, EV_WRITE);
 			ev_io_start(s->srv->loop, &s->target_io);
@@ -181,7 +182,7 @@ connect_next(struct session *s)
 	session_fail(s, connect_reply_for(hs->last_errno));
 }
 
-void
+static void
 connect_start(struct session *s)
 {
 	struct handshake *hs = s->hs;
@@ -195,9 +196,26 @@ connect_start(struct session *s)
 	}
 }
 
-void
+/* The session timer fired during a connection attempt. */
+static void
 connect_timeout(struct session *s)
 {
 	connect_abandon(s, ETIMEDOUT);
 	connect_next(s);
 }
+
+static bool
+connect_enabled(const struct config *cfg)
+{
+	(void)cfg;
+	return true;
+}
+
+const struct command command_connect = {
+	.name = "connect",
+	.cmd = REQUEST_CMD_CONNECT,
+	.waits_through_client_eof = true,
+	.enabled = connect_enabled,
+	.start = connect_start,
+	.timeout = connect_timeout,
+};

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/frontend.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
@@ -161,6 +162,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	    ((char *)w - offsetof(struct listener, io));
 	struct server *srv = l->srv;
 	union sockaddr_any peer;
+	struct session *s;
 	socklen_t len;
 	int fd, one = 1;
 
@@ -191,7 +193,8 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		 * replies, nor the relayed request/response traffic. */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
-		session_accept(srv, fd, &peer.sa);
+		if ((s = session_accept(srv, fd, &peer.sa)) != NULL)
+			frontend_start(s);
 	}
 }
 

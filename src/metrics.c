@@ -17,6 +17,7 @@
 #include "socks5d/log.h"
 
 #include "socks5d/metrics.h"
+#include "socks5d/request.h"
 #include "socks5d/socks5.h"
 #include "socks5d/version.h"
 
@@ -68,7 +69,7 @@ static const struct {
 };
 #define DNS_BUCKET_COUNT ARRAY_LEN(dns_buckets)
 
-#define REPLY_CODES (SOCKS5_REP_ATYP_UNSUPPORTED + 1)
+#define REPLY_CODES (REPLY_ATYP_UNSUPPORTED + 1)
 
 struct metrics_slot {
 	uint64_t sessions[CMD_COUNT];
@@ -138,11 +139,11 @@ metrics_cmd_index(uint8_t cmd)
 	switch (cmd) {
 	case 0:
 		return CMD_NONE;
-	case SOCKS5_CMD_CONNECT:
+	case REQUEST_CMD_CONNECT:
 		return CMD_CONNECT;
-	case SOCKS5_CMD_BIND:
+	case REQUEST_CMD_BIND:
 		return CMD_BIND;
-	case SOCKS5_CMD_UDP:
+	case REQUEST_CMD_UDP:
 		return CMD_UDP;
 	default:
 		return CMD_UNKNOWN;
@@ -164,7 +165,7 @@ void
 metrics_count_session(uint8_t cmd, int reply, const char *reason)
 {
 	METRICS_ADD(sessions[metrics_cmd_index(cmd)], 1);
-	if (reply != SOCKS5_REP_SUCCESS)
+	if (reply != REPLY_SUCCESS)
 		METRICS_ADD(failures[metrics_failure_index(reason)], 1);
 }
 

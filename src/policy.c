@@ -95,16 +95,30 @@ policy_login_failed(struct session *s)
 /* Remember which rule refused, for the access log; the config (and so
  * the rule's name) may be replaced by a reload before the session ends. */
 static void
-policy_record(struct session *s, const struct rules_verdict *v)
+policy_record(struct session *s, const char *rule)
 {
 	metrics_count_refused(METRICS_REFUSED_RULE);
 	free(s->rule);
-	s->rule = strdup(v->rule != NULL ? v->rule : "(default)");
+	s->rule = strdup(rule != NULL ? rule : "(default)");
+}
+
+/* Who asks: the session's side of every rules query. */
+static struct rules_query
+policy_query(const struct session *s)
+{
+	struct rules_query q = {
+		.client = &s->client_addr.sa,
+		.user = s->user,
+		.cmd = s->cmd,
+	};
+
+	return q;
 }
 
 bool
 policy_allow_request(struct session *s)
 {
+	struct rules_query q = policy_query(s);
 	struct rules_verdict v;
 
 	if (s->user_over_limit) {
@@ -115,12 +129,13 @@ policy_allow_request(struct session *s)
 		s->rule = strdup("(max_per_user)");
 		return false;
 	}
-	if (s->cmd != SOCKS5_CMD_UDP)
+	/* A command that names its destination is judged by it later; a
+	 * UDP association by whether anything could pass at all. */
+	if (s->cmd != REQUEST_CMD_UDP)
 		return true;
-	v = rules_evaluate_any_dest(s->srv->cfg->rules, &s->client_addr.sa,
-	    s->user, s->cmd);
+	v = rules_evaluate_any_dest(s->srv->cfg->rules, &q);
 	if (!v.allow)
-		policy_record(s, &v);
+		policy_record(s, v.rule);
 	return v.allow;
 }
 
@@ -128,18 +143,15 @@ bool
 policy_allow_dest(struct session *s, const char *name,
     const struct sockaddr *addr, uint16_t port)
 {
-	struct rules_query q = {
-		.client = &s->client_addr.sa,
-		.user = s->user,
-		.cmd = s->cmd,
-		.dest_name = name,
-		.dest_addr = addr,
-		.port = port,
-	};
-	struct rules_verdict v = rules_evaluate(s->srv->cfg->rules, &q);
+	struct rules_query q = policy_query(s);
+	struct rules_verdict v;
 
+	q.dest_name = name;
+	q.dest_addr = addr;
+	q.port = port;
+	v = rules_evaluate(s->srv->cfg->rules, &q);
 	if (!v.allow)
-		policy_record(s, &v);
+		policy_record(s, v.rule);
 	return v.allow;
 }
 
@@ -147,18 +159,16 @@ bool
 policy_allow_bind_peer(struct session *s, const char *name,
     const struct sockaddr *peer, uint16_t port)
 {
-	struct rules_query q = {
-		.client = &s->client_addr.sa,
-		.user = s->user,
-		.cmd = SOCKS5_CMD_BIND,
-		.dest_name = name,
-		.dest_addr = peer,
-		.port = port,
-	};
-	struct rules_verdict v = rules_evaluate(s->srv->cfg->rules, &q);
+	struct rules_query q = policy_query(s);
+	struct rules_verdict v;
 	char who[ADDR_STRLEN], client[ADDR_STRLEN];
 	unsigned long covered;
 
+	q.cmd = REQUEST_CMD_BIND;
+	q.dest_name = name;
+	q.dest_addr = peer;
+	q.port = port;
+	v = rules_evaluate(s->srv->cfg->rules, &q);
 	if (v.allow)
 		return true;
 	metrics_count_refused(METRICS_REFUSED_BIND_PEER);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/request.h"
 #include "socks5d/rules.h"
 #include "socks5d/socks5.h"
 
@@ -54,7 +55,7 @@ struct rule {
 	enum rules_action action;
 	struct rules_cidrs client;
 	struct rules_names users;       /* sorted with strcmp */
-	unsigned cmds;                  /* bit 1 << SOCKS5_CMD_*; 0: any */
+	unsigned cmds;                  /* bit 1 << REQUEST_CMD_*; 0: any */
 	struct rules_cidrs dest;
 	struct rules_names exact;       /* lower case, no trailing dot */
 	struct rules_names suffixes;    /* ".example.org" as "example.org" */
@@ -390,11 +391,11 @@ static int
 rules_add_command(struct rule *r, const char *item, char *why, size_t whylen)
 {
 	if (strcasecmp(item, "connect") == 0)
-		r->cmds |= 1u << SOCKS5_CMD_CONNECT;
+		r->cmds |= 1u << REQUEST_CMD_CONNECT;
 	else if (strcasecmp(item, "bind") == 0)
-		r->cmds |= 1u << SOCKS5_CMD_BIND;
+		r->cmds |= 1u << REQUEST_CMD_BIND;
 	else if (strcasecmp(item, "udp") == 0)
-		r->cmds |= 1u << SOCKS5_CMD_UDP;
+		r->cmds |= 1u << REQUEST_CMD_UDP;
 	else
 		return rules_why(why, whylen, "bad command \"%s\" (connect, "
 		    "bind or udp)", item);
@@ -717,16 +718,15 @@ rules_has_dest(const struct rule *r)
 }
 
 static bool
-rules_match_who(const struct rule *r, const struct sockaddr *client,
-    const char *user, uint8_t cmd)
+rules_match_who(const struct rule *r, const struct rules_query *q)
 {
-	if (r->cmds != 0 && (cmd >= 32 || (r->cmds & 1u << cmd) == 0))
+	if (r->cmds != 0 && (q->cmd >= 32 || (r->cmds & 1u << q->cmd) == 0))
 		return false;
 	if (!rules_cidrs_empty(&r->client) &&
-	    (client == NULL || !rules_cidrs_has(&r->client, client)))
+	    (q->client == NULL || !rules_cidrs_has(&r->client, q->client)))
 		return false;
-	if (r->users.n > 0 && (user == NULL ||
-	    !rules_names_has(&r->users, user)))
+	if (r->users.n > 0 && (q->user == NULL ||
+	    !rules_names_has(&r->users, q->user)))
 		return false;
 	return true;
 }
@@ -770,21 +770,19 @@ rules_evaluate(const struct rules *rules, const struct rules_query *q)
 	for (size_t i = 0; i < rules_count(rules); i++) {
 		const struct rule *r = rules->v[i];
 
-		if (rules_match_who(r, q->client, q->user, q->cmd) &&
-		    rules_match_where(r, q))
+		if (rules_match_who(r, q) && rules_match_where(r, q))
 			return rules_verdict_of(r);
 	}
 	return rules_verdict_default(rules);
 }
 
 struct rules_verdict
-rules_evaluate_any_dest(const struct rules *rules,
-    const struct sockaddr *client, const char *user, uint8_t cmd)
+rules_evaluate_any_dest(const struct rules *rules, const struct rules_query *q)
 {
 	for (size_t i = 0; i < rules_count(rules); i++) {
 		const struct rule *r = rules->v[i];
 
-		if (!rules_match_who(r, client, user, cmd))
+		if (!rules_match_who(r, q))
 			continue;
 		if (r->action == RULES_ACTION_ALLOW)
 			return rules_verdict_of(r);

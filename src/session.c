@@ -14,15 +14,13 @@
 
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
-#include "socks5d/bind.h"
-#include "socks5d/connect.h"
-#include "socks5d/handshake.h"
+#include "socks5d/command.h"
+#include "socks5d/frontend.h"
 #include "socks5d/log.h"
 #include "socks5d/limits.h"
 #include "socks5d/metrics.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
-#include "socks5d/udp.h"
 
 /* How long an error reply may wait for the client to read it and close. */
 #define LINGER_SECONDS      2.0
@@ -33,15 +31,11 @@
 	((struct session *)((char *)(w) - offsetof(struct session, member)))
 
 static const char *const state_names[] = {
-	[SESSION_GREETING] = "greeting",
-	[SESSION_AUTH] = "auth",
+	[SESSION_HANDSHAKE] = "handshake",
 	[SESSION_AUTH_WAIT] = "auth-wait",
-	[SESSION_REQUEST] = "request",
 	[SESSION_RESOLVING] = "resolving",
-	[SESSION_CONNECTING] = "connecting",
-	[SESSION_BIND_WAIT] = "bind-wait",
+	[SESSION_WAITING] = "waiting",
 	[SESSION_RELAY] = "relay",
-	[SESSION_UDP] = "udp",
 	[SESSION_LINGER] = "linger",
 };
 
@@ -104,10 +98,8 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	switch (s->state) {
-	case SESSION_GREETING:
-	case SESSION_AUTH:
+	case SESSION_HANDSHAKE:
 	case SESSION_AUTH_WAIT:
-	case SESSION_REQUEST:
 		session_close(s, "handshake-timeout");
 		return;
 	case SESSION_RESOLVING:
@@ -115,19 +107,13 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 * answer that never comes back. */
 		resolver_cancel(s->hs->query);
 		s->hs->query = NULL;
-		session_fail(s, SOCKS5_REP_HOST_UNREACH);
+		session_fail(s, REPLY_HOST_UNREACH);
 		return;
-	case SESSION_CONNECTING:
-		connect_timeout(s);
-		return;
-	case SESSION_BIND_WAIT:
-		bind_timeout(s);
+	case SESSION_WAITING:
+		s->command->timeout(s);
 		return;
 	case SESSION_RELAY:
 		session_idle_check(s);
-		return;
-	case SESSION_UDP:
-		udp_timeout(s);
 		return;
 	case SESSION_LINGER:
 		session_close(s, s->linger_reason);
@@ -135,14 +121,14 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-void
+struct session *
 session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 {
 	struct session *s;
 
 	if (!policy_admit_client(srv, peer)) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->hs = calloc(1, sizeof(*s->hs))) == NULL) {
@@ -150,7 +136,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 		free(s);
 		close(fd);
 		limits_client_leave(srv->limits, peer);
-		return;
+		return NULL;
 	}
 	s->client_counted = true;
 	s->srv = srv;
@@ -158,6 +144,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 	s->target_fd = -1;
 	s->reply = -1;
 	s->started = ev_now(srv->loop);
+	s->state = SESSION_HANDSHAKE;
 	memcpy(&s->client_addr, peer, addr_len(peer));
 
 	s->next = srv->sessions;
@@ -169,7 +156,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 
 	ev_init(&s->timer, session_timer_cb);
 	session_set_timeout(s, srv->cfg->timeout_handshake);
-	handshake_start(s);
+	return s;
 }
 
 bool
@@ -183,20 +170,11 @@ session_local_addr(const struct session *s, union sockaddr_any *out)
 }
 
 static const char *
-session_command_name(uint8_t cmd)
+session_command_name(const struct session *s)
 {
-	switch (cmd) {
-	case 0:
-		return "-";
-	case SOCKS5_CMD_CONNECT:
-		return "connect";
-	case SOCKS5_CMD_BIND:
-		return "bind";
-	case SOCKS5_CMD_UDP:
-		return "udp";
-	default:
-		return "unknown";
-	}
+	if (s->command != NULL)
+		return s->command->name;
+	return s->cmd == REQUEST_CMD_NONE ? "-" : "unknown";
 }
 
 /* Bytes relayed each way (UDP: payload bytes) and the command's own extra
@@ -208,8 +186,8 @@ session_totals(const struct session *s, uint64_t *up, uint64_t *down,
 	*up = s->relay.up.bytes;
 	*down = s->relay.down.bytes;
 	extra[0] = '\0';
-	if (s->udp != NULL)
-		udp_log_fields(s->udp, up, down, extra, extralen);
+	if (s->command != NULL && s->command->log_fields != NULL)
+		s->command->log_fields(s, up, down, extra, extralen);
 }
 
 static void
@@ -244,7 +222,7 @@ session_log_access(const struct session *s, const char *reason)
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s cmd=%s dest=%s addr=%s reply=%s "
 	    "up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64 " close=%s%s",
-	    client, user, session_command_name(s->cmd), dest, addr, reply,
+	    client, user, session_command_name(s), dest, addr, reply,
 	    up, down, ms, reason, extra);
 }
 
@@ -286,8 +264,8 @@ session_close(struct session *s, const char *reason)
 	ev_timer_stop(srv->loop, &s->timer);
 	session_log_access(s, reason);
 	policy_release(s);
-	if (s->udp != NULL)
-		udp_free(s->udp);
+	if (s->command != NULL && s->command->teardown != NULL)
+		s->command->teardown(s);
 	close(s->client_fd);
 	if (s->target_fd != -1)
 		close(s->target_fd);
@@ -347,7 +325,8 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 	struct ev_loop *loop = s->srv->loop;
 
 	/* Best effort: a short write just means the client reads less. */
-	(void)!write(s->client_fd, msg, len);
+	if (len > 0)
+		(void)!write(s->client_fd, msg, len);
 	session_free_handshake(s);
 	ev_io_stop(loop, &s->target_io);
 	if (s->target_fd != -1) {
@@ -378,7 +357,7 @@ session_resolve(struct session *s, resolver_cb *cb)
 	hs->query = resolver_lookup(s->srv->resolver, hs->req.dst.u.name,
 	    hs->req.dst.port, cfg->dns_family, cb, s);
 	if (hs->query == NULL)
-		session_fail(s, SOCKS5_REP_FAILURE);
+		session_fail(s, REPLY_FAILURE);
 }
 
 bool
@@ -400,24 +379,26 @@ session_find_dst(struct session *s, union sockaddr_any *out, resolver_cb *cb)
 int
 session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
 {
-	uint8_t msg[SOCKS5_REPLY_MAX];
+	uint8_t msg[FRONTEND_REPLY_MAX];
 	size_t len;
 
-	len = socks5_encode_reply(msg, rep, bnd);
+	len = s->frontend->encode_reply(s, rep, bnd, msg);
 	s->reply = rep;
 	metrics_count_reply(rep);
 	/* The socket is fresh and we sent at most a few bytes before, so a
 	 * reply this small always fits; a short write means a dead client. */
+	if (len == 0)
+		return 0;
 	return write(s->client_fd, msg, len) == (ssize_t)len ? 0 : -1;
 }
 
 void
 session_fail(struct session *s, uint8_t rep)
 {
-	uint8_t msg[SOCKS5_REPLY_MAX];
+	uint8_t msg[FRONTEND_REPLY_MAX];
 	size_t len;
 
-	len = socks5_encode_reply(msg, rep, NULL);
+	len = s->frontend->encode_reply(s, rep, NULL, msg);
 	s->reply = rep;
 	metrics_count_reply(rep);
 	session_send_final(s, msg, len, "rejected");
@@ -437,7 +418,7 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 {
 	struct server *srv = s->srv;
 
-	if (session_send_reply(s, SOCKS5_REP_SUCCESS, bnd) == -1) {
+	if (session_send_reply(s, REPLY_SUCCESS, bnd) == -1) {
 		session_close(s, "reset");
 		return;
 	}

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/command.h"
 #include "socks5d/log.h"
 #include "socks5d/session.h"
-#include "socks5d/udp.h"
 #include "socks5d/udp_assoc.h"
 #include "socks5d/udp_dns.h"
 
@@ -208,7 +208,9 @@ udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
 	a->client_port = dst->port != 0;
 }
 
-void
+/* Create the association, reply, and keep the session waiting until the
+ * control connection ends. */
+static void
 udp_start(struct session *s)
 {
 	struct server *srv = s->srv;
@@ -222,17 +224,17 @@ udp_start(struct session *s)
 	}
 	if ((a = udp_assoc_create(s)) == NULL) {
 		log_warn("%s: calloc", __func__);
-		session_fail(s, SOCKS5_REP_FAILURE);
+		session_fail(s, REPLY_FAILURE);
 		return;
 	}
-	s->udp = a;
+	s->command_state = a;
 	if (udp_relay_open(a, &bnd) == -1) {
-		session_fail(s, SOCKS5_REP_FAILURE);
+		session_fail(s, REPLY_FAILURE);
 		return;
 	}
 	udp_expect_client(a, &s->hs->req.dst);
 	udp_advertise(srv->cfg, &bnd);
-	if (session_send_reply(s, SOCKS5_REP_SUCCESS, &bnd.sa) == -1) {
+	if (session_send_reply(s, REPLY_SUCCESS, &bnd.sa) == -1) {
 		session_close(s, "reset");
 		return;
 	}
@@ -242,14 +244,15 @@ udp_start(struct session *s)
 	ev_io_start(srv->loop, &s->client_io);
 	udp_forward_start(a);
 	a->last_activity = ev_now(srv->loop);
-	session_set_state(s, SESSION_UDP);
+	session_set_state(s, SESSION_WAITING);
 	session_set_timeout(s, srv->cfg->timeout_udp_idle);
 }
 
-void
+/* The session timer fired while the association runs (idle check). */
+static void
 udp_timeout(struct session *s)
 {
-	struct udp_assoc *a = s->udp;
+	struct udp_assoc *a = s->command_state;
 	ev_tstamp idle = s->srv->cfg->timeout_udp_idle;
 
 	/* Datagrams only stamp a time; the timer re-arms for what is left. */
@@ -286,9 +289,15 @@ udp_publish_stats(struct udp_assoc *a)
 	*seen = *now;
 }
 
-void
-udp_free(struct udp_assoc *a)
+/* Release every socket and buffer of the association. */
+static void
+udp_teardown(struct session *s)
 {
+	struct udp_assoc *a = s->command_state;
+
+	if (a == NULL)
+		return;
+	s->command_state = NULL;
 	/* Datagrams still waiting for a name die with the association. */
 	a->stats.drops[METRICS_UDP_DROP_DNS] += udp_dns_held(a->dns);
 	udp_publish_stats(a);
@@ -317,13 +326,20 @@ udp_append_field(char *out, size_t outlen, size_t used, const char *prefix,
 	return used + (size_t)n;
 }
 
-void
-udp_log_fields(const struct udp_assoc *a, uint64_t *up, uint64_t *down,
+/* For the access-log line: payload bytes each way, datagrams, and drops
+ * by reason. */
+static void
+udp_log_fields(const struct session *s, uint64_t *up, uint64_t *down,
     char *extra, size_t extralen)
 {
-	const struct udp_stats *st = &a->stats;
+	const struct udp_assoc *a = s->command_state;
+	const struct udp_stats *st;
 	size_t used = 0;
 	int reason;
+
+	if (a == NULL)
+		return;         /* refused before it began: the relay's zeros */
+	st = &a->stats;
 
 	*up = st->bytes_up;
 	*down = st->bytes_down;
@@ -344,3 +360,19 @@ udp_log_fields(const struct udp_assoc *a, uint64_t *up, uint64_t *down,
 		    metrics_udp_drop_name(reason), count);
 	}
 }
+
+static bool
+udp_enabled(const struct config *cfg)
+{
+	return cfg->udp_enabled;
+}
+
+const struct command command_udp = {
+	.name = "udp",
+	.cmd = REQUEST_CMD_UDP,
+	.enabled = udp_enabled,
+	.start = udp_start,
+	.timeout = udp_timeout,
+	.teardown = udp_teardown,
+	.log_fields = udp_log_fields,
+};

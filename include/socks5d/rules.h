@@ -23,7 +23,7 @@ struct rules;   /* the compiled rule set of one config (NULL: no rules) */
 struct rules_query {
 	const struct sockaddr *client;
 	const char *user;
-	uint8_t cmd;                   /* SOCKS5_CMD_* */
+	uint8_t cmd;                   /* REQUEST_CMD_* */
 	const char *dest_name;
 	const struct sockaddr *dest_addr;
 	uint16_t port;                 /* host order */
@@ -43,7 +43,8 @@ struct rules_verdict rules_evaluate(const struct rules *rules,
     const struct rules_query *q);
 
 /*
- * Could this client/user/command be allowed anywhere? Used where the
+ * Could this client/user/command (q's dest fields are ignored) be allowed
+ * anywhere? Used where the
  * destination is not known at request time (UDP ASSOCIATE). Walks the
  * rules in order, skipping those whose client, user or command do not
  * match: an allow rule allows (that rule); a deny rule without dest and
@@ -53,7 +54,7 @@ struct rules_verdict rules_evaluate(const struct rules *rules,
  * still checked with rules_evaluate.
  */
 struct rules_verdict rules_evaluate_any_dest(const struct rules *rules,
-    const struct sockaddr *client, const char *user, uint8_t cmd);
+    const struct rules_query *q);
 
 /*
  * Does every allow rule restrict clients (so an unauthenticated public

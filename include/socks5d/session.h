@@ -1,7 +1,7 @@
 /*
- * One client connection from accept to close: the RFC 1928/1929 state
- * machine over a byte stream, the hand-off to a command, and the single
- * function that ends it all (session_close).
+ * One client connection from accept to close: its sockets, state and one
+ * timer, the answers its front-end encodes, the hand-off to the relay,
+ * and the single function that ends it all (session_close).
  */
 #ifndef SOCKS5D_SESSION_H
 #define SOCKS5D_SESSION_H
@@ -11,24 +11,18 @@
 #include <ev.h>
 
 #include "socks5d/relay.h"
+#include "socks5d/request.h"
 #include "socks5d/resolver.h"
 #include "socks5d/server.h"
-#include "socks5d/socks5.h"
 
 enum session_state {
-	SESSION_GREETING,
-	SESSION_AUTH,          /* reading the RFC 1929 request */
+	SESSION_HANDSHAKE,     /* the front-end reads its messages */
 	SESSION_AUTH_WAIT,     /* password being verified off the loop */
-	SESSION_REQUEST,
-	SESSION_RESOLVING,
-	SESSION_CONNECTING,
-	SESSION_BIND_WAIT,     /* BIND: listening for the peer */
+	SESSION_RESOLVING,     /* the request's name being looked up */
+	SESSION_WAITING,       /* the command waits (connect, BIND peer, UDP) */
 	SESSION_RELAY,
-	SESSION_UDP,           /* UDP ASSOCIATE: association running */
 	SESSION_LINGER,        /* error reply sent; draining before close */
 };
-
-struct udp_assoc;
 
 /* Client bytes buffered during the handshake: the largest greeting, auth
  * and request together, plus room for payload sent ahead of the reply. */
@@ -42,7 +36,8 @@ struct handshake {
 	uint8_t buf[SESSION_HANDSHAKE_BUFSIZE];
 	size_t len;
 	bool client_eof;               /* client half-closed after its request */
-	struct socks5_request req;
+	uint8_t phase;                 /* the front-end's own parse state */
+	struct request req;
 	struct resolver_query *query;
 	struct auth_request *auth;
 	union sockaddr_any addrs[RESOLVER_MAX_ADDRS];
@@ -65,7 +60,9 @@ struct session {
 	ev_timer timer;
 	struct handshake *hs;
 	struct relay relay;
-	struct udp_assoc *udp;             /* UDP ASSOCIATE only */
+	const struct frontend *frontend;   /* NULL until the first byte */
+	const struct command *command;     /* NULL until a request */
+	void *command_state;               /* the command's own (UDP) */
 	union sockaddr_any client_addr;
 	union sockaddr_any target_addr;    /* connected to, or the BIND peer */
 	char *user;                        /* NULL: no login */
@@ -81,8 +78,11 @@ struct session {
 	ev_tstamp started;
 };
 
-/* Take over an accepted, non-blocking client socket. */
-void session_accept(struct server *srv, int fd, const struct sockaddr *peer);
+/* Take over an accepted, non-blocking client socket: NULL (the socket
+ * closed, the refusal counted) when a limit refuses it or memory is out.
+ * The caller starts the front-end on it. */
+struct session *session_accept(struct server *srv, int fd,
+    const struct sockaddr *peer);
 
 /*
  * End the session: stop every watcher, cancel DNS and auth work, close
@@ -104,13 +104,13 @@ bool session_find_dst(struct session *s, union sockaddr_any *out,
     resolver_cb *cb);
 
 /* Send a reply that does not end the session (BIND's first reply, UDP
- * ASSOCIATE's). Returns 0, or -1 when the client is gone (the caller then
- * closes). */
+ * ASSOCIATE's), in the front-end's wire format. Returns 0, or -1 when the
+ * client is gone (the caller then closes). */
 int session_send_reply(struct session *s, uint8_t rep,
     const struct sockaddr *bnd);
 
-/* Send an error reply with this code, then close after the client had a
- * chance to read it. Callers return right after. */
+/* Answer with this failure (an enum request_reply), then close after the
+ * client had a chance to read it. Callers return right after. */
 void session_fail(struct session *s, uint8_t rep);
 
 /* The request succeeded and target_fd is connected (CONNECT) or accepted

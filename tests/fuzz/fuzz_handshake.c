@@ -1,6 +1,6 @@
 /*
- * libFuzzer target: the daemon's own session code (session.c, handshake.c
- * and the commands behind them) fed one client byte stream in arbitrary
+ * libFuzzer target: the daemon's own session code (session.c, the
+ * front-ends and the commands behind them) fed one client byte stream in arbitrary
  * splits over a real loopback TCP connection, on the real event loop.
  *
  * Input: byte 0 picks the variant (bit 0 password auth, bit 1 BIND and UDP
@@ -41,7 +41,9 @@
 
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
+#include "socks5d/command.h"
 #include "socks5d/config.h"
+#include "socks5d/frontend.h"
 #include "socks5d/limits.h"
 #include "socks5d/log.h"
 #include "socks5d/resolver.h"
@@ -382,7 +384,8 @@ session_waiting(void)
 	for (struct session *s = srv.sessions; s != NULL; s = s->next) {
 		if (s->state == SESSION_AUTH_WAIT ||
 		    s->state == SESSION_RESOLVING ||
-		    s->state == SESSION_CONNECTING)
+		    (s->state == SESSION_WAITING &&
+		    s->command == &command_connect))
 			return true;
 	}
 	return false;
@@ -408,7 +411,7 @@ pump(int client, bool *client_eof)
 	for (int i = 0; i < PUMP_TURNS && quiet < 2; i++) {
 		unsigned before = srv.nsessions;
 		enum session_state state = srv.sessions != NULL ?
-		    srv.sessions->state : SESSION_GREETING;
+		    srv.sessions->state : SESSION_HANDSHAKE;
 		size_t activity = 0;
 
 		if (session_waiting())
@@ -454,7 +457,8 @@ connect_bind_peer(void)
 	socklen_t len = sizeof(a);
 	int fd;
 
-	if (srv.sessions == NULL || srv.sessions->state != SESSION_BIND_WAIT ||
+	if (srv.sessions == NULL || srv.sessions->state != SESSION_WAITING ||
+	    srv.sessions->command != &command_bind ||
 	    npeers == MAX_PEERS ||
 	    getsockname(srv.sessions->target_fd, &a.sa, &len) == -1)
 		return;
@@ -481,6 +485,7 @@ open_client(int family_index)
 {
 	union sockaddr_any peer;
 	socklen_t len = sizeof(peer);
+	struct session *s;
 	int client, fd, one = 1;
 
 	client = socket(listen_addr[family_index].sa.sa_family,
@@ -501,7 +506,9 @@ open_client(int family_index)
 		usleep(100);
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	session_accept(&srv, fd, &peer.sa);
+	s = session_accept(&srv, fd, &peer.sa);
+	if (s != NULL)
+		frontend_start(s);
 	return client;
 }
 

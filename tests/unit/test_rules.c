@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/request.h"
 #include "socks5d/rules.h"
 #include "socks5d/socks5.h"
 
@@ -98,6 +99,16 @@ test_eval(const struct rules *rules, const char *client, const char *user,
 	return rules_evaluate(rules, &q);
 }
 
+/* Could the request be allowed anywhere (UDP ASSOCIATE's first look)? */
+static struct rules_verdict
+test_any(const struct rules *rules, const struct sockaddr *client,
+    const char *user, uint8_t cmd)
+{
+	struct rules_query q = { .client = client, .user = user, .cmd = cmd };
+
+	return rules_evaluate_any_dest(rules, &q);
+}
+
 /* Allowed by the named rule? "-" for denied with no rule matching. */
 static void
 test_expect(struct rules_verdict v, bool allow, const char *rule)
@@ -124,7 +135,7 @@ test_no_rules(void **state)
 	(void)state;
 	test_expect(test_eval(NULL, "1.2.3.4", NULL, CONNECT, "x.org", NULL,
 	    80), true, NULL);
-	test_expect(rules_evaluate_any_dest(NULL, test_sa("1.2.3.4", &c),
+	test_expect(test_any(NULL, test_sa("1.2.3.4", &c),
 	    NULL, SOCKS5_CMD_UDP), true, NULL);
 	assert_false(rules_restrict_clients(NULL));
 	assert_int_equal(rules_count(NULL), 0);
@@ -381,15 +392,15 @@ test_any_dest(void **state)
 
 	(void)state;
 	/* The narrow deny is passed over; alice's allow is found. */
-	test_expect(rules_evaluate_any_dest(r, test_sa("10.0.0.1", &c),
+	test_expect(test_any(r, test_sa("10.0.0.1", &c),
 	    "alice", SOCKS5_CMD_UDP), true, "udp-staff");
 	/* A deny without dest or port stops the walk. */
-	test_expect(rules_evaluate_any_dest(r, test_sa("192.0.2.9", &c),
+	test_expect(test_any(r, test_sa("192.0.2.9", &c),
 	    "alice", SOCKS5_CMD_UDP), false, "guests");
 	/* Nothing allows: deny, no rule. */
-	test_expect(rules_evaluate_any_dest(r, test_sa("10.0.0.1", &c), NULL,
+	test_expect(test_any(r, test_sa("10.0.0.1", &c), NULL,
 	    SOCKS5_CMD_UDP), false, NULL);
-	test_expect(rules_evaluate_any_dest(r, test_sa("10.0.0.1", &c), "bob",
+	test_expect(test_any(r, test_sa("10.0.0.1", &c), "bob",
 	    SOCKS5_CMD_CONNECT), true, "tcp");
 	/* Each datagram still meets the narrow deny. */
 	test_expect(test_eval(r, "10.0.0.1", "alice", SOCKS5_CMD_UDP, NULL,
@@ -399,7 +410,7 @@ test_any_dest(void **state)
 	rules_free(r);
 	/* A deny with only a dest is passed over too. */
 	r = test_build("a: action=deny; dest=10.0.0.0/8");
-	test_expect(rules_evaluate_any_dest(r, test_sa("1.2.3.4", &c), NULL,
+	test_expect(test_any(r, test_sa("1.2.3.4", &c), NULL,
 	    SOCKS5_CMD_UDP), false, NULL);
 	rules_free(r);
 }

@@ -1,0 +1,203 @@
+/*
+ * The SOCKS5 front-end (RFC 1928, RFC 1929): greeting, optional login and
+ * request, each parsed by the pure codec in socks5.c and answered here;
+ * the request goes on as a struct request, and replies are SOCKS5 replies.
+ */
+#include <sodium.h>
+#include <string.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/auth.h"
+#include "socks5d/frontend.h"
+#include "socks5d/log.h"
+#include "socks5d/metrics.h"
+#include "socks5d/policy.h"
+#include "socks5d/request.h"
+#include "socks5d/session.h"
+
+/* Where in the handshake a SOCKS5 session is (struct handshake's phase). */
+enum socks5_phase { PHASE_GREETING = 0, PHASE_AUTH, PHASE_REQUEST };
+
+static void
+socks5_front_reject_method(struct session *s)
+{
+	static const uint8_t no_method[2] = { SOCKS5_VERSION,
+	    SOCKS5_METHOD_REJECT };
+
+	session_send_final(s, no_method, sizeof(no_method), "no-method");
+}
+
+static enum frontend_step
+socks5_front_greeting(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	struct socks5_greeting greeting;
+	enum socks5_status status;
+	uint8_t method, answer[2];
+	size_t used;
+
+	status = socks5_parse_greeting(hs->buf, hs->len, &greeting, &used);
+	if (status == SOCKS5_INCOMPLETE)
+		return FRONTEND_NEED_INPUT;
+	if (status == SOCKS5_BAD_VERSION) {
+		/* Not SOCKS5: there is no way to answer it. */
+		session_close(s, "bad-version");
+		return FRONTEND_STOP;
+	}
+	/* The server's policy decides, not the order the client offers. */
+	method = s->srv->cfg->auth_method == AUTH_PASSWORD ?
+	    SOCKS5_METHOD_PASSWORD : SOCKS5_METHOD_NONE;
+	if (status != SOCKS5_OK || !socks5_greeting_offers(&greeting, method)) {
+		socks5_front_reject_method(s);
+		return FRONTEND_STOP;
+	}
+	frontend_consume(s, used);
+	answer[0] = SOCKS5_VERSION;
+	answer[1] = method;
+	if (frontend_send(s, answer, sizeof(answer)) == -1) {
+		session_close(s, "reset");
+		return FRONTEND_STOP;
+	}
+	hs->phase = method == SOCKS5_METHOD_PASSWORD ? PHASE_AUTH :
+	    PHASE_REQUEST;
+	return FRONTEND_CONTINUE;
+}
+
+static void
+socks5_front_login_failed(struct session *s)
+{
+	static const uint8_t failed[2] = { SOCKS5_AUTH_VERSION,
+	    SOCKS5_AUTH_FAILED };
+	char client[ADDR_STRLEN], user[SOCKS5_NAME_MAX + 1];
+
+	metrics_count_auth(false);
+	policy_login_failed(s);
+	addr_format(&s->client_addr.sa, client, sizeof(client));
+	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
+	log_warnx("login failed: client=%s user=%s", client, user);
+	session_send_final(s, failed, sizeof(failed), "auth-failed");
+}
+
+static enum frontend_step
+socks5_front_login_ok(struct session *s)
+{
+	static const uint8_t ok[2] = { SOCKS5_AUTH_VERSION, SOCKS5_AUTH_OK };
+
+	metrics_count_auth(true);
+	policy_login_ok(s);
+	if (frontend_send(s, ok, sizeof(ok)) == -1) {
+		session_close(s, "reset");
+		return FRONTEND_STOP;
+	}
+	s->hs->phase = PHASE_REQUEST;
+	if (s->state != SESSION_HANDSHAKE)
+		session_set_state(s, SESSION_HANDSHAKE);
+	return FRONTEND_CONTINUE;
+}
+
+static void
+socks5_front_auth_done(void *arg, bool ok)
+{
+	struct session *s = arg;
+
+	s->hs->auth = NULL;
+	if (!ok) {
+		socks5_front_login_failed(s);
+		return;
+	}
+	if (socks5_front_login_ok(s) == FRONTEND_CONTINUE)
+		frontend_resume(s);
+}
+
+static enum frontend_step
+socks5_front_credentials(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	struct socks5_credentials cred;
+	enum socks5_status status;
+	enum auth_result result;
+	size_t used;
+
+	status = socks5_parse_credentials(hs->buf, hs->len, &cred, &used);
+	if (status == SOCKS5_INCOMPLETE)
+		return FRONTEND_NEED_INPUT;
+	if (status != SOCKS5_OK) {
+		socks5_front_login_failed(s);
+		return FRONTEND_STOP;
+	}
+	frontend_consume(s, used);
+	s->user = strndup(cred.user, cred.ulen);
+	/* A NUL inside a name or password cannot match any user. */
+	if (s->user == NULL || strlen(cred.user) != cred.ulen ||
+	    strlen(cred.password) != cred.plen) {
+		result = AUTH_RESULT_FAIL;
+	} else {
+		result = auth_check(s->srv->auth, cred.user, cred.password,
+		    socks5_front_auth_done, s, &hs->auth);
+	}
+	sodium_memzero(&cred, sizeof(cred));
+	switch (result) {
+	case AUTH_RESULT_OK:
+		return socks5_front_login_ok(s);
+	case AUTH_RESULT_PENDING:
+		session_set_state(s, SESSION_AUTH_WAIT);
+		return FRONTEND_STOP;
+	case AUTH_RESULT_FAIL:
+	default:
+		socks5_front_login_failed(s);
+		return FRONTEND_STOP;
+	}
+}
+
+static enum frontend_step
+socks5_front_request(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	struct socks5_request req;
+	enum socks5_status status;
+	size_t used;
+
+	status = socks5_parse_request(hs->buf, hs->len, &req, &used);
+	if (status == SOCKS5_INCOMPLETE)
+		return FRONTEND_NEED_INPUT;
+	if (status != SOCKS5_OK) {
+		if (status == SOCKS5_BAD_COMMAND)
+			s->cmd = hs->buf[1];
+		session_fail(s, socks5_status_reply(status));
+		return FRONTEND_STOP;
+	}
+	frontend_consume(s, used);
+	hs->req.cmd = req.cmd;
+	hs->req.dst = req.dst;
+	request_dispatch(s);
+	return FRONTEND_STOP;
+}
+
+static enum frontend_step
+socks5_front_advance(struct session *s)
+{
+	switch (s->hs->phase) {
+	case PHASE_GREETING:
+		return socks5_front_greeting(s);
+	case PHASE_AUTH:
+		return socks5_front_credentials(s);
+	default:
+		return socks5_front_request(s);
+	}
+}
+
+/* RFC 1928's reply codes are the request's outcomes as they are. */
+static size_t
+socks5_front_encode_reply(const struct session *s, uint8_t rep,
+    const struct sockaddr *bnd, uint8_t *out)
+{
+	(void)s;
+	return socks5_encode_reply(out, rep, bnd);
+}
+
+const struct frontend frontend_socks5 = {
+	.name = "socks5",
+	.proto = REQUEST_PROTO_SOCKS5,
+	.advance = socks5_front_advance,
+	.encode_reply = socks5_front_encode_reply,
+};
