@@ -19,6 +19,7 @@
 #include "socks5d/hosts.h"
 #include "socks5d/log.h"
 #include "socks5d/config_values.h"
+#include "socks5d/request.h"
 #include "socks5d/rules.h"
 
 static const struct config_enum_name config_relay_names[] = {
@@ -47,6 +48,13 @@ static const struct config_enum_name config_auth_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name config_protocol_names[] = {
+	{ "socks5", REQUEST_PROTO_SOCKS5 },
+	{ "socks4", REQUEST_PROTO_SOCKS4 },
+	{ "http", REQUEST_PROTO_HTTP },
+	{ NULL, 0 },
+};
+
 static const struct config_enum_name config_family_names[] = {
 	{ "auto", DNS_FAMILY_AUTO },
 	{ "ipv4", DNS_FAMILY_IPV4 },
@@ -63,6 +71,10 @@ static const struct config_enum_name config_family_names[] = {
 	{ ROW(sec, name, CONFIG_UINT, field, dflt), .min = (lo), .max = (hi) }
 #define ROW_ENUM(sec, name, field, dflt, list)                          \
 	{ ROW(sec, name, CONFIG_ENUM, field, dflt), .names = (list) }
+#define ROW_ENUM_SET(sec, name, field, dflt, list)                      \
+	{ ROW(sec, name, CONFIG_ENUM_SET, field, dflt), .names = (list) }
+#define ROW_CIDRS(sec, name, field, dflt)                                \
+	{ ROW(sec, name, CONFIG_CIDRS, field, dflt) }
 #define ROW_STRING(sec, name, field, dflt)                               \
 	{ ROW(sec, name, CONFIG_STRING, field, dflt) }
 #define ROW_PATH(sec, name, field, dflt)                                \
@@ -120,6 +132,9 @@ static const struct config_row config_rows[] = {
 	ROW_STRING("server", "user", run_user, ""),
 	ROW_STRING("server", "group", run_group, ""),
 	ROW_UINT("server", "workers", workers, "1", 0, CONFIG_MAX_WORKERS),
+	ROW_ENUM_SET("server", "protocols", protocols, "socks5, http",
+	    config_protocol_names),
+	ROW_CIDRS("server", "proxy_protocol_from", proxy_from, ""),
 
 	ROW_ENUM("auth", "method", auth_method, "none", config_auth_names),
 	ROW_PATH("auth", "users_file", users_file, "/etc/socks5d/users"),
@@ -157,12 +172,14 @@ static const struct config_row config_rows[] = {
 	ROW_UINT("limits", "auth_window", limits.auth_window, "60", 1, 86400),
 	ROW_UINT("limits", "auth_ban", limits.auth_ban, "300", 1, 86400),
 
+	ROW_BOOL("http", "via", http_via, "yes"),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
 
 	ROW_RULE("action", true),
 	ROW_RULE("client", false),
 	ROW_RULE("user", false),
 	ROW_RULE("command", false),
+	ROW_RULE("protocol", false),
 	ROW_RULE("dest", false),
 	ROW_RULE("port", false),
 };

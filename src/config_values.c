@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/cidr.h"
 #include "socks5d/config_values.h"
 #include "socks5d/rules.h"
 
@@ -103,12 +104,28 @@ config_parse_uint(const struct config_row *row, void *base, char *value,
 	return 0;
 }
 
+/* "must be one of a, b; got "x"": returns -1. */
+static int
+config_enum_why(const struct config_enum_name *names, const char *value,
+    char *why, size_t whylen)
+{
+	const struct config_enum_name *e;
+	size_t off;
+
+	off = (size_t)snprintf(why, whylen, "must be one of");
+	for (e = names; e->name != NULL && off < whylen; e++)
+		off += (size_t)snprintf(why + off, whylen - off, "%s %s",
+		    e == names ? "" : ",", e->name);
+	if (off < whylen)
+		snprintf(why + off, whylen - off, "; got \"%s\"", value);
+	return -1;
+}
+
 static int
 config_parse_enum(const struct config_row *row, void *base, char *value,
     char *why, size_t whylen)
 {
 	const struct config_enum_name *e;
-	size_t off;
 
 	for (e = row->names; e->name != NULL; e++) {
 		if (strcasecmp(value, e->name) == 0) {
@@ -116,13 +133,35 @@ config_parse_enum(const struct config_row *row, void *base, char *value,
 			return 0;
 		}
 	}
-	off = (size_t)snprintf(why, whylen, "must be one of");
-	for (e = row->names; e->name != NULL && off < whylen; e++)
-		off += (size_t)snprintf(why + off, whylen - off, "%s %s",
-		    e == row->names ? "" : ",", e->name);
-	if (off < whylen)
-		snprintf(why + off, whylen - off, "; got \"%s\"", value);
-	return -1;
+	return config_enum_why(row->names, value, why, whylen);
+}
+
+/* A comma-separated list of the row's names, each at most once; at least
+ * one, since a set that serves nothing is a mistake, not a choice. */
+static int
+config_parse_enum_set(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	const struct config_enum_name *e;
+	unsigned set = 0;
+	char *item, *rest = value;
+
+	while ((item = strsep(&rest, ",")) != NULL) {
+		item = config_trim(item);
+		for (e = row->names; e->name != NULL; e++)
+			if (strcasecmp(item, e->name) == 0)
+				break;
+		if (e->name == NULL)
+			return config_enum_why(row->names, item, why, whylen);
+		if (set & (1u << e->value))
+			return config_why(why, whylen, "\"%s\" listed twice",
+			    e->name);
+		set |= 1u << e->value;
+	}
+	if (set == 0)
+		return config_why(why, whylen, "must list at least one");
+	*(unsigned *)config_field(row, base) = set;
+	return 0;
 }
 
 static int
@@ -307,6 +346,32 @@ config_parse_ip_pair(const struct config_row *row, void *base, char *value,
 	return 0;
 }
 
+/* A comma-separated list of networks; empty for none. Built aside, so a
+ * bad item leaves the field as it was. */
+static int
+config_parse_cidrs(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	struct cidr_set set = { 0 }, *field = config_field(row, base);
+	char *cursor = *value == '\0' ? NULL : value, *item;
+
+	while ((item = config_next_item(&cursor)) != NULL) {
+		int rc = cidr_set_add(&set, item);
+
+		if (rc == 0)
+			continue;
+		cidr_set_release(&set);
+		if (rc == -2)
+			return config_why(why, whylen, "out of memory");
+		return config_why(why, whylen, "bad CIDR \"%s\" (a.b.c.d/n, "
+		    "x::/n or an address)", item);
+	}
+	cidr_set_finish(&set);
+	cidr_set_release(field);
+	*field = set;
+	return 0;
+}
+
 /* "LOW-HIGH" within 1..65535, or empty for "the kernel chooses". */
 static int
 config_parse_port_range(const struct config_row *row, void *base,
@@ -431,6 +496,12 @@ config_value_parse(const struct config_row *row, void *base,
 	case CONFIG_ENUM:
 		rc = config_parse_enum(row, base, v, why, whylen);
 		break;
+	case CONFIG_ENUM_SET:
+		rc = config_parse_enum_set(row, base, v, why, whylen);
+		break;
+	case CONFIG_CIDRS:
+		rc = config_parse_cidrs(row, base, v, why, whylen);
+		break;
 	case CONFIG_STRING:
 		rc = config_parse_string(row, base, v, why, whylen);
 		break;
@@ -475,6 +546,9 @@ config_value_free(const struct config_row *row, void *base)
 		field = config_field(row, base);
 		free(*field);
 		*field = NULL;
+		break;
+	case CONFIG_CIDRS:
+		cidr_set_release(config_field(row, base));
 		break;
 	default:
 		break;

@@ -6,12 +6,8 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "socks5d/addr.h"
-#include "socks5d/auth.h"
+#include "socks5d/config.h"
 #include "socks5d/frontend.h"
-#include "socks5d/log.h"
-#include "socks5d/metrics.h"
-#include "socks5d/policy.h"
 #include "socks5d/request.h"
 #include "socks5d/session.h"
 
@@ -68,13 +64,8 @@ socks5_front_login_failed(struct session *s)
 {
 	static const uint8_t failed[2] = { SOCKS5_AUTH_VERSION,
 	    SOCKS5_AUTH_FAILED };
-	char client[ADDR_STRLEN], user[SOCKS5_NAME_MAX + 1];
 
-	metrics_count_auth(false);
-	policy_login_failed(s);
-	addr_format(&s->client_addr.sa, client, sizeof(client));
-	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
-	log_warnx("login failed: client=%s user=%s", client, user);
+	frontend_login_counted(s, false);
 	session_send_final(s, failed, sizeof(failed), "auth-failed");
 }
 
@@ -83,8 +74,7 @@ socks5_front_login_ok(struct session *s)
 {
 	static const uint8_t ok[2] = { SOCKS5_AUTH_VERSION, SOCKS5_AUTH_OK };
 
-	metrics_count_auth(true);
-	policy_login_ok(s);
+	frontend_login_counted(s, true);
 	if (frontend_send(s, ok, sizeof(ok)) == -1) {
 		session_close(s, "reset");
 		return FRONTEND_STOP;
@@ -115,7 +105,7 @@ socks5_front_credentials(struct session *s)
 	struct handshake *hs = s->hs;
 	struct socks5_credentials cred;
 	enum socks5_status status;
-	enum auth_result result;
+	enum frontend_login login;
 	size_t used;
 
 	status = socks5_parse_credentials(hs->buf, hs->len, &cred, &used);
@@ -126,23 +116,15 @@ socks5_front_credentials(struct session *s)
 		return FRONTEND_STOP;
 	}
 	frontend_consume(s, used);
-	s->user = strndup(cred.user, cred.ulen);
-	/* A NUL inside a name or password cannot match any user. */
-	if (s->user == NULL || strlen(cred.user) != cred.ulen ||
-	    strlen(cred.password) != cred.plen) {
-		result = AUTH_RESULT_FAIL;
-	} else {
-		result = auth_check(s->srv->auth, cred.user, cred.password,
-		    socks5_front_auth_done, s, &hs->auth);
-	}
+	login = frontend_login_check(s, cred.user, cred.ulen, cred.password,
+	    cred.plen, socks5_front_auth_done);
 	sodium_memzero(&cred, sizeof(cred));
-	switch (result) {
-	case AUTH_RESULT_OK:
+	switch (login) {
+	case FRONTEND_LOGIN_OK:
 		return socks5_front_login_ok(s);
-	case AUTH_RESULT_PENDING:
-		session_set_state(s, SESSION_AUTH_WAIT);
+	case FRONTEND_LOGIN_PENDING:
 		return FRONTEND_STOP;
-	case AUTH_RESULT_FAIL:
+	case FRONTEND_LOGIN_FAILED:
 	default:
 		socks5_front_login_failed(s);
 		return FRONTEND_STOP;
@@ -195,9 +177,19 @@ socks5_front_encode_reply(const struct session *s, uint8_t rep,
 	return socks5_encode_reply(out, rep, bnd);
 }
 
+/* A SOCKS5 client that is not served: no acceptable method (05 FF). */
+static size_t
+socks5_front_encode_refusal(uint8_t *out)
+{
+	out[0] = SOCKS5_VERSION;
+	out[1] = SOCKS5_METHOD_REJECT;
+	return 2;
+}
+
 const struct frontend frontend_socks5 = {
 	.name = "socks5",
 	.proto = REQUEST_PROTO_SOCKS5,
 	.advance = socks5_front_advance,
 	.encode_reply = socks5_front_encode_reply,
+	.encode_refusal = socks5_front_encode_refusal,
 };

@@ -5,20 +5,33 @@
  * one segment are the same case; whatever follows the request stays in
  * the buffer as early payload for the target.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "socks5d/addr.h"
+#include "socks5d/auth.h"
 #include "socks5d/command.h"
 #include "socks5d/frontend.h"
+#include "socks5d/log.h"
+#include "socks5d/metrics.h"
+#include "socks5d/policy.h"
+#include "socks5d/proxy_header.h"
 #include "socks5d/session.h"
+#include "socks5d/socks4.h"
 
 /* How often a session whose buffer is full checks on its client. */
 #define FRONTEND_FULL_PROBE_SECONDS 1.0
+/* Kept free while a request is read, so a forwarded HTTP head rewritten in
+ * place may grow (a Via, a Host, Connection: close) ahead of the body
+ * bytes that came with it. */
+#define FRONTEND_REWRITE_SLACK 512
 
 static struct session *
 frontend_session(ev_io *w)
@@ -43,6 +56,46 @@ frontend_send(struct session *s, const uint8_t *msg, size_t len)
 	return write(s->client_fd, msg, len) == (ssize_t)len ? 0 : -1;
 }
 
+enum frontend_login
+frontend_login_check(struct session *s, const char *user, size_t ulen,
+    const char *password, size_t plen, auth_done_cb *cb)
+{
+	free(s->user);
+	s->user = strndup(user, ulen);
+	/* A NUL inside a name or password cannot match any user. */
+	if (s->user == NULL || strlen(s->user) != ulen ||
+	    strnlen(password, plen) != plen)
+		return FRONTEND_LOGIN_FAILED;
+	switch (auth_check(s->srv->auth, s->user, password, cb, s,
+	    &s->hs->auth)) {
+	case AUTH_RESULT_OK:
+		return FRONTEND_LOGIN_OK;
+	case AUTH_RESULT_PENDING:
+		session_set_state(s, SESSION_AUTH_WAIT);
+		return FRONTEND_LOGIN_PENDING;
+	case AUTH_RESULT_FAIL:
+	default:
+		return FRONTEND_LOGIN_FAILED;
+	}
+}
+
+void
+frontend_login_counted(struct session *s, bool ok)
+{
+	char client[ADDR_STRLEN], user[SOCKS5_NAME_MAX + 1];
+
+	metrics_count_auth(ok);
+	if (ok) {
+		policy_login_ok(s);
+		return;
+	}
+	policy_login_failed(s);
+	addr_format(&s->client_addr.sa, client, sizeof(client));
+	log_safe_text(s->user != NULL ? s->user : "-", user, sizeof(user));
+	log_warnx("login failed: client=%s proto=%s user=%s", client,
+	    s->frontend->name, user);
+}
+
 /* The front-end for a connection's first byte: each protocol's first
  * message starts with a byte no other one's can. NULL: none speaks it. */
 static const struct frontend *
@@ -51,8 +104,11 @@ frontend_detect(uint8_t first)
 	switch (first) {
 	case SOCKS5_VERSION:
 		return &frontend_socks5;
+	case SOCKS4_VERSION:
+		return &frontend_socks4;
 	default:
-		return NULL;
+		/* Every HTTP method is a token of letters. */
+		return isalpha(first) ? &frontend_http : NULL;
 	}
 }
 
@@ -60,21 +116,117 @@ frontend_detect(uint8_t first)
 static bool
 frontend_pick(struct session *s)
 {
+	uint8_t refusal[FRONTEND_REPLY_MAX];
+
 	s->frontend = frontend_detect(s->hs->buf[0]);
 	if (s->frontend == NULL) {
 		/* No protocol we speak: there is no way to answer. */
 		session_close(s, "bad-version");
 		return false;
 	}
+	if ((s->srv->cfg->protocols & 1u << s->frontend->proto) == 0) {
+		session_send_final(s, refusal,
+		    s->frontend->encode_refusal(refusal), "protocol-off");
+		return false;
+	}
 	return true;
+}
+
+/* At most one line a second per kind of PROXY header refused. */
+static struct log_ratelimit missing_header_log, untrusted_header_log;
+
+static void
+frontend_log_proxy_refusal(const struct session *s, struct log_ratelimit *rl,
+    const char *what)
+{
+	char client[ADDR_STRLEN];
+	unsigned long covered;
+
+	if (!log_ratelimit_pass(rl, ev_now(s->srv->loop), 1.0, &covered))
+		return;
+	addr_format_ip(&s->client_addr.sa, client, sizeof(client));
+	log_warnx("%s: client=%s (%lu refusal(s) in the last second)", what,
+	    client, covered);
+}
+
+/*
+ * A connection from [server] proxy_protocol_from starts with a PROXY
+ * header (v1 or v2) naming the real client, who from then on is the
+ * session's client for limits, bans, rules, the log and UDP. Anything
+ * else from there is refused: the balancer is broken or bypassed.
+ */
+static enum frontend_step
+frontend_proxy_header(struct session *s)
+{
+	struct proxy_header header;
+	union sockaddr_any real;
+	size_t used;
+
+	switch (proxy_header_parse(s->hs->buf, s->hs->len, &header, &used)) {
+	case PROXY_INCOMPLETE:
+		return FRONTEND_NEED_INPUT;
+	case PROXY_BAD:
+		frontend_log_proxy_refusal(s, &missing_header_log,
+		    "no valid PROXY header from a "
+		    "proxy_protocol_from address");
+		session_close(s, "bad-proxy-header");
+		return FRONTEND_STOP;
+	default:
+		break;
+	}
+	frontend_consume(s, used);
+	s->hs->proxy_header_due = false;
+	/* LOCAL: the balancer's own health check; it stays the client. */
+	if (header.local)
+		return FRONTEND_CONTINUE;
+	addr_normalize(&header.src.sa, &real);
+	if (!policy_readmit_client(s, &real.sa)) {
+		session_close(s, "refused");
+		return FRONTEND_STOP;
+	}
+	return FRONTEND_CONTINUE;
+}
+
+/*
+ * From an address not in proxy_protocol_from, a PROXY header is never
+ * believed (the client could claim any address) but refused as the
+ * mistake it is. NEED_INPUT while the first bytes may still be one.
+ */
+static enum frontend_step
+frontend_refuse_untrusted_header(struct session *s)
+{
+	struct proxy_header header;
+	size_t used;
+
+	if (s->hs->buf[0] != 'P' && s->hs->buf[0] != '\r')
+		return FRONTEND_CONTINUE;
+	switch (proxy_header_parse(s->hs->buf, s->hs->len, &header, &used)) {
+	case PROXY_BAD:
+		return FRONTEND_CONTINUE;
+	case PROXY_INCOMPLETE:
+		return FRONTEND_NEED_INPUT;
+	default:
+		frontend_log_proxy_refusal(s, &untrusted_header_log,
+		    "a PROXY header from an address "
+		    "not in proxy_protocol_from");
+		session_close(s, "untrusted-proxy-header");
+		return FRONTEND_STOP;
+	}
 }
 
 static enum frontend_step
 frontend_advance(struct session *s)
 {
+	enum frontend_step step;
+
+	if (s->hs->proxy_header_due)
+		return frontend_proxy_header(s);
 	if (s->frontend == NULL) {
 		if (s->hs->len == 0)
 			return FRONTEND_NEED_INPUT;
+		if ((step = frontend_refuse_untrusted_header(s)) !=
+		    FRONTEND_CONTINUE)
+			return step;
 		if (!frontend_pick(s))
 			return FRONTEND_STOP;
 	}
@@ -148,7 +300,9 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct session *s = frontend_session(w);
 	struct handshake *hs = s->hs;
-	size_t space = sizeof(hs->buf) - hs->len;
+	size_t limit = sizeof(hs->buf) - (s->state == SESSION_HANDSHAKE ?
+	    FRONTEND_REWRITE_SLACK : 0);
+	size_t space = hs->len < limit ? limit - hs->len : 0;
 	ssize_t n;
 
 	(void)revents;
@@ -188,6 +342,8 @@ void
 frontend_start(struct session *s)
 {
 	s->hs->session = s;
+	s->hs->proxy_header_due = cidr_set_has(&s->srv->cfg->proxy_from,
+	    &s->client_addr.sa);
 	ev_timer_init(&s->hs->full_probe, frontend_full_probe_cb,
 	    FRONTEND_FULL_PROBE_SECONDS, FRONTEND_FULL_PROBE_SECONDS);
 	ev_io_init(&s->client_io, frontend_read_cb, s->client_fd, EV_READ);

@@ -37,8 +37,9 @@ static const char *const cmd_labels[CMD_COUNT] = {
  * reply; anything else (a command's own word) is "other". */
 static const char *const failure_labels[] = {
 	"no-method", "auth-failed", "handshake-timeout", "client-eof",
-	"bad-version", "rejected", "reset", "error", "nomem", "shutdown",
-	"other",
+	"bad-version", "protocol-off", "bad-request", "auth-required",
+	"bad-proxy-header", "untrusted-proxy-header", "refused", "rejected",
+	"reset", "error", "nomem", "shutdown", "other",
 };
 #define FAILURE_COUNT ARRAY_LEN(failure_labels)
 
@@ -71,8 +72,12 @@ static const struct {
 
 #define REPLY_CODES (REPLY_ATYP_UNSUPPORTED + 1)
 
+/* Front-ends by enum request_proto, then sessions that never showed one. */
+#define PROTO_LABELS (REQUEST_PROTO_COUNT + 1)
+
 struct metrics_slot {
 	uint64_t sessions[CMD_COUNT];
+	uint64_t protocols[PROTO_LABELS];
 	uint64_t failures[FAILURE_COUNT];
 	uint64_t auth_ok, auth_failed;
 	uint64_t replies[REPLY_CODES];
@@ -167,6 +172,13 @@ metrics_count_session(uint8_t cmd, int reply, const char *reason)
 	METRICS_ADD(sessions[metrics_cmd_index(cmd)], 1);
 	if (reply != REPLY_SUCCESS)
 		METRICS_ADD(failures[metrics_failure_index(reason)], 1);
+}
+
+void
+metrics_count_protocol(int proto)
+{
+	METRICS_ADD(protocols[proto >= 0 && proto < REQUEST_PROTO_COUNT ?
+	    proto : REQUEST_PROTO_COUNT], 1);
 }
 
 void
@@ -452,6 +464,13 @@ metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c)
 	for (size_t i = 0; i < CMD_COUNT; i++)
 		metrics_sample(out, "socks5d_sessions_total", "cmd",
 		    cmd_labels[i], c->sessions[i]);
+	metrics_family(out, "socks5d_sessions_by_protocol_total", "counter",
+	    "Sessions ended, by the protocol the client spoke (none: no "
+	    "byte told).");
+	for (int i = 0; i < PROTO_LABELS; i++)
+		metrics_sample(out, "socks5d_sessions_by_protocol_total",
+		    "proto", i < REQUEST_PROTO_COUNT ? request_proto_name(i) :
+		    "none", c->protocols[i]);
 	metrics_family(out, "socks5d_handshake_failures_total", "counter",
 	    "Sessions ended without a success reply, by close reason.");
 	for (size_t i = 0; i < FAILURE_COUNT; i++)

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/auth.h"
+#include "socks5d/frontend.h"
 #include "socks5d/limits.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
@@ -54,6 +56,21 @@ policy_admit_client(struct server *srv, const struct sockaddr *peer)
 		    "[limits] max_per_client_ip reached");
 		return false;
 	}
+}
+
+bool
+policy_readmit_client(struct session *s, const struct sockaddr *real)
+{
+	struct limits *l = s->srv->limits;
+
+	if (s->client_counted)
+		limits_client_leave(l, &s->client_addr.sa);
+	s->client_counted = false;
+	memcpy(&s->client_addr, real, addr_len(real));
+	if (!policy_admit_client(s->srv, real))
+		return false;
+	s->client_counted = true;
+	return true;
 }
 
 void
@@ -110,9 +127,28 @@ policy_query(const struct session *s)
 		.client = &s->client_addr.sa,
 		.user = s->user,
 		.cmd = s->cmd,
+		.proto = s->frontend->proto,
 	};
 
 	return q;
+}
+
+/*
+ * The rules' verdict, with the one thing they cannot see: a session that
+ * has no login although [auth] method = password (a SOCKS4 client, which
+ * has no way to send one) is let in only by a rule that names its
+ * protocol and its clients' addresses, never by a catch-all.
+ */
+static struct rules_verdict
+policy_judge(const struct session *s, struct rules_verdict v)
+{
+	if (v.allow && s->user == NULL &&
+	    s->srv->cfg->auth_method == AUTH_PASSWORD &&
+	    !v.by_client_and_protocol) {
+		v.allow = false;
+		v.rule = "(login-required)";
+	}
+	return v;
 }
 
 bool
@@ -129,11 +165,14 @@ policy_allow_request(struct session *s)
 		s->rule = strdup("(max_per_user)");
 		return false;
 	}
-	/* A command that names its destination is judged by it later; a
-	 * UDP association by whether anything could pass at all. */
-	if (s->cmd != REQUEST_CMD_UDP)
+	/* A command that names its destination is judged by it later, but
+	 * a session without the login [auth] asks for needs some rule to
+	 * admit it first; a UDP association is judged by whether anything
+	 * could pass at all. */
+	if (s->cmd != REQUEST_CMD_UDP && (s->user != NULL ||
+	    s->srv->cfg->auth_method != AUTH_PASSWORD))
 		return true;
-	v = rules_evaluate_any_dest(s->srv->cfg->rules, &q);
+	v = policy_judge(s, rules_evaluate_any_dest(s->srv->cfg->rules, &q));
 	if (!v.allow)
 		policy_record(s, v.rule);
 	return v.allow;
@@ -149,7 +188,7 @@ policy_allow_dest(struct session *s, const char *name,
 	q.dest_name = name;
 	q.dest_addr = addr;
 	q.port = port;
-	v = rules_evaluate(s->srv->cfg->rules, &q);
+	v = policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
 	if (!v.allow)
 		policy_record(s, v.rule);
 	return v.allow;
@@ -168,7 +207,7 @@ policy_allow_bind_peer(struct session *s, const char *name,
 	q.dest_name = name;
 	q.dest_addr = peer;
 	q.port = port;
-	v = rules_evaluate(s->srv->cfg->rules, &q);
+	v = policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
 	if (v.allow)
 		return true;
 	metrics_count_refused(METRICS_REFUSED_BIND_PEER);

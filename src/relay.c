@@ -83,10 +83,18 @@ relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 	    d->off + d->pending < relay_dir_capacity(r, d);
 }
 
+/* Bytes that may be written: all pending ones, but while a filter holds
+ * some back only those it let go. */
+static size_t
+relay_dir_ready(const struct relay_dir *d)
+{
+	return d->filter != NULL ? d->released : d->pending;
+}
+
 static bool
 relay_dir_wants_write(const struct relay_dir *d)
 {
-	return d->pending > 0 || (d->eof && !d->done);
+	return relay_dir_ready(d) > 0 || (d->eof && !d->done);
 }
 
 /* Words for the access log: why a relay ended. */
@@ -178,6 +186,27 @@ relay_dir_bulk(struct relay *r, struct relay_dir *d)
 		(void)pipe_pool_grow(r->pipes, d->pipe, &d->pipe_size);
 }
 
+/* Let the direction's filter see what was read so far: the bytes stay
+ * held until it is done with them (or can hold no more). */
+static void
+relay_dir_filter(struct relay_dir *d)
+{
+	size_t held_at = d->off + d->released, len = d->pending - d->released;
+	size_t release = 0;
+	enum relay_filter_result result;
+
+	result = d->filter(d->buf + held_at, &len, RELAY_COPY_BUFSIZE - held_at,
+	    &release);
+	d->pending = d->released + len;
+	if (result == RELAY_FILTER_DONE || d->eof ||
+	    d->off + d->pending >= RELAY_COPY_BUFSIZE) {
+		d->filter = NULL;
+		d->released = 0;
+		return;
+	}
+	d->released += release < len ? release : len;
+}
+
 /* Write pending bytes to d->to from wherever they wait; write(2)
  * conventions. */
 static ssize_t
@@ -186,7 +215,7 @@ relay_drain(struct relay_dir *d)
 	if (d->buf == NULL)
 		return splice(d->pipe[0], NULL, d->to, NULL, d->pending,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	return write(d->to, d->buf + d->off, d->pending);
+	return write(d->to, d->buf + d->off, relay_dir_ready(d));
 }
 
 /* Nothing in flight: give the pipe or buffer back, so an idle session
@@ -256,11 +285,15 @@ relay_move(struct relay *r, struct relay_dir *d)
 				return relay_errno_reason(errno);
 			}
 		}
-		if (d->pending > 0) {
+		if (d->filter != NULL && (filled || d->eof))
+			relay_dir_filter(d);
+		if (relay_dir_ready(d) > 0) {
 			n = relay_drain(d);
 			if (n > 0) {
 				d->pending -= (size_t)n;
 				d->off += (size_t)n;
+				if (d->filter != NULL)
+					d->released -= (size_t)n;
 				d->bytes += (uint64_t)n;
 				d->stalled = false;
 			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -278,7 +311,8 @@ relay_move(struct relay *r, struct relay_dir *d)
 				d->buf = NULL;
 			}
 		}
-		if ((!filled || drained) && (d->pending == 0 || write_blocked))
+		if ((!filled || drained) && (relay_dir_ready(d) == 0 ||
+		    write_blocked))
 			break;
 	}
 	relay_dir_idle(r, d);
@@ -421,6 +455,12 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	/* Only arm watchers: nothing moves before relay_start returns. */
 	relay_update_watchers(r);
 	return 0;
+}
+
+void
+relay_filter_down(struct relay *r, relay_filter_fn *filter)
+{
+	r->down.filter = filter;
 }
 
 void

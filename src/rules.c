@@ -1,7 +1,8 @@
 /*
  * The access rules: building "[rule NAME]" sections key by key, compiling
- * their lists into sorted arrays (CIDRs as merged intervals, names for
- * bsearch), and the first-match decisions sessions ask for.
+ * their lists into sorted arrays (CIDR sets from cidr.c, ports as merged
+ * intervals, names for bsearch), and the first-match decisions sessions
+ * ask for.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -12,36 +13,21 @@
 #include <string.h>
 #include <strings.h>
 
-#include "socks5d/addr.h"
+#include "socks5d/cidr.h"
 #include "socks5d/request.h"
 #include "socks5d/rules.h"
 #include "socks5d/socks5.h"
+#include "socks5d/span.h"
 
 #define RULES_NAME_MAX  64
 #define RULES_HOST_MAX  253     /* a DNS name without the trailing dot */
 
-/* IPv6 addresses as numbers, so ranges compare with < and merge with +1. */
-typedef unsigned __int128 rules_u128;
-
-/* Inclusive ranges: CIDRs and port lists both become these. */
-struct rules_span4 {
-	uint32_t lo, hi;
-};
-
-struct rules_span6 {
-	rules_u128 lo, hi;
-};
-
+/* Port lists as inclusive ranges, merged and searched like CIDR sets. */
 struct rules_span_port {
 	uint16_t lo, hi;
 };
 
-struct rules_cidrs {
-	struct rules_span4 *v4;
-	size_t n4, cap4;
-	struct rules_span6 *v6;
-	size_t n6, cap6;
-};
+SPAN_FUNCS(rules_span_port, struct rules_span_port, uint16_t)
 
 struct rules_names {
 	char **v;
@@ -53,10 +39,11 @@ enum rules_action { RULES_ACTION_UNSET, RULES_ACTION_ALLOW, RULES_ACTION_DENY };
 struct rule {
 	char *name;
 	enum rules_action action;
-	struct rules_cidrs client;
+	struct cidr_set client;
 	struct rules_names users;       /* sorted with strcmp */
-	unsigned cmds;                  /* bit 1 << REQUEST_CMD_*; 0: any */
-	struct rules_cidrs dest;
+	unsigned cmds;                  /* rules_command_bit()s; 0: any */
+	unsigned protos;                /* bit 1 << REQUEST_PROTO_*; 0: any */
+	struct cidr_set dest;
 	struct rules_names exact;       /* lower case, no trailing dot */
 	struct rules_names suffixes;    /* ".example.org" as "example.org" */
 	struct rules_span_port *ports;
@@ -84,195 +71,14 @@ rules_why(char *why, size_t whylen, const char *fmt, ...)
 	return -1;
 }
 
-/* Room for want elements; the old array survives a failure. */
-static void *
-rules_reserve(void *v, size_t *cap, size_t want, size_t size)
-{
-	size_t ncap = *cap > 0 ? *cap : 8;
-
-	if (want <= *cap)
-		return v;
-	while (ncap < want)
-		ncap *= 2;
-	v = reallocarray(v, ncap, size);
-	if (v != NULL)
-		*cap = ncap;
-	return v;
-}
-
-/*
- * Sorting, merging and searching, alike for the three span types: sorted
- * by lo, overlapping or adjacent spans merged, so the his are sorted too
- * and one binary search finds the only span that can hold a key.
- */
-#define RULES_SPAN_FUNCS(prefix, type, key_type)                        \
-static int                                                              \
-prefix##_cmp(const void *a, const void *b)                              \
-{                                                                       \
-	const type *x = a, *y = b;                                      \
-									\
-	return x->lo < y->lo ? -1 : x->lo > y->lo;                      \
-}                                                                       \
-									\
-static size_t                                                           \
-prefix##_merge(type *v, size_t n)                                       \
-{                                                                       \
-	size_t out = 0;                                                 \
-									\
-	if (n == 0)                                                     \
-		return 0;                                               \
-	qsort(v, n, sizeof(*v), prefix##_cmp);                          \
-	for (size_t i = 0; i < n; i++) {                                \
-		if (out > 0 && (v[i].lo == 0 ||                         \
-		    v[i].lo - 1 <= v[out - 1].hi)) {                    \
-			if (v[i].hi > v[out - 1].hi)                    \
-				v[out - 1].hi = v[i].hi;                \
-		} else {                                                \
-			v[out++] = v[i];                                \
-		}                                                       \
-	}                                                               \
-	return out;                                                     \
-}                                                                       \
-									\
-static bool                                                             \
-prefix##_has(const type *v, size_t n, key_type key)                     \
-{                                                                       \
-	size_t lo = 0, hi = n;                                          \
-									\
-	while (lo < hi) {                                               \
-		size_t mid = lo + (hi - lo) / 2;                        \
-									\
-		if (v[mid].hi < key)                                    \
-			lo = mid + 1;                                   \
-		else                                                    \
-			hi = mid;                                       \
-	}                                                               \
-	return lo < n && v[lo].lo <= key;                               \
-}
-
-RULES_SPAN_FUNCS(rules_span4, struct rules_span4, uint32_t)
-RULES_SPAN_FUNCS(rules_span6, struct rules_span6, rules_u128)
-RULES_SPAN_FUNCS(rules_span_port, struct rules_span_port, uint16_t)
-
-static rules_u128
-rules_u128_of(const uint8_t bytes[16])
-{
-	rules_u128 x = 0;
-
-	for (int i = 0; i < 16; i++)
-		x = x << 8 | bytes[i];
-	return x;
-}
-
-static uint32_t
-rules_u32_of(const uint8_t bytes[4])
-{
-	return (uint32_t)bytes[0] << 24 | (uint32_t)bytes[1] << 16 |
-	    (uint32_t)bytes[2] << 8 | bytes[3];
-}
-
 /* ---- building ---- */
-
-static int
-rules_cidrs_add4(struct rules_cidrs *c, uint32_t addr, unsigned prefix)
-{
-	uint32_t mask = prefix == 0 ? 0 : UINT32_MAX << (32 - prefix);
-	struct rules_span4 *v;
-
-	v = rules_reserve(c->v4, &c->cap4, c->n4 + 1, sizeof(*v));
-	if (v == NULL)
-		return -1;
-	c->v4 = v;
-	v[c->n4].lo = addr & mask;
-	v[c->n4].hi = (addr & mask) | ~mask;
-	c->n4++;
-	return 0;
-}
-
-static int
-rules_cidrs_add6(struct rules_cidrs *c, rules_u128 addr, unsigned prefix)
-{
-	rules_u128 mask = prefix == 0 ? 0 : ~(rules_u128)0 << (128 - prefix);
-	struct rules_span6 *v;
-
-	v = rules_reserve(c->v6, &c->cap6, c->n6 + 1, sizeof(*v));
-	if (v == NULL)
-		return -1;
-	c->v6 = v;
-	v[c->n6].lo = addr & mask;
-	v[c->n6].hi = (addr & mask) | ~mask;
-	c->n6++;
-	return 0;
-}
-
-/* "0".."max", digits only. */
-static int
-rules_number(const char *s, size_t len, unsigned max, unsigned *out)
-{
-	unsigned v = 0;
-
-	if (len == 0 || len > 5)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/*
- * One CIDR or bare address. Returns 0, -1 when text is no CIDR, -2 when
- * out of memory. IPv4-mapped IPv6 becomes IPv4, as queries do.
- */
-static int
-rules_cidr_parse(struct rules_cidrs *c, const char *text)
-{
-	const char *slash = strchr(text, '/');
-	size_t alen = slash != NULL ? (size_t)(slash - text) : strlen(text);
-	const char *bits = slash != NULL ? slash + 1 : NULL;
-	unsigned prefix;
-	struct in_addr a4;
-	struct in6_addr a6;
-	char addr[INET6_ADDRSTRLEN];
-	int rc;
-
-	if (alen >= sizeof(addr))
-		return -1;
-	memcpy(addr, text, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, &a4) == 1) {
-		prefix = 32;
-		if (bits != NULL &&
-		    rules_number(bits, strlen(bits), 32, &prefix) == -1)
-			return -1;
-		rc = rules_cidrs_add4(c, ntohl(a4.s_addr), prefix);
-	} else if (inet_pton(AF_INET6, addr, &a6) == 1) {
-		prefix = 128;
-		if (bits != NULL &&
-		    rules_number(bits, strlen(bits), 128, &prefix) == -1)
-			return -1;
-		if (IN6_IS_ADDR_V4MAPPED(&a6) && prefix >= 96)
-			rc = rules_cidrs_add4(c, rules_u32_of(a6.s6_addr + 12),
-			    prefix - 96);
-		else
-			rc = rules_cidrs_add6(c, rules_u128_of(a6.s6_addr),
-			    prefix);
-	} else {
-		return -1;
-	}
-	return rc == -1 ? -2 : 0;
-}
 
 static int
 rules_names_add(struct rules_names *names, const char *s, size_t len)
 {
 	char **v, *copy;
 
-	v = rules_reserve(names->v, &names->cap, names->n + 1, sizeof(*v));
+	v = span_reserve(names->v, &names->cap, names->n + 1, sizeof(*v));
 	if (v == NULL)
 		return -1;
 	names->v = v;
@@ -342,7 +148,7 @@ rules_add_dest(struct rule *r, const char *item, char *why, size_t whylen)
 	/* A name never holds '/' or ':', nor is it a dotted quad. */
 	if (strchr(item, '/') != NULL || strchr(item, ':') != NULL ||
 	    inet_pton(AF_INET, item, &a4) == 1) {
-		rc = rules_cidr_parse(&r->dest, item);
+		rc = cidr_set_add(&r->dest, item);
 		if (rc == -1)
 			return rules_why(why, whylen, "bad pattern \"%s\"",
 			    item);
@@ -362,50 +168,77 @@ rules_add_port(struct rule *r, const char *item, char *why, size_t whylen)
 {
 	const char *dash = strchr(item, '-');
 	size_t len = strlen(item);
-	struct rules_span_port *v;
 	unsigned lo, hi;
 
 	if (dash == NULL) {
-		if (rules_number(item, len, 65535, &lo) == -1)
+		if (span_number(item, len, 65535, &lo) == -1)
 			goto bad;
 		hi = lo;
-	} else if (rules_number(item, (size_t)(dash - item), 65535,
-	    &lo) == -1 || rules_number(dash + 1, strlen(dash + 1), 65535,
+	} else if (span_number(item, (size_t)(dash - item), 65535,
+	    &lo) == -1 || span_number(dash + 1, strlen(dash + 1), 65535,
 	    &hi) == -1 || lo > hi) {
 		goto bad;
 	}
-	v = rules_reserve(r->ports, &r->capports, r->nports + 1, sizeof(*v));
-	if (v == NULL)
+	if (rules_span_port_push(&r->ports, &r->nports, &r->capports,
+	    (uint16_t)lo, (uint16_t)hi) == -1)
 		return -2;
-	r->ports = v;
-	v[r->nports].lo = (uint16_t)lo;
-	v[r->nports].hi = (uint16_t)hi;
-	r->nports++;
 	return 0;
 bad:
 	return rules_why(why, whylen, "bad port \"%s\" (0-65535 or LOW-HIGH)",
 	    item);
 }
 
+/* The commands a rule may name, each a bit of struct rule's cmds. */
+static const struct {
+	const char *name;
+	uint8_t cmd;
+} rules_commands[] = {
+	{ "connect", REQUEST_CMD_CONNECT },
+	{ "bind", REQUEST_CMD_BIND },
+	{ "udp", REQUEST_CMD_UDP },
+};
+#define RULES_NCOMMANDS (sizeof(rules_commands) / sizeof(rules_commands[0]))
+
+/* The bit of cmds for a command; 0 for one no rule can name. */
+static unsigned
+rules_command_bit(uint8_t cmd)
+{
+	for (size_t i = 0; i < RULES_NCOMMANDS; i++)
+		if (rules_commands[i].cmd == cmd)
+			return 1u << i;
+	return 0;
+}
+
 static int
 rules_add_command(struct rule *r, const char *item, char *why, size_t whylen)
 {
-	if (strcasecmp(item, "connect") == 0)
-		r->cmds |= 1u << REQUEST_CMD_CONNECT;
-	else if (strcasecmp(item, "bind") == 0)
-		r->cmds |= 1u << REQUEST_CMD_BIND;
-	else if (strcasecmp(item, "udp") == 0)
-		r->cmds |= 1u << REQUEST_CMD_UDP;
-	else
-		return rules_why(why, whylen, "bad command \"%s\" (connect, "
-		    "bind or udp)", item);
-	return 0;
+	for (size_t i = 0; i < RULES_NCOMMANDS; i++) {
+		if (strcasecmp(item, rules_commands[i].name) == 0) {
+			r->cmds |= 1u << i;
+			return 0;
+		}
+	}
+	return rules_why(why, whylen, "bad command \"%s\" (connect, bind "
+	    "or udp)", item);
+}
+
+static int
+rules_add_protocol(struct rule *r, const char *item, char *why, size_t whylen)
+{
+	for (unsigned p = 0; p < REQUEST_PROTO_COUNT; p++) {
+		if (strcasecmp(item, request_proto_name(p)) == 0) {
+			r->protos |= 1u << p;
+			return 0;
+		}
+	}
+	return rules_why(why, whylen, "bad protocol \"%s\" (socks5, socks4 "
+	    "or http)", item);
 }
 
 static int
 rules_add_client(struct rule *r, const char *item, char *why, size_t whylen)
 {
-	int rc = rules_cidr_parse(&r->client, item);
+	int rc = cidr_set_add(&r->client, item);
 
 	if (rc == -1)
 		return rules_why(why, whylen, "bad CIDR \"%s\"", item);
@@ -442,6 +275,7 @@ static const struct {
 	{ "client", rules_add_client },
 	{ "user", rules_add_user },
 	{ "command", rules_add_command },
+	{ "protocol", rules_add_protocol },
 	{ "dest", rules_add_dest },
 	{ "port", rules_add_port },
 };
@@ -541,7 +375,7 @@ rules_add(struct rules *rules, const char *name)
 {
 	struct rule **v, *r;
 
-	v = rules_reserve(rules->v, &rules->cap, rules->n + 1, sizeof(*v));
+	v = span_reserve(rules->v, &rules->cap, rules->n + 1, sizeof(*v));
 	if (v == NULL)
 		return NULL;
 	rules->v = v;
@@ -589,21 +423,14 @@ rules_names_finish(struct rules_names *names)
 	names->n = out;
 }
 
-static void
-rules_cidrs_finish(struct rules_cidrs *c)
-{
-	c->n4 = rules_span4_merge(c->v4, c->n4);
-	c->n6 = rules_span6_merge(c->v6, c->n6);
-}
-
 void
 rules_finish(struct rules *rules)
 {
 	for (size_t i = 0; rules != NULL && i < rules->n; i++) {
 		struct rule *r = rules->v[i];
 
-		rules_cidrs_finish(&r->client);
-		rules_cidrs_finish(&r->dest);
+		cidr_set_finish(&r->client);
+		cidr_set_finish(&r->dest);
 		rules_names_finish(&r->users);
 		rules_names_finish(&r->exact);
 		rules_names_finish(&r->suffixes);
@@ -623,10 +450,8 @@ static void
 rules_rule_free(struct rule *r)
 {
 	free(r->name);
-	free(r->client.v4);
-	free(r->client.v6);
-	free(r->dest.v4);
-	free(r->dest.v6);
+	cidr_set_release(&r->client);
+	cidr_set_release(&r->dest);
 	rules_names_free(&r->users);
 	rules_names_free(&r->exact);
 	rules_names_free(&r->suffixes);
@@ -660,28 +485,6 @@ rules_name(const struct rules *rules, size_t i)
 /* ---- deciding ---- */
 
 static bool
-rules_cidrs_empty(const struct rules_cidrs *c)
-{
-	return c->n4 == 0 && c->n6 == 0;
-}
-
-/* Does c hold sa? IPv4-mapped IPv6 is looked up as IPv4. */
-static bool
-rules_cidrs_has(const struct rules_cidrs *c, const struct sockaddr *sa)
-{
-	union sockaddr_any a;
-
-	addr_normalize(sa, &a);
-	if (a.sa.sa_family == AF_INET)
-		return rules_span4_has(c->v4, c->n4,
-		    ntohl(a.in.sin_addr.s_addr));
-	if (a.sa.sa_family == AF_INET6)
-		return rules_span6_has(c->v6, c->n6,
-		    rules_u128_of(a.in6.sin6_addr.s6_addr));
-	return false;
-}
-
-static bool
 rules_names_has(const struct rules_names *names, const char *name)
 {
 	return names->n > 0 && bsearch(&name, names->v, names->n,
@@ -713,17 +516,20 @@ rules_dest_name_match(const struct rule *r, const char *dest_name)
 static bool
 rules_has_dest(const struct rule *r)
 {
-	return !rules_cidrs_empty(&r->dest) || r->exact.n > 0 ||
+	return !cidr_set_empty(&r->dest) || r->exact.n > 0 ||
 	    r->suffixes.n > 0;
 }
 
 static bool
 rules_match_who(const struct rule *r, const struct rules_query *q)
 {
-	if (r->cmds != 0 && (q->cmd >= 32 || (r->cmds & 1u << q->cmd) == 0))
+	if (r->cmds != 0 && (r->cmds & rules_command_bit(q->cmd)) == 0)
 		return false;
-	if (!rules_cidrs_empty(&r->client) &&
-	    (q->client == NULL || !rules_cidrs_has(&r->client, q->client)))
+	if (r->protos != 0 && (q->proto >= 32 ||
+	    (r->protos & 1u << q->proto) == 0))
+		return false;
+	if (!cidr_set_empty(&r->client) &&
+	    (q->client == NULL || !cidr_set_has(&r->client, q->client)))
 		return false;
 	if (r->users.n > 0 && (q->user == NULL ||
 	    !rules_names_has(&r->users, q->user)))
@@ -739,7 +545,7 @@ rules_match_where(const struct rule *r, const struct rules_query *q)
 		return false;
 	if (!rules_has_dest(r))
 		return true;
-	if (q->dest_addr != NULL && rules_cidrs_has(&r->dest, q->dest_addr))
+	if (q->dest_addr != NULL && cidr_set_has(&r->dest, q->dest_addr))
 		return true;
 	return q->dest_name != NULL && rules_dest_name_match(r, q->dest_name);
 }
@@ -750,6 +556,8 @@ rules_verdict_of(const struct rule *r)
 	struct rules_verdict v = {
 		.allow = r->action == RULES_ACTION_ALLOW,
 		.rule = r->name,
+		.by_client_and_protocol = r->protos != 0 &&
+		    !cidr_set_empty(&r->client),
 	};
 
 	return v;
@@ -793,14 +601,6 @@ rules_evaluate_any_dest(const struct rules *rules, const struct rules_query *q)
 	return rules_verdict_default(rules);
 }
 
-/* Does the merged list hold every address of one family? */
-static bool
-rules_cidrs_cover_all(const struct rules_cidrs *c)
-{
-	return (c->n4 > 0 && c->v4[0].lo == 0 && c->v4[0].hi == UINT32_MAX) ||
-	    (c->n6 > 0 && c->v6[0].lo == 0 && c->v6[0].hi == ~(rules_u128)0);
-}
-
 bool
 rules_restrict_clients(const struct rules *rules)
 {
@@ -811,8 +611,8 @@ rules_restrict_clients(const struct rules *rules)
 
 		if (r->action != RULES_ACTION_ALLOW)
 			continue;
-		if (rules_cidrs_empty(&r->client) ||
-		    rules_cidrs_cover_all(&r->client))
+		if (cidr_set_empty(&r->client) ||
+		    cidr_set_covers_a_family(&r->client))
 			return false;
 	}
 	return true;

@@ -220,9 +220,11 @@ session_log_access(const struct session *s, const char *reason)
 		snprintf(extra + used, sizeof(extra) - used, " rule=%s", rule);
 	}
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
-	log_info("session client=%s user=%s cmd=%s dest=%s addr=%s reply=%s "
-	    "up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64 " close=%s%s",
-	    client, user, session_command_name(s), dest, addr, reply,
+	log_info("session client=%s user=%s proto=%s cmd=%s dest=%s addr=%s "
+	    "reply=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
+	    " close=%s%s", client, user, s->frontend != NULL ?
+	    s->frontend->name : "-", session_command_name(s), dest, addr,
+	    reply,
 	    up, down, ms, reason, extra);
 }
 
@@ -249,6 +251,8 @@ session_count_metrics(const struct session *s, const char *reason)
 {
 	metrics_add_active(s->active_cmd, -1);
 	metrics_count_session(s->cmd, s->reply, reason);
+	metrics_count_protocol(s->frontend != NULL ? (int)s->frontend->proto :
+	    -1);
 }
 
 void
@@ -430,6 +434,8 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		session_close(s, "nomem");
 		return;
 	}
+	if (s->frontend->target_filter != NULL)
+		relay_filter_down(&s->relay, s->frontend->target_filter(s));
 	session_free_handshake(s);
 	session_set_state(s, SESSION_RELAY);
 	session_set_timeout(s, srv->cfg->timeout_idle);

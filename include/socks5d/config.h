@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "socks5d/cidr.h"
 #include "socks5d/limits.h"
 
 #define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
@@ -55,6 +56,8 @@ struct config {
 	char *run_user;                /* drop to this user when root */
 	char *run_group;
 	unsigned workers;              /* serving processes; 0: one per CPU */
+	unsigned protocols;            /* 1 << enum request_proto, served */
+	struct cidr_set proxy_from;    /* who must send a PROXY header */
 
 	/* [auth] */
 	enum auth_method auth_method;
@@ -96,6 +99,9 @@ struct config {
 
 	/* [rule NAME] sections, compiled; NULL when there are none */
 	struct rules *rules;
+
+	/* [http] */
+	bool http_via;                 /* add Via to forwarded requests */
 
 	/* [metrics] */
 	struct config_addr metrics_listen;     /* len 0: no /metrics */

@@ -14,6 +14,8 @@ enum config_type {
 	CONFIG_BOOL,
 	CONFIG_UINT,            /* unsigned, min..max */
 	CONFIG_ENUM,            /* int-sized enum, names */
+	CONFIG_ENUM_SET,        /* unsigned, bit 1 << value per listed name */
+	CONFIG_CIDRS,           /* struct cidr_set, empty when empty */
 	CONFIG_STRING,          /* char *, NULL when empty */
 	CONFIG_PATH,            /* char *, relative to the config file's dir */
 	CONFIG_LISTEN,          /* struct config_addr[max], count elsewhere */
@@ -51,7 +53,7 @@ struct config_row {
 	bool required;                          /* named: must be set */
 
 	unsigned min, max;                      /* UINT; LISTEN: max count */
-	const struct config_enum_name *names;   /* ENUM, NULL-terminated */
+	const struct config_enum_name *names;   /* ENUM, ENUM_SET: NULL-ended */
 	int family;                             /* IP */
 	size_t count_offset;                    /* LISTEN */
 };

@@ -8,10 +8,13 @@
 #ifndef SOCKS5D_FRONTEND_H
 #define SOCKS5D_FRONTEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "socks5d/auth.h"
+#include "socks5d/relay.h"
 #include "socks5d/request.h"
 
 struct session;
@@ -34,9 +37,19 @@ struct frontend {
 	 * success (else NULL). Returns the length; 0 sends nothing. */
 	size_t (*encode_reply)(const struct session *s, uint8_t rep,
 	    const struct sockaddr *bnd, uint8_t *out);
+	/* Encode the refusal a client of a protocol [server] protocols
+	 * does not list gets (FRONTEND_REPLY_MAX bytes); returns the length,
+	 * 0 when the protocol has none. */
+	size_t (*encode_refusal)(uint8_t *out);
+	/* A filter for what the target sends first, when the front-end
+	 * must see it (an HTTP response head); NULL, or it returns NULL:
+	 * the target's bytes pass as they are. */
+	relay_filter_fn *(*target_filter)(const struct session *s);
 };
 
 extern const struct frontend frontend_socks5;
+extern const struct frontend frontend_socks4;
+extern const struct frontend frontend_http;
 
 /* Arm the client watcher for the first bytes. */
 void frontend_start(struct session *s);
@@ -47,6 +60,23 @@ void frontend_resume(struct session *s);
 /* Drop a parsed message from the front of the handshake buffer, wiping
  * the bytes it vacated (one of them may have been a password). */
 void frontend_consume(struct session *s, size_t used);
+
+/*
+ * A login any front-end received (user and password as sent, with their
+ * lengths, since a NUL inside can never match): checked against the users
+ * file, at once from the cache or off the loop, when cb gets the verdict
+ * later (the session is then in SESSION_AUTH_WAIT). The user is kept in
+ * s->user either way.
+ */
+enum frontend_login { FRONTEND_LOGIN_OK, FRONTEND_LOGIN_FAILED,
+    FRONTEND_LOGIN_PENDING };
+enum frontend_login frontend_login_check(struct session *s, const char *user,
+    size_t ulen, const char *password, size_t plen,
+    auth_done_cb *cb);
+
+/* A login's verdict, counted once: /metrics, the user limit on success,
+ * the failed-login ban and a log line (never the password) on failure. */
+void frontend_login_counted(struct session *s, bool ok);
 
 /* Write a short answer that does not end the session (a SOCKS5 method
  * choice or login status). Returns 0, or -1 when the client is gone. */

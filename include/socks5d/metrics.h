@@ -50,6 +50,9 @@ struct metrics_gauges {
  * access log's close word.
  */
 void metrics_count_session(uint8_t cmd, int reply, const char *reason);
+/* A session ended that spoke this front-end (enum request_proto; -1: no
+ * protocol was recognised). */
+void metrics_count_protocol(int proto);
 /* One more (delta 1) or one fewer (-1) session open under the command byte
  * cmd (0: no request read yet); a session whose request has been read
  * moves from 0 to its command. */

@@ -20,6 +20,11 @@ struct session;
  * policy_release through the session. */
 bool policy_admit_client(struct server *srv, const struct sockaddr *peer);
 
+/* A trusted balancer's PROXY header named the real client: the session
+ * is counted (limits, bans) under it instead. false when a limit or a ban
+ * refuses the real client (logged, counted); the caller closes. */
+bool policy_readmit_client(struct session *s, const struct sockaddr *real);
+
 /* The session ends: release its client and user counts. */
 void policy_release(struct session *s);
 

@@ -29,6 +29,19 @@
  * most 16 KiB) stay far below it. */
 #define RELAY_BULK_READ     (32 * 1024)
 
+/*
+ * A filter on the first bytes a direction carries (an HTTP response head
+ * to rewrite, say): it sees the bytes it holds, buf[0..*len) with cap
+ * bytes of room, and may rewrite them in place. MORE holds them back and
+ * reads on, except the first *release bytes, which go on now (an interim
+ * response, say) and are not shown to it again; DONE passes *len bytes on
+ * and filters nothing more. A filter that fills the copy buffer, or meets
+ * EOF, passes what it holds.
+ */
+enum relay_filter_result { RELAY_FILTER_MORE, RELAY_FILTER_DONE };
+typedef enum relay_filter_result relay_filter_fn(uint8_t *buf, size_t *len,
+    size_t cap, size_t *release);
+
 struct relay_dir {
 	int from;
 	int to;
@@ -44,6 +57,8 @@ struct relay_dir {
 	                          large one */
 	bool eof;              /* "from" sent FIN */
 	bool done;             /* FIN passed on to "to" */
+	relay_filter_fn *filter;       /* until it is DONE; copying only */
+	size_t released;       /* filtering: pending bytes it let go */
 };
 
 struct relay;
@@ -90,6 +105,10 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
     enum relay_mode mode, struct relay_side client, struct relay_side target,
     const uint8_t *prefix, size_t prefix_len, bool client_eof,
     relay_end_cb *on_end);
+/* Filter what the target sends first (call right after relay_start,
+ * before the loop runs). */
+void relay_filter_down(struct relay *r, relay_filter_fn *filter);
+
 /* Stop watchers and release pipes and buffers; the fds are not closed. */
 void relay_stop(struct relay *r);
 

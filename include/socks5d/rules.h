@@ -24,6 +24,7 @@ struct rules_query {
 	const struct sockaddr *client;
 	const char *user;
 	uint8_t cmd;                   /* REQUEST_CMD_* */
+	uint8_t proto;                 /* REQUEST_PROTO_* */
 	const char *dest_name;
 	const struct sockaddr *dest_addr;
 	uint16_t port;                 /* host order */
@@ -33,6 +34,9 @@ struct rules_verdict {
 	bool allow;
 	const char *rule;              /* the matching rule's NAME, or NULL
 	                                * when no rule matched (or none exist) */
+	bool by_client_and_protocol;   /* the rule has client and protocol
+	                                * conditions: it may admit a protocol
+	                                * without logins by address */
 };
 
 /*
@@ -43,8 +47,8 @@ struct rules_verdict rules_evaluate(const struct rules *rules,
     const struct rules_query *q);
 
 /*
- * Could this client/user/command (q's dest fields are ignored) be allowed
- * anywhere? Used where the
+ * Could this client/user/command/protocol (q's dest fields are ignored)
+ * be allowed anywhere? Used where the
  * destination is not known at request time (UDP ASSOCIATE). Walks the
  * rules in order, skipping those whose client, user or command do not
  * match: an allow rule allows (that rule); a deny rule without dest and
@@ -81,6 +85,7 @@ const char *rules_name(const struct rules *rules, size_t i);
  *   user     user names, exact and case-sensitive; such a rule never
  *            matches a session without login
  *   command  connect, bind, udp
+ *   protocol socks5, socks4, http (the front-end the request came in)
  *   dest     CIDRs as for client (match the address), exact names
  *            ("example.com": case-insensitive, a trailing dot ignored), or
  *            suffixes (".example.org" matches example.org itself and any

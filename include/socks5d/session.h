@@ -24,9 +24,10 @@ enum session_state {
 	SESSION_LINGER,        /* error reply sent; draining before close */
 };
 
-/* Client bytes buffered during the handshake: the largest greeting, auth
- * and request together, plus room for payload sent ahead of the reply. */
-#define SESSION_HANDSHAKE_BUFSIZE 4096
+/* Client bytes buffered during the handshake: the largest request of any
+ * front-end (an 8 KiB HTTP head), plus room for payload sent ahead of the
+ * reply and for a forwarded HTTP head to grow when it is rewritten. */
+#define SESSION_HANDSHAKE_BUFSIZE (12 * 1024)
 
 /*
  * Everything needed only until the relay starts; freed then, so an
@@ -37,6 +38,7 @@ struct handshake {
 	size_t len;
 	bool client_eof;               /* client half-closed after its request */
 	uint8_t phase;                 /* the front-end's own parse state */
+	bool proxy_header_due;         /* a trusted balancer: PROXY first */
 	struct request req;
 	struct resolver_query *query;
 	struct auth_request *auth;

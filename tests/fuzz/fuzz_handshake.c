@@ -3,6 +3,9 @@
  * front-ends and the commands behind them) fed one client byte stream in arbitrary
  * splits over a real loopback TCP connection, on the real event loop.
  *
+ * The stream goes to every front-end the daemon has (SOCKS5, SOCKS4/4a,
+ * HTTP), picked by its first byte as for any client.
+ *
  * Input: byte 0 picks the variant (bit 0 password auth, bit 1 BIND and UDP
  * enabled, bit 2 copy relay instead of splice, bit 3 client over ::1, bit 4
  * connect to a BIND listener as its peer, bit 5 half-close before the
@@ -182,6 +185,8 @@ load_variant(const char *dir, unsigned variant, const char *users,
 	    "listen = 127.0.0.1:1080\n"
 	    "log_level = info\n"
 	    "relay = %s\n"
+	    /* Every front-end: the first byte picks one. */
+	    "protocols = socks5, socks4, http\n"
 	    "[auth]\n"
 	    "method = %s\n"
 	    "%s%s\n"

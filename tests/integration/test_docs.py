@@ -65,7 +65,7 @@ def parser_rows():
         row = Row(kind, default=a[4] if kind == "LISTEN" else a[3])
         if kind == "UINT":
             row.lo, row.hi = number(a[4]), number(a[5])
-        elif kind == "ENUM":
+        elif kind in ("ENUM", "ENUM_SET"):
             row.names = enums[a[4]]
         elif kind == "IP":
             row.family = a[4]
@@ -154,6 +154,7 @@ TYPE_PHRASES = {
     "IP_PAIR": r"List of IP addresses\b",
     "PORTS": r"Port range\b",
     "DNS": r"List of name servers\b",
+    "CIDRS": r"List of CIDRs\b",
     "RULE": r"(allow or deny\.|List of )",
 }
 
@@ -170,6 +171,12 @@ def type_problem(row, text):
     if row.kind == "ENUM":
         m = re.match(r"([\w, ]+?)\.(\s|$)", text)
         names = set(re.split(r",\s*|\s+or\s+", m.group(1))) if m else set()
+        if names != set(row.names):
+            return f"type lists {sorted(names)}, the parser accepts {sorted(row.names)}"
+        return None
+    if row.kind == "ENUM_SET":
+        m = re.match(r"List of \w+: ([\w, ]+?)\.(\s|$)", text)
+        names = set(re.split(r",\s*", m.group(1))) if m else set()
         if names != set(row.names):
             return f"type lists {sorted(names)}, the parser accepts {sorted(row.names)}"
         return None
@@ -291,7 +298,7 @@ def access_log_fields():
         r'\[METRICS_UDP_DROP_\w+\]\s*=\s*"(\w+)"', metrics)]
     assert '" rule=%s"' in session, "session.c no longer writes rule="
     fields.append("rule")
-    assert fields[:2] == ["client", "user"] and "drop_stranger" in fields, fields
+    assert fields[:3] == ["client", "user", "proto"] and "drop_stranger" in fields, fields
     return fields
 
 

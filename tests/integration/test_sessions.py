@@ -18,7 +18,7 @@ from harness.targets import behave_hold, sink_then_source
 
 LOG_LINE_RE = re.compile(r"^socks5d: (error|warn|info|debug): \S")
 SESSION_LINE_RE = re.compile(
-    r"^socks5d: info: session client=\S+ user=\S+ cmd=\S+ dest=\S+ addr=\S+ "
+    r"^socks5d: info: session client=\S+ user=\S+ proto=(socks5|socks4|http|-) cmd=\S+ dest=\S+ addr=\S+ "
     r"reply=\S+ up=\d+ down=\d+ ms=\d+ close=\S.*$")
 
 
@@ -45,6 +45,7 @@ def test_access_log_line_for_ipv4_connect(daemon, make_target):
     fields = daemon.wait_session(dest=dest)
     assert fields["client"] == format_hostport(*local)
     assert fields["user"] == "-"
+    assert fields["proto"] == "socks5"
     assert fields["cmd"] == "connect"
     assert fields["addr"] == dest
     assert fields["reply"] == "0"

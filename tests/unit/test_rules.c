@@ -630,6 +630,48 @@ test_big_list(void **state)
 	rules_free(r);
 }
 
+/* protocol= matches the front-end a request came in; a rule that names
+ * both protocols and clients says so in its verdict. */
+static void
+test_protocol_condition(void **state)
+{
+	struct rules *r = test_build(
+	    "socks4-office: action=allow; protocol=socks4; client=10.0.0.0/8",
+	    "http-any: action=allow; protocol=HTTP",
+	    "no-socks4: action=deny; protocol=socks4",
+	    "rest: action=allow");
+	union sockaddr_any c;
+	struct rules_query q = { .cmd = CONNECT, .port = 80 };
+	struct rules_verdict v;
+	char why[128];
+
+	(void)state;
+	q.client = test_sa("10.1.2.3", &c);
+	q.proto = REQUEST_PROTO_SOCKS4;
+	v = rules_evaluate(r, &q);
+	test_expect(v, true, "socks4-office");
+	assert_true(v.by_client_and_protocol);
+	q.client = test_sa("192.0.2.1", &c);
+	test_expect(rules_evaluate(r, &q), false, "no-socks4");
+	q.proto = REQUEST_PROTO_HTTP;
+	v = rules_evaluate(r, &q);
+	test_expect(v, true, "http-any");
+	assert_false(v.by_client_and_protocol);
+	q.proto = REQUEST_PROTO_SOCKS5;
+	v = rules_evaluate(r, &q);
+	test_expect(v, true, "rest");
+	assert_false(v.by_client_and_protocol);
+	q.proto = REQUEST_PROTO_SOCKS4;
+	test_expect(rules_evaluate_any_dest(r, &q), false, "no-socks4");
+	rules_free(r);
+
+	r = rules_new();
+	assert_int_equal(rules_set(rules_add(r, "x"), "protocol", "socks6",
+	    why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "socks6"));
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -650,6 +692,7 @@ main(void)
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_names_with_digits),
 		cmocka_unit_test(test_big_list),
+		cmocka_unit_test(test_protocol_condition),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

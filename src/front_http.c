@@ -1,0 +1,214 @@
+/*
+ * The HTTP proxy front-end (RFC 9110, RFC 9112): a CONNECT request opens a
+ * tunnel, an absolute-form request (GET http://host/path) is rewritten to
+ * origin-form and forwarded, both as the same CONNECT command every other
+ * front-end uses. Logins come as Proxy-Authorization: Basic. Every failure
+ * is an HTTP answer, never a bare close. The head is parsed by the pure
+ * codec in http.c.
+ */
+#include <sodium.h>
+#include <string.h>
+
+#include "socks5d/config.h"
+#include "socks5d/frontend.h"
+#include "socks5d/http.h"
+#include "socks5d/http_response.h"
+#include "socks5d/session.h"
+
+/* Where an HTTP session is (struct handshake's phase). */
+enum http_phase {
+	PHASE_HEAD = 0,        /* reading the request head */
+	PHASE_AUTHED,          /* logged in: parse the head again, dispatch */
+	PHASE_TUNNEL,          /* CONNECT: the tunnel's 200 is the reply */
+	PHASE_FORWARD,         /* absolute form: the origin's answer is */
+};
+
+/* The Via pseudonym forwarded requests carry. */
+#define HTTP_FRONT_VIA "socks5d"
+
+/* Answer with status (and extra header lines) and close once read. */
+static void
+http_front_reject(struct session *s, int status, const char *extra,
+    const char *reason)
+{
+	uint8_t msg[FRONTEND_REPLY_MAX];
+
+	session_send_final(s, msg, http_encode_response(msg, sizeof(msg),
+	    status, extra), reason);
+}
+
+static void
+http_front_ask_login(struct session *s, const char *reason)
+{
+	http_front_reject(s, 407,
+	    "Proxy-Authenticate: Basic realm=\"socks5d\"\r\n", reason);
+}
+
+static void
+http_front_auth_done(void *arg, bool ok)
+{
+	struct session *s = arg;
+
+	s->hs->auth = NULL;
+	frontend_login_counted(s, ok);
+	if (!ok) {
+		http_front_ask_login(s, "auth-failed");
+		return;
+	}
+	s->hs->phase = PHASE_AUTHED;
+	session_set_state(s, SESSION_HANDSHAKE);
+	frontend_resume(s);
+}
+
+/* [auth] method = password: the request must carry a good login.
+ * FRONTEND_CONTINUE when it did; otherwise the session waits or ended. */
+static enum frontend_step
+http_front_login(struct session *s, const struct http_request *req)
+{
+	char user[HTTP_CREDENTIAL_MAX + 1], password[HTTP_CREDENTIAL_MAX + 1];
+	enum frontend_login login;
+
+	if (!http_basic_credentials(req, user, password)) {
+		http_front_ask_login(s, "auth-required");
+		return FRONTEND_STOP;
+	}
+	login = frontend_login_check(s, user, strlen(user), password,
+	    strlen(password), http_front_auth_done);
+	sodium_memzero(password, sizeof(password));
+	switch (login) {
+	case FRONTEND_LOGIN_OK:
+		frontend_login_counted(s, true);
+		return FRONTEND_CONTINUE;
+	case FRONTEND_LOGIN_PENDING:
+		return FRONTEND_STOP;
+	case FRONTEND_LOGIN_FAILED:
+	default:
+		frontend_login_counted(s, false);
+		http_front_ask_login(s, "auth-failed");
+		return FRONTEND_STOP;
+	}
+}
+
+/*
+ * Put the origin-form head where the client's head was, ahead of whatever
+ * body bytes followed it, so the relay sends both to the origin first. The
+ * client's head (with its Proxy-Authorization) is wiped. false when the
+ * rewritten head does not fit.
+ */
+static bool
+http_front_rewrite(struct session *s, const struct http_request *req)
+{
+	struct handshake *hs = s->hs;
+	uint8_t head[HTTP_ORIGIN_HEAD_MAX];
+	size_t len, body = hs->len - req->head_len;
+
+	len = http_encode_origin_request(req, s->srv->cfg->http_via ?
+	    HTTP_FRONT_VIA : NULL, head, sizeof(head));
+	if (len == 0 || len + body > sizeof(hs->buf))
+		return false;
+	memmove(hs->buf + len, hs->buf + req->head_len, body);
+	memcpy(hs->buf, head, len);
+	if (len < req->head_len)
+		sodium_memzero(hs->buf + len + body, req->head_len - len);
+	hs->len = len + body;
+	sodium_memzero(head, sizeof(head));
+	return true;
+}
+
+static enum frontend_step
+http_front_advance(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	struct http_request req;
+	enum http_status status;
+
+	status = http_parse_request(hs->buf, hs->len, &req);
+	if (status == HTTP_INCOMPLETE)
+		return FRONTEND_NEED_INPUT;
+	if (status != HTTP_OK) {
+		http_front_reject(s, http_status_code(status), NULL,
+		    "bad-request");
+		return FRONTEND_STOP;
+	}
+	if (s->srv->cfg->auth_method == AUTH_PASSWORD &&
+	    hs->phase != PHASE_AUTHED &&
+	    http_front_login(s, &req) != FRONTEND_CONTINUE)
+		return FRONTEND_STOP;
+	hs->req.cmd = REQUEST_CMD_CONNECT;
+	hs->req.dst = req.dst;
+	if (req.form == HTTP_FORM_AUTHORITY) {
+		hs->phase = PHASE_TUNNEL;
+		frontend_consume(s, req.head_len);
+	} else {
+		hs->phase = PHASE_FORWARD;
+		if (!http_front_rewrite(s, &req)) {
+			http_front_reject(s, 431, NULL, "bad-request");
+			return FRONTEND_STOP;
+		}
+	}
+	request_dispatch(s);
+	return FRONTEND_STOP;
+}
+
+/* The status for a request's outcome. */
+static int
+http_front_status(uint8_t rep)
+{
+	switch (rep) {
+	case REPLY_SUCCESS:
+		return 200;
+	case REPLY_NOT_ALLOWED:
+		return 403;
+	case REPLY_TTL_EXPIRED:
+		return 504;
+	case REPLY_CMD_UNSUPPORTED:
+		return 501;
+	default:
+		return 502;
+	}
+}
+
+static size_t
+http_front_encode_reply(const struct session *s, uint8_t rep,
+    const struct sockaddr *bnd, uint8_t *out)
+{
+	(void)bnd;
+	/* A forwarded request's answer is the origin's own response. */
+	if (rep == REPLY_SUCCESS && s->hs != NULL &&
+	    s->hs->phase == PHASE_FORWARD)
+		return 0;
+	return http_encode_response(out, FRONTEND_REPLY_MAX,
+	    http_front_status(rep), NULL);
+}
+
+/* The proxy serves one request per connection: the client learns it from
+ * the response head. */
+static enum relay_filter_result
+http_front_response_filter(uint8_t *buf, size_t *len, size_t cap,
+    size_t *release)
+{
+	return http_response_rewrite_interim(buf, len, cap, release) ==
+	    HTTP_RESPONSE_DONE ? RELAY_FILTER_DONE : RELAY_FILTER_MORE;
+}
+
+static relay_filter_fn *
+http_front_target_filter(const struct session *s)
+{
+	return s->hs->phase == PHASE_FORWARD ? http_front_response_filter :
+	    NULL;
+}
+
+static size_t
+http_front_encode_refusal(uint8_t *out)
+{
+	return http_encode_response(out, FRONTEND_REPLY_MAX, 403, NULL);
+}
+
+const struct frontend frontend_http = {
+	.name = "http",
+	.proto = REQUEST_PROTO_HTTP,
+	.advance = http_front_advance,
+	.encode_reply = http_front_encode_reply,
+	.encode_refusal = http_front_encode_refusal,
+	.target_filter = http_front_target_filter,
+};
