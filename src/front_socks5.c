@@ -168,6 +168,12 @@ socks5_front_advance(struct session *s)
 	}
 }
 
+static size_t
+socks5_front_encode_name_reply(const char *name, uint8_t *out)
+{
+	return socks5_encode_name_reply(out, name, 0);
+}
+
 /* RFC 1928's reply codes are the request's outcomes as they are. */
 static size_t
 socks5_front_encode_reply(const struct session *s, uint8_t rep,
@@ -191,5 +197,6 @@ const struct frontend frontend_socks5 = {
 	.proto = REQUEST_PROTO_SOCKS5,
 	.advance = socks5_front_advance,
 	.encode_reply = socks5_front_encode_reply,
+	.encode_name_reply = socks5_front_encode_name_reply,
 	.encode_refusal = socks5_front_encode_refusal,
 };

@@ -24,12 +24,15 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* "cmd" label values; index 0 is a session that never sent a request. */
-enum { CMD_NONE, CMD_CONNECT, CMD_BIND, CMD_UDP, CMD_UNKNOWN, CMD_COUNT };
+enum { CMD_NONE, CMD_CONNECT, CMD_BIND, CMD_UDP, CMD_RESOLVE, CMD_RESOLVE_PTR,
+    CMD_UNKNOWN, CMD_COUNT };
 static const char *const cmd_labels[CMD_COUNT] = {
 	[CMD_NONE] = "none",
 	[CMD_CONNECT] = "connect",
 	[CMD_BIND] = "bind",
 	[CMD_UDP] = "udp",
+	[CMD_RESOLVE] = "resolve",
+	[CMD_RESOLVE_PTR] = "resolve_ptr",
 	[CMD_UNKNOWN] = "unknown",
 };
 
@@ -150,6 +153,10 @@ metrics_cmd_index(uint8_t cmd)
 		return CMD_BIND;
 	case REQUEST_CMD_UDP:
 		return CMD_UDP;
+	case REQUEST_CMD_RESOLVE:
+		return CMD_RESOLVE;
+	case REQUEST_CMD_RESOLVE_PTR:
+		return CMD_RESOLVE_PTR;
 	default:
 		return CMD_UNKNOWN;
 	}

@@ -34,6 +34,10 @@ command_find(uint8_t cmd)
 		return &command_bind;
 	case REQUEST_CMD_UDP:
 		return &command_udp;
+	case REQUEST_CMD_RESOLVE:
+		return &command_resolve;
+	case REQUEST_CMD_RESOLVE_PTR:
+		return &command_resolve_ptr;
 	default:
 		return NULL;
 	}

@@ -8,6 +8,7 @@
  * see a callback before resolver_lookup has returned.
  */
 #include <ares.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ struct resolver_io {
 struct resolver_query {
 	struct resolver *r;
 	resolver_cb *cb;               /* NULL once cancelled */
+	resolver_name_cb *name_cb;     /* a reverse query's, instead of cb */
+	char *name;                    /* a reverse query's answer */
 	void *arg;
 	uint16_t port;
 	enum dns_family family;
@@ -217,7 +220,11 @@ resolver_deliver(struct resolver_query *q)
 	enum resolver_status status;
 	size_t n = 0;
 
-	if (q->cb != NULL && q->nhosts > 0) {
+	if (q->name_cb != NULL) {
+		q->name_cb(q->arg, q->name != NULL ? RESOLVER_OK :
+		    q->status == ARES_ENOMEM ? RESOLVER_FAILED :
+		    RESOLVER_NOT_FOUND, q->name);
+	} else if (q->cb != NULL && q->nhosts > 0) {
 		n = resolver_collect_hosts(q, addrs);
 		q->cb(q->arg, RESOLVER_OK, addrs, n);
 	} else if (q->cb != NULL) {
@@ -229,6 +236,7 @@ resolver_deliver(struct resolver_query *q)
 	}
 	if (q->result != NULL)
 		ares_freeaddrinfo(q->result);
+	free(q->name);
 	free(q);
 	r->pending--;
 	/* Not from here: we may be inside one of its c-ares callbacks. */
@@ -286,27 +294,50 @@ resolver_deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* Deliver now, or from the loop when c-ares answered inside our call. */
 static void
-resolver_answer_cb(void *arg, int status, int timeouts,
-    struct ares_addrinfo *result)
+resolver_answered(struct resolver_query *q)
 {
-	struct resolver_query *q = arg;
 	struct resolver *r = q->r;
 
-	(void)timeouts;
-	q->status = status;
-	q->result = result;
-	metrics_observe_dns(ev_time() - q->started,
-	    resolver_map_status(status, result) == RESOLVER_OK);
 	if (r->destroying)
-		q->cb = NULL;
-	if (r->in_lookup > 0 && q->cb != NULL) {
+		resolver_cancel(q);
+	if (r->in_lookup > 0 && (q->cb != NULL || q->name_cb != NULL)) {
 		q->next_deferred = r->deferred;
 		r->deferred = q;
 		ev_timer_start(r->loop, &r->deliver_timer);
 		return;
 	}
 	resolver_deliver(q);
+}
+
+static void
+resolver_answer_cb(void *arg, int status, int timeouts,
+    struct ares_addrinfo *result)
+{
+	struct resolver_query *q = arg;
+
+	(void)timeouts;
+	q->status = status;
+	q->result = result;
+	metrics_observe_dns(ev_time() - q->started,
+	    resolver_map_status(status, result) == RESOLVER_OK);
+	resolver_answered(q);
+}
+
+static void
+resolver_reverse_cb(void *arg, int status, int timeouts,
+    struct hostent *host)
+{
+	struct resolver_query *q = arg;
+
+	(void)timeouts;
+	q->status = status;
+	if (status == ARES_SUCCESS && host != NULL && host->h_name != NULL &&
+	    (q->name = strdup(host->h_name)) == NULL)
+		q->status = ARES_ENOMEM;
+	metrics_observe_dns(ev_time() - q->started, q->name != NULL);
+	resolver_answered(q);
 }
 
 struct resolver *
@@ -378,7 +409,7 @@ resolver_destroy(struct resolver *r)
 	ares_destroy(r->channel);
 	while ((q = r->deferred) != NULL) {
 		r->deferred = q->next_deferred;
-		q->cb = NULL;
+		resolver_cancel(q);
 		resolver_deliver(q);
 	}
 	while ((rio = r->ios) != NULL) {
@@ -437,6 +468,39 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 	return q;
 }
 
+struct resolver_query *
+resolver_reverse(struct resolver *r, const union sockaddr_any *addr,
+    resolver_name_cb *cb, void *arg)
+{
+	struct resolver_query *q;
+	const void *ip;
+	int len;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		log_warn("%s: calloc", __func__);
+		return NULL;
+	}
+	q->r = r;
+	q->name_cb = cb;
+	q->arg = arg;
+	q->started = ev_time();
+	metrics_count_dns_lookup();
+	if (addr->sa.sa_family == AF_INET) {
+		ip = &addr->in.sin_addr;
+		len = sizeof(addr->in.sin_addr);
+	} else {
+		ip = &addr->in6.sin6_addr;
+		len = sizeof(addr->in6.sin6_addr);
+	}
+	r->pending++;
+	r->in_lookup++;
+	ares_gethostbyaddr(r->channel, ip, len, addr->sa.sa_family,
+	    resolver_reverse_cb, q);
+	r->in_lookup--;
+	resolver_update_timer(r);
+	return q;
+}
+
 void
 resolver_set_hosts(struct resolver *r, struct hosts *hosts)
 {
@@ -450,6 +514,8 @@ void
 resolver_cancel(struct resolver_query *q)
 {
 	/* c-ares has no per-query cancel: detach, and free on the answer. */
-	if (q != NULL)
+	if (q != NULL) {
 		q->cb = NULL;
+		q->name_cb = NULL;
+	}
 }

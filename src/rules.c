@@ -196,6 +196,8 @@ static const struct {
 	{ "connect", REQUEST_CMD_CONNECT },
 	{ "bind", REQUEST_CMD_BIND },
 	{ "udp", REQUEST_CMD_UDP },
+	{ "resolve", REQUEST_CMD_RESOLVE },
+	{ "resolve_ptr", REQUEST_CMD_RESOLVE_PTR },
 };
 #define RULES_NCOMMANDS (sizeof(rules_commands) / sizeof(rules_commands[0]))
 
@@ -218,8 +220,8 @@ rules_add_command(struct rule *r, const char *item, char *why, size_t whylen)
 			return 0;
 		}
 	}
-	return rules_why(why, whylen, "bad command \"%s\" (connect, bind "
-	    "or udp)", item);
+	return rules_why(why, whylen, "bad command \"%s\" (connect, bind, "
+	    "udp, resolve or resolve_ptr)", item);
 }
 
 static int

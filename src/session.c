@@ -397,15 +397,37 @@ session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
 }
 
 void
-session_fail(struct session *s, uint8_t rep)
+session_answer(struct session *s, uint8_t rep, const struct sockaddr *bnd,
+    const char *reason)
 {
 	uint8_t msg[FRONTEND_REPLY_MAX];
 	size_t len;
 
-	len = s->frontend->encode_reply(s, rep, NULL, msg);
+	len = s->frontend->encode_reply(s, rep, bnd, msg);
 	s->reply = rep;
 	metrics_count_reply(rep);
-	session_send_final(s, msg, len, "rejected");
+	session_send_final(s, msg, len, reason);
+}
+
+void
+session_answer_name(struct session *s, const char *name, const char *reason)
+{
+	uint8_t msg[FRONTEND_REPLY_MAX];
+
+	if (s->frontend->encode_name_reply == NULL) {
+		session_fail(s, REPLY_CMD_UNSUPPORTED);
+		return;
+	}
+	s->reply = REPLY_SUCCESS;
+	metrics_count_reply(REPLY_SUCCESS);
+	session_send_final(s, msg, s->frontend->encode_name_reply(name, msg),
+	    reason);
+}
+
+void
+session_fail(struct session *s, uint8_t rep)
+{
+	session_answer(s, rep, NULL, "rejected");
 }
 
 static void

@@ -135,7 +135,8 @@ socks5_parse_request(const uint8_t *buf, size_t len,
 	/* Only now, with the whole request read, so that the error reply and
 	 * close leave no unread bytes behind to turn the close into a reset. */
 	if (buf[1] != SOCKS5_CMD_CONNECT && buf[1] != SOCKS5_CMD_BIND &&
-	    buf[1] != SOCKS5_CMD_UDP)
+	    buf[1] != SOCKS5_CMD_UDP && buf[1] != SOCKS5_CMD_RESOLVE &&
+	    buf[1] != SOCKS5_CMD_RESOLVE_PTR)
 		return SOCKS5_BAD_COMMAND;
 	if (st != SOCKS5_OK)
 		return st;
@@ -232,6 +233,22 @@ socks5_encode_reply(uint8_t *out, uint8_t rep, const struct sockaddr *bnd)
 	out[1] = rep;
 	out[2] = 0;
 	return 3 + socks5_encode_addr(out + 3, bnd);
+}
+
+size_t
+socks5_encode_name_reply(uint8_t *out, const char *name, uint16_t port)
+{
+	size_t n = strnlen(name, SOCKS5_NAME_MAX);
+
+	out[0] = SOCKS5_VERSION;
+	out[1] = SOCKS5_REP_SUCCESS;
+	out[2] = 0;
+	out[3] = SOCKS5_ATYP_NAME;
+	out[4] = (uint8_t)n;
+	memcpy(out + 5, name, n);
+	out[5 + n] = (uint8_t)(port >> 8);
+	out[6 + n] = (uint8_t)(port & 0xFF);
+	return 7 + n;
 }
 
 size_t

@@ -39,6 +39,8 @@ struct command {
 extern const struct command command_connect;
 extern const struct command command_bind;
 extern const struct command command_udp;
+extern const struct command command_resolve;
+extern const struct command command_resolve_ptr;
 
 /* The command for an enum request_cmd value; NULL when there is none. */
 const struct command *command_find(uint8_t cmd);

@@ -24,7 +24,8 @@ struct session;
  * session is gone and must not be touched). */
 enum frontend_step { FRONTEND_CONTINUE, FRONTEND_NEED_INPUT, FRONTEND_STOP };
 
-/* The largest answer any front-end encodes (an HTTP error with its body). */
+/* The largest answer any front-end encodes (an HTTP error with its body,
+ * a SOCKS5 reply with a name). */
 #define FRONTEND_REPLY_MAX 512
 
 struct frontend {
@@ -37,6 +38,9 @@ struct frontend {
 	 * success (else NULL). Returns the length; 0 sends nothing. */
 	size_t (*encode_reply)(const struct session *s, uint8_t rep,
 	    const struct sockaddr *bnd, uint8_t *out);
+	/* Encode a success whose answer is a name (RESOLVE_PTR); NULL when
+	 * the protocol cannot carry one. */
+	size_t (*encode_name_reply)(const char *name, uint8_t *out);
 	/* Encode the refusal a client of a protocol [server] protocols
 	 * does not list gets (FRONTEND_REPLY_MAX bytes); returns the length,
 	 * 0 when the protocol has none. */

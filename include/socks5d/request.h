@@ -17,6 +17,8 @@ enum request_cmd {
 	REQUEST_CMD_CONNECT = 1,
 	REQUEST_CMD_BIND = 2,
 	REQUEST_CMD_UDP = 3,
+	REQUEST_CMD_RESOLVE = 0xF0,    /* Tor's: a name's address */
+	REQUEST_CMD_RESOLVE_PTR = 0xF1,        /* Tor's: an address's name */
 };
 
 /*

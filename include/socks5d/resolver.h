@@ -40,6 +40,13 @@ void resolver_retire(struct resolver *r);
 
 struct resolver_query *resolver_lookup(struct resolver *r, const char *name,
     uint16_t port, enum dns_family family, resolver_cb *cb, void *arg);
+/* The name an address has in DNS (its PTR record), to name_cb; name is
+ * NULL unless status is RESOLVER_OK. Cancelled like any query. */
+typedef void resolver_name_cb(void *arg, enum resolver_status status,
+    const char *name);
+struct resolver_query *resolver_reverse(struct resolver *r,
+    const union sockaddr_any *addr, resolver_name_cb *cb, void *arg);
+
 /* A reload read the hosts file again: answer from this one from now on
  * (answers already given keep their addresses). */
 struct hosts;

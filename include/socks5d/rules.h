@@ -84,7 +84,7 @@ const char *rules_name(const struct rules *rules, size_t i);
  *            host bits are ignored; ::ffff:a.b.c.d/n (n >= 96) is IPv4
  *   user     user names, exact and case-sensitive; such a rule never
  *            matches a session without login
- *   command  connect, bind, udp
+ *   command  connect, bind, udp, resolve, resolve_ptr
  *   protocol socks5, socks4, http (the front-end the request came in)
  *   dest     CIDRs as for client (match the address), exact names
  *            ("example.com": case-insensitive, a trailing dot ignored), or

@@ -115,6 +115,15 @@ int session_send_reply(struct session *s, uint8_t rep,
  * client had a chance to read it. Callers return right after. */
 void session_fail(struct session *s, uint8_t rep);
 
+/* A last answer that is the request's whole outcome (a RESOLVE's address,
+ * with bnd; or a failure), then close as session_fail does with reason
+ * for the access log. session_answer_name answers success with a name
+ * (RESOLVE_PTR), where the front-end can say one. */
+void session_answer(struct session *s, uint8_t rep,
+    const struct sockaddr *bnd, const char *reason);
+void session_answer_name(struct session *s, const char *name,
+    const char *reason);
+
 /* The request succeeded and target_fd is connected (CONNECT) or accepted
  * (BIND): send the success reply with bnd and start relaying. Callers
  * return right after. */

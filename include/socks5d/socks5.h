@@ -23,6 +23,10 @@
 #define SOCKS5_CMD_CONNECT      0x01
 #define SOCKS5_CMD_BIND         0x02
 #define SOCKS5_CMD_UDP          0x03
+/* Tor's extensions (torsocks uses them): a name to its address, and an
+ * address to its name, answered in the reply. */
+#define SOCKS5_CMD_RESOLVE      0xF0
+#define SOCKS5_CMD_RESOLVE_PTR  0xF1
 
 /* Address types. */
 #define SOCKS5_ATYP_IPV4        0x01
@@ -50,6 +54,8 @@
 #define SOCKS5_REQUEST_MAX      (4 + 1 + 255 + 2)
 /* An IP-form reply: 10 bytes for IPv4, 22 for IPv6. */
 #define SOCKS5_REPLY_MAX        22
+/* A name-form reply (RESOLVE_PTR's answer). */
+#define SOCKS5_NAME_REPLY_MAX   (4 + 1 + 255 + 2)
 #define SOCKS5_NAME_MAX         255
 /* socks5_addr_format output: a longest name, ":65535" and the NUL. */
 #define SOCKS5_ADDR_STRLEN      (SOCKS5_NAME_MAX + 7)
@@ -130,6 +136,11 @@ uint8_t socks5_status_reply(enum socks5_status status);
  */
 size_t socks5_encode_reply(uint8_t *out, uint8_t rep,
     const struct sockaddr *bnd);
+
+/* Encode a name-form success reply (ATYP 3) for name (at most
+ * SOCKS5_NAME_MAX bytes are used) and port; returns its length. */
+size_t socks5_encode_name_reply(uint8_t *out, const char *name,
+    uint16_t port);
 
 /* Encode a UDP datagram header for the given source address; returns its
  * length (10 or 22) and writes at most SOCKS5_REPLY_MAX bytes. */

@@ -59,7 +59,10 @@ parse_phase(enum phase ph, const uint8_t *buf, size_t len)
 	case PH_REQUEST:
 		v.st = socks5_parse_request(buf, len, &r, &v.consumed);
 		if (v.st == SOCKS5_OK) {
-			if (r.cmd < SOCKS5_CMD_CONNECT || r.cmd > SOCKS5_CMD_UDP)
+			if ((r.cmd < SOCKS5_CMD_CONNECT ||
+			    r.cmd > SOCKS5_CMD_UDP) &&
+			    r.cmd != SOCKS5_CMD_RESOLVE &&
+			    r.cmd != SOCKS5_CMD_RESOLVE_PTR)
 				abort();
 			if (r.dst.atyp == SOCKS5_ATYP_NAME &&
 			    (strlen(r.dst.u.name) == 0 ||

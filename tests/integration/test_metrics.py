@@ -207,7 +207,8 @@ def test_counters_follow_traffic(start_daemon, users_file, make_target):
         assert_echo(c, os.urandom(1000))
         during = scrape(port)
         assert during.active() == {"none": 0, "connect": 1, "bind": 0,
-                                   "udp": 0, "unknown": 0}
+                                   "udp": 0, "resolve": 0, "resolve_ptr": 0,
+                                   "unknown": 0}
         assert during("socks5d_relayed_bytes_total", direction="up") == 1000
         assert during("socks5d_relayed_bytes_total", direction="down") == 1000
     d.wait_session(reply=0, up=1000, down=1000)
@@ -280,7 +281,8 @@ def test_counters_follow_traffic(start_daemon, users_file, make_target):
     assert m("socks5d_build_info", version=version) == 1
 
 
-NO_SESSIONS = {"none": 0, "connect": 0, "bind": 0, "udp": 0, "unknown": 0}
+NO_SESSIONS = {"none": 0, "connect": 0, "bind": 0, "udp": 0, "resolve": 0,
+               "resolve_ptr": 0, "unknown": 0}
 
 
 def wait_active(port, want, what):

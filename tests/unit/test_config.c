@@ -957,7 +957,7 @@ test_rule_errors(void **state)
 	test_bad_rule_value("port", "80, 0-70000",
 	    "bad port \"0-70000\" (0-65535 or LOW-HIGH)");
 	test_bad_rule_value("command", "connect, associate",
-	    "bad command \"associate\" (connect, bind or udp)");
+	    "bad command \"associate\" (connect, bind, udp, resolve or resolve_ptr)");
 	test_bad_rule_value("user", "alice,,bob", "empty item in the list");
 	test_bad_rule_value("colour", "red", "unknown key");
 

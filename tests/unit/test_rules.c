@@ -536,7 +536,7 @@ test_bad_values(void **state)
 	test_bad("port", "http", "bad port \"http\" (0-65535 or LOW-HIGH)");
 	test_bad("port", "-5", "bad port \"-5\" (0-65535 or LOW-HIGH)");
 	test_bad("command", "associate", "bad command \"associate\" (connect, "
-	    "bind or udp)");
+	    "bind, udp, resolve or resolve_ptr)");
 	test_bad("colour", "red", "unknown key");
 	assert_true(rules_name_valid("office-1_b.c"));
 	assert_false(rules_name_valid(""));

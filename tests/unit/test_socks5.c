@@ -481,6 +481,44 @@ test_request_bad_name(void **state)
 	    SOCKS5_BAD_COMMAND);
 }
 
+/* Tor's RESOLVE and RESOLVE_PTR parse like any request; a name-form reply
+ * carries RESOLVE_PTR's answer. */
+static void
+test_resolve_requests_and_name_reply(void **state)
+{
+	static const uint8_t resolve[] = { 0x05, 0xF0, 0x00, 0x03, 0x07,
+	    'v', '4', '.', 't', 'e', 's', 't', 0x00, 0x00 };
+	static const uint8_t ptr[] = { 0x05, 0xF1, 0x00, 0x01, 127, 0, 0, 7,
+	    0x00, 0x00 };
+	static const uint8_t want[] = { 0x05, 0x00, 0x00, 0x03, 0x0a,
+	    's', 'e', 'v', 'e', 'n', '.', 't', 'e', 's', 't', 0x00, 0x00 };
+	struct socks5_request req;
+	uint8_t out[SOCKS5_NAME_REPLY_MAX];
+	char longest[SOCKS5_NAME_MAX + 2];
+	size_t used;
+
+	(void)state;
+	assert_int_equal(socks5_parse_request(resolve, sizeof(resolve), &req,
+	    &used), SOCKS5_OK);
+	assert_int_equal(req.cmd, SOCKS5_CMD_RESOLVE);
+	assert_string_equal(req.dst.u.name, "v4.test");
+	assert_int_equal(socks5_parse_request(ptr, sizeof(ptr), &req, &used),
+	    SOCKS5_OK);
+	assert_int_equal(req.cmd, SOCKS5_CMD_RESOLVE_PTR);
+	assert_int_equal(used, sizeof(ptr));
+	assert_int_equal(socks5_encode_name_reply(out, "seven.test", 0),
+	    sizeof(want));
+	assert_memory_equal(out, want, sizeof(want));
+	/* A name over 255 bytes is cut to what the length byte can say. */
+	memset(longest, 'a', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	assert_int_equal(socks5_encode_name_reply(out, longest, 80),
+	    SOCKS5_NAME_REPLY_MAX);
+	assert_int_equal(out[4], 255);
+	assert_int_equal(out[5 + 255], 0);
+	assert_int_equal(out[6 + 255], 80);
+}
+
 /* ---- UDP header ---- */
 
 static const uint8_t udp_v4[] = { 0, 0, 0, 1, 10, 0, 0, 1, 0x00, 0x35 };
@@ -859,6 +897,7 @@ main(void)
 		cmocka_unit_test(test_encode_reply_mapped),
 		cmocka_unit_test(test_encode_reply_null),
 		cmocka_unit_test(test_encode_udp_header),
+		cmocka_unit_test(test_resolve_requests_and_name_reply),
 		cmocka_unit_test(test_udp_roundtrip),
 		cmocka_unit_test(test_addr_format),
 		cmocka_unit_test(test_addr_format_long_name),

@@ -14,6 +14,7 @@ import struct
 import threading
 
 TYPE_A = 1
+TYPE_PTR = 12
 TYPE_AAAA = 28
 CLASS_IN = 1
 
@@ -23,13 +24,21 @@ RCODE_SERVFAIL = 2
 RCODE_NXDOMAIN = 3
 RCODE_NOTIMP = 4
 
-TYPE_NAMES = {TYPE_A: "A", TYPE_AAAA: "AAAA"}
+TYPE_NAMES = {TYPE_A: "A", TYPE_AAAA: "AAAA", TYPE_PTR: "PTR"}
 
 DEFAULT_RECORDS = {
     "v4.test": ["127.0.0.1"],
     "v6.test": ["::1"],
     "both.test": ["127.0.0.1", "::1"],
+    # Reverse names answer PTR queries ("ptr:" values).
+    "7.0.0.127.in-addr.arpa": ["ptr:seven.test"],
 }
+
+
+def encode_name(name):
+    """A domain name in DNS wire form."""
+    return b"".join(bytes([len(label)]) + label.encode()
+                    for label in name.split(".") if label) + b"\x00"
 
 
 # Malformed answers, each aimed at one part of a resolver's parser.
@@ -157,6 +166,9 @@ class DnsServer:
         for value in self.records.get(name, []):
             if qtype == TYPE_A and ":" not in value:
                 answers.append((TYPE_A, socket.inet_pton(socket.AF_INET, value)))
+            elif value.startswith("ptr:"):
+                if qtype == TYPE_PTR:
+                    answers.append((TYPE_PTR, encode_name(value[4:])))
             elif qtype == TYPE_AAAA and ":" in value:
                 answers.append((TYPE_AAAA, socket.inet_pton(socket.AF_INET6, value)))
         return answers
