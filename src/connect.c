@@ -204,18 +204,10 @@ connect_timeout(struct session *s)
 	connect_next(s);
 }
 
-static bool
-connect_enabled(const struct config *cfg)
-{
-	(void)cfg;
-	return true;
-}
-
 const struct command command_connect = {
 	.name = "connect",
 	.cmd = REQUEST_CMD_CONNECT,
 	.waits_through_client_eof = true,
-	.enabled = connect_enabled,
 	.start = connect_start,
 	.timeout = connect_timeout,
 };

@@ -55,7 +55,8 @@ request_dispatch(struct session *s)
 	s->dest = strdup(dest);
 	/* Named even when switched off, for the access log's cmd=. */
 	s->command = command;
-	if (command == NULL || !command->enabled(s->srv->cfg)) {
+	if (command == NULL || (command->enabled != NULL &&
+	    !command->enabled(s->srv->cfg))) {
 		session_fail(s, REPLY_CMD_UNSUPPORTED);
 		return;
 	}

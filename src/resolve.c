@@ -109,17 +109,9 @@ resolve_timeout(struct session *s)
 	session_fail(s, REPLY_TTL_EXPIRED);
 }
 
-static bool
-resolve_enabled(const struct config *cfg)
-{
-	(void)cfg;
-	return true;
-}
-
 const struct command command_resolve = {
 	.name = "resolve",
 	.cmd = REQUEST_CMD_RESOLVE,
-	.enabled = resolve_enabled,
 	.start = resolve_start,
 	.timeout = resolve_timeout,
 };
@@ -127,7 +119,6 @@ const struct command command_resolve = {
 const struct command command_resolve_ptr = {
 	.name = "resolve_ptr",
 	.cmd = REQUEST_CMD_RESOLVE_PTR,
-	.enabled = resolve_enabled,
 	.start = resolve_ptr_start,
 	.timeout = resolve_timeout,
 };

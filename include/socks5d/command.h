@@ -20,7 +20,7 @@ struct command {
 	 * passes the FIN on once relaying (CONNECT); false ends the
 	 * session, as nobody is left to answer (BIND, UDP). */
 	bool waits_through_client_eof;
-	/* Switched on in this config? */
+	/* Switched on in this config? NULL: always. */
 	bool (*enabled)(const struct config *cfg);
 	/* Carry out s->hs->req; ends in a reply and a relay (or an
 	 * association), session_fail or session_close. */

@@ -63,3 +63,26 @@ def test_rules_judge_the_name_asked(start_daemon, dns_server):
                          "rule rest": {"action": "allow"}})
     assert ask(d2, "127.0.0.7", CMD_RESOLVE_PTR).rep == REP_NOT_ALLOWED
     d2.wait_session(cmd="resolve_ptr", rule="no-seven")
+
+
+def test_torsocks_resolves_through_the_daemon(daemon, dns_server, tmp_path):
+    """torsocks turns an application's getaddrinfo() and gethostbyaddr()
+    into RESOLVE and RESOLVE_PTR to its SOCKS server."""
+    import os
+    import subprocess
+    conf = tmp_path / "torsocks.conf"
+    conf.write_text(f"TorAddress 127.0.0.1\nTorPort {daemon.port}\n"
+                    "OnionAddrRange 127.42.42.0/24\nAllowOutboundLocalhost 1\n")
+    script = ("import socket\n"
+              "print(socket.getaddrinfo('v4.test', 80, socket.AF_INET,"
+              " socket.SOCK_STREAM)[0][4][0])\n"
+              "print(socket.gethostbyaddr('127.0.0.7')[0])\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LD_")}
+    env["TORSOCKS_CONF_FILE"] = str(conf)
+    result = subprocess.run(["torsocks", "/usr/bin/python3", "-c", script],
+                            capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["127.0.0.1", "seven.test"], result
+    daemon.wait_session(cmd="resolve", reply=0, close="resolved")
+    daemon.wait_session(cmd="resolve_ptr", reply=0, close="resolved")
+    assert "v4.test" in dns_server.queried_names()
