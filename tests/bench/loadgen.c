@@ -1,5 +1,6 @@
 /* The benchmark's load generator: one scenario per run, direct or through
- * a SOCKS5 proxy, one epoll loop, every byte checked against the pattern.
+ * a SOCKS5 or HTTP CONNECT proxy, one epoll loop, every byte checked against
+ * the pattern.
  * Prints one "result key=value ..." line; any data error exits 3, any other
  * failure 1, so a broken proxy reports a failure instead of a number. */
 #include <arpa/inet.h>
@@ -25,10 +26,13 @@
 #define LG_CYCLE_TIMEOUT 10000000000ULL	/* ns a connection cycle may take */
 #define LG_MAX_MSG	1024
 #define LG_MAX_EVENTS	256
+#define LG_HTTP_HEAD_MAX 512	/* longest HTTP response head taken */
+#define LG_HTTP_REQ_MAX	1400	/* CONNECT, Host, a 684-byte Basic login */
 
 struct lg_options {
 	const char		*mode;
 	int			 proxied;
+	int			 http;		/* -P http: HTTP CONNECT tunnels */
 	struct sockaddr_storage	 proxy;
 	socklen_t		 proxy_len;
 	struct sockaddr_storage	 target;
@@ -49,6 +53,9 @@ static struct lg_options opt = {
 	.conns = 1, .seconds = 3.0, .size = 64, .window = 8, .settle = 20.0,
 };
 static unsigned char io_buf[4 * BENCH_CHUNK];
+/* With -P http every tunnel sends the same request: built once. */
+static char http_request[LG_HTTP_REQ_MAX];
+static size_t http_request_len;
 static struct histogram latency;
 
 static void __attribute__((noreturn, format(printf, 2, 3)))
@@ -69,11 +76,12 @@ static void
 lg_usage(void)
 {
 	fprintf(stderr,
-	    "usage: loadgen MODE -t IP:PORT [-p PROXY:PORT] [-n NAME] "
-	    "[-a USER:PASS]\n"
-	    "               [-c CONNS] [-d SECONDS] [-s SIZE] [-w WINDOW] "
-	    "[-W SETTLE]\n"
-	    "modes: bulk-up bulk-down reqresp connrate idle udp\n");
+	    "usage: loadgen MODE -t IP:PORT [-p PROXY:PORT] [-P socks5|http] "
+	    "[-n NAME]\n"
+	    "               [-a USER:PASS] [-c CONNS] [-d SECONDS] [-s SIZE] "
+	    "[-w WINDOW] [-W SETTLE]\n"
+	    "modes: bulk-up bulk-down reqresp connrate idle udp "
+	    "(udp: not with -P http)\n");
 	exit(2);
 }
 
@@ -193,6 +201,150 @@ lg_encode_auth(unsigned char *buf)
 	return 3 + ulen + plen;
 }
 
+static size_t
+lg_base64(char *out, const unsigned char *in, size_t len)
+{
+	static const char digits[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+
+	for (i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[o++] = digits[v >> 18 & 63];
+		out[o++] = digits[v >> 12 & 63];
+		out[o++] = i + 1 < len ? digits[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < len ? digits[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The CONNECT request for -t (or -n's name) at its port, with a Basic
+ * login when -a gave one, into http_request. */
+static void
+lg_build_http_request(void)
+{
+	char host[INET6_ADDRSTRLEN + 2], authority[300], login[512];
+	char auth[720] = "";
+	uint16_t port;
+	int n;
+
+	if (opt.target.ss_family == AF_INET) {
+		const struct sockaddr_in *sin =
+		    (const struct sockaddr_in *)&opt.target;
+
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 =
+		    (const struct sockaddr_in6 *)&opt.target;
+
+		host[0] = '[';
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host + 1, sizeof(host) - 2);
+		strcat(host, "]");
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(authority, sizeof(authority), "%s:%u",
+	    opt.name != NULL ? opt.name : host, port);
+	if (opt.user != NULL) {
+		n = snprintf(login, sizeof(login), "%s:%s", opt.user,
+		    opt.password);
+		strcpy(auth, "Proxy-Authorization: Basic ");
+		lg_base64(auth + strlen(auth), (unsigned char *)login,
+		    (size_t)n);
+		strcat(auth, "\r\n");
+	}
+	n = snprintf(http_request, sizeof(http_request),
+	    "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", authority,
+	    authority, auth);
+	if (n < 0 || (size_t)n >= sizeof(http_request))
+		lg_fail(LG_EXIT_ERROR, "HTTP request too long");
+	http_request_len = (size_t)n;
+}
+
+/* The first have bytes of a response head must be able to begin
+ * "HTTP/1.x 200 " (or "HTTP/1.x 200\r"): anything else fails at once, so a
+ * server that is not an HTTP proxy (or refuses) is not waited on for a
+ * head that never ends. */
+static void
+lg_http_check_status(const unsigned char *buf, size_t have)
+{
+	size_t i;
+
+	for (i = 0; i < have && i < 13; i++) {
+		int ok;
+
+		if (i < 7)
+			ok = buf[i] == (unsigned char)"HTTP/1."[i];
+		else if (i == 7)
+			ok = buf[i] == '0' || buf[i] == '1';
+		else if (i == 8)
+			ok = buf[i] == ' ';
+		else if (i < 12)
+			ok = buf[i] >= '0' && buf[i] <= '9';
+		else
+			ok = buf[i] == ' ' || buf[i] == '\r';
+		if (!ok)
+			lg_fail(LG_EXIT_ERROR, "malformed HTTP response "
+			    "(byte %zu is %02x)", i, buf[i]);
+		if (i == 11 && memcmp(buf + 9, "200", 3) != 0)
+			lg_fail(LG_EXIT_ERROR, "CONNECT refused with status "
+			    "%.3s", (const char *)buf + 9);
+	}
+}
+
+/* Where the head in buf (have bytes, checked) ends, just after its blank
+ * line, or NULL if not yet; too long a head fails. */
+static const unsigned char *
+lg_http_head_end(const unsigned char *buf, size_t have)
+{
+	const unsigned char *end;
+
+	lg_http_check_status(buf, have);
+	end = memmem(buf, have, "\r\n\r\n", 4);
+	if (end == NULL && have >= LG_HTTP_HEAD_MAX)
+		lg_fail(LG_EXIT_ERROR, "HTTP response head over %d bytes",
+		    LG_HTTP_HEAD_MAX);
+	return end != NULL ? end + 4 : NULL;
+}
+
+/* Take the response head from a blocking socket and not one byte more:
+ * the tunnel's first bytes (a source sends at once) may share its read.
+ * Each read is peeked first, then only the head's part of it taken. */
+static void
+lg_http_read_head(int fd)
+{
+	unsigned char buf[LG_HTTP_HEAD_MAX];
+	const unsigned char *end;
+	size_t have = 0, take;
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf + have, sizeof(buf) - have, MSG_PEEK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0)
+			lg_fail(LG_EXIT_ERROR, "HTTP response: connection "
+			    "closed after %zu bytes", have);
+		if (n < 0)
+			lg_fail(LG_EXIT_ERROR, "HTTP response: %s",
+			    strerror(errno));
+		end = lg_http_head_end(buf, have + (size_t)n);
+		take = end != NULL ? (size_t)(end - buf) - have : (size_t)n;
+		if (lg_read_exact(fd, buf + have, take) == -1)
+			lg_fail(LG_EXIT_ERROR, "HTTP response: %s",
+			    strerror(errno));
+		have += take;
+		if (end != NULL)
+			return;
+	}
+}
+
 static void
 lg_set_timeouts(int fd, int seconds)
 {
@@ -203,7 +355,8 @@ lg_set_timeouts(int fd, int seconds)
 }
 
 /* A blocking connection to dst (directly or through the proxy with cmd);
- * the proxy's bound address goes to bound when asked for. */
+ * the proxy's bound address goes to bound when asked for. An HTTP tunnel
+ * (CONNECT only) goes to -t or -n, whose request is built once. */
 static int
 lg_open(uint8_t cmd, const struct sockaddr_storage *dst, const char *name,
     struct sockaddr_storage *bound)
@@ -223,6 +376,12 @@ lg_open(uint8_t cmd, const struct sockaddr_storage *dst, const char *name,
 		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(errno));
 	if (!opt.proxied)
 		return fd;
+	if (opt.http) {
+		if (lg_write_all(fd, http_request, http_request_len) == -1)
+			lg_fail(LG_EXIT_ERROR, "request: %s", strerror(errno));
+		lg_http_read_head(fd);
+		return fd;
+	}
 	len = lg_encode_greeting(buf);
 	if (lg_write_all(fd, buf, len) == -1 || lg_read_exact(fd, buf, 2) == -1)
 		lg_fail(LG_EXIT_ERROR, "greeting: %s", strerror(errno));
@@ -552,6 +711,7 @@ enum lg_cycle_state {
 	CYCLE_GREETING,
 	CYCLE_AUTH,
 	CYCLE_REPLY,
+	CYCLE_HTTP,		/* the response head to an HTTP CONNECT */
 	CYCLE_ECHO,
 };
 
@@ -602,8 +762,8 @@ lg_cycle_start(int epfd, struct lg_cycle *c, uint64_t cycle)
 	lg_watch(epfd, EPOLL_CTL_ADD, c->fd, EPOLLOUT, c);
 }
 
-/* The connection is up: start the SOCKS dialogue (or go straight to the
- * echo when there is no proxy). */
+/* The connection is up: start the SOCKS dialogue or send the HTTP CONNECT
+ * (or go straight to the echo when there is no proxy). */
 static void
 lg_cycle_connected(int epfd, struct lg_cycle *c)
 {
@@ -620,16 +780,23 @@ lg_cycle_connected(int epfd, struct lg_cycle *c)
 		lg_cycle_expect(c, CYCLE_ECHO, 1);
 		return;
 	}
+	if (opt.http) {
+		/* A head has no length: each read is looked at. */
+		lg_cycle_send(c, http_request, http_request_len);
+		lg_cycle_expect(c, CYCLE_HTTP, LG_HTTP_HEAD_MAX);
+		return;
+	}
 	lg_cycle_send(c, buf, lg_encode_greeting(buf));
 	lg_cycle_expect(c, CYCLE_GREETING, 2);
 }
 
-/* A complete message for the current state is in c->buf; 1 when the
- * cycle is finished. */
+/* A complete message for the current state is in c->buf (of an HTTP
+ * head, whatever has come so far); 1 when the cycle is finished. */
 static int
 lg_cycle_advance(struct lg_cycle *c)
 {
 	unsigned char buf[600];
+	const unsigned char *end;
 
 	switch (c->state) {
 	case CYCLE_GREETING:
@@ -661,6 +828,17 @@ lg_cycle_advance(struct lg_cycle *c)
 		if (c->buf[1] != 0)
 			lg_fail(LG_EXIT_ERROR, "CONNECT refused with reply %u",
 			    c->buf[1]);
+		lg_cycle_send(c, &c->token, 1);
+		lg_cycle_expect(c, CYCLE_ECHO, 1);
+		return 0;
+	case CYCLE_HTTP:
+		end = lg_http_head_end(c->buf, c->have);
+		if (end == NULL)
+			return 0;
+		/* The echo target says nothing before the token. */
+		if (end != c->buf + c->have)
+			lg_fail(LG_EXIT_ERROR, "%zu bytes after the HTTP "
+			    "response head", (size_t)(c->buf + c->have - end));
 		lg_cycle_send(c, &c->token, 1);
 		lg_cycle_expect(c, CYCLE_ECHO, 1);
 		return 0;
@@ -711,7 +889,8 @@ lg_run_connrate(void)
 				lg_fail(LG_EXIT_ERROR, "connection closed in "
 				    "cycle state %d", (int)c->state);
 			c->have += (size_t)r;
-			if (c->have < c->need || !lg_cycle_advance(c))
+			if ((c->have < c->need && c->state != CYCLE_HTTP) ||
+			    !lg_cycle_advance(c))
 				continue;
 			close(c->fd);
 			histogram_add(&latency, now - c->started);
@@ -958,7 +1137,7 @@ main(int argc, char **argv)
 		lg_usage();
 	opt.mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:c:d:n:p:s:t:w:W:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:d:n:p:P:s:t:w:W:")) != -1) {
 		switch (ch) {
 		case 'a':
 			opt.user = optarg;
@@ -985,6 +1164,14 @@ main(int argc, char **argv)
 				lg_usage();
 			opt.proxied = 1;
 			break;
+		case 'P':
+			if (strcmp(optarg, "http") == 0)
+				opt.http = 1;
+			else if (strcmp(optarg, "socks5") == 0)
+				opt.http = 0;
+			else
+				lg_usage();
+			break;
 		case 's':
 			opt.size = (size_t)atol(optarg);
 			break;
@@ -1005,8 +1192,14 @@ main(int argc, char **argv)
 	    &opt.target_len) == -1 || opt.conns < 1 || opt.seconds <= 0 || opt.settle <= 0 ||
 	    opt.size < 1 || opt.size > LG_MAX_MSG || opt.window < 1)
 		lg_usage();
-	if (!opt.proxied)
+	if (!opt.proxied) {
 		opt.name = NULL;	/* direct runs always go by IP */
+		opt.http = 0;
+	}
+	if (opt.http && strcmp(opt.mode, "udp") == 0)
+		lg_usage();		/* HTTP has no UDP ASSOCIATE */
+	if (opt.http)
+		lg_build_http_request();
 	pattern_init();
 	fd_raise_limit();
 	signal(SIGPIPE, SIG_IGN);

@@ -1,20 +1,28 @@
 """The benchmark (tests/bench/): a quick run of the driver against direct,
 socks5d (SOCKS5D_BIN's binary), Dante and microsocks must verify its data
 and print sane tables, and the load generator must report a proxy that
-corrupts, drops or garbles data as a failure, never as a number."""
+corrupts, drops or garbles data as a failure, never as a number, through
+SOCKS5 and through HTTP CONNECT (-P http) alike.
+
+The load generator and targets come from $LOADGEN_BIN and $TARGETS_BIN
+(default build/bench/, relative paths from the repo root), as for
+tests/bench/run, which these tests run with the same environment."""
 import os
 import re
+import select
 import socket
 import struct
 import subprocess
 import threading
+import time
 
 import pytest
 
+from conftest import USERS
 from harness.daemon import REPO_ROOT, binary_path
 
-LOADGEN = REPO_ROOT / "build" / "bench" / "loadgen"
-TARGETS = REPO_ROOT / "build" / "bench" / "targets"
+LOADGEN = REPO_ROOT / os.environ.get("LOADGEN_BIN", "build/bench/loadgen")
+TARGETS = REPO_ROOT / os.environ.get("TARGETS_BIN", "build/bench/targets")
 RUN = REPO_ROOT / "tests" / "bench" / "run"
 
 
@@ -50,13 +58,21 @@ def result_fields(stdout):
 class FakeProxy:
     """A SOCKS5 server (no auth, CONNECT to IPv4) that misbehaves on purpose:
     "flip" inverts one byte coming back from the target, "drop" leaves out
-    4 KiB going to the target, "garbage" answers the greeting with junk."""
+    4 KiB going to the target, "garbage" answers the greeting with junk.
+
+    Or an HTTP CONNECT proxy (mode "http"): it tunnels the first `after`
+    connections and answers every later one with `reply` (then holds it
+    open, so a client that waits for more hangs); with no reply it tunnels
+    them all, its 200 head split over four writes 10 ms apart, the last
+    glued to the target's first bytes when the target speaks first."""
 
     FLIP_AT = 300_000
     DROP_AT = 300_000
+    HTTP_PIECES = (b"HTTP/1.1 2", b"00 Connection established\r\n", b"\r", b"\n")
 
-    def __init__(self, mode):
-        self.mode = mode
+    def __init__(self, mode, reply=None, after=0):
+        self.mode, self.reply, self.after = mode, reply, after
+        self.accepted = 0
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
@@ -71,7 +87,10 @@ class FakeProxy:
             except OSError:
                 return
             self.socks.append(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+            self.accepted += 1
+            serve = self._serve_http if self.mode == "http" else self._serve
+            threading.Thread(target=serve, args=(client, self.accepted),
+                             daemon=True).start()
 
     @staticmethod
     def _recv_exact(sock, n):
@@ -83,7 +102,41 @@ class FakeProxy:
             data += chunk
         return data
 
-    def _serve(self, client):
+    def _serve_http(self, client, number):
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode()
+            method, authority, _ = line.split(" ")
+            assert method == "CONNECT", line
+            if self.reply is not None and number > self.after:
+                client.sendall(self.reply)
+                client.recv(1)          # held open until the client goes
+                return
+            host, port = authority.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            self.socks.append(upstream)
+            if self.reply is not None:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                for piece in self.HTTP_PIECES[:-1]:
+                    client.sendall(piece)
+                    time.sleep(0.01)
+                first = b""
+                if select.select([upstream], [], [], 0.05)[0]:
+                    first = upstream.recv(65536)
+                client.sendall(self.HTTP_PIECES[-1] + first)
+            threading.Thread(target=self._pump, args=(client, upstream, "up"),
+                             daemon=True).start()
+            self._pump(upstream, client, "down")
+        except (OSError, AssertionError, ValueError):
+            pass
+
+    def _serve(self, client, number):
         try:
             greeting = self._recv_exact(client, 2)
             self._recv_exact(client, greeting[1])
@@ -141,8 +194,8 @@ class FakeProxy:
 def fake_proxy():
     proxies = []
 
-    def make(mode):
-        proxy = FakeProxy(mode)
+    def make(mode, **kwargs):
+        proxy = FakeProxy(mode, **kwargs)
         proxies.append(proxy)
         return proxy
     yield make
@@ -172,6 +225,12 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
     assert "| test | direct | socks5d | Dante | microsocks | socks5d/direct | " \
            "socks5d/Dante | socks5d/microsocks |" in text
     assert "| verdict |" in text and re.search(r"\| (met|NOT MET) \|", text)
+    # socks5d's HTTP CONNECT rows, against SOCKS5 on the same daemon in
+    # alternating pairs.
+    assert re.search(r"^\| HTTP CONNECT bulk within noise of SOCKS5 .*\| upload "
+                     r"\d+\.\d\dx \(median of 1 alternating pairs, .*; download "
+                     r"\d+\.\d\dx \(median of 1 alternating pairs, .*\| (met|NOT MET) \|$",
+                     text, re.M), text
 
     def cells(label):
         row = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
@@ -184,6 +243,13 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
         rates = [float(c.replace(",", "")) for c in row[:4]]
         assert all(r > 0 for r in rates), (label, row)
         assert all(re.fullmatch(r"\d+\.\d\dx", c) for c in row[4:]), (label, row)
+    # Through HTTP CONNECT: direct (no proxy, the same-time ceiling) and
+    # socks5d only.
+    for label in ("1 stream upload, HTTP CONNECT", "1 stream download, HTTP CONNECT"):
+        row = cells(label)
+        assert all(float(c.replace(",", "")) > 0 for c in row[:2]), (label, row)
+        assert row[2:4] == ["n/a (no HTTP proxy)"] * 2, (label, row)
+        assert re.fullmatch(r"\d+\.\d\dx", row[4]) and row[5:] == ["n/a", "n/a"], row
     row = cells("16 connections, 64-byte messages")
     for cell in row[:4]:
         match = re.fullmatch(r"([\d,.]+) \(([\d,.]+) / ([\d,.]+) us\)", cell)
@@ -253,10 +319,92 @@ def test_loadgen_bad_arguments(bench_binaries):
     for args in ([], ["bulk-up"], ["nonsense", "-t", "127.0.0.1:1"],
                  ["bulk-up", "-t", "not-an-address"], ["reqresp", "-t", "127.0.0.1:1",
                                                        "-s", "0"],
-                 ["bulk-up", "-t", "127.0.0.1:1", "-W", "0"]):
+                 ["bulk-up", "-t", "127.0.0.1:1", "-W", "0"],
+                 ["bulk-up", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-P", "ftp"],
+                 # HTTP has no UDP ASSOCIATE.
+                 ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-P", "http"]):
         proc = loadgen(*args)
         assert proc.returncode == 2, (args, proc.returncode)
         assert "usage" in proc.stderr
+
+
+@pytest.mark.deadline(60)
+def test_loadgen_http_connect_through_socks5d(targets, start_daemon, users_file):
+    """-P http: every proxied scenario through socks5d's HTTP proxy posts a
+    verified result, with a Basic login (a password with a colon and
+    spaces); a wrong or missing login is a failure, status 1."""
+    d = start_daemon(auth={"method": "password", "users_file": str(users_file)})
+    proxy = ["-p", f"{d.host}:{d.port}", "-P", "http"]
+    login = ["-a", f"bob:{USERS['bob']}"]
+    for mode, port, extra in (("connrate", "echo", ["-c", "4"]),
+                              ("bulk-down", "source", []), ("bulk-up", "sink", []),
+                              ("reqresp", "echo", ["-c", "2"])):
+        proc = loadgen(mode, *proxy, *login, "-t", f"127.0.0.1:{targets[port]}",
+                       "-d", "0.3", *extra)
+        assert proc.returncode == 0, (mode, proc.stderr)
+        fields = result_fields(proc.stdout)
+        assert float(fields.get("ops", fields.get("bytes"))) > 0, (mode, fields)
+    # Every tunnel was an HTTP one, logged in.
+    sessions = d.session_lines()
+    assert sessions and all(f.get("proto") == "http" and f.get("user") == "bob"
+                            for f in sessions), sessions[:3]
+    for args in (["-a", "bob:wrong"], []):
+        proc = loadgen("connrate", *proxy, *args, "-t", f"127.0.0.1:{targets['echo']}",
+                       "-d", "0.3")
+        assert proc.returncode == 1, (args, proc.returncode, proc.stderr)
+        assert "CONNECT refused with status 407" in proc.stderr, proc.stderr
+        assert "result" not in proc.stdout
+
+
+def test_loadgen_http_head_split_across_reads(targets, fake_proxy):
+    """A 200 head that comes in pieces is put together, in connrate's
+    non-blocking cycles as in the blocking set-up, and the target's first
+    bytes glued to its end belong to the tunnel."""
+    proxy = fake_proxy("http")
+    for mode, port in (("connrate", "echo"), ("bulk-down", "source")):
+        proc = loadgen(mode, "-p", f"127.0.0.1:{proxy.port}", "-P", "http",
+                       "-t", f"127.0.0.1:{targets[port]}", "-d", "0.3", "-c", "2")
+        assert proc.returncode == 0, (mode, proc.returncode, proc.stderr)
+        fields = result_fields(proc.stdout)
+        assert float(fields.get("ops", fields.get("bytes"))) > 0, (mode, fields)
+
+
+HTTP_403 = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 10\r\nConnection: close\r\n\r\nForbidden\n")
+
+
+@pytest.mark.parametrize("reply, error", [
+    (HTTP_403, "CONNECT refused with status 403"),
+    (b"\x05\xff", "malformed HTTP response (byte 0 is 05)"),
+    (b"HTTP/1.1 200 OK\r\nX-Long: " + b"x" * 600, "HTTP response head over 512 bytes"),
+], ids=["403", "socks5-answer", "endless-head"])
+def test_loadgen_http_rejects_a_bad_answer(targets, fake_proxy, reply, error):
+    """A refusal or an answer that is no HTTP response fails at once (the
+    fake proxy holds the connection open: nothing may wait for more), in
+    the blocking set-up (bulk) and in connrate's non-blocking cycles (the
+    warm-up cycle gets a tunnel, every later one the bad answer)."""
+    for mode, port, after in (("bulk-down", "source", 0), ("connrate", "echo", 1)):
+        proxy = fake_proxy("http", reply=reply, after=after)
+        started = time.monotonic()
+        proc = loadgen(mode, "-p", f"127.0.0.1:{proxy.port}", "-P", "http",
+                       "-t", f"127.0.0.1:{targets[port]}", "-d", "0.3")
+        assert proc.returncode == 1, (mode, proc.returncode, proc.stdout, proc.stderr)
+        assert error in proc.stderr, (mode, proc.stderr)
+        assert "result" not in proc.stdout
+        assert time.monotonic() - started < 3, mode
+        # connrate: the failure came from a timed cycle, not the warm-up.
+        assert proxy.accepted > after, (mode, proxy.accepted)
+
+
+def test_loadgen_http_rejects_bytes_before_the_echo(targets, fake_proxy):
+    """In connrate the echo target says nothing before it is sent the
+    token: bytes behind the 200 head are the proxy's, and a failure."""
+    proxy = fake_proxy("http", reply=b"HTTP/1.1 200 Connection established\r\n\r\nX",
+                       after=1)
+    proc = loadgen("connrate", "-p", f"127.0.0.1:{proxy.port}", "-P", "http",
+                   "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.3")
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "1 bytes after the HTTP response head" in proc.stderr, proc.stderr
 
 
 @pytest.mark.deadline(150)
@@ -388,3 +536,53 @@ def test_bench_self_comparisons_use_paired_runs():
     checks = {c[0]: c for c in run.check_targets(rows, 8000, {})}
     pw = checks["connection rate with password auth >= 0.9x without"]
     assert pw[1].startswith("0.40x (rows normalised") and pw[2] == "NOT MET"
+
+
+def test_bench_http_connect_checks():
+    """The HTTP CONNECT targets compare socks5d with itself (SOCKS5 rows):
+    paired runs when there are some, per MB for bulk, each bulk direction
+    >= 0.9x; without pairs, the rows normalised by their direct runs."""
+    run = load_driver()
+
+    def row(label, metric, direct, socks5d):
+        return {"label": label, "metric": metric,
+                "cells": {"direct": {metric: direct}, "socks5d": {metric: socks5d}}}
+    rows = {"connrate": [row("IP target", "ops_per_s", 10000, 5000),
+                         row("IP target, HTTP CONNECT", "ops_per_s", 10000, 4000)],
+            "bulk": [row("1 stream upload", "mb_per_s", 2000, 1000),
+                     row("1 stream upload, HTTP CONNECT", "mb_per_s", 2000, 950),
+                     row("1 stream download", "mb_per_s", 2000, 1000),
+                     row("1 stream download, HTTP CONNECT", "mb_per_s", 1000, 500)]}
+    conn = "HTTP CONNECT connection rate >= 0.9x SOCKS5"
+    bulk = ("HTTP CONNECT bulk within noise of SOCKS5 (1 stream upload and "
+            "download, >= 0.9x each)")
+    # Normalised rows: 0.4/0.5 = 0.8; upload 0.475/0.5 = 0.95, download 1.0.
+    checks = {c[0]: c for c in run.check_targets(rows, 8000, {})}
+    assert checks[conn][1].startswith("0.80x (rows normalised") and \
+        checks[conn][2] == "NOT MET"
+    assert checks[conn][3] == ("connrate", "IP target, HTTP CONNECT")
+    assert checks[bulk][1] == ("upload 0.95x (rows normalised by their direct runs); "
+                               "download 1.00x (rows normalised by their direct runs)")
+    assert checks[bulk][2] == "met"
+    # The profile goes to the worse direction.
+    assert checks[bulk][3] == ("bulk", "1 stream upload, HTTP CONNECT")
+
+    def pair(rate, cost, unit):
+        return {"rate": rate, "pairs": 3, "rates": (rate - 0.1, rate + 0.1),
+                "cost": cost, "user": None, "unit": unit}
+    checks = {c[0]: c for c in run.check_targets(rows, 8000, {
+        "IP target, HTTP CONNECT": pair(0.93, 1.05, "cycle"),
+        "1 stream upload, HTTP CONNECT": pair(1.01, 0.99, "MB"),
+        "1 stream download, HTTP CONNECT": pair(0.85, 1.2, "MB")})}
+    assert checks[conn][1] == ("0.93x (median of 3 alternating pairs, 0.83x-1.03x; "
+                               "socks5d CPU per cycle 1.05x)")
+    assert checks[conn][2] == "met"
+    assert "download 0.85x (median of 3 alternating pairs, 0.75x-0.95x; socks5d " \
+        "CPU per MB 1.20x)" in checks[bulk][1]
+    assert checks[bulk][2] == "NOT MET"
+    assert checks[bulk][3] == ("bulk", "1 stream download, HTTP CONNECT")
+    # No HTTP rows at all (other scenarios, or socks5d not run): n/a.
+    checks = {c[0]: c for c in run.check_targets({}, 8000, {})}
+    assert checks[conn][2] == "n/a" and checks[bulk][2] == "n/a"
+    # ... and nothing to profile: those rows were never run.
+    assert checks[conn][3] is None and checks[bulk][3] is None
