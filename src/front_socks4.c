@@ -21,8 +21,10 @@ socks4_front_advance(struct session *s)
 	if (status == SOCKS4_INCOMPLETE)
 		return FRONTEND_NEED_INPUT;
 	if (status != SOCKS4_OK) {
+		/* Named "unknown" whatever the byte: SOCKS4's codes are not
+		 * the request's. */
 		if (status == SOCKS4_BAD_COMMAND)
-			s->cmd = hs->buf[1];
+			s->cmd = 0xFF;
 		session_fail(s, status == SOCKS4_BAD_COMMAND ?
 		    REPLY_CMD_UNSUPPORTED : REPLY_FAILURE);
 		return FRONTEND_STOP;

@@ -124,9 +124,13 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 struct session *
 session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 {
+	/* A balancer's connections count under the client its PROXY header
+	 * names (policy_readmit_client), or a busy balancer would hit the
+	 * per-IP limit for all of its clients at once. */
+	bool balancer = cidr_set_has(&srv->cfg->proxy_from, peer);
 	struct session *s;
 
-	if (!policy_admit_client(srv, peer)) {
+	if (!balancer && !policy_admit_client(srv, peer)) {
 		close(fd);
 		return NULL;
 	}
@@ -135,10 +139,11 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 		log_warn("%s: calloc", __func__);
 		free(s);
 		close(fd);
-		limits_client_leave(srv->limits, peer);
+		if (!balancer)
+			limits_client_leave(srv->limits, peer);
 		return NULL;
 	}
-	s->client_counted = true;
+	s->client_counted = !balancer;
 	s->srv = srv;
 	s->client_fd = fd;
 	s->target_fd = -1;

@@ -181,3 +181,25 @@ def test_missing_and_untrusted_headers_are_refused(start_daemon, echo_target):
     assert metrics("socks5d_handshake_failures_total", reason="bad-proxy-header") == 1
     assert metrics("socks5d_handshake_failures_total", reason="untrusted-proxy-header") == 2
     wait_until(lambda: non_pipe_fds(d.proc.pid) == baseline, 5, what="descriptors back")
+
+
+def test_a_busy_balancer_is_not_held_to_the_per_ip_limit(start_daemon, echo_target):
+    """Connections from a balancer count under the clients their headers
+    name, not under the balancer: two at once from it, for two clients,
+    are both served with max_per_client_ip = 1."""
+    d = start_daemon(server={"proxy_protocol_from": "127.0.0.3"},
+                     limits={"max_per_client_ip": 1})
+    first = Socks5Client(d.address, source="127.0.0.3")
+    second = Socks5Client(d.address, source="127.0.0.3")
+    try:
+        first.send(b"PROXY TCP4 192.0.2.1 127.0.0.1 1111 1080\r\n")
+        second.send(b"PROXY TCP4 192.0.2.2 127.0.0.1 2222 1080\r\n")
+        for c in (first, second):
+            assert c.connect(*echo_target.address).rep == REP_SUCCESS
+            c.send(b"ok")
+            assert c.recv_exact(2) == b"ok"
+    finally:
+        first.close()
+        second.close()
+    d.wait_session(client="192.0.2.1:1111", reply=0)
+    d.wait_session(client="192.0.2.2:2222", reply=0)
