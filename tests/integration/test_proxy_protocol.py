@@ -203,3 +203,34 @@ def test_a_busy_balancer_is_not_held_to_the_per_ip_limit(start_daemon, echo_targ
         second.close()
     d.wait_session(client="192.0.2.1:1111", reply=0)
     d.wait_session(client="192.0.2.2:2222", reply=0)
+
+
+def test_udp_takes_datagrams_from_the_client_the_header_named(start_daemon):
+    """The UDP client check uses the real client: datagrams from it are
+    relayed, those from the balancer's address are strangers."""
+    from harness.socks5 import CMD_UDP
+    from harness.udp import UdpServer, udp_header, parse_udp_datagram
+    echo = UdpServer(LOOPBACK4)
+    d = start_daemon(server={"proxy_protocol_from": "127.0.0.3"})
+    control = Socks5Client(d.address, source="127.0.0.3")
+    real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    balancer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        real.bind(("127.0.0.5", 0))
+        balancer.bind(("127.0.0.3", 0))
+        real.settimeout(5)
+        control.send(f"PROXY TCP4 127.0.0.5 127.0.0.1 5555 {d.port}\r\n".encode())
+        assert control.greet() == 0
+        reply = control.request("0.0.0.0", 0, CMD_UDP)
+        assert reply.rep == REP_SUCCESS, reply
+        balancer.sendto(udp_header(*echo.address) + b"from the balancer", reply.bound)
+        real.sendto(udp_header(*echo.address) + b"from the client", reply.bound)
+        data, _ = real.recvfrom(65536)
+        assert parse_udp_datagram(data)[-1] == b"from the client"
+    finally:
+        real.close()
+        balancer.close()
+        control.close()
+        echo.close()
+    fields = d.wait_session(cmd="udp", client="127.0.0.5:5555")
+    assert fields["dgrams_up"] == "1" and fields["drop_stranger"] == "1", fields
