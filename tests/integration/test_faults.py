@@ -21,7 +21,10 @@ import pytest
 import test_aborts
 import test_descriptors
 import test_handshake
+import test_http
+import test_proxy_protocol
 import test_sessions
+import test_socks4
 from harness import socks5
 from harness.dns import GARBAGE_MODES
 from harness.footprint import (ASAN_ENV, PssSampler, assert_back_to, baseline,
@@ -367,6 +370,14 @@ EXISTING = {
         lambda port: test_aborts.test_client_gone_during_connect(g, port, f.echo, True)),
     "max-clients": lambda g, f: test_sessions.test_max_clients(g, f.echo),
     "descriptor-exhaustion": lambda g, f: test_descriptors.test_exhaustion_pauses_without_spinning_and_recovers(
+        g, f.echo),
+    # The other front-ends' bad input, one daemon for each front-end.
+    "http-bad-heads": lambda g, f: [test_http.test_bad_heads_get_an_http_answer(
+        d, raw, status) for d in [g()] for raw, status in test_http.BAD_HEADS],
+    "socks4-bad-requests": lambda g, f: [test_socks4.test_malformed_requests_get_reply_91(
+        lambda **kw: d, raw, close) for d in [g(**test_socks4.SOCKS4_ON)]
+        for raw, close in test_socks4.MALFORMED],
+    "proxy-headers-refused": lambda g, f: test_proxy_protocol.test_missing_and_untrusted_headers_are_refused(
         g, f.echo),
 }
 

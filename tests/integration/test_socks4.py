@@ -134,12 +134,15 @@ def test_socks5_can_be_switched_off(start_daemon):
     d.wait_session(proto="socks5", close="protocol-off")
 
 
-@pytest.mark.parametrize("raw, close", [
+MALFORMED = [
     (struct.pack("!BBH", 4, 3, 80) + socket.inet_aton(LOOPBACK4) + b"\0", "rejected"),
     (struct.pack("!BBH", 4, 1, 80) + socket.inet_aton(LOOPBACK4) + b"u" * 300, "rejected"),
     (struct.pack("!BBH", 4, 1, 80) + bytes([0, 0, 0, 9]) + b"\0\0", "rejected"),
     (struct.pack("!BBH", 4, 1, 80) + bytes([0, 0, 0, 9]) + b"\0" + b"n" * 300, "rejected"),
-])
+]
+
+
+@pytest.mark.parametrize("raw, close", MALFORMED)
 def test_malformed_requests_get_reply_91(start_daemon, raw, close):
     d = start_daemon(**SOCKS4_ON)
     baseline = settled_fds(d)
