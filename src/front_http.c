@@ -4,7 +4,7 @@
  * origin-form and forwarded, both as the same CONNECT command every other
  * front-end uses. Logins come as Proxy-Authorization: Basic. Every failure
  * is an HTTP answer, never a bare close. The head is parsed by the pure
- * codec in http.c.
+ * codec in http.c and http_encode.c.
  */
 #include <sodium.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the HTTP/1.x proxy codec (src/http.c): CONNECT and
+ * Unit tests for the HTTP/1.x proxy codec (src/http.c, src/http_encode.c): CONNECT and
  * absolute-form targets, every truncation point, the smuggling and
  * framing refusals, size limits, Basic credentials, the head rewritten for
  * the origin, and the proxy's own responses.
