@@ -104,7 +104,7 @@ http_front_rewrite(struct session *s, const struct http_request *req)
 
 	len = http_encode_origin_request(req, s->srv->cfg->http_via ?
 	    HTTP_FRONT_VIA : NULL, head, sizeof(head));
-	if (len == 0 || len + body > sizeof(hs->buf))
+	if (len == 0 || len + body > hs->cap)
 		return false;
 	memmove(hs->buf + len, hs->buf + req->head_len, body);
 	memcpy(hs->buf, head, len);
@@ -207,6 +207,11 @@ http_front_encode_refusal(uint8_t *out)
 const struct frontend frontend_http = {
 	.name = "http",
 	.proto = REQUEST_PROTO_HTTP,
+	/* A whole head, early payload behind it, and room for the head to
+	 * grow (a Via, a Host, Connection: close) when it is rewritten for
+	 * the origin ahead of the body bytes that came with it. */
+	.handshake_bufsize = HTTP_HEAD_MAX + 4096,
+	.handshake_slack = HTTP_ORIGIN_HEAD_MAX - HTTP_HEAD_MAX,
 	.advance = http_front_advance,
 	.encode_reply = http_front_encode_reply,
 	.encode_refusal = http_front_encode_refusal,

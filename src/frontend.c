@@ -28,10 +28,6 @@
 
 /* How often a session whose buffer is full checks on its client. */
 #define FRONTEND_FULL_PROBE_SECONDS 1.0
-/* Kept free while a request is read, so a forwarded HTTP head rewritten in
- * place may grow (a Via, a Host, Connection: close) ahead of the body
- * bytes that came with it. */
-#define FRONTEND_REWRITE_SLACK 512
 
 static struct session *
 frontend_session(ev_io *w)
@@ -127,6 +123,11 @@ frontend_pick(struct session *s)
 	if ((s->srv->cfg->protocols & 1u << s->frontend->proto) == 0) {
 		session_send_final(s, refusal,
 		    s->frontend->encode_refusal(refusal), "protocol-off");
+		return false;
+	}
+	if (session_grow_handshake(s, s->frontend->handshake_bufsize) == -1) {
+		log_warn("%s: malloc", __func__);
+		session_close(s, "nomem");
 		return false;
 	}
 	return true;
@@ -300,8 +301,8 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct session *s = frontend_session(w);
 	struct handshake *hs = s->hs;
-	size_t limit = sizeof(hs->buf) - (s->state == SESSION_HANDSHAKE ?
-	    FRONTEND_REWRITE_SLACK : 0);
+	size_t limit = hs->cap - (s->state == SESSION_HANDSHAKE &&
+	    s->frontend != NULL ? s->frontend->handshake_slack : 0);
 	size_t space = hs->len < limit ? limit - hs->len : 0;
 	ssize_t n;
 

@@ -144,6 +144,8 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 		return NULL;
 	}
 	s->client_counted = !balancer;
+	s->hs->buf = s->hs->small;
+	s->hs->cap = sizeof(s->hs->small);
 	s->srv = srv;
 	s->client_fd = fd;
 	s->target_fd = -1;
@@ -233,11 +235,32 @@ session_log_access(const struct session *s, const char *reason)
 	    up, down, ms, reason, extra);
 }
 
+int
+session_grow_handshake(struct session *s, size_t size)
+{
+	struct handshake *hs = s->hs;
+	uint8_t *larger;
+
+	if (size <= hs->cap)
+		return 0;
+	if ((larger = malloc(size)) == NULL)
+		return -1;
+	memcpy(larger, hs->buf, hs->len);
+	sodium_memzero(hs->small, sizeof(hs->small));
+	hs->buf = larger;
+	hs->cap = size;
+	return 0;
+}
+
 void
 session_free_handshake(struct session *s)
 {
 	if (s->hs == NULL)
 		return;
+	if (s->hs->buf != s->hs->small) {
+		sodium_memzero(s->hs->buf, s->hs->cap);
+		free(s->hs->buf);
+	}
 	if (s->hs->auth != NULL)
 		auth_cancel(s->hs->auth);
 	if (s->hs->query != NULL)

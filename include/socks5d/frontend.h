@@ -31,6 +31,11 @@ enum frontend_step { FRONTEND_CONTINUE, FRONTEND_NEED_INPUT, FRONTEND_STOP };
 struct frontend {
 	const char *name;              /* the access log's proto= */
 	enum request_proto proto;
+	/* The handshake buffer it needs, when more than the default, and
+	 * how much of it stays free while the request is read (for the
+	 * request to be rewritten in place). */
+	size_t handshake_bufsize;
+	size_t handshake_slack;
 	/* Parse what s->hs->buf holds, consuming whole messages. */
 	enum frontend_step (*advance)(struct session *s);
 	/* Encode the answer to the request into out (FRONTEND_REPLY_MAX

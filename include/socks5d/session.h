@@ -24,17 +24,20 @@ enum session_state {
 	SESSION_LINGER,        /* error reply sent; draining before close */
 };
 
-/* Client bytes buffered during the handshake: the largest request of any
- * front-end (an 8 KiB HTTP head), plus room for payload sent ahead of the
- * reply and for a forwarded HTTP head to grow when it is rewritten. */
-#define SESSION_HANDSHAKE_BUFSIZE (12 * 1024)
+/* Client bytes buffered during the handshake: the largest SOCKS greeting,
+ * auth and request together, plus room for payload sent ahead of the
+ * reply. A front-end with larger messages (an 8 KiB HTTP head) asks for a
+ * larger buffer once the first byte has named it, so a connection that
+ * never gets that far (a slowloris) costs no more than this. */
+#define SESSION_HANDSHAKE_BUFSIZE 4096
 
 /*
  * Everything needed only until the relay starts; freed then, so an
  * established session carries just its sockets and counters.
  */
 struct handshake {
-	uint8_t buf[SESSION_HANDSHAKE_BUFSIZE];
+	uint8_t *buf;                  /* small, or a larger one of cap */
+	size_t cap;
 	size_t len;
 	bool client_eof;               /* client half-closed after its request */
 	uint8_t phase;                 /* the front-end's own parse state */
@@ -49,6 +52,7 @@ struct handshake {
 	const char *dst_name;          /* the name asked for; NULL: a literal */
 	struct session *session;       /* owner, for full_probe's callback */
 	ev_timer full_probe;           /* client gone? asked while buf is full */
+	uint8_t small[SESSION_HANDSHAKE_BUFSIZE];
 };
 
 struct session {
@@ -128,6 +132,10 @@ void session_answer_name(struct session *s, const char *name,
  * (BIND): send the success reply with bnd and start relaying. Callers
  * return right after. */
 void session_start_relay(struct session *s, const struct sockaddr *bnd);
+
+/* Give the handshake a buffer of at least size bytes, keeping what it
+ * holds. -1 when out of memory. */
+int session_grow_handshake(struct session *s, size_t size);
 
 /* Wipe (it may have held a password) and free the handshake state, for a
  * command that goes on without it (UDP ASSOCIATE). */

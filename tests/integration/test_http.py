@@ -315,3 +315,22 @@ def test_failed_http_logins_ban_the_client(start_daemon, users_file, echo_target
     with ProxyClient(d.address, source="127.0.0.2") as c:
         assert c.request(connect_head(*echo_target.address,
                                       basic("alice", USERS["alice"]))).status == 200
+
+
+def test_a_large_head_and_body_bytes_behind_it(daemon, echo_target):
+    """A head near the 8 KiB bound (past the 4 KiB every connection starts
+    with) and a forwarded request whose body arrived with it."""
+    big = b"X-Filler: " + b"f" * 7600 + b"\r\n"
+    with ProxyClient(daemon.address) as c:
+        assert c.request(connect_head(*echo_target.address, big)).status == 200
+        c.send(b"after a big head")
+        assert recv_exact(c.sock, 16) == b"after a big head"
+    body = os.urandom(3000)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with Origin(answer) as origin, ProxyClient(daemon.address) as c:
+        c.send(f"POST http://127.0.0.1:{origin.port}/ HTTP/1.1\r\nContent-Length: "
+               f"{len(body)}\r\n".encode() + big + b"\r\n" + body)
+        assert read_response(c.sock).status == 200
+        recv_until_eof(c.sock)
+        assert origin.bodies == [body]
+        assert b"f" * 7600 in origin.heads[0]
