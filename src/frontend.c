@@ -301,8 +301,12 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct session *s = frontend_session(w);
 	struct handshake *hs = s->hs;
-	size_t limit = hs->cap - (s->state == SESSION_HANDSHAKE &&
-	    s->frontend != NULL ? s->frontend->handshake_slack : 0);
+	/* The slack stays free until the request is handed on, a login
+	 * checked off the loop included. */
+	bool reading_request = s->state == SESSION_HANDSHAKE ||
+	    s->state == SESSION_AUTH_WAIT;
+	size_t limit = hs->cap - (reading_request && s->frontend != NULL ?
+	    s->frontend->handshake_slack : 0);
 	size_t space = hs->len < limit ? limit - hs->len : 0;
 	ssize_t n;
 

@@ -334,3 +334,18 @@ def test_a_large_head_and_body_bytes_behind_it(daemon, echo_target):
         recv_until_eof(c.sock)
         assert origin.bodies == [body]
         assert b"f" * 7600 in origin.heads[0]
+
+
+def test_forwarded_body_read_while_the_login_is_checked(start_daemon, users_file):
+    """The first login of a user is checked off the loop; body bytes that
+    arrive meanwhile must still leave room for the head's rewrite."""
+    d = start_daemon(auth={"method": "password", "users_file": str(users_file)})
+    body = os.urandom(20000)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with Origin(answer) as origin, ProxyClient(d.address) as c:
+        c.send(f"POST http://127.0.0.1:{origin.port}/ HTTP/1.1\r\nContent-Length: "
+               f"{len(body)}\r\n".encode() + basic("bob", USERS["bob"]) + b"\r\n" + body)
+        response = read_response(c.sock)
+        assert response.status == 200, response
+        recv_until_eof(c.sock)
+        assert origin.bodies == [body]
