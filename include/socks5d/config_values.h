@@ -1,6 +1,7 @@
 /*
- * Private to the config parser: the shape of a config table row and the
- * per-type value parsers (config_values.c) that config.c drives.
+ * Private to the config parser: the shape of a config table row, the table
+ * and its lookups (config.c), and the per-type value parsers
+ * (config_values.c) that the loader (config_load.c) drives.
  */
 #ifndef SOCKS5D_CONFIG_VALUES_H
 #define SOCKS5D_CONFIG_VALUES_H
@@ -40,7 +41,7 @@ struct config_row {
 	 */
 	const char *section;
 	bool named;
-	/* Find or create the instance; *created makes config.c apply the
+	/* Find or create the instance; *created makes the loader apply the
 	 * section's defaults to it. NULL when it cannot be added. */
 	void *(*instance)(struct config *cfg, const char *name,
 	    bool *created);
@@ -57,6 +58,34 @@ struct config_row {
 	int family;                             /* IP */
 	size_t count_offset;                    /* LISTEN */
 };
+
+/*
+ * Every key the file may hold (config.c). The loader sizes its per-row
+ * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
+ * it counts config_rows[].
+ */
+#define CONFIG_NROWS 46
+extern const struct config_row config_rows[];
+
+/* The row for key in section text; *name gets a named section's name. */
+const struct config_row *config_row_find(const char *section, const char *key,
+    const char **name);
+
+/* Any row of a named section ("rule office"); *name gets its name. */
+const struct config_row *config_named_row(const char *section,
+    const char **name);
+
+/* Does some row name this section? */
+bool config_section_known(const char *section);
+
+/* Write the known sections for an error message. */
+void config_section_list(char *out, size_t outlen);
+
+/* The index into config_rows[]; only for keys that are in the table. */
+size_t config_row_index(const char *section, const char *key);
+
+/* Does giving the key again add to its value (a rule's list keys)? */
+bool config_row_appends(const struct config_row *row);
 
 /*
  * Parse value for row into the struct at base. dir is the config file's
