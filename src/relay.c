@@ -62,14 +62,17 @@ relay_dir_init(struct relay_dir *d, int from, int to)
 static bool
 relay_dir_splicing(const struct relay *r, const struct relay_dir *d)
 {
-	return r->mode == RELAY_SPLICE && d->bulk && d->buf == NULL;
+	/* A filter sees bytes only in the copy buffer. */
+	return r->mode == RELAY_SPLICE && d->bulk && d->buf == NULL &&
+	    d->filter == NULL;
 }
 
 static size_t
 relay_dir_capacity(const struct relay *r, const struct relay_dir *d)
 {
 	if (!relay_dir_splicing(r, d))
-		return RELAY_COPY_BUFSIZE;
+		return RELAY_COPY_BUFSIZE - (d->filter != NULL ?
+		    RELAY_FILTER_ROOM : 0);
 	/* Without a pipe: the smallest it could get. */
 	return d->pipe[0] != -1 ? d->pipe_size : r->pipes->pipe_size;
 }
@@ -167,7 +170,7 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 	}
 	if (d->buf == NULL && (d->buf = relay_copy_buf_get()) == NULL)
 		return -1;
-	*room = RELAY_COPY_BUFSIZE - end;
+	*room = relay_dir_capacity(r, d) - end;
 	return read(d->from, d->buf + end, *room);
 }
 
@@ -193,13 +196,15 @@ relay_dir_filter(struct relay_dir *d)
 {
 	size_t held_at = d->off + d->released, len = d->pending - d->released;
 	size_t release = 0;
-	enum relay_filter_result result;
+	enum relay_filter_result result = RELAY_FILTER_DONE;
 
-	result = d->filter(d->buf + held_at, &len, RELAY_COPY_BUFSIZE - held_at,
-	    &release);
+	/* No buffer: nothing held, and only an EOF brought us here. */
+	if (d->buf != NULL)
+		result = d->filter(d->buf + held_at, &len,
+		    RELAY_COPY_BUFSIZE - held_at, &release);
 	d->pending = d->released + len;
 	if (result == RELAY_FILTER_DONE || d->eof ||
-	    d->off + d->pending >= RELAY_COPY_BUFSIZE) {
+	    d->off + d->pending >= RELAY_COPY_BUFSIZE - RELAY_FILTER_ROOM) {
 		d->filter = NULL;
 		d->released = 0;
 		return;
@@ -260,7 +265,8 @@ relay_move(struct relay *r, struct relay_dir *d)
 				 * EAGAIN. Level-triggered readiness brings
 				 * us back for whatever comes next. */
 				drained = (size_t)n < room;
-				if (r->mode == RELAY_SPLICE && (spliced ?
+				if (r->mode == RELAY_SPLICE &&
+				    d->filter == NULL && (spliced ?
 				    !drained : (size_t)n >= RELAY_BULK_READ))
 					relay_dir_bulk(r, d);
 			} else if (n == 0) {
@@ -274,7 +280,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 				relay_dir_idle(r, d);
 				r->mode = RELAY_COPY;
 				continue;
-			} else if (errno == EAGAIN && d->pending > 0) {
+			} else if (errno == EAGAIN && relay_dir_ready(d) > 0) {
 				/* Either the socket is empty or the pipe is
 				 * full: a pipe holds a fixed number of
 				 * buffers, and small segments fill them well

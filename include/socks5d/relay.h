@@ -39,6 +39,9 @@
  * EOF, passes what it holds.
  */
 enum relay_filter_result { RELAY_FILTER_MORE, RELAY_FILTER_DONE };
+/* Room kept free in the copy buffer while a filter holds bytes, so it
+ * can grow them (a header added) even after a read that filled it. */
+#define RELAY_FILTER_ROOM   64
 typedef enum relay_filter_result relay_filter_fn(uint8_t *buf, size_t *len,
     size_t cap, size_t *release);
 

@@ -349,3 +349,45 @@ def test_forwarded_body_read_while_the_login_is_checked(start_daemon, users_file
         assert response.status == 200, response
         recv_until_eof(c.sock)
         assert origin.bodies == [body]
+
+
+def test_response_head_rewritten_and_interim_flood_survived(daemon):
+    """An origin that sends its head and a large body in one write still has
+    its head rewritten (the first read may fill the relay's buffer), and one
+    that sends 35 KB of interim heads, pauses, then the final one neither
+    crashes nor stalls the relay (interim heads once made the direction
+    look like bulk data and splice under the filter)."""
+    import threading
+    big = os.urandom(200000)
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(big)).encode()
+              + b"\r\nKeep-Alive: timeout=9\r\nConnection: keep-alive\r\n\r\n" + big)
+    with Origin(answer) as origin, ProxyClient(daemon.address) as c:
+        c.send(f"GET http://127.0.0.1:{origin.port}/big HTTP/1.1\r\n\r\n".encode())
+        response = read_response(c.sock)
+        assert response.all("connection") == ["close"], response
+        assert response.field("keep-alive") is None
+        assert response.rest + recv_until_eof(c.sock) == big
+    listener = socket.create_server((LOOPBACK4, 0))
+
+    def flood_origin():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 1400)
+            time.sleep(0.3)
+            conn.sendall(b"H")
+            time.sleep(0.1)
+            conn.sendall(b"TTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    thread = threading.Thread(target=flood_origin, daemon=True)
+    thread.start()
+    with listener, ProxyClient(daemon.address) as c:
+        c.send(f"GET http://127.0.0.1:{listener.getsockname()[1]}/ HTTP/1.1\r\n\r\n".encode())
+        data = recv_until_eof(c.sock)
+        thread.join(5)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" * 1400
+    assert data.startswith(interim), data[:100]
+    assert data[len(interim):].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close\r\n" in data[len(interim):] and data.endswith(b"\r\n\r\nok")
+    # The daemon is still there for the next client.
+    with ProxyClient(daemon.address) as c:
+        assert c.request(b"GET / HTTP/1.1\r\n\r\n").status == 400
