@@ -102,6 +102,25 @@ http_front_rewrite(struct session *s, const struct http_request *req)
 	uint8_t head[HTTP_ORIGIN_HEAD_MAX];
 	size_t len, body = hs->len - req->head_len;
 
+	/*
+	 * One request per connection: the origin gets this request's body
+	 * and nothing after it. A pipelined next request (another origin's,
+	 * with its Proxy-Authorization) must not reach this one. A chunked
+	 * body's end is not tracked, nor a WebSocket's stream: those pass.
+	 */
+	hs->upload_left = -1;
+	if (!req->chunked && !http_is_websocket(req)) {
+		uint64_t framed = req->content_length > 0 ?
+		    (uint64_t)req->content_length : 0;
+
+		if (body > framed) {
+			sodium_memzero(hs->buf + req->head_len + framed,
+			    body - framed);
+			hs->len -= body - (size_t)framed;
+			body = (size_t)framed;
+		}
+		hs->upload_left = (int64_t)(framed - body);
+	}
 	len = http_encode_origin_request(req, s->srv->cfg->http_via ?
 	    HTTP_FRONT_VIA : NULL, head, sizeof(head));
 	if (len == 0 || len + body > hs->cap)
@@ -191,11 +210,16 @@ http_front_response_filter(uint8_t *buf, size_t *len, size_t cap,
 	    HTTP_RESPONSE_DONE ? RELAY_FILTER_DONE : RELAY_FILTER_MORE;
 }
 
-static relay_filter_fn *
-http_front_target_filter(const struct session *s)
+/* A forwarded request: its body only goes up, and the response head comes
+ * down rewritten. */
+static void
+http_front_relay_setup(const struct session *s, struct relay *r)
 {
-	return s->hs->phase == PHASE_FORWARD ? http_front_response_filter :
-	    NULL;
+	if (s->hs->phase != PHASE_FORWARD)
+		return;
+	relay_filter_down(r, http_front_response_filter);
+	if (s->hs->upload_left >= 0)
+		relay_limit_up(r, (uint64_t)s->hs->upload_left);
 }
 
 static size_t
@@ -215,5 +239,5 @@ const struct frontend frontend_http = {
 	.advance = http_front_advance,
 	.encode_reply = http_front_encode_reply,
 	.encode_refusal = http_front_encode_refusal,
-	.target_filter = http_front_target_filter,
+	.relay_setup = http_front_relay_setup,
 };

@@ -62,9 +62,9 @@ relay_dir_init(struct relay_dir *d, int from, int to)
 static bool
 relay_dir_splicing(const struct relay *r, const struct relay_dir *d)
 {
-	/* A filter sees bytes only in the copy buffer. */
+	/* A filter, or a limit, sees bytes only in the copy buffer. */
 	return r->mode == RELAY_SPLICE && d->bulk && d->buf == NULL &&
-	    d->filter == NULL;
+	    d->filter == NULL && !d->limited;
 }
 
 static size_t
@@ -256,7 +256,18 @@ relay_move(struct relay *r, struct relay_dir *d)
 			size_t room = 0;
 
 			n = relay_fill(r, d, &room);
-			if (n > 0) {
+			if (n > 0 && d->limited) {
+				size_t keep = (uint64_t)n < d->limit ?
+				    (size_t)n : (size_t)d->limit;
+
+				/* Past the limit: read, counted as moved
+				 * so the budget holds, and dropped. */
+				d->limit -= keep;
+				d->pending += keep;
+				moved += (size_t)n;
+				filled = true;
+				drained = (size_t)n < room;
+			} else if (n > 0) {
 				d->pending += (size_t)n;
 				moved += (size_t)n;
 				filled = true;
@@ -461,6 +472,13 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	/* Only arm watchers: nothing moves before relay_start returns. */
 	relay_update_watchers(r);
 	return 0;
+}
+
+void
+relay_limit_up(struct relay *r, uint64_t limit)
+{
+	r->up.limited = true;
+	r->up.limit = limit;
 }
 
 void

@@ -484,8 +484,8 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		session_close(s, "nomem");
 		return;
 	}
-	if (s->frontend->target_filter != NULL)
-		relay_filter_down(&s->relay, s->frontend->target_filter(s));
+	if (s->frontend->relay_setup != NULL)
+		s->frontend->relay_setup(s, &s->relay);
 	session_free_handshake(s);
 	session_set_state(s, SESSION_RELAY);
 	session_set_timeout(s, srv->cfg->timeout_idle);

@@ -50,10 +50,10 @@ struct frontend {
 	 * does not list gets (FRONTEND_REPLY_MAX bytes); returns the length,
 	 * 0 when the protocol has none. */
 	size_t (*encode_refusal)(uint8_t *out);
-	/* A filter for what the target sends first, when the front-end
-	 * must see it (an HTTP response head); NULL, or it returns NULL:
-	 * the target's bytes pass as they are. */
-	relay_filter_fn *(*target_filter)(const struct session *s);
+	/* Adjust the relay that was just started for this protocol (filter
+	 * the target's first bytes, limit what the client may send); NULL
+	 * when the bytes pass as they are. */
+	void (*relay_setup)(const struct session *s, struct relay *r);
 };
 
 extern const struct frontend frontend_socks5;

@@ -62,6 +62,9 @@ struct relay_dir {
 	bool done;             /* FIN passed on to "to" */
 	relay_filter_fn *filter;       /* until it is DONE; copying only */
 	size_t released;       /* filtering: pending bytes it let go */
+	bool limited;          /* copying only; what passes "limit" is read
+	                          and dropped */
+	uint64_t limit;        /* limited: bytes that may still pass */
 };
 
 struct relay;
@@ -111,6 +114,12 @@ int relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 /* Filter what the target sends first (call right after relay_start,
  * before the loop runs). */
 void relay_filter_down(struct relay *r, relay_filter_fn *filter);
+
+/* Pass at most limit more bytes from the client to the target; read and
+ * drop what the client sends after them (a forwarded HTTP request's body
+ * ends where a pipelined next request, meant for another origin, would
+ * begin). Call right after relay_start. */
+void relay_limit_up(struct relay *r, uint64_t limit);
 
 /* Stop watchers and release pipes and buffers; the fds are not closed. */
 void relay_stop(struct relay *r);

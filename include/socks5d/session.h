@@ -42,6 +42,9 @@ struct handshake {
 	bool client_eof;               /* client half-closed after its request */
 	uint8_t phase;                 /* the front-end's own parse state */
 	bool proxy_header_due;         /* a trusted balancer: PROXY first */
+	int64_t upload_left;           /* the front-end's: client bytes that
+	                                * may follow buf to the target, -1
+	                                * for no limit */
 	struct request req;
 	struct resolver_query *query;
 	struct auth_request *auth;

@@ -391,3 +391,34 @@ def test_response_head_rewritten_and_interim_flood_survived(daemon):
     # The daemon is still there for the next client.
     with ProxyClient(daemon.address) as c:
         assert c.request(b"GET / HTTP/1.1\r\n\r\n").status == 400
+
+
+def test_pipelined_requests_never_reach_the_first_origin(daemon):
+    """One request per connection: what a client pipelines behind a
+    request (a request for another origin, with its Proxy-Authorization)
+    is dropped, whether it came with the first request or after it."""
+    second = (b"GET http://127.0.0.9/other HTTP/1.1\r\n"
+              b"Proxy-Authorization: Basic c2VjcmV0OnNlY3JldA==\r\n\r\n")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with Origin(lambda head: (time.sleep(0.3), answer)[1]) as origin:
+        with ProxyClient(daemon.address) as c:
+            c.send(f"GET http://127.0.0.1:{origin.port}/1 HTTP/1.1\r\n\r\n".encode()
+                   + second)
+            time.sleep(0.1)
+            c.send(second)              # after the head, while it waits
+            assert read_response(c.sock).status == 200
+            recv_until_eof(c.sock)
+        body = os.urandom(5000)
+        with ProxyClient(daemon.address) as c:
+            c.send(f"POST http://127.0.0.1:{origin.port}/2 HTTP/1.1\r\nContent-Length: "
+                   f"{len(body)}\r\n\r\n".encode() + body[:3000])
+            time.sleep(0.1)
+            c.send(body[3000:] + second)
+            assert read_response(c.sock).status == 200
+            recv_until_eof(c.sock)
+        time.sleep(0.2)
+        heads = b"".join(origin.heads)
+        assert len(origin.heads) == 2, origin.heads
+        assert origin.bodies == [b"", body]
+        assert origin.extra == b"", origin.extra[:200]
+    assert b"/other" not in heads and b"Proxy-Authorization" not in heads

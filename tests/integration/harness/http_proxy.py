@@ -83,6 +83,7 @@ class Origin:
         self.echo = echo
         self.heads = []
         self.bodies = []
+        self.extra = b""            # bytes after a request that said close
         self.listener = socket.socket(family_of(host), socket.SOCK_STREAM)
         self.listener.bind((host, 0))
         self.listener.listen(16)
@@ -120,8 +121,13 @@ class Origin:
                 answer = self.answer(head) if callable(self.answer) else self.answer
                 conn.sendall(answer)
                 # Asked to close (as the proxy asks) and not upgraded: done,
-                # like a server that honours Connection: close.
+                # like a server that honours Connection: close; whatever
+                # still comes until the proxy closes is kept in extra.
                 if not self.echo and b"connection: close" in lower:
+                    conn.shutdown(socket.SHUT_WR)
+                    self.extra += rest[length:]
+                    while more := conn.recv(65536):
+                        self.extra += more
                     return
                 body = rest[length:]
                 while True:
