@@ -446,8 +446,12 @@ config_listener_allowed(const struct config *cfg, const struct sockaddr *sa)
 {
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return true;
-	return config_addr_is_loopback(sa) || cfg->auth_method != AUTH_NONE ||
-	    cfg->allow_open || rules_restrict_clients(cfg->rules);
+	/* Behind load balancers the clients are theirs, not local ones,
+	 * whatever address the daemon listens on. */
+	return (config_addr_is_loopback(sa) &&
+	    cidr_set_empty(&cfg->proxy_from)) ||
+	    cfg->auth_method != AUTH_NONE || cfg->allow_open ||
+	    rules_restrict_clients(cfg->rules);
 }
 
 static void

@@ -246,7 +246,9 @@ session_grow_handshake(struct session *s, size_t size)
 	if ((larger = malloc(size)) == NULL)
 		return -1;
 	memcpy(larger, hs->buf, hs->len);
-	sodium_memzero(hs->small, sizeof(hs->small));
+	sodium_memzero(hs->buf, hs->cap);
+	if (hs->buf != hs->small)
+		free(hs->buf);
 	hs->buf = larger;
 	hs->cap = size;
 	return 0;

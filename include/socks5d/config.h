@@ -119,15 +119,17 @@ bool config_addr_is_loopback(const struct sockaddr *sa);
 
 /*
  * The open-proxy guard: may cfg serve SOCKS on a socket bound to sa?
- * Loopback (and non-IP) sockets always may; others only with a password,
- * [rule] sections that restrict client, or allow_open. config_load applies
+ * Loopback (and non-IP) sockets always may, unless proxy_protocol_from
+ * says the clients come through load balancers; others only with a
+ * password, [rule] sections that restrict client, or allow_open. config_load applies
  * it to [server] listen, the listener code to sockets from systemd.
  */
 bool config_listener_allowed(const struct config *cfg,
     const struct sockaddr *sa);
 
 /* What a refusal by the guard says after naming the address. */
-#define CONFIG_OPEN_PROXY_WHY "not a loopback address and [auth] method = " \
+#define CONFIG_OPEN_PROXY_WHY "not a loopback address (or its clients come " \
+	"through the balancers of proxy_protocol_from) and [auth] method = " \
 	"none: this would be an open proxy; set [auth] method = password, " \
 	"add [rule] sections that restrict client, or allow_open = yes if " \
 	"that is intended"

@@ -77,7 +77,11 @@ def balanced(start_daemon, tmp_path):
     started = []
 
     def start(**overrides):
-        overrides.setdefault("server", {})["proxy_protocol_from"] = f"{BALANCER}/32, ::1"
+        server = overrides.setdefault("server", {})
+        server["proxy_protocol_from"] = f"{BALANCER}/32, ::1"
+        # The clients are the balancer's: the open-proxy guard wants a
+        # decision (the tests' own rules or logins restrict nothing).
+        server["allow_open"] = True
         d = start_daemon(**overrides)
         started.append(HAProxy(tmp_path, d.port))
         return d, started[-1]
@@ -151,7 +155,7 @@ def test_bans_hit_the_client_not_the_balancer(balanced, users_file, echo_target)
 def test_missing_and_untrusted_headers_are_refused(start_daemon, echo_target):
     from test_metrics import scrape, start_with_metrics
     d, metrics_port = start_with_metrics(
-        start_daemon, server={"proxy_protocol_from": "127.0.0.3"})
+        start_daemon, server={"proxy_protocol_from": "127.0.0.3", "allow_open": True})
     baseline = settled_fds(d)
     # Trusted, but no header: closed unanswered.
     with Socks5Client(d.address, source="127.0.0.3") as c:
@@ -187,7 +191,7 @@ def test_a_busy_balancer_is_not_held_to_the_per_ip_limit(start_daemon, echo_targ
     """Connections from a balancer count under the clients their headers
     name, not under the balancer: two at once from it, for two clients,
     are both served with max_per_client_ip = 1."""
-    d = start_daemon(server={"proxy_protocol_from": "127.0.0.3"},
+    d = start_daemon(server={"proxy_protocol_from": "127.0.0.3", "allow_open": True},
                      limits={"max_per_client_ip": 1})
     first = Socks5Client(d.address, source="127.0.0.3")
     second = Socks5Client(d.address, source="127.0.0.3")
@@ -211,7 +215,7 @@ def test_udp_takes_datagrams_from_the_client_the_header_named(start_daemon):
     from harness.socks5 import CMD_UDP
     from harness.udp import UdpServer, udp_header, parse_udp_datagram
     echo = UdpServer(LOOPBACK4)
-    d = start_daemon(server={"proxy_protocol_from": "127.0.0.3"})
+    d = start_daemon(server={"proxy_protocol_from": "127.0.0.3", "allow_open": True})
     control = Socks5Client(d.address, source="127.0.0.3")
     real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     balancer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -234,3 +238,18 @@ def test_udp_takes_datagrams_from_the_client_the_header_named(start_daemon):
         echo.close()
     fields = d.wait_session(cmd="udp", client="127.0.0.5:5555")
     assert fields["dgrams_up"] == "1" and fields["drop_stranger"] == "1", fields
+
+
+def test_open_proxy_guard_counts_the_balancers_clients(check_config):
+    """A loopback listener behind a balancer serves the balancer's clients:
+    with method none it is an open proxy unless something restricts it."""
+    base = ("[server]\nlisten = 127.0.0.1:1080\nproxy_protocol_from = 127.0.0.1\n"
+            "[auth]\nmethod = none\n")
+    result, path = check_config(base)
+    assert result.returncode == 2
+    assert "[server] listen: 127.0.0.1:1080 is not a loopback address (or its " \
+        "clients come through the balancers of proxy_protocol_from)" in result.stderr
+    result, path = check_config(base.replace("[auth]", "allow_open = yes\n[auth]"))
+    assert result.returncode == 0, result.stderr
+    result, path = check_config(base + "[rule lan]\naction = allow\nclient = 10.0.0.0/8\n")
+    assert result.returncode == 0, result.stderr
