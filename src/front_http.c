@@ -206,7 +206,19 @@ static enum relay_filter_result
 http_front_response_filter(uint8_t *buf, size_t *len, size_t cap,
     size_t *release)
 {
-	return http_response_rewrite_interim(buf, len, cap, release) ==
+	return http_response_rewrite_interim(buf, len, cap, true, release) ==
+	    HTTP_RESPONSE_DONE ? RELAY_FILTER_DONE : RELAY_FILTER_MORE;
+}
+
+_Static_assert(HTTP_RESPONSE_GROWTH <= RELAY_FILTER_ROOM,
+    "the relay keeps room for what a response head may grow by");
+
+/* The same for [http] via = no. */
+static enum relay_filter_result
+http_front_response_filter_no_via(uint8_t *buf, size_t *len, size_t cap,
+    size_t *release)
+{
+	return http_response_rewrite_interim(buf, len, cap, false, release) ==
 	    HTTP_RESPONSE_DONE ? RELAY_FILTER_DONE : RELAY_FILTER_MORE;
 }
 
@@ -217,7 +229,8 @@ http_front_relay_setup(const struct session *s, struct relay *r)
 {
 	if (s->hs->phase != PHASE_FORWARD)
 		return;
-	relay_filter_down(r, http_front_response_filter);
+	relay_filter_down(r, s->srv->cfg->http_via ?
+	    http_front_response_filter : http_front_response_filter_no_via);
 	if (s->hs->upload_left >= 0)
 		relay_limit_up(r, (uint64_t)s->hs->upload_left);
 }

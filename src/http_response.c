@@ -132,7 +132,7 @@ http_response_folded(const uint8_t *p, size_t n)
  */
 static void
 http_response_rewrite_head(uint8_t *buf, size_t *len, size_t start,
-    size_t end)
+    size_t end, bool via)
 {
 	uint8_t head[HTTP_RESPONSE_HEAD_MAX + HTTP_RESPONSE_GROWTH];
 	uint8_t connection[HTTP_RESPONSE_HEAD_MAX];
@@ -187,6 +187,11 @@ http_response_rewrite_head(uint8_t *buf, size_t *len, size_t start,
 		memcpy(head + out, buf + pos, next - pos);
 		out += next - pos;
 	}
+	/* RFC 9110 7.6.3: a proxy adds Via to each message it forwards. */
+	if (via) {
+		memcpy(head + out, HTTP_RESPONSE_VIA, sizeof(HTTP_RESPONSE_VIA) - 1);
+		out += sizeof(HTTP_RESPONSE_VIA) - 1;
+	}
 	memcpy(head + out, "Connection: close\r\n\r\n", 21);
 	out += 21;
 	memmove(buf + start + out, buf + end, *len - end);
@@ -199,12 +204,12 @@ http_response_rewrite(uint8_t *buf, size_t *len, size_t cap)
 {
 	size_t interim;
 
-	return http_response_rewrite_interim(buf, len, cap, &interim);
+	return http_response_rewrite_interim(buf, len, cap, false, &interim);
 }
 
 enum http_response_status
 http_response_rewrite_interim(uint8_t *buf, size_t *len, size_t cap,
-    size_t *interim)
+    bool via, size_t *interim)
 {
 	size_t start = 0;
 
@@ -232,9 +237,10 @@ http_response_rewrite_interim(uint8_t *buf, size_t *len, size_t cap,
 		if (next - start > HTTP_RESPONSE_HEAD_MAX)
 			return HTTP_RESPONSE_DONE;
 		if (status >= 200) {
-			if (*len + HTTP_RESPONSE_GROWTH > cap)
+			if (*len + 21 + (via ? sizeof(HTTP_RESPONSE_VIA) - 1 :
+			    0) > cap)
 				return HTTP_RESPONSE_DONE;
-			http_response_rewrite_head(buf, len, start, next);
+			http_response_rewrite_head(buf, len, start, next, via);
 			return HTTP_RESPONSE_DONE;
 		}
 		start = next;          /* an interim 1xx head, passed on */

@@ -6,14 +6,17 @@
 #ifndef SOCKS5D_HTTP_RESPONSE_H
 #define SOCKS5D_HTTP_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* The longest response head rewritten; a longer one passes unchanged. */
 #define HTTP_RESPONSE_HEAD_MAX  (16 * 1024)
-/* What a rewrite may add: "Connection: close\r\n", and a CRLF where the
- * empty line was a bare LF. */
-#define HTTP_RESPONSE_GROWTH    21
+/* The Via line the proxy adds to a response it forwards. */
+#define HTTP_RESPONSE_VIA       "Via: 1.1 socks5d\r\n"
+/* What a rewrite may add: a Via line, "Connection: close\r\n", and a
+ * CRLF where the empty line was a bare LF. */
+#define HTTP_RESPONSE_GROWTH    (sizeof(HTTP_RESPONSE_VIA) - 1 + 21)
 
 enum http_response_status {
 	HTTP_RESPONSE_INCOMPLETE,      /* no end of the final head yet */
@@ -32,10 +35,11 @@ enum http_response_status {
 enum http_response_status http_response_rewrite(uint8_t *buf, size_t *len,
     size_t cap);
 
-/* The same, and on INCOMPLETE *interim says how many bytes at the start
- * are whole interim heads, which must reach the client now: a client
- * sends its body only once it reads 100 Continue (RFC 9110 15.2). */
+/* The same, adding HTTP_RESPONSE_VIA to the final head when via is set;
+ * and on INCOMPLETE *interim says how many bytes at the start are whole
+ * interim heads, which must reach the client now: a client sends its
+ * body only once it reads 100 Continue (RFC 9110 15.2). */
 enum http_response_status http_response_rewrite_interim(uint8_t *buf,
-    size_t *len, size_t cap, size_t *interim);
+    size_t *len, size_t cap, bool via, size_t *interim);
 
 #endif

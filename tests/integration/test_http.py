@@ -141,6 +141,7 @@ def test_forwarded_request_is_rewritten_both_ways(start_daemon, users_file):
         assert response.all("connection") == ["close"], response
         assert response.field("keep-alive") is None and response.field("x-hop") is None
         assert response.field("x-kept") == "yes"
+        assert response.field("via") == "1.1 socks5d"
         assert response.rest + recv_until_eof(c.sock) == b"hello"
         head = origin.heads[0].decode()
     lines = head.split("\r\n")
@@ -164,6 +165,7 @@ def test_forwarded_post_body_and_no_via(start_daemon):
                f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         response = read_response(c.sock)
         assert response.status == 201
+        assert response.field("via") is None
         assert response.rest + recv_until_eof(c.sock) == b"ok"
         head = origin.heads[0].decode()
         assert origin.bodies == [body]

@@ -429,11 +429,14 @@ test_cap_too_small(void **state)
 	enum http_response_status st;
 	size_t len = sizeof(in) - 1, out_len;
 	uint8_t *out;
+	/* Without a Via line, the growth is Connection: close's alone. */
+	const size_t growth = HTTP_RESPONSE_GROWTH -
+	    (sizeof(HTTP_RESPONSE_VIA) - 1);
 
 	(void)state;
 	check_unchanged(in, len, len);
-	check_unchanged(in, len, len + HTTP_RESPONSE_GROWTH - 1);
-	out = run(in, len, len + HTTP_RESPONSE_GROWTH, &out_len, &st);
+	check_unchanged(in, len, len + growth - 1);
+	out = run(in, len, len + growth, &out_len, &st);
 	assert_int_equal(st, HTTP_RESPONSE_DONE);
 	assert_int_equal(out_len, sizeof(want) - 1);
 	assert_memory_equal(out, want, out_len);
@@ -474,7 +477,7 @@ test_interim_released(void **state)
 	snprintf(in, sizeof(in), "%sHTTP/1.1 20", first);
 	len = strlen(in);
 	memcpy(buf, in, len);
-	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf),
+	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf), false,
 	    &interim), HTTP_RESPONSE_INCOMPLETE);
 	assert_int_equal(interim, strlen(first));
 	assert_int_equal(len, strlen(in));
@@ -484,16 +487,36 @@ test_interim_released(void **state)
 	snprintf(in, sizeof(in), "%s%s", first, more);
 	len = strlen(in);
 	memcpy(buf, in, len);
-	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf),
+	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf), false,
 	    &interim), HTTP_RESPONSE_INCOMPLETE);
 	assert_int_equal(interim, strlen(in));
 
 	/* A partial interim head is not ready. */
 	len = 10;
 	memcpy(buf, first, len);
-	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf),
+	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf), false,
 	    &interim), HTTP_RESPONSE_INCOMPLETE);
 	assert_int_equal(interim, 0);
+}
+
+/* With via set, the final head gains the proxy's Via line too. */
+static void
+test_via_added(void **state)
+{
+	static const char in[] =
+	    "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nbody";
+	static const char want[] = "HTTP/1.1 200 OK\r\nVia: 1.1 socks5d\r\n"
+	    "Connection: close\r\n\r\nbody";
+	uint8_t buf[128];
+	size_t len = sizeof(in) - 1, interim;
+
+	(void)state;
+	memcpy(buf, in, len);
+	assert_int_equal(http_response_rewrite_interim(buf, &len, sizeof(buf),
+	    true, &interim), HTTP_RESPONSE_DONE);
+	assert_int_equal(len, sizeof(want) - 1);
+	assert_memory_equal(buf, want, len);
+	assert_true(len <= sizeof(in) - 1 + HTTP_RESPONSE_GROWTH);
 }
 
 int
@@ -514,6 +537,7 @@ main(void)
 		cmocka_unit_test(test_interim_released),
 		cmocka_unit_test(test_cap_too_small),
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_via_added),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
