@@ -648,9 +648,10 @@ test_open_proxy_guard(void **state)
 	test_load(&l, "[server]\nlisten = 0.0.0.0:1080\n");
 	assert_null(l.cfg);
 	test_has_error(&l, 2, "[server] listen: 0.0.0.0:1080 is not a "
-	    "loopback address and [auth] method = none: this would be an open "
-	    "proxy; set [auth] method = password, add [rule] sections that "
-	    "restrict client, or allow_open = yes if that is intended");
+	    "loopback address (or its clients come through the balancers of "
+	    "proxy_protocol_from) and [auth] method = none: this would be an "
+	    "open proxy; set [auth] method = password, add [rule] sections "
+	    "that restrict client, or allow_open = yes if that is intended");
 	assert_int_equal(test_count_lines(l.errs), 1);
 	test_done(&l);
 
