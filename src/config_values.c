@@ -136,34 +136,6 @@ config_parse_enum(const struct config_row *row, void *base, char *value,
 	return config_enum_why(row->names, value, why, whylen);
 }
 
-/* A comma-separated list of the row's names, each at most once; at least
- * one, since a set that serves nothing is a mistake, not a choice. */
-static int
-config_parse_enum_set(const struct config_row *row, void *base, char *value,
-    char *why, size_t whylen)
-{
-	const struct config_enum_name *e;
-	unsigned set = 0;
-	char *item, *rest = value;
-
-	while ((item = strsep(&rest, ",")) != NULL) {
-		item = config_trim(item);
-		for (e = row->names; e->name != NULL; e++)
-			if (strcasecmp(item, e->name) == 0)
-				break;
-		if (e->name == NULL)
-			return config_enum_why(row->names, item, why, whylen);
-		if (set & (1u << e->value))
-			return config_why(why, whylen, "\"%s\" listed twice",
-			    e->name);
-		set |= 1u << e->value;
-	}
-	if (set == 0)
-		return config_why(why, whylen, "must list at least one");
-	*(unsigned *)config_field(row, base) = set;
-	return 0;
-}
-
 static int
 config_store_string(const struct config_row *row, void *base, char *s,
     char *why, size_t whylen)
@@ -226,6 +198,33 @@ config_next_item(char **cursor)
 		*comma++ = '\0';
 	*cursor = comma;
 	return config_trim(item);
+}
+
+/* A comma-separated list of the row's names, each at most once; at least
+ * one, since a set that serves nothing is a mistake, not a choice. */
+static int
+config_parse_enum_set(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	const struct config_enum_name *e;
+	unsigned set = 0;
+	char *cursor = *value == '\0' ? NULL : value, *item;
+
+	while ((item = config_next_item(&cursor)) != NULL) {
+		for (e = row->names; e->name != NULL; e++)
+			if (strcasecmp(item, e->name) == 0)
+				break;
+		if (e->name == NULL)
+			return config_enum_why(row->names, item, why, whylen);
+		if (set & (1u << e->value))
+			return config_why(why, whylen, "\"%s\" listed twice",
+			    e->name);
+		set |= 1u << e->value;
+	}
+	if (set == 0)
+		return config_why(why, whylen, "must list at least one");
+	*(unsigned *)config_field(row, base) = set;
+	return 0;
 }
 
 static int

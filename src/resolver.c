@@ -425,11 +425,11 @@ resolver_destroy(struct resolver *r)
 	ares_library_cleanup();
 }
 
-struct resolver_query *
-resolver_lookup(struct resolver *r, const char *name, uint16_t port,
-    enum dns_family family, resolver_cb *cb, void *arg)
+/* A query counted as a lookup, its clock started; NULL (logged) when out
+ * of memory. */
+static struct resolver_query *
+resolver_query_new(struct resolver *r, void *arg)
 {
-	struct ares_addrinfo_hints hints;
 	struct resolver_query *q;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL) {
@@ -437,12 +437,24 @@ resolver_lookup(struct resolver *r, const char *name, uint16_t port,
 		return NULL;
 	}
 	q->r = r;
-	q->cb = cb;
 	q->arg = arg;
-	q->port = port;
-	q->family = family;
 	q->started = ev_time();
 	metrics_count_dns_lookup();
+	return q;
+}
+
+struct resolver_query *
+resolver_lookup(struct resolver *r, const char *name, uint16_t port,
+    enum dns_family family, resolver_cb *cb, void *arg)
+{
+	struct ares_addrinfo_hints hints;
+	struct resolver_query *q;
+
+	if ((q = resolver_query_new(r, arg)) == NULL)
+		return NULL;
+	q->cb = cb;
+	q->port = port;
+	q->family = family;
 
 	q->nhosts = hosts_find(r->hosts, name, port, q->hosts_addrs,
 	    RESOLVER_MAX_ADDRS);
@@ -476,15 +488,9 @@ resolver_reverse(struct resolver *r, const union sockaddr_any *addr,
 	const void *ip;
 	int len;
 
-	if ((q = calloc(1, sizeof(*q))) == NULL) {
-		log_warn("%s: calloc", __func__);
+	if ((q = resolver_query_new(r, arg)) == NULL)
 		return NULL;
-	}
-	q->r = r;
 	q->name_cb = cb;
-	q->arg = arg;
-	q->started = ev_time();
-	metrics_count_dns_lookup();
 	if (addr->sa.sa_family == AF_INET) {
 		ip = &addr->in.sin_addr;
 		len = sizeof(addr->in.sin_addr);

@@ -24,6 +24,7 @@
 #include "socks5d/config.h"
 #include "socks5d/log.h"
 #include "socks5d/config_values.h"
+#include "socks5d/request.h"
 #include "socks5d/rules.h"
 #include "socks5d/socks5.h"
 
@@ -1116,6 +1117,33 @@ test_teardown(void **state)
 	return nftw(test_dir, test_rm, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The lists new with the front-ends: protocols (a set of names) and
+ * proxy_protocol_from (networks). Each bad value names itself. */
+static void
+test_protocol_lists(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_bad_value("server", "protocols", "socks5, socks6",
+	    "must be one of socks5, socks4, http; got \"socks6\"");
+	test_bad_value("server", "protocols", "http, HTTP",
+	    "\"http\" listed twice");
+	test_bad_value("server", "protocols", "",
+	    "must list at least one");
+	test_bad_value("server", "proxy_protocol_from", "10.0.0.1, 10.0.0.0/33",
+	    "bad CIDR \"10.0.0.0/33\" (a.b.c.d/n, x::/n or an address)");
+	/* Behind balancers, loopback is no exemption from the open-proxy
+	 * guard. */
+	test_load(&l, "[server]\nprotocols = http , socks4\n"
+	    "proxy_protocol_from = 10.0.0.0/8, ::1\nallow_open = yes\n");
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->protocols, 1u << REQUEST_PROTO_HTTP |
+	    1u << REQUEST_PROTO_SOCKS4);
+	assert_false(cidr_set_empty(&l.cfg->proxy_from));
+	test_done(&l);
+}
+
 int
 main(void)
 {
@@ -1147,6 +1175,7 @@ main(void)
 		cmocka_unit_test(test_rule_errors),
 		cmocka_unit_test(test_key_set_twice),
 		cmocka_unit_test(test_rule_list_keys_append),
+		cmocka_unit_test(test_protocol_lists),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
