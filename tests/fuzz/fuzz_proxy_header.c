@@ -12,12 +12,9 @@
 
 #include "socks5d/proxy_header.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_prefixes.h"
 
-struct verdict {
-	enum proxy_status st;
-	size_t consumed;
-};
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const union sockaddr_any zero_addr;
 
@@ -50,11 +47,11 @@ check_reencode(const struct proxy_header *h)
 }
 
 /* One parse, with the invariants of an OK result checked against buf. */
-static struct verdict
+static struct fuzz_verdict
 parse_checked(const uint8_t *buf, size_t len)
 {
 	struct proxy_header h;
-	struct verdict v = { PROXY_INCOMPLETE, 0 };
+	struct fuzz_verdict v = { PROXY_INCOMPLETE, 0 };
 
 	v.st = proxy_header_parse(buf, len, &h, &v.consumed);
 	switch (v.st) {
@@ -107,34 +104,10 @@ parse_checked(const uint8_t *buf, size_t len)
 	return v;
 }
 
-/*
- * Every prefix, each in a buffer that ends exactly where the prefix does (so
- * ASan sees any over-read): once one is not INCOMPLETE, every longer one
- * must give the same verdict. So no prefix of a good header is ever BAD, and
- * the client's bytes after a header never change how it parses.
- */
 static void
 check_prefixes(const uint8_t *data, size_t size)
 {
-	size_t n = size < PROXY_HEADER_MAX ? size : PROXY_HEADER_MAX;
-	uint8_t *tmp = malloc(n ? n : 1);
-	struct verdict first = { PROXY_INCOMPLETE, 0 }, v;
-
-	if (tmp == NULL)
-		abort();
-	for (size_t l = 0; l <= n; l++) {
-		memcpy(tmp + n - l, data, l);
-		v = parse_checked(tmp + n - l, l);
-		if (first.st == PROXY_INCOMPLETE)
-			first = v;
-		else if (v.st != first.st || v.consumed != first.consumed)
-			abort();
-	}
-	free(tmp);
-	v = parse_checked(data, size);
-	if (first.st != PROXY_INCOMPLETE &&
-	    (v.st != first.st || v.consumed != first.consumed))
-		abort();
+	fuzz_check_prefixes(parse_checked, data, size, PROXY_HEADER_MAX, PROXY_INCOMPLETE);
 }
 
 /* Addresses straight from the input bytes, through both encoders. */

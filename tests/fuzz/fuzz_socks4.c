@@ -11,19 +11,16 @@
 
 #include "socks5d/socks4.h"
 
+#include "fuzz_prefixes.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct verdict {
-	enum socks4_status st;
-	size_t consumed;
-};
-
 /* One parse, with the invariants of an OK result checked against buf. */
-static struct verdict
+static struct fuzz_verdict
 parse_checked(const uint8_t *buf, size_t len)
 {
 	struct socks4_request r;
-	struct verdict v = { SOCKS4_INCOMPLETE, 0 };
+	struct fuzz_verdict v = { SOCKS4_INCOMPLETE, 0 };
 	size_t ulen, nlen, want;
 	int is4a;
 
@@ -74,34 +71,10 @@ parse_checked(const uint8_t *buf, size_t len)
 	return v;
 }
 
-/*
- * Every prefix, each in a buffer that ends exactly where the prefix does (so
- * ASan sees any over-read): once one is not INCOMPLETE, every longer one
- * must give the same verdict. So no prefix of an OK request is ever an
- * error, and no error is undone by more bytes.
- */
 static void
 check_prefixes(const uint8_t *data, size_t size)
 {
-	size_t n = size < SOCKS4_REQUEST_MAX ? size : SOCKS4_REQUEST_MAX;
-	uint8_t *tmp = malloc(n ? n : 1);
-	struct verdict first = { SOCKS4_INCOMPLETE, 0 }, v;
-
-	if (tmp == NULL)
-		abort();
-	for (size_t l = 0; l <= n; l++) {
-		memcpy(tmp + n - l, data, l);
-		v = parse_checked(tmp + n - l, l);
-		if (first.st == SOCKS4_INCOMPLETE)
-			first = v;
-		else if (v.st != first.st || v.consumed != first.consumed)
-			abort();
-	}
-	free(tmp);
-	v = parse_checked(data, size);
-	if (first.st != SOCKS4_INCOMPLETE &&
-	    (v.st != first.st || v.consumed != first.consumed))
-		abort();
+	fuzz_check_prefixes(parse_checked, data, size, SOCKS4_REQUEST_MAX, SOCKS4_INCOMPLETE);
 }
 
 static void

@@ -17,47 +17,27 @@
 
 #include "socks5d/proxy_header.h"
 
+#include "prefixes.h"
+
 /* What a client sends after the header; must never be consumed. */
 static const uint8_t trailer[] = { 'G', 'E', 'T', ' ', 0x0D, 0x0A, 0x00 };
 
-/*
- * Feed every prefix of msg in a heap buffer of exactly that size, so ASan
- * catches any read past len. Prefixes shorter than `at` must be INCOMPLETE,
- * the rest must give `want`: `at` is one past the byte that decides. When
- * want is OK, the header is also parsed with the client's bytes after it.
- */
+static int
+parse_header(const uint8_t *buf, size_t len, size_t *consumed)
+{
+	struct proxy_header h;
+
+	return proxy_header_parse(buf, len, &h, consumed);
+}
+
+/* Every prefix, then the header with the client's bytes behind it; see
+ * prefixes.h. */
 static void
 check_prefixes(const void *msg, size_t len, size_t at, enum proxy_status want)
 {
-	struct proxy_header h;
-	size_t consumed;
-	uint8_t *buf;
-
-	for (size_t i = 0; i <= len; i++) {
-		buf = malloc(i > 0 ? i : 1);
-		assert_non_null(buf);
-		memcpy(buf, msg, i);
-		consumed = 12345;
-		if (i < at)
-			assert_int_equal(proxy_header_parse(buf, i, &h,
-			    &consumed), PROXY_INCOMPLETE);
-		else
-			assert_int_equal(proxy_header_parse(buf, i, &h,
-			    &consumed), want);
-		if (i == len && want == PROXY_OK)
-			assert_int_equal(consumed, len);
-		free(buf);
-	}
-	if (want != PROXY_OK)
-		return;
-	buf = malloc(len + sizeof(trailer));
-	assert_non_null(buf);
-	memcpy(buf, msg, len);
-	memcpy(buf + len, trailer, sizeof(trailer));
-	assert_int_equal(proxy_header_parse(buf, len + sizeof(trailer), &h,
-	    &consumed), PROXY_OK);
-	assert_int_equal(consumed, len);
-	free(buf);
+	check_every_prefix(parse_header, (struct prefix_codes){
+	    PROXY_INCOMPLETE, PROXY_OK }, msg, len, at, want, trailer,
+	    sizeof(trailer));
 }
 
 static void

@@ -16,46 +16,26 @@
 
 #include "socks5d/socks4.h"
 
-/*
- * Feed every prefix of msg in a heap buffer of exactly that size, so ASan
- * catches any read past len. Prefixes shorter than `at` must be INCOMPLETE,
- * the rest must give `want`. When want is OK, the message is also parsed
- * with trailing bytes after it, which must not be consumed.
- */
+#include "prefixes.h"
+
+static int
+parse4(const uint8_t *buf, size_t len, size_t *consumed)
+{
+	struct socks4_request r;
+
+	return socks4_parse_request(buf, len, &r, consumed);
+}
+
+/* Every prefix, then the request with the client's first bytes (NULs
+ * included) behind it; see prefixes.h. */
 static void
 check_prefixes(const uint8_t *msg, size_t len, size_t at,
     enum socks4_status want)
 {
-	struct socks4_request r;
-	size_t consumed;
-	uint8_t *buf;
+	static const uint8_t after[3] = { 0, 0, 0 };
 
-	for (size_t i = 0; i <= len; i++) {
-		buf = malloc(i > 0 ? i : 1);
-		assert_non_null(buf);
-		memcpy(buf, msg, i);
-		consumed = 12345;
-		if (i < at)
-			assert_int_equal(socks4_parse_request(buf, i, &r,
-			    &consumed), SOCKS4_INCOMPLETE);
-		else
-			assert_int_equal(socks4_parse_request(buf, i, &r,
-			    &consumed), want);
-		if (i == len && want == SOCKS4_OK)
-			assert_int_equal(consumed, len);
-		free(buf);
-	}
-	if (want != SOCKS4_OK)
-		return;
-	/* Trailing bytes that are the client's data, NULs included. */
-	buf = malloc(len + 3);
-	assert_non_null(buf);
-	memcpy(buf, msg, len);
-	memset(buf + len, 0x00, 3);
-	assert_int_equal(socks4_parse_request(buf, len + 3, &r, &consumed),
-	    SOCKS4_OK);
-	assert_int_equal(consumed, len);
-	free(buf);
+	check_every_prefix(parse4, (struct prefix_codes){ SOCKS4_INCOMPLETE,
+	    SOCKS4_OK }, msg, len, at, want, after, sizeof(after));
 }
 
 static void

@@ -16,6 +16,8 @@
 
 #include "socks5d/socks5.h"
 
+#include "prefixes.h"
+
 /* One output slot per message type, so the parsers share a signature. */
 struct any_out {
 	struct socks5_greeting g;
@@ -24,70 +26,50 @@ struct any_out {
 	struct socks5_udp_header u;
 };
 
-typedef enum socks5_status (*parse_fn)(const uint8_t *, size_t,
-    struct any_out *, size_t *);
+typedef prefix_parse_fn *parse_fn;
 
-static enum socks5_status
-parse_greeting(const uint8_t *b, size_t n, struct any_out *o, size_t *c)
+static int
+parse_greeting(const uint8_t *b, size_t n, size_t *c)
 {
-	return socks5_parse_greeting(b, n, &o->g, c);
+	struct any_out o;
+
+	return socks5_parse_greeting(b, n, &o.g, c);
 }
 
-static enum socks5_status
-parse_credentials(const uint8_t *b, size_t n, struct any_out *o, size_t *c)
+static int
+parse_credentials(const uint8_t *b, size_t n, size_t *c)
 {
-	return socks5_parse_credentials(b, n, &o->c, c);
+	struct any_out o;
+
+	return socks5_parse_credentials(b, n, &o.c, c);
 }
 
-static enum socks5_status
-parse_request(const uint8_t *b, size_t n, struct any_out *o, size_t *c)
+static int
+parse_request(const uint8_t *b, size_t n, size_t *c)
 {
-	return socks5_parse_request(b, n, &o->r, c);
+	struct any_out o;
+
+	return socks5_parse_request(b, n, &o.r, c);
 }
 
-static enum socks5_status
-parse_udp(const uint8_t *b, size_t n, struct any_out *o, size_t *c)
+static int
+parse_udp(const uint8_t *b, size_t n, size_t *c)
 {
-	return socks5_parse_udp_header(b, n, &o->u, c);
+	struct any_out o;
+
+	return socks5_parse_udp_header(b, n, &o.u, c);
 }
 
-/*
- * Feed every prefix of msg in a heap buffer of exactly that size, so ASan
- * catches any read past len. Prefixes shorter than `at` must be INCOMPLETE,
- * the rest must give `want`. When want is OK, the message is also parsed
- * with trailing bytes after it, which must not be consumed.
- */
+/* Every prefix, then the message with trailing bytes behind it; see
+ * prefixes.h. */
 static void
 check_prefixes(parse_fn fn, const uint8_t *msg, size_t len, size_t at,
     enum socks5_status want)
 {
-	struct any_out out;
-	size_t consumed;
-	uint8_t *buf;
+	static const uint8_t after[3] = { 0x05, 0x05, 0x05 };
 
-	for (size_t i = 0; i <= len; i++) {
-		buf = malloc(i > 0 ? i : 1);
-		assert_non_null(buf);
-		memcpy(buf, msg, i);
-		consumed = 12345;
-		if (i < at)
-			assert_int_equal(fn(buf, i, &out, &consumed),
-			    SOCKS5_INCOMPLETE);
-		else
-			assert_int_equal(fn(buf, i, &out, &consumed), want);
-		if (i == len && want == SOCKS5_OK)
-			assert_int_equal(consumed, len);
-		free(buf);
-	}
-	if (want != SOCKS5_OK)
-		return;
-	buf = malloc(len + 3);
-	assert_non_null(buf);
-	memcpy(buf, msg, len);
-	memset(buf + len, 0x05, 3);
-	assert_int_equal(fn(buf, len + 3, &out, &consumed), SOCKS5_OK);
-	assert_int_equal(consumed, len);
-	free(buf);
+	check_every_prefix(fn, (struct prefix_codes){ SOCKS5_INCOMPLETE,
+	    SOCKS5_OK }, msg, len, at, want, after, sizeof(after));
 }
 
 static void
