@@ -266,6 +266,7 @@ server_run(struct config *cfg)
 	 * listeners are visible must not meet the default action (death);
 	 * libev holds it until the loop runs. */
 	server_start_signals(&srv, &sig);
+	heap_watch_init(&srv.heap, srv.loop);
 	/* Bind first, while privileged ports are still ours to take. */
 	if (listener_open_all(&srv) == -1 || metrics_http_open(&srv) == -1)
 		goto out;
@@ -307,6 +308,7 @@ out:
 		listener_close_all(&srv);
 		metrics_http_close();
 		session_close_all(&srv, "shutdown");
+		heap_watch_stop(&srv.heap);
 		notify_close(srv.loop);
 	}
 	auth_destroy(srv.auth);

@@ -159,6 +159,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	heap_watch_sessions(&srv->heap, srv->nsessions);
 	metrics_add_active(0, 1);
 
 	ev_init(&s->timer, session_timer_cb);
@@ -311,6 +312,7 @@ session_close(struct session *s, const char *reason)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->nsessions--;
+	heap_watch_sessions(&srv->heap, srv->nsessions);
 	free(s->user);
 	free(s->dest);
 	free(s->rule);

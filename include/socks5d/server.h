@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "socks5d/config.h"
+#include "socks5d/heap.h"
 #include "socks5d/pipe_pool.h"
 
 struct session;
@@ -32,6 +33,7 @@ struct server {
 	struct pipe_pool pipes;
 	struct session *sessions;      /* doubly linked, newest first */
 	unsigned nsessions;
+	struct heap_watch heap;        /* gives memory back after bursts */
 	bool stopping;
 	struct server_signals *signals;
 };
