@@ -164,7 +164,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	union sockaddr_any peer;
 	struct session *s;
 	socklen_t len;
-	int fd, one = 1;
+	int fd;
 
 	(void)loop;
 	(void)revents;
@@ -189,10 +189,6 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			listener_reject(srv, fd);
 			continue;
 		}
-		/* Handshake messages are tiny; do not let Nagle hold the
-		 * replies, nor the relayed request/response traffic. */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
 		if ((s = session_accept(srv, fd, &peer.sa)) != NULL)
 			frontend_start(s);
 	}
@@ -202,9 +198,16 @@ static void
 listener_init(struct listener *l, struct server *srv, int fd,
     const struct config_addr *addr)
 {
+	int one = 1;
+
 	l->srv = srv;
 	l->fd = fd;
 	l->addr = *addr;
+	/* Handshake messages are tiny; do not let Nagle hold the replies,
+	 * nor the relayed request/response traffic. Set here, as Linux
+	 * copies it to every accepted socket: one system call per
+	 * listener, not per connection. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ev_io_init(&l->io, listener_accept_cb, fd, EV_READ);
 }
 

@@ -1,5 +1,6 @@
 """CONNECT: address types, name resolution, reply codes and the BND fields of
 the success reply."""
+import os
 import signal
 import socket
 import subprocess
@@ -458,3 +459,48 @@ def test_target_closing_at_once_gives_success_then_eof(daemon, make_target):
     target = make_target(close_at_once)
     with open_tunnel(daemon.address, *target.address) as client:
         assert client.closed_by_peer(), "target's close not passed on"
+
+
+def _daemon_sockets(pid):
+    """Copies (pidfd_getfd) of every TCP socket the daemon holds, with the
+    local and peer address of each: the daemon's own options, read from
+    outside."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_pidfd_getfd = 438
+    pidfd = os.pidfd_open(pid)
+    found = []
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                continue
+            fd = libc.syscall(SYS_pidfd_getfd, pidfd, int(name), 0)
+            if fd < 0:
+                continue
+            sock = socket.socket(fileno=fd)
+            try:
+                if sock.type == socket.SOCK_STREAM:
+                    found.append((sock.getsockname(), sock.getpeername(),
+                                  sock.getsockopt(socket.IPPROTO_TCP,
+                                                  socket.TCP_NODELAY)))
+            except OSError:         # a listener has no peer
+                pass
+            finally:
+                sock.close()
+    finally:
+        os.close(pidfd)
+    return found
+
+
+def test_relayed_sockets_do_not_delay_small_writes(start_daemon, echo_target):
+    """Both sockets of a tunnel have TCP_NODELAY (the client's inherited from
+    the listener), so a small reply or relayed message is never held back
+    by Nagle's algorithm waiting for an acknowledgement."""
+    d = start_daemon()
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+        sockets = _daemon_sockets(d.proc.pid)
+        client_side = [s for s in sockets if s[1] == client.sock.getsockname()]
+        target_side = [s for s in sockets if s[1] == tuple(echo_target.address)]
+        assert len(client_side) == 1 and len(target_side) == 1, sockets
+        assert client_side[0][2] != 0 and target_side[0][2] != 0, sockets
