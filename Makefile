@@ -168,9 +168,11 @@ node-clients: $(NODE_CLIENTS)
 $(NODE_CLIENTS): tests/clients/package.json tests/clients/package-lock.json
 	cd tests/clients && npm ci --no-audit --no-fund
 
+# As root, the daemon drops to nobody once it has bound its port, as a
+# service would to its own user (and says nothing of running as root).
 run: deps
 	$(MAKE) all
-	./build/socks5d -c conf/socks5d.conf
+	./build/socks5d -c conf/socks5d.conf $$([ "$$(id -u)" = 0 ] && echo -u nobody)
 
 test: deps-test
 	$(MAKE) all asan unit fuzz-build bench-build

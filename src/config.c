@@ -112,7 +112,7 @@ config_rule_instance(struct config *cfg, const char *name, bool *created)
 const struct config_row config_rows[] = {
 	ROW_LISTEN("server", "listen", listen, nlisten,
 	    "127.0.0.1:1080, [::1]:1080", CONFIG_MAX_LISTEN),
-	ROW_UINT("server", "max_clients", max_clients, "10000", 1, 1000000),
+	ROW_UINT("server", "max_clients", max_clients, "0", 0, 1000000),
 	ROW_ENUM("server", "relay", relay, "splice", config_relay_names),
 	ROW_ENUM("server", "log_level", log_level, "info",
 	    config_log_level_names),
@@ -121,7 +121,7 @@ const struct config_row config_rows[] = {
 	ROW_BOOL("server", "allow_open", allow_open, "no"),
 	ROW_STRING("server", "user", run_user, ""),
 	ROW_STRING("server", "group", run_group, ""),
-	ROW_UINT("server", "workers", workers, "1", 0, CONFIG_MAX_WORKERS),
+	ROW_UINT("server", "workers", workers, "0", 0, CONFIG_MAX_WORKERS),
 	ROW_ENUM_SET("server", "protocols", protocols, "socks5, http",
 	    config_protocol_names),
 	ROW_CIDRS("server", "proxy_protocol_from", proxy_from, ""),

@@ -520,6 +520,25 @@ config_dir_of(const char *path)
 	return dir;
 }
 
+/* Set once, before the first load, from the command line. */
+static const char *config_user_override;
+
+void
+config_set_user_override(const char *user)
+{
+	config_user_override = user;
+}
+
+static void
+config_apply_user_override(struct config_load *ld)
+{
+	if (config_user_override == NULL)
+		return;
+	free(ld->cfg->run_user);
+	if ((ld->cfg->run_user = strdup(config_user_override)) == NULL)
+		config_error(ld, 0, "out of memory");
+}
+
 struct config *
 config_load(const char *path, FILE *errors)
 {
@@ -535,6 +554,7 @@ config_load(const char *path, FILE *errors)
 	}
 	config_apply_defaults(&ld, NULL, ld.cfg);
 	if (config_read(&ld) == 0) {
+		config_apply_user_override(&ld);
 		/* The guard asks the rules, which must be compiled first. */
 		rules_finish(ld.cfg->rules);
 		config_check_instances(&ld);

@@ -139,7 +139,7 @@ listener_reject(struct server *srv, int fd)
 	if (log_ratelimit_pass(&limit_log, ev_now(srv->loop), LOG_INTERVAL,
 	    &covered))
 		log_warnx("max_clients (%u) reached: %lu connection(s) refused",
-		    srv->cfg->max_clients, covered);
+		    srv->max_clients, covered);
 }
 
 static void
@@ -185,7 +185,7 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_info("file descriptors available again: accepting");
 			fd_exhausted = false;
 		}
-		if (srv->nsessions >= srv->cfg->max_clients) {
+		if (srv->nsessions >= srv->max_clients) {
 			listener_reject(srv, fd);
 			continue;
 		}

@@ -21,10 +21,11 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: socks5d [-c FILE] [-t] [-V] [-h]\n"
+	    "usage: socks5d [-c FILE] [-u USER] [-t] [-V] [-h]\n"
 	    "       socks5d passwd NAME\n"
 	    "\n"
 	    "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	    "  -u USER  run as USER after binding, whatever [server] user says\n"
 	    "  -t       check the configuration, print \"config ok\" and exit\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n"
@@ -89,10 +90,13 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
 
-	while ((ch = getopt(argc, argv, "c:tVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:u:tVh")) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
+			break;
+		case 'u':
+			config_set_user_override(optarg);
 			break;
 		case 't':
 			test_only = true;

@@ -228,7 +228,7 @@ metrics_http_gauges(struct metrics_gauges *g)
 
 	/* A worker's own scan would be thrown away: not on its loop. */
 	g->fds_open = metrics_wants_own_fds() ? metrics_count_fds(0) : -1;
-	g->max_clients = srv->cfg->max_clients;
+	g->max_clients = srv->max_clients;
 }
 
 /* -- connections ------------------------------------------------------- */

@@ -187,7 +187,7 @@ server_reload_config(struct server *srv)
 	config_free(old);
 	server_apply_logging(next);
 	if (next->max_clients != old_max_clients)
-		nofile_fit(next->max_clients);
+		srv->max_clients = nofile_fit(next->max_clients);
 	log_info("reloaded: %zu listener(s), %u session(s) kept",
 	    srv->nlisteners, srv->nsessions);
 }
@@ -256,7 +256,7 @@ server_run(struct config *cfg)
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
 	server_apply_logging(cfg);
-	nofile_fit(cfg->max_clients);
+	srv.max_clients = nofile_fit(cfg->max_clients);
 	srv.loop = ev_default_loop(EVFLAG_AUTO);
 	if (srv.loop == NULL) {
 		log_error("cannot create the event loop");

@@ -48,7 +48,7 @@ struct config {
 	/* [server] */
 	struct config_addr listen[CONFIG_MAX_LISTEN];
 	size_t nlisten;
-	unsigned max_clients;
+	unsigned max_clients;          /* 0: as many as the descriptor limit allows */
 	enum relay_mode relay;
 	int log_level;                 /* LOG_ERROR .. LOG_DEBUG (log.h) */
 	enum log_target log_target;
@@ -112,6 +112,10 @@ struct config {
  * failure writes every error, one per line, to errors and returns NULL.
  */
 struct config *config_load(const char *path, FILE *errors);
+
+/* socks5d -u USER: the [server] user of every config loaded from now on,
+ * reloads included, whatever the file says. */
+void config_set_user_override(const char *user);
 void config_free(struct config *cfg);
 
 /* Is this a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)? */

@@ -437,9 +437,10 @@ def test_bench_profile_reports_cost_and_code_paths(tmp_path, bench_binaries,
             assert cost == pytest.approx(cores / rate * 1000, rel=0.02), section
             assert ceiling == pytest.approx(rate * ncpu / cores, rel=0.02), section
             costs[who] = cost
-        # socks5d's own share of a core is measured, not assumed.
+        # socks5d's own share of a core is measured, not assumed; with the
+        # default of one worker per CPU it may use more than one core.
         share = re.search(r"^socks5d: .*; socks5d (\d+)% of a core,", section, re.M)
-        assert share and 0 < int(share.group(1)) <= 100, section
+        assert share and 0 < int(share.group(1)) <= 100 * ncpu, section
         paths = re.search(r"user space \(socks5d, libev, libc\) ([\d.]+)%; .*"
                           r"pipe -> socket \(splice write\) ([\d.]+)%", section)
         assert paths, section

@@ -6,13 +6,16 @@ import pwd
 import re
 import signal
 import socket
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from harness.daemon import (binary_path, daemon_env, merge_config, render_config,
-                            sanitizer_reports)
+from harness.daemon import (REPO_ROOT, Daemon, binary_path, daemon_env, merge_config,
+                            render_config, sanitizer_reports)
 from harness.net import LOOPBACK4, format_hostport, free_port, is_listening, wait_until
 from harness.socks5 import (CMD_BIND, METHOD_NONE, METHOD_PASSWORD, METHOD_REJECT,
                             REP_SUCCESS, Socks5Client, assert_echo, open_tunnel)
@@ -20,6 +23,7 @@ from harness.socks5 import request as socks5_request
 
 from harness.udp import Association, UdpServer
 from conftest import USERS, base_config
+from test_metrics import scrape
 
 
 class NotifyListener:
@@ -439,6 +443,63 @@ def test_privilege_drop_to_nobody(start_daemon, echo_target):
         assert_echo(client)
 
 
+def live_children(pid):
+    """Pids of the processes whose parent is pid (the workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def test_make_run_serves_without_a_warning(echo_target):
+    """What `make run` starts on a stock machine: the shipped config (its
+    port aside) under the descriptor limit this machine has, with -u nobody
+    when root, as the Makefile passes. It serves with one worker per CPU,
+    relays, reloads, and logs not one warning: neither a max_clients that
+    outgrows the descriptor limit nor running as root."""
+    shipped = (REPO_ROOT / "conf/socks5d.conf").read_text()
+    port = free_port((LOOPBACK4, "::1"))
+    text = shipped.replace("listen = 127.0.0.1:1080, [::1]:1080",
+                           f"listen = 127.0.0.1:{port}, [::1]:{port}")
+    assert text != shipped
+    # Readable by nobody, who reads it again at the reload.
+    workdir = Path(tempfile.mkdtemp(prefix="socks5d-make-run-"))
+    os.chmod(workdir, 0o755)
+    command = (["sh", "-c", 'exec "$@" -u nobody', "sh"] if os.geteuid() == 0
+               else [])
+    d = Daemon(workdir, text, [(LOOPBACK4, port), ("::1", port)],
+               command=command)
+    try:
+        os.chmod(d.config_path, 0o644)
+        d.start()
+        cpus = os.cpu_count()
+        if cpus > 1:
+            d.wait_log(rf"supervisor: {cpus} workers ready")
+            assert len(live_children(d.proc.pid)) == cpus
+        with open_tunnel(d.address, *echo_target.address) as client:
+            assert_echo(client)
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reloaded: ")
+        with open_tunnel(("::1", port), *echo_target.address) as client:
+            assert_echo(client)
+        if os.geteuid() == 0:
+            assert "running as user nobody" in d.log()
+        warnings = [line for line in d.log().splitlines() if ": warn: " in line]
+        assert warnings == []
+        assert d.stop() == 0
+    finally:
+        if d.is_running():
+            d.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def test_root_without_user_warns(start_daemon):
     d = start_daemon()
     if os.geteuid() == 0:
@@ -638,13 +699,36 @@ def test_soft_descriptor_limit_is_raised_to_the_hard_one(start_daemon, dns_serve
 
 
 def test_short_hard_descriptor_limit_is_warned_of(start_daemon, echo_target):
-    """With soft and hard limits both 1024 there is nothing to raise: the
-    default max_clients (10,000) gets a warning at start, and socks5d
-    serves all the same."""
-    d = start_daemon(command=["prlimit", "--nofile=1024:1024", "--"])
+    """With soft and hard limits both 1024 there is nothing to raise: a
+    max_clients of 10,000 chosen in the file gets a warning at start, and
+    socks5d serves all the same."""
+    d = start_daemon(command=["prlimit", "--nofile=1024:1024", "--"],
+                     server={"max_clients": 10000})
     d.wait_log(r"max_clients = 10000 needs at least 20256 descriptors, but "
                r"the limit is 1024")
     assert "descriptor limit raised" not in d.log()
     assert nofile_limits(d.proc.pid) == (1024, 1024)
     with open_tunnel(d.address, *echo_target.address) as client:
         assert_echo(client)
+
+
+def test_default_max_clients_fits_the_descriptor_limit(start_daemon, echo_target):
+    """The default max_clients (0) under a hard limit of 1024 that cannot be
+    raised serves (1024 - 256) / 2 = 384 clients: said at info, shown by
+    /metrics, enforced (the 385th is refused), and no shortfall warned of."""
+    metrics_port = free_port()
+    d = start_daemon(command=["prlimit", "--nofile=1024:1024", "--"],
+                     metrics={"listen": f"{LOOPBACK4}:{metrics_port}"})
+    d.wait_log(r"info: max_clients = 384: what the descriptor limit of 1024 allows")
+    assert scrape(metrics_port)("socks5d_max_clients") == 384
+    held = [socket.create_connection(d.address) for _ in range(384)]
+    try:
+        with open_tunnel(d.address, *echo_target.address, timeout=2) as extra:
+            pytest.fail("the 385th client was served")
+    except (OSError, EOFError):
+        pass
+    finally:
+        for s in held:
+            s.close()
+    d.wait_log(r"warn: max_clients \(384\) reached")
+    assert "needs at least" not in d.log()

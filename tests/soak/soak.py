@@ -269,6 +269,8 @@ def render_config(port, dns_port, extra_rules):
 listen = {LOOPBACK4}:{port}
 log_level = info
 max_clients = 2000
+workers = 1
+; one process: the checks sample its own PSS and descriptors
 
 [auth]
 method = none

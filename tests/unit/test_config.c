@@ -157,7 +157,8 @@ test_defaults(void **state)
 	    "[::1]:1080");
 	assert_int_equal(l.cfg->listen[0].len, sizeof(struct sockaddr_in));
 	assert_int_equal(l.cfg->listen[1].len, sizeof(struct sockaddr_in6));
-	assert_int_equal(l.cfg->max_clients, 10000);
+	assert_int_equal(l.cfg->max_clients, 0);
+	assert_int_equal(l.cfg->workers, 0);
 	assert_int_equal(l.cfg->relay, RELAY_SPLICE);
 	assert_int_equal(l.cfg->log_level, LOG_LEVEL_INFO);
 	assert_false(l.cfg->allow_open);
@@ -299,14 +300,14 @@ static void
 test_bad_numbers(void **state)
 {
 	static const char *const bad[] = {
-		"abc", "0", "1000001", "-1", "+5", "10x", "1 0", "0x10",
+		"abc", "1000001", "-1", "+5", "10x", "1 0", "0x10",
 		"99999999999999999999999", "",
 	};
 	char why[128];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(why, sizeof(why), "must be a number from 1 to "
+		snprintf(why, sizeof(why), "must be a number from 0 to "
 		    "1000000, got \"%s\"", bad[i]);
 		test_bad_value("server", "max_clients", bad[i], why);
 	}
@@ -558,7 +559,7 @@ test_every_error_reported(void **state)
 	    "[outbound]\n"
 	    "bind_ipv4 = nowhere\n");
 	assert_null(l.cfg);
-	test_has_error(&l, 2, "[server] max_clients: must be a number from 1 "
+	test_has_error(&l, 2, "[server] max_clients: must be a number from 0 "
 	    "to 1000000, got \"many\"");
 	test_has_error(&l, 4, "[server] log_level: ");
 	test_has_error(&l, 6, "[timeouts] idle: ");
