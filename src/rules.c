@@ -16,45 +16,14 @@
 #include "socks5d/cidr.h"
 #include "socks5d/request.h"
 #include "socks5d/rules.h"
+#include "socks5d/rules_private.h"
 #include "socks5d/socks5.h"
 #include "socks5d/span.h"
 
 #define RULES_NAME_MAX  64
 #define RULES_HOST_MAX  253     /* a DNS name without the trailing dot */
 
-/* Port lists as inclusive ranges, merged and searched like CIDR sets. */
-struct rules_span_port {
-	uint16_t lo, hi;
-};
-
 SPAN_FUNCS(rules_span_port, struct rules_span_port, uint16_t)
-
-struct rules_names {
-	char **v;
-	size_t n, cap;
-};
-
-enum rules_action { RULES_ACTION_UNSET, RULES_ACTION_ALLOW, RULES_ACTION_DENY };
-
-struct rule {
-	char *name;
-	enum rules_action action;
-	struct cidr_set client;
-	struct rules_names users;       /* sorted with strcmp */
-	unsigned cmds;                  /* rules_command_bit()s; 0: any */
-	unsigned protos;                /* bit 1 << REQUEST_PROTO_*; 0: any */
-	struct cidr_set dest;
-	struct rules_names exact;       /* lower case, no trailing dot */
-	struct rules_names suffixes;    /* ".example.org" as "example.org" */
-	struct rules_span_port *ports;
-	size_t nports, capports;
-};
-
-struct rules {
-	struct rule **v;                /* pointers, so a struct rule * stays
-	                                 * valid while more are added */
-	size_t n, cap;
-};
 
 static int
 rules_why(char *why, size_t whylen, const char *fmt, ...)
@@ -438,6 +407,8 @@ rules_finish(struct rules *rules)
 		rules_names_finish(&r->suffixes);
 		r->nports = rules_span_port_merge(r->ports, r->nports);
 	}
+	if (rules != NULL)
+		rules_index_build(rules);
 }
 
 static void
@@ -468,6 +439,7 @@ rules_free(struct rules *rules)
 		return;
 	for (size_t i = 0; i < rules->n; i++)
 		rules_rule_free(rules->v[i]);
+	rules_index_free(rules);
 	free(rules->v);
 	free(rules);
 }
@@ -577,9 +549,11 @@ rules_verdict_default(const struct rules *rules)
 struct rules_verdict
 rules_evaluate(const struct rules *rules, const struct rules_query *q)
 {
-	for (size_t i = 0; i < rules_count(rules); i++) {
-		const struct rule *r = rules->v[i];
+	struct rules_cursor c;
+	const struct rule *r;
 
+	rules_cursor_start(&c, rules, q->user);
+	while ((r = rules_cursor_next(&c)) != NULL) {
 		if (rules_match_who(r, q) && rules_match_where(r, q))
 			return rules_verdict_of(r);
 	}
@@ -589,9 +563,11 @@ rules_evaluate(const struct rules *rules, const struct rules_query *q)
 struct rules_verdict
 rules_evaluate_any_dest(const struct rules *rules, const struct rules_query *q)
 {
-	for (size_t i = 0; i < rules_count(rules); i++) {
-		const struct rule *r = rules->v[i];
+	struct rules_cursor c;
+	const struct rule *r;
 
+	rules_cursor_start(&c, rules, q->user);
+	while ((r = rules_cursor_next(&c)) != NULL) {
 		if (!rules_match_who(r, q))
 			continue;
 		if (r->action == RULES_ACTION_ALLOW)

@@ -2,7 +2,8 @@
  * Unit tests for the access rules: every key both ways, first-match order,
  * names against CIDRs, suffixes, IPv6 and IPv4-mapped addresses, ports,
  * the UDP "any destination" walk, the open-proxy check, bad patterns, and
- * a 10,000-entry CIDR list for load and lookup speed.
+ * a 10,000-entry CIDR list for load and lookup speed, and the index by
+ * user against a walk of every rule on random rule sets.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/request.h"
 #include "socks5d/rules.h"
+#include "socks5d/rules_private.h"
 #include "socks5d/socks5.h"
 
 /*
@@ -672,10 +674,101 @@ test_protocol_condition(void **state)
 	rules_free(r);
 }
 
+/*
+ * The index by user decides as a walk of every rule does: random rule sets
+ * (rules naming none, one or several of six users, some also a client, a
+ * command or a destination, allow or deny, and the same user in rules far
+ * apart), asked with every user and none, for destinations in and out of
+ * the rules' networks, by rules_evaluate and rules_evaluate_any_dest, with
+ * the index and then without it.
+ */
+static void
+test_user_index_matches_full_walk(void **state)
+{
+	static const char *const users[] = { "ann", "bob", "cy", "dee", "ed",
+	    "flo" };
+	static const char *const dests[] = { "10.0.0.1", "10.1.2.3",
+	    "192.0.2.7", "2001:db8::1" };
+	char specs[40][160];
+	const char *spec_ptrs[40];
+	unsigned seed = 1234567;
+
+	(void)state;
+	for (int round = 0; round < 200; round++) {
+		size_t n = 1 + (size_t)(rand_r(&seed) % 40);
+		struct rules *rules;
+		struct rules_verdict v[2][7][4][2];
+
+		for (size_t i = 0; i < n; i++) {
+			int len = snprintf(specs[i], sizeof(specs[i]),
+			    "r%zu: action=%s", i,
+			    rand_r(&seed) % 3 == 0 ? "deny" : "allow");
+			unsigned nusers = (unsigned)rand_r(&seed) % 4;
+
+			for (unsigned u = 0; u < nusers; u++)
+				len += snprintf(specs[i] + len,
+				    sizeof(specs[i]) - (size_t)len, "%s%s",
+				    u == 0 ? "; user=" : ", ",
+				    users[rand_r(&seed) % 6]);
+			if (rand_r(&seed) % 3 == 0)
+				len += snprintf(specs[i] + len,
+				    sizeof(specs[i]) - (size_t)len,
+				    "; dest=10.%d.0.0/16", rand_r(&seed) % 2);
+			if (rand_r(&seed) % 5 == 0)
+				len += snprintf(specs[i] + len,
+				    sizeof(specs[i]) - (size_t)len,
+				    "; command=connect");
+			if (rand_r(&seed) % 6 == 0)
+				snprintf(specs[i] + len,
+				    sizeof(specs[i]) - (size_t)len,
+				    "; client=127.0.0.0/8");
+			spec_ptrs[i] = specs[i];
+		}
+		rules = test_build_n(spec_ptrs, n);
+		assert_true(rules->indexed);
+		for (int pass = 0; pass < 2; pass++) {
+			for (int u = 0; u < 7; u++) {
+				for (int d = 0; d < 4; d++) {
+					union sockaddr_any client, dest;
+					struct rules_query q = {
+						.client = test_sa(d % 2 ?
+						    "127.0.0.1" : "192.0.2.1",
+						    &client),
+						.user = u < 6 ? users[u] : NULL,
+						.cmd = d == 3 ?
+						    REQUEST_CMD_BIND :
+						    REQUEST_CMD_CONNECT,
+						.dest_addr = test_sa(dests[d],
+						    &dest),
+						.port = 443,
+					};
+
+					v[pass][u][d][0] =
+					    rules_evaluate(rules, &q);
+					v[pass][u][d][1] =
+					    rules_evaluate_any_dest(rules, &q);
+				}
+			}
+			/* The second pass walks every rule. */
+			rules_index_free(rules);
+		}
+		for (int u = 0; u < 7; u++)
+			for (int d = 0; d < 4; d++)
+				for (int k = 0; k < 2; k++) {
+					assert_int_equal(v[0][u][d][k].allow,
+					    v[1][u][d][k].allow);
+					assert_ptr_equal(v[0][u][d][k].rule,
+					    v[1][u][d][k].rule);
+				}
+		rules_free(rules);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_user_index_matches_full_walk),
 		cmocka_unit_test(test_no_rules),
 		cmocka_unit_test(test_action_and_default_deny),
 		cmocka_unit_test(test_first_match),
