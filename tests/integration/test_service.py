@@ -500,6 +500,25 @@ def test_make_run_serves_without_a_warning(echo_target):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def test_user_option_overrides_the_file(start_daemon, echo_target):
+    """-u USER wins over [server] user: with the file naming a user that
+    does not exist, -u nobody (as root) runs as nobody; and an unknown
+    user given with -u stops the start with its name. Not as root, the
+    override is ignored like the key, and said so."""
+    d = start_daemon(command=["sh", "-c", 'exec "$@" -u nobody', "sh"],
+                     server={"user": "no-such-user-in-file"})
+    if os.geteuid() != 0:
+        d.wait_log(r"not running as root: \[server\] user nobody ignored")
+        return
+    d.wait_log(r"running as user nobody \(uid ")
+    with open_tunnel(d.address, *echo_target.address) as client:
+        assert_echo(client)
+    bad = start_daemon(wait=False, command=["sh", "-c", 'exec "$@" -u no-such-user-5d',
+                                             "sh"])
+    assert bad.wait_exit(10) not in (0, None)
+    assert "[server] user no-such-user-5d: no such user" in bad.log()
+
+
 def test_root_without_user_warns(start_daemon):
     d = start_daemon()
     if os.geteuid() == 0:
