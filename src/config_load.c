@@ -18,6 +18,7 @@
 #include "socks5d/config_values.h"
 #include "socks5d/file.h"
 #include "socks5d/hosts.h"
+#include "socks5d/log.h"
 #include "socks5d/rules.h"
 
 /* One named section ("[rule office]") as the file gave it. */
@@ -569,6 +570,30 @@ config_load(const char *path, FILE *errors)
 		return NULL;
 	}
 	return ld.cfg;
+}
+
+struct config *
+config_reload(const char *path)
+{
+	struct config *next;
+	char *errors = NULL;
+	size_t errlen = 0;
+	FILE *errstream;
+
+	log_info("reloading %s", path);
+	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
+		log_warn("reload: open_memstream");
+		return NULL;
+	}
+	next = config_load(path, errstream);
+	fclose(errstream);
+	if (next == NULL) {
+		log_error_lines("reload rejected: ", errors);
+		log_error("reload rejected: the old configuration stays in "
+		    "force");
+	}
+	free(errors);
+	return next;
 }
 
 void

@@ -124,25 +124,9 @@ server_reload_config(struct server *srv)
 	struct config *next, *old = srv->cfg;
 	struct resolver *resolver = NULL;
 	unsigned old_max_clients;
-	char *errors = NULL;
-	size_t errlen = 0;
-	FILE *errstream;
 
-	log_info("reloading %s", old->path);
-	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
-		log_warn("reload: open_memstream");
+	if ((next = config_reload(old->path)) == NULL)
 		return;
-	}
-	next = config_load(old->path, errstream);
-	fclose(errstream);
-	if (next == NULL) {
-		log_error_lines("reload rejected: ", errors);
-		free(errors);
-		log_error("reload rejected: the old configuration stays in "
-		    "force");
-		return;
-	}
-	free(errors);
 	/* Activated sockets stay whatever the file says: the new settings
 	 * must not make them an open proxy. */
 	if (listener_check_activated(srv, next, "reload rejected: ") == -1) {

@@ -184,28 +184,12 @@ void
 workers_reload(void)
 {
 	struct config *next;
-	char *errors = NULL;
-	size_t errlen = 0;
-	FILE *errstream;
 
 	workers_notify("RELOADING=1");
-	log_info("reloading %s", sup.cfg->path);
-	if ((errstream = open_memstream(&errors, &errlen)) == NULL) {
-		log_warn("reload: open_memstream");
+	if ((next = config_reload(sup.cfg->path)) == NULL) {
 		workers_reload_rejected();
 		return;
 	}
-	next = config_load(sup.cfg->path, errstream);
-	fclose(errstream);
-	if (next == NULL) {
-		log_error_lines("reload rejected: ", errors);
-		free(errors);
-		log_error("reload rejected: the old configuration stays in "
-		    "force");
-		workers_reload_rejected();
-		return;
-	}
-	free(errors);
 	/* As in one process (server_reload_config): checked here, the file
 	 * is not passed on to workers that would each reject it. */
 	if (sup.activated &&

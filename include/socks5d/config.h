@@ -113,6 +113,13 @@ struct config {
  */
 struct config *config_load(const char *path, FILE *errors);
 
+/*
+ * Load path again for a SIGHUP: says so at info; on failure logs every
+ * error and that the old configuration stays in force, and returns NULL.
+ * Shared by a single process and the workers' supervisor.
+ */
+struct config *config_reload(const char *path);
+
 /* socks5d -u USER: the [server] user of every config loaded from now on,
  * reloads included, whatever the file says. */
 void config_set_user_override(const char *user);
