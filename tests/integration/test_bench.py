@@ -256,6 +256,15 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
         assert match, row
         ops, p50, p99 = (float(x.replace(",", "")) for x in match.groups())
         assert ops > 0 and 0 < p50 <= p99, row
+    # The default runs a worker per CPU: one process is shown beside it.
+    row = cells("16 connections, 64-byte messages, socks5d workers = 1")
+    assert all(float(c.split()[0].replace(",", "")) > 0 for c in row[:2]), row
+    # Every server, direct too, measured while it held idle sessions.
+    held = re.search(r"^\| 16 connections, 64-byte messages, ([\d,]+) idle sessions "
+                     r"held \|(.*)\|$", text, re.M)
+    assert held and int(held.group(1).replace(",", "")) > 0, text
+    for cell in held.group(2).split("|")[:4]:
+        assert float(cell.split()[0].replace(",", "")) > 0, held.group(0)
     # microsocks has no UDP ASSOCIATE: "n/a", never a zero.
     row = cells("64-byte datagram echo, 4 associations x 8 in flight")
     assert float(row[0].split()[0].replace(",", "")) > 0
@@ -537,6 +546,75 @@ def test_bench_self_comparisons_use_paired_runs():
     checks = {c[0]: c for c in run.check_targets(rows, 8000, {})}
     pw = checks["connection rate with password auth >= 0.9x without"]
     assert pw[1].startswith("0.40x (rows normalised") and pw[2] == "NOT MET"
+
+
+def test_bench_peer_and_load_checks():
+    """The performance targets: req/resp against the faster peer's rate and
+    the lower peer p99 (they may differ), the connection rate against the
+    better peer, sessions held idle (paired rate, paired p99, with direct's
+    own change beside it), 1,000 users judged like the 10,000 rules, and
+    strace summaries counted per call."""
+    run = load_driver()
+
+    def row(label, **cells):
+        return {"label": label, "metric": "ops_per_s",
+                "cells": {k: {"ops_per_s": v[0], "p99_us": v[1]}
+                          for k, v in cells.items()}}
+    reqresp = "16 connections, 64-byte messages"
+    held_conn = run.held_label("IP target", 8000)
+    held_rr = run.held_label(reqresp, 8000)
+
+    def checks(socks5d_rr, socks5d_conn, paired):
+        rows = {"reqresp": [row(reqresp, direct=(90000, 300), socks5d=socks5d_rr,
+                                dante=(30000, 900), microsocks=(25000, 650)),
+                            row(held_rr, direct=(90000, 330))],
+                "connrate": [row("IP target", direct=(20000, 900),
+                                 socks5d=(socks5d_conn, 3000), dante=(3000, 9000),
+                                 microsocks=(5000, 6000)),
+                             row(held_conn, direct=(18000, 900))]}
+        return {c[0]: c for c in run.check_targets(rows, 8000, paired)}
+
+    def pair(rate, cost, p99=None):
+        return {"rate": rate, "pairs": 3, "rates": (rate, rate), "cost": cost,
+                "user": None, "p99": p99}
+    rr = "req/resp 16 connections >= 1.2x the better of Dante and microsocks, p99 no worse"
+    conn = "connection rate >= 1.25x the better of Dante and microsocks"
+    held_c = "connection rate with 8,000 idle sessions held >= 0.95x without"
+    held_p = "req/resp p99 with 8,000 idle sessions held within 10% of without (<= 1.10x)"
+    users = ("connection rate with 1,000 users and 1,000 rules >= 0.95x without them "
+             "(or socks5d's CPU per cycle <= 1.05x in the pairs)")
+    good = {held_conn: pair(0.97, 1.0), held_rr: pair(0.98, 1.0, p99=1.04),
+            run.USERS_1K: pair(0.91, 1.02)}
+    c = checks((36000, 600), 7000, good)
+    assert c[rr][1] == "1.20x Dante, p99 600 vs 650 us (microsocks)" and c[rr][2] == "met"
+    assert c[conn][1] == "1.40x microsocks" and c[conn][2] == "met"
+    assert c[held_c][2] == "met" and "direct, no proxy: 0.90x in the rows" in c[held_c][1]
+    assert c[held_p][2] == "met" and "p99 1.04x" in c[held_p][1]
+    assert c[users][2] == "met"
+    # The rate alone is not enough: the p99 must beat the lower peer p99,
+    # here microsocks', not that of Dante, the faster one.
+    assert checks((36000, 700), 7000, good)[rr][2] == "NOT MET"
+    assert checks((35000, 600), 7000, good)[rr][2] == "NOT MET"
+    assert checks((36000, 600), 6000, good)[conn][2] == "NOT MET"
+    bad = {held_conn: pair(0.90, 1.1), held_rr: pair(0.98, 1.0, p99=1.2),
+           run.USERS_1K: pair(0.91, 1.08)}
+    c = checks((36000, 600), 7000, bad)
+    assert c[held_c][2] == "NOT MET" and c[held_p][2] == "NOT MET"
+    assert c[users][2] == "NOT MET"
+
+    summary = """% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 52.82    0.222299           9     23368           write
+ 43.41    0.182702           7     23368           read
+  3.58    0.015077           9      1524           epoll_wait
+  0.05    0.000230          14        16        16 connect
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.420865           8     48276        16 total
+"""
+    counts = run.strace_counts(summary)
+    assert counts == {"write": 23368, "read": 23368, "epoll_wait": 1524, "connect": 16}
+    assert run.describe_syscalls({"data": 4.0126, "all": 4.3312}).startswith(
+        "4.01 data calls and 4.33 calls in all per relayed message (the minimum is 4")
 
 
 def test_bench_http_connect_checks():
