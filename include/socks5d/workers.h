@@ -10,8 +10,12 @@
 #include "socks5d/config.h"
 
 /* How many serving processes cfg asks for: [server] workers, with 0 meaning
- * one per online CPU (at most CONFIG_MAX_WORKERS). */
+ * workers_for_cpus(online CPUs). */
 unsigned workers_count(const struct config *cfg);
+
+/* The automatic count: one worker per CPU but one (left to the kernel's
+ * share of relaying), at least 1, at most CONFIG_MAX_WORKERS. */
+unsigned workers_for_cpus(long cpus);
 
 /* Supervise workers_count(cfg) workers until SIGTERM or SIGINT. Takes
  * ownership of cfg. Returns the process exit status. */

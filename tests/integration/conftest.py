@@ -158,8 +158,8 @@ def base_config(listen_value, dns_address):
     # queued ones would outlast a 5 s handshake; tests of the timeouts
     # themselves set their own.
     slow = int(daemon_mod.TIME_SCALE)
-    # One process (the default is one per CPU): most tests read the daemon's
-    # own /proc entries and log; test_workers and the make-run test in
+    # One process (on more than two CPUs the default is several): most
+    # tests read the daemon's own /proc entries and log; test_workers and the make-run test in
     # test_service cover the default.
     return {
         "server": {"listen": listen_value, "log_level": "info", "workers": 1},

@@ -167,7 +167,6 @@ static void
 test_workers_count(void **state)
 {
 	struct config cfg;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	(void)state;
 	memset(&cfg, 0, sizeof(cfg));
@@ -176,11 +175,24 @@ test_workers_count(void **state)
 	cfg.workers = 5;
 	assert_int_equal(workers_count(&cfg), 5);
 	cfg.workers = 0;
-	if (cpus < 1)
-		cpus = 1;
-	if (cpus > CONFIG_MAX_WORKERS)
-		cpus = CONFIG_MAX_WORKERS;
-	assert_int_equal(workers_count(&cfg), (unsigned)cpus);
+	assert_int_equal(workers_count(&cfg),
+	    workers_for_cpus(sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+/* One CPU is left to the kernel's share of relaying, never the only one. */
+static void
+test_workers_for_cpus(void **state)
+{
+	(void)state;
+	assert_int_equal(workers_for_cpus(-1), 1);
+	assert_int_equal(workers_for_cpus(0), 1);
+	assert_int_equal(workers_for_cpus(1), 1);
+	assert_int_equal(workers_for_cpus(2), 1);
+	assert_int_equal(workers_for_cpus(3), 2);
+	assert_int_equal(workers_for_cpus(16), 15);
+	assert_int_equal(workers_for_cpus(CONFIG_MAX_WORKERS + 1),
+	    CONFIG_MAX_WORKERS);
+	assert_int_equal(workers_for_cpus(512), CONFIG_MAX_WORKERS);
 }
 
 int
@@ -189,6 +201,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_workers_count),
+		cmocka_unit_test(test_workers_for_cpus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
