@@ -45,6 +45,11 @@ static const struct config_enum_name config_protocol_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name config_egress_select_names[] = {
+	EGRESS_SELECT_NAMES,
+	{ NULL, 0 },
+};
+
 static const struct config_enum_name config_family_names[] = {
 	{ "auto", DNS_FAMILY_AUTO },
 	{ "ipv4", DNS_FAMILY_IPV4 },
@@ -77,6 +82,8 @@ static const struct config_enum_name config_family_names[] = {
 	{ ROW(sec, name, CONFIG_IP_PAIR, field, dflt) }
 #define ROW_PORTS(sec, name, field, dflt)                               \
 	{ ROW(sec, name, CONFIG_PORT_RANGE, field, dflt) }
+#define ROW_EGRESS(sec, name, field, dflt)                              \
+	{ ROW(sec, name, CONFIG_EGRESS, field, dflt) }
 #define ROW_HOSTPORT(sec, name, field, dflt)                            \
 	{ ROW(sec, name, CONFIG_HOSTPORT, field, dflt) }
 #define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
@@ -143,6 +150,11 @@ const struct config_row config_rows[] = {
 
 	ROW_IP("outbound", "bind_ipv4", bind_ipv4, "", AF_INET),
 	ROW_IP("outbound", "bind_ipv6", bind_ipv6, "", AF_INET6),
+	ROW_EGRESS("outbound", "egress", egress, ""),
+	ROW_ENUM("outbound", "egress_select", egress_select, "user",
+	    config_egress_select_names),
+	ROW_UINT("outbound", "connection_attempt_delay",
+	    connection_attempt_delay_ms, "250", 10, 2000),
 
 	ROW_BOOL("bind", "enabled", bind_enabled, "yes"),
 	ROW_IP_PAIR("bind", "address", bind_address, ""),
@@ -172,6 +184,8 @@ const struct config_row config_rows[] = {
 	ROW_RULE("protocol", false),
 	ROW_RULE("dest", false),
 	ROW_RULE("port", false),
+	ROW_RULE("egress", false),
+	ROW_RULE("egress_select", false),
 };
 
 _Static_assert(sizeof(config_rows) / sizeof(config_rows[0]) == CONFIG_NROWS,
@@ -251,7 +265,8 @@ config_row_index(const char *section, const char *key)
 bool
 config_row_appends(const struct config_row *row)
 {
-	return row->type == CONFIG_RULE && strcmp(row->key, "action") != 0;
+	return row->type == CONFIG_RULE && strcmp(row->key, "action") != 0 &&
+	    strcmp(row->key, "egress_select") != 0;
 }
 
 const struct config_row *

@@ -371,6 +371,23 @@ config_parse_cidrs(const struct config_row *row, void *base, char *value,
 	return 0;
 }
 
+/* Addresses and networks to leave from; empty for none. */
+static int
+config_parse_egress(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	struct egress pool = { 0 }, *field = config_field(row, base);
+
+	if (*value != '\0' && egress_add(&pool, value, why, whylen) == -1) {
+		egress_release(&pool);
+		return -1;
+	}
+	egress_finish(&pool);
+	egress_release(field);
+	*field = pool;
+	return 0;
+}
+
 /* "LOW-HIGH" within 1..65535, or empty for "the kernel chooses". */
 static int
 config_parse_port_range(const struct config_row *row, void *base,
@@ -528,6 +545,9 @@ config_value_parse(const struct config_row *row, void *base,
 	case CONFIG_RULE:
 		rc = rules_set(base, row->key, v, why, whylen);
 		break;
+	case CONFIG_EGRESS:
+		rc = config_parse_egress(row, base, v, why, whylen);
+		break;
 	}
 	free(copy);
 	return rc;
@@ -548,6 +568,9 @@ config_value_free(const struct config_row *row, void *base)
 		break;
 	case CONFIG_CIDRS:
 		cidr_set_release(config_field(row, base));
+		break;
+	case CONFIG_EGRESS:
+		egress_release(config_field(row, base));
 		break;
 	default:
 		break;

@@ -1,8 +1,9 @@
 /*
  * CONNECT: turn the requested destination into addresses (literals as
- * given, names through the resolver), try each in turn with a per-attempt
- * timeout, and hand the first connected socket to the relay. The reply code
- * for a failure comes from the last attempt's error.
+ * given, names through the resolver), race them (Happy Eyeballs: each
+ * attempt with its own timeout, the next one started after a short delay
+ * or when one fails), and hand the first connected socket to the relay.
+ * The reply code for a failure comes from the last attempt's error.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,11 +16,11 @@
 #include "socks5d/addr.h"
 #include "socks5d/command.h"
 #include "socks5d/connect.h"
+#include "socks5d/egress.h"
+#include "socks5d/happy.h"
 #include "socks5d/log.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
-
-static void connect_next(struct session *s);
 
 uint8_t
 connect_reply_for(int err)
@@ -45,25 +46,6 @@ connect_reply_for(int err)
 }
 
 static void
-connect_resolved(void *arg, enum resolver_status status,
-    const union sockaddr_any *addrs, size_t n)
-{
-	struct session *s = arg;
-	struct handshake *hs = s->hs;
-
-	hs->query = NULL;
-	if (status != RESOLVER_OK) {
-		session_fail(s, status == RESOLVER_NOT_FOUND ?
-		    REPLY_HOST_UNREACH : REPLY_FAILURE);
-		return;
-	}
-	memcpy(hs->addrs, addrs, n * sizeof(*addrs));
-	hs->naddrs = n;
-	hs->next_addr = 0;
-	connect_next(s);
-}
-
-static void
 connect_done(struct session *s)
 {
 	union sockaddr_any bnd;
@@ -77,53 +59,63 @@ connect_done(struct session *s)
 	session_start_relay(s, &bnd.sa);
 }
 
-/* Give up on the socket of the current attempt. */
+/* A pool address that will not bind fails every connection given it: say
+ * so, once a second however many. */
 static void
-connect_abandon(struct session *s, int err)
+connect_log_egress_failure(const struct session *s,
+    const union sockaddr_any *source)
 {
-	ev_io_stop(s->srv->loop, &s->target_io);
-	if (s->target_fd != -1) {
-		close(s->target_fd);
-		s->target_fd = -1;
-	}
-	/* The next attempt's socket may get the same number: the watcher
-	 * must not look set on it (see struct relay_side). */
-	ev_io_set(&s->target_io, -1, 0);
-	memset(&s->target_addr, 0, sizeof(s->target_addr));
-	s->hs->last_errno = err;
-}
+	static struct log_ratelimit egress_log;
+	char addr[ADDR_STRLEN];
+	unsigned long covered;
+	int err = errno;
 
-static void
-connect_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct session *s = (struct session *)
-	    ((char *)w - offsetof(struct session, target_io));
-	socklen_t len = sizeof(int);
-	int err = 0;
-
-	(void)loop;
-	(void)revents;
-	if (getsockopt(s->target_fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err != 0) {
-		connect_abandon(s, err);
-		connect_next(s);
+	if (!log_ratelimit_pass(&egress_log, ev_now(s->srv->loop), 1.0,
+	    &covered))
 		return;
-	}
-	connect_done(s);
+	addr_format_ip(&source->sa, addr, sizeof(addr));
+	errno = err;
+	log_warn("connect: egress address %s (%lu failure(s) in the last "
+	    "second)", addr, covered);
 }
 
-/* A socket for one attempt, bound to [outbound] when configured. */
+/*
+ * A socket for one attempt. Every address a name resolves to is checked
+ * before it is connected to (a name may point into a denied network), and
+ * the verdict says where it leaves from: an egress pool's address, else
+ * [outbound] bind_ipv4/6 when set.
+ */
 static int
-connect_socket(const struct config *cfg, int family)
+connect_socket(void *arg, const struct sockaddr *dst)
 {
+	struct session *s = arg;
+	const struct config *cfg = s->srv->cfg;
 	const struct config_addr *bind_addr;
-	int fd, one = 1;
+	struct policy_route route;
+	int fd, one = 1, family = dst->sa_family;
 
-	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
+	if (!policy_route_dest(s, s->hs->dst_name, dst, s->hs->req.dst.port,
+	    &route)) {
+		errno = EACCES;
 		return -1;
+	}
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_warn("connect: socket");
+		return -1;
+	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (route.has_source) {
+		if (egress_bind(fd, &route.source, true) == -1) {
+			int err = errno;
+
+			connect_log_egress_failure(s, &route.source);
+			close(fd);
+			errno = err;
+			return -1;
+		}
+		return fd;
+	}
 	bind_addr = family == AF_INET ? &cfg->bind_ipv4 : &cfg->bind_ipv6;
 	if (bind_addr->len != 0) {
 		/* Let connect() pick the port, so outbound connections are
@@ -143,65 +135,81 @@ connect_socket(const struct config *cfg, int family)
 }
 
 static void
-connect_next(struct session *s)
+connect_arm(void *arg, ev_tstamp after)
+{
+	session_set_timeout(arg, after);
+}
+
+static void
+connect_finished(void *arg, int fd, const union sockaddr_any *addr, int err)
+{
+	struct session *s = arg;
+
+	happy_free(s->hs->happy);
+	s->hs->happy = NULL;
+	if (fd == -1) {
+		session_fail(s, connect_reply_for(err));
+		return;
+	}
+	s->target_fd = fd;
+	s->target_addr = *addr;
+	connect_done(s);
+}
+
+static const struct happy_ops connect_race = {
+	.open_socket = connect_socket,
+	.arm = connect_arm,
+	.done = connect_finished,
+};
+
+/* Race the destination's addresses (RFC 8305): the first to connect is
+ * relayed to. */
+static void
+connect_addresses(struct session *s, size_t n)
 {
 	struct handshake *hs = s->hs;
 	const struct config *cfg = s->srv->cfg;
 
-	while (hs->next_addr < hs->naddrs) {
-		const union sockaddr_any *dst = &hs->addrs[hs->next_addr++];
-
-		/* Every address a name resolves to is checked before it is
-		 * connected to: a name may point into a denied network. */
-		if (!policy_allow_dest(s, hs->dst_name, &dst->sa,
-		    hs->req.dst.port)) {
-			hs->last_errno = EACCES;
-			continue;
-		}
-		s->target_fd = connect_socket(cfg, dst->sa.sa_family);
-		if (s->target_fd == -1) {
-			log_warn("connect: socket");
-			hs->last_errno = errno;
-			continue;
-		}
-		s->target_addr = *dst;
-		if (connect(s->target_fd, &dst->sa, addr_len(&dst->sa)) == 0) {
-			connect_done(s);
-			return;
-		}
-		if (errno == EINPROGRESS) {
-			session_set_state(s, SESSION_WAITING);
-			ev_io_init(&s->target_io, connect_writable_cb,
-			    s->target_fd, EV_WRITE);
-			ev_io_start(s->srv->loop, &s->target_io);
-			session_set_timeout(s, cfg->timeout_connect);
-			return;
-		}
-		connect_abandon(s, errno);
+	happy_order(hs->addrs, n);
+	session_set_state(s, SESSION_WAITING);
+	if (!happy_start(&hs->happy, s->srv->loop, &connect_race, s,
+	    &s->target_io, hs->addrs, n,
+	    cfg->connection_attempt_delay_ms / 1000.,
+	    cfg->timeout_connect)) {
+		log_warn("%s: calloc", __func__);
+		session_fail(s, REPLY_FAILURE);
 	}
-	session_fail(s, connect_reply_for(hs->last_errno));
+}
+
+static void
+connect_resolved(void *arg, enum resolver_status status,
+    const union sockaddr_any *addrs, size_t n)
+{
+	struct session *s = arg;
+	struct handshake *hs = s->hs;
+
+	hs->query = NULL;
+	if (status != RESOLVER_OK) {
+		session_fail(s, status == RESOLVER_NOT_FOUND ?
+		    REPLY_HOST_UNREACH : REPLY_FAILURE);
+		return;
+	}
+	memcpy(hs->addrs, addrs, n * sizeof(*addrs));
+	connect_addresses(s, n);
 }
 
 static void
 connect_start(struct session *s)
 {
-	struct handshake *hs = s->hs;
-
-	hs->naddrs = 0;
-	hs->next_addr = 0;
-	hs->last_errno = 0;
-	if (session_find_dst(s, &hs->addrs[0], connect_resolved)) {
-		hs->naddrs = 1;
-		connect_next(s);
-	}
+	if (session_find_dst(s, &s->hs->addrs[0], connect_resolved))
+		connect_addresses(s, 1);
 }
 
-/* The session timer fired during a connection attempt. */
+/* The session timer fired while connecting: the race asked for it. */
 static void
 connect_timeout(struct session *s)
 {
-	connect_abandon(s, ETIMEDOUT);
-	connect_next(s);
+	happy_timer(s->hs->happy);
 }
 
 const struct command command_connect = {

@@ -4,6 +4,7 @@
  * side, keeps the enter/leave pairs balanced, and keeps refusals from
  * flooding the log.
  */
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,9 +179,31 @@ policy_allow_request(struct session *s)
 	return v.allow;
 }
 
-bool
-policy_allow_dest(struct session *s, const char *name,
-    const struct sockaddr *addr, uint16_t port)
+/* The egress pool address for a socket of family toward verdict v's
+ * destination. */
+static void
+policy_pick_source(const struct session *s, const struct rules_verdict *v,
+    const struct sockaddr *addr, struct policy_route *route)
+{
+	const struct config *cfg = s->srv->cfg;
+	const struct egress *pool = v->egress != NULL ? v->egress : &cfg->egress;
+	int family = addr->sa_family;
+	enum egress_select select = v->egress_select != EGRESS_UNSET ?
+	    v->egress_select : (enum egress_select)cfg->egress_select;
+
+	route->has_source = false;
+	/* An IPv4-mapped destination is reached over IPv6 sockets from an
+	 * IPv4 source the kernel picks. */
+	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(
+	    &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr))
+		return;
+	route->has_source = egress_pick(pool, select, family, s->user,
+	    &s->client_addr.sa, &route->source);
+}
+
+static bool
+policy_dest(struct session *s, const char *name, const struct sockaddr *addr,
+    uint16_t port, struct policy_route *route)
 {
 	struct rules_query q = policy_query(s);
 	struct rules_verdict v;
@@ -189,9 +212,45 @@ policy_allow_dest(struct session *s, const char *name,
 	q.dest_addr = addr;
 	q.port = port;
 	v = policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
-	if (!v.allow)
+	if (!v.allow) {
 		policy_record(s, v.rule);
-	return v.allow;
+		return false;
+	}
+	if (route != NULL)
+		policy_pick_source(s, &v, addr, route);
+	return true;
+}
+
+bool
+policy_allow_dest(struct session *s, const char *name,
+    const struct sockaddr *addr, uint16_t port)
+{
+	return policy_dest(s, name, addr, port, NULL);
+}
+
+bool
+policy_route_dest(struct session *s, const char *name,
+    const struct sockaddr *addr, uint16_t port, struct policy_route *route)
+{
+	return policy_dest(s, name, addr, port, route);
+}
+
+void
+policy_route_association(struct session *s, int family,
+    struct policy_route *route)
+{
+	struct rules_query q = policy_query(s);
+	struct rules_verdict v = rules_evaluate_any_dest(s->srv->cfg->rules, &q);
+	union sockaddr_any any;
+
+	memset(&any, 0, sizeof(any));
+	any.sa.sa_family = (sa_family_t)family;
+	if (!v.allow) {
+		/* Admitted under another verdict (a reload since): [outbound]. */
+		v.egress = NULL;
+		v.egress_select = EGRESS_UNSET;
+	}
+	policy_pick_source(s, &v, &any.sa, route);
 }
 
 bool

@@ -307,6 +307,19 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 		free(copy);
 		return rc;
 	}
+	if (strcmp(key, "egress") == 0)
+		return egress_add(&rule->egress, value, why, whylen);
+	if (strcmp(key, "egress_select") == 0) {
+		if ((copy = strdup(value)) == NULL)
+			return rules_why(why, whylen, "out of memory");
+		v = rules_trim(copy);
+		rule->egress_select = egress_select_parse(v);
+		rc = rule->egress_select == EGRESS_UNSET ? rules_why(why,
+		    whylen, "\"%.32s\" is not user, session, random or "
+		    "round-robin", v) : 0;
+		free(copy);
+		return rc;
+	}
 	for (size_t i = 0; i < sizeof(rules_list_keys) /
 	    sizeof(rules_list_keys[0]); i++)
 		if (strcmp(key, rules_list_keys[i].key) == 0)
@@ -356,6 +369,7 @@ rules_add(struct rules *rules, const char *name)
 		free(r);
 		return NULL;
 	}
+	r->egress_select = EGRESS_UNSET;
 	v[rules->n++] = r;
 	return r;
 }
@@ -406,6 +420,7 @@ rules_finish(struct rules *rules)
 		rules_names_finish(&r->exact);
 		rules_names_finish(&r->suffixes);
 		r->nports = rules_span_port_merge(r->ports, r->nports);
+		egress_finish(&r->egress);
 	}
 	if (rules != NULL)
 		rules_index_build(rules);
@@ -429,6 +444,7 @@ rules_rule_free(struct rule *r)
 	rules_names_free(&r->exact);
 	rules_names_free(&r->suffixes);
 	free(r->ports);
+	egress_release(&r->egress);
 	free(r);
 }
 
@@ -532,6 +548,8 @@ rules_verdict_of(const struct rule *r)
 		.rule = r->name,
 		.by_client_and_protocol = r->protos != 0 &&
 		    !cidr_set_empty(&r->client),
+		.egress = egress_empty(&r->egress) ? NULL : &r->egress,
+		.egress_select = r->egress_select,
 	};
 
 	return v;
@@ -541,7 +559,10 @@ rules_verdict_of(const struct rule *r)
 static struct rules_verdict
 rules_verdict_default(const struct rules *rules)
 {
-	struct rules_verdict v = { .allow = rules_count(rules) == 0 };
+	struct rules_verdict v = {
+		.allow = rules_count(rules) == 0,
+		.egress_select = EGRESS_UNSET,
+	};
 
 	return v;
 }

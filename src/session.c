@@ -16,6 +16,7 @@
 #include "socks5d/auth.h"
 #include "socks5d/command.h"
 #include "socks5d/frontend.h"
+#include "socks5d/happy.h"
 #include "socks5d/log.h"
 #include "socks5d/limits.h"
 #include "socks5d/metrics.h"
@@ -268,6 +269,7 @@ session_free_handshake(struct session *s)
 		auth_cancel(s->hs->auth);
 	if (s->hs->query != NULL)
 		resolver_cancel(s->hs->query);
+	happy_free(s->hs->happy);
 	ev_timer_stop(s->srv->loop, &s->hs->full_probe);
 	/* The buffer may have held a password. */
 	sodium_memzero(s->hs, sizeof(*s->hs));

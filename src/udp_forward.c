@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/egress.h"
 #include "socks5d/log.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
@@ -168,14 +169,19 @@ udp_out_open(struct udp_assoc *a, enum udp_route route)
 	struct udp_out *o = &a->out[route];
 	const struct config *cfg = a->s->srv->cfg;
 	const struct config_addr *src;
-	int fd, err;
+	int family = route == UDP_ROUTE_IPV4 ? AF_INET : AF_INET6, fd, err;
+	struct policy_route out;
 
 	if (o->fd != -1)
 		return 0;
+	/* An egress pool's address, else [outbound] bind_ipv4/6: picked once
+	 * per association and family, so a peer sees one source. */
+	policy_route_association(a->s, family, &out);
 	src = route == UDP_ROUTE_IPV4 ? &cfg->bind_ipv4 : &cfg->bind_ipv6;
-	fd = udp_socket(route == UDP_ROUTE_IPV4 ? AF_INET : AF_INET6);
-	if (fd == -1 || (src->len != 0 &&
-	    bind(fd, (const struct sockaddr *)&src->ss, src->len) == -1)) {
+	fd = udp_socket(family);
+	if (fd == -1 || (out.has_source ?
+	    egress_bind(fd, &out.source, false) == -1 : (src->len != 0 &&
+	    bind(fd, (const struct sockaddr *)&src->ss, src->len) == -1))) {
 		err = errno;
 		if (!a->warned) {
 			/* Once per association: it would repeat per batch. */

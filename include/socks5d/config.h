@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "socks5d/cidr.h"
+#include "socks5d/egress.h"
 #include "socks5d/limits.h"
 
 #define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
@@ -67,6 +68,7 @@ struct config {
 	/* [timeouts], seconds */
 	unsigned timeout_handshake;
 	unsigned timeout_connect;
+	unsigned connection_attempt_delay_ms;  /* [outbound], Happy Eyeballs */
 	unsigned timeout_idle;
 	unsigned timeout_bind;         /* BIND: wait for the peer */
 	unsigned timeout_udp_idle;     /* UDP association without datagrams */
@@ -82,6 +84,8 @@ struct config {
 	/* [outbound] */
 	struct config_addr bind_ipv4;  /* len 0 when unset */
 	struct config_addr bind_ipv6;
+	struct egress egress;          /* empty when unset */
+	int egress_select;             /* enum egress_select */
 
 	/* [bind] */
 	bool bind_enabled;

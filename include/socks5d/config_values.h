@@ -25,6 +25,7 @@ enum config_type {
 	CONFIG_IP_PAIR,         /* struct config_addr_pair */
 	CONFIG_PORT_RANGE,      /* struct config_port_range */
 	CONFIG_HOSTPORT,        /* one struct config_addr, len 0 when empty */
+	CONFIG_EGRESS,          /* struct egress, empty when empty */
 	CONFIG_RULE,            /* [rule NAME] key: rules_set, struct rule */
 };
 
@@ -64,7 +65,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 46
+#define CONFIG_NROWS 51
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "socks5d/addr.h"
+
 struct server;
 struct session;
 
@@ -42,6 +44,25 @@ bool policy_allow_request(struct session *s);
  * access log. */
 bool policy_allow_dest(struct session *s, const char *name,
     const struct sockaddr *addr, uint16_t port);
+
+/* Where an allowed outbound socket leaves from. */
+struct policy_route {
+	bool has_source;               /* false: the kernel's choice, or
+	                                * [outbound] bind_ipv4/6 */
+	union sockaddr_any source;     /* an egress pool's address, port 0 */
+};
+
+/* policy_allow_dest, and when allowed the route to addr (not NULL): the
+ * source from the matching rule's egress pool, else [outbound]'s, picked
+ * by the rule's egress_select, else [outbound]'s. */
+bool policy_route_dest(struct session *s, const char *name,
+    const struct sockaddr *addr, uint16_t port, struct policy_route *route);
+
+/* The route of a UDP association's outbound socket of family: chosen once
+ * per association and family, by the rule that admits the association
+ * (rules_evaluate_any_dest), as policy_route_dest chooses. */
+void policy_route_association(struct session *s, int family,
+    struct policy_route *route);
 
 /* A peer connected to a BIND listener, whatever the client expected: the
  * rules judge its address as the destination of the bind command (with

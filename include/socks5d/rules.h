@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "socks5d/egress.h"
+
 struct rules;   /* the compiled rule set of one config (NULL: no rules) */
 
 /*
@@ -37,6 +39,8 @@ struct rules_verdict {
 	bool by_client_and_protocol;   /* the rule has client and protocol
 	                                * conditions: it may admit a protocol
 	                                * without logins by address */
+	const struct egress *egress;   /* the rule's pool, NULL: none */
+	enum egress_select egress_select;  /* the rule's, or EGRESS_UNSET */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "socks5d/cidr.h"
+#include "socks5d/egress.h"
 
 /* Port lists as inclusive ranges, merged and searched like CIDR sets. */
 struct rules_span_port {
@@ -36,6 +37,8 @@ struct rule {
 	struct rules_names suffixes;    /* ".example.org" as "example.org" */
 	struct rules_span_port *ports;
 	size_t nports, capports;
+	struct egress egress;           /* empty: [outbound] egress */
+	enum egress_select egress_select;   /* EGRESS_UNSET: [outbound]'s */
 };
 
 /* One user name a rule names, pointing at that rule. */

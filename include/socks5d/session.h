@@ -50,8 +50,7 @@ struct handshake {
 	struct auth_request *auth;
 	union sockaddr_any addrs[RESOLVER_MAX_ADDRS];
 	size_t naddrs;
-	size_t next_addr;
-	int last_errno;                /* of the last failed connect attempt */
+	struct happy *happy;           /* CONNECT's attempts in flight */
 	const char *dst_name;          /* the name asked for; NULL: a literal */
 	struct session *session;       /* owner, for full_probe's callback */
 	ev_timer full_probe;           /* client gone? asked while buf is full */

@@ -31,6 +31,7 @@ class Row:
     names: list = field(default_factory=list)     # ENUM values
     family: str = None          # IP rows: AF_INET or AF_INET6
     required: bool = False      # RULE rows
+    key: str = None             # RULE rows: the key's name
 
 
 def header_constants():
@@ -47,8 +48,17 @@ def parser_rows():
     """(section, key) -> Row for every row of config_rows[]; [rule NAME]
     keys have section "rule"."""
     source = CONFIG_C.read_text()
-    enums = {name: re.findall(r'\{\s*"(\w+)"', body) for name, body in re.findall(
-        r"config_enum_name\s+(\w+)\[\]\s*=\s*\{(.*?)\n\};", source, re.S)}
+    # A table may list its names through a header's macro of { "name", value }
+    # pairs (EGRESS_SELECT_NAMES): expand those first.
+    macros = {}
+    for header in (REPO_ROOT / "include/socks5d").glob("*.h"):
+        for name, body in re.findall(r"^#define\s+(\w+_NAMES)\s+((?:.*\\\n)*.*)$",
+                                     header.read_text(), re.M):
+            macros[name] = body
+    enums = {name: re.findall(r'\{\s*"([\w-]+)"', re.sub(
+        r"\b(\w+_NAMES)\b", lambda m: macros.get(m.group(1), m.group(1)), body))
+        for name, body in re.findall(
+            r"config_enum_name\s+(\w+)\[\]\s*=\s*\{(.*?)\n\};", source, re.S)}
     table = re.search(r"config_rows\[\]\s*=\s*\{(.*?)\n\};", source, re.S)
     assert table, "config_rows[] not found in src/config.c"
     constants = header_constants()
@@ -60,7 +70,7 @@ def parser_rows():
     for kind, args in re.findall(r"ROW_(\w+)\(([^()]*)\)", " ".join(table.group(1).split())):
         a = next(csv.reader([args], skipinitialspace=True))
         if kind == "RULE":
-            rows[("rule", a[0])] = Row(kind, required=a[1] == "true")
+            rows[("rule", a[0])] = Row(kind, required=a[1] == "true", key=a[0])
             continue
         row = Row(kind, default=a[4] if kind == "LISTEN" else a[3])
         if kind == "UINT":
@@ -155,7 +165,8 @@ TYPE_PHRASES = {
     "PORTS": r"Port range\b",
     "DNS": r"List of name servers\b",
     "CIDRS": r"List of CIDRs\b",
-    "RULE": r"(allow or deny\.|List of )",
+    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,)",
+    "EGRESS": r"List of IPv4 and IPv6 addresses and CIDRs\b",
 }
 
 
@@ -169,7 +180,7 @@ def type_problem(row, text):
             return f"range {m.group(2)} to {m.group(3)}, the parser's is {row.lo} to {row.hi}"
         return None
     if row.kind == "ENUM":
-        m = re.match(r"([\w, ]+?)\.(\s|$)", text)
+        m = re.match(r"([\w, -]+?)\.(\s|$)", text)
         names = set(re.split(r",\s*|\s+or\s+", m.group(1))) if m else set()
         if names != set(row.names):
             return f"type lists {sorted(names)}, the parser accepts {sorted(row.names)}"
@@ -188,6 +199,10 @@ def type_problem(row, text):
     return None if re.match(phrase, text) else f"no type matching /{phrase}/"
 
 
+RULE_FALLBACKS = {"egress": "[outbound] egress",
+                  "egress_select": "[outbound] egress_select"}
+
+
 def default_problem(row, text):
     """Why the paragraph's 'Default: X.' is missing or not the parser's, or
     None."""
@@ -196,7 +211,8 @@ def default_problem(row, text):
         return "no 'Default:'"
     doc = m.group(1)
     if row.kind == "RULE":
-        expected = "none" if row.required else "any"
+        # A rule's route keys fall back to [outbound]'s, not to "any".
+        expected = RULE_FALLBACKS.get(row.key, "none" if row.required else "any")
         if row.required and "Required" not in text:
             return "a required key not called Required"
         return None if doc == expected else f"default '{doc}', expected '{expected}'"

@@ -75,14 +75,30 @@ def joined(pid, timeout=5.0):
             _setns(home.fileno())
 
 
-def start_daemon_in(start_daemon, stack, **kwargs):
+def _wait_set_up(timeout=10.0):
+    """Until _SETUP has run in the joined namespace (its last step adds
+    OTHER6): commands run before it would meet lo still down."""
+    deadline = time.monotonic() + timeout
+    while OTHER6 not in subprocess.run(["ip", "-6", "addr", "show", "dev", "lo"],
+                                       capture_output=True, text=True).stdout:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the namespace's loopback was never set up")
+        time.sleep(0.01)
+
+
+def start_daemon_in(start_daemon, stack, setup=(), **kwargs):
     """start_daemon (the conftest factory) for a daemon in a namespace of
-    its own, joined until stack (an ExitStack) closes. Skips the test where
+    its own, joined until stack (an ExitStack) closes; setup is a list of
+    commands (`ip ...`) run in the namespace first. Skips the test where
     no namespace can be made."""
     why = unavailable()
     if why:
         pytest.skip(f"no network namespace: {why}")
     d = start_daemon(wait=False, command=start_command(), **kwargs)
     stack.enter_context(joined(d.proc.pid))
+    if setup:
+        _wait_set_up()
+    for command in setup:
+        subprocess.run(command.split(), check=True, capture_output=True)
     d.wait_listening()
     return d
