@@ -1,6 +1,7 @@
 /*
  * The SOCKS5 wire format (RFC 1928, RFC 1929): parsing client messages out of
- * a byte-stream prefix and encoding server replies. Pure functions only.
+ * a byte-stream prefix and encoding server replies, and for chaining, the
+ * same for our side as a client of an upstream server. Pure functions only.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -283,4 +284,142 @@ socks5_addr_format(const struct socks5_addr *a, char *out, size_t outlen)
 		return;
 	}
 	snprintf(out, outlen, "?:%u", (unsigned)a->port);
+}
+
+/* ---- client side: talking to an upstream SOCKS5 server ---- */
+
+size_t
+socks5_encode_greeting(uint8_t *out, bool with_password)
+{
+	out[0] = SOCKS5_VERSION;
+	out[1] = with_password ? 2 : 1;
+	out[2] = SOCKS5_METHOD_NONE;
+	if (!with_password)
+		return 3;
+	out[3] = SOCKS5_METHOD_PASSWORD;
+	return 4;
+}
+
+/* The two-byte replies (method choice, RFC 1929 status): VER, then one
+ * byte for the caller. VER is judged as soon as it arrives. */
+static enum socks5_status
+socks5_parse_pair(const uint8_t *buf, size_t len, uint8_t version,
+    uint8_t *value, size_t *consumed)
+{
+	if (len < 1)
+		return SOCKS5_INCOMPLETE;
+	if (buf[0] != version)
+		return SOCKS5_BAD_VERSION;
+	if (len < 2)
+		return SOCKS5_INCOMPLETE;
+	*value = buf[1];
+	*consumed = 2;
+	return SOCKS5_OK;
+}
+
+enum socks5_status
+socks5_parse_method_choice(const uint8_t *buf, size_t len, uint8_t *method,
+    size_t *consumed)
+{
+	return socks5_parse_pair(buf, len, SOCKS5_VERSION, method, consumed);
+}
+
+/*
+ * The server side accepts empty fields to stay in sync with a client; as
+ * the client we refuse them instead, since no server can grant them and a
+ * configuration that produces one is a mistake worth reporting.
+ */
+size_t
+socks5_encode_credentials(uint8_t *out, const char *user, const char *password)
+{
+	size_t ulen = strnlen(user, SOCKS5_NAME_MAX + 1);
+	size_t plen = strnlen(password, SOCKS5_NAME_MAX + 1);
+
+	if (ulen == 0 || ulen > SOCKS5_NAME_MAX || plen == 0 ||
+	    plen > SOCKS5_NAME_MAX)
+		return 0;
+	out[0] = SOCKS5_AUTH_VERSION;
+	out[1] = (uint8_t)ulen;
+	memcpy(out + 2, user, ulen);
+	out[2 + ulen] = (uint8_t)plen;
+	memcpy(out + 3 + ulen, password, plen);
+	return 3 + ulen + plen;
+}
+
+enum socks5_status
+socks5_parse_auth_reply(const uint8_t *buf, size_t len, uint8_t *auth_status,
+    size_t *consumed)
+{
+	return socks5_parse_pair(buf, len, SOCKS5_AUTH_VERSION, auth_status,
+	    consumed);
+}
+
+/* ATYP DST.ADDR DST.PORT for a; 0, with nothing written, when a holds no
+ * valid destination. */
+static size_t
+socks5_encode_dst(uint8_t *out, const struct socks5_addr *a)
+{
+	size_t alen;
+
+	switch (a->atyp) {
+	case SOCKS5_ATYP_IPV4:
+		alen = 4;
+		memcpy(out + 1, a->u.ipv4, alen);
+		break;
+	case SOCKS5_ATYP_IPV6:
+		alen = 16;
+		memcpy(out + 1, a->u.ipv6, alen);
+		break;
+	case SOCKS5_ATYP_NAME:
+		/* Bounded: a caller may have filled the name by hand. */
+		alen = strnlen(a->u.name, sizeof(a->u.name));
+		if (alen == 0 || alen > SOCKS5_NAME_MAX)
+			return 0;
+		out[1] = (uint8_t)alen;
+		memcpy(out + 2, a->u.name, alen);
+		alen++;
+		break;
+	default:
+		return 0;
+	}
+	out[0] = a->atyp;
+	out[1 + alen] = (uint8_t)(a->port >> 8);
+	out[2 + alen] = (uint8_t)(a->port & 0xFF);
+	return 3 + alen;
+}
+
+size_t
+socks5_encode_request(uint8_t *out, uint8_t cmd, const struct socks5_addr *dst)
+{
+	size_t alen = socks5_encode_dst(out + 3, dst);
+
+	if (alen == 0)
+		return 0;
+	out[0] = SOCKS5_VERSION;
+	out[1] = cmd;
+	out[2] = 0;
+	return 3 + alen;
+}
+
+enum socks5_status
+socks5_parse_reply(const uint8_t *buf, size_t len, struct socks5_reply *out,
+    size_t *consumed)
+{
+	enum socks5_status st;
+	size_t used;
+
+	if (len < 1)
+		return SOCKS5_INCOMPLETE;
+	if (buf[0] != SOCKS5_VERSION)
+		return SOCKS5_BAD_VERSION;
+	if (len < 4)
+		return SOCKS5_INCOMPLETE;
+	/* RSV (buf[2]) is not checked: some servers put junk there, and
+	 * ATYP still tells us exactly where the reply ends. */
+	st = socks5_parse_addr(buf + 3, len - 3, &out->bnd, &used);
+	if (st != SOCKS5_OK)
+		return st;
+	out->rep = buf[1];
+	*consumed = 3 + used;
+	return SOCKS5_OK;
 }

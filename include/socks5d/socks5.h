@@ -1,12 +1,14 @@
 /*
  * The SOCKS5 wire format (RFC 1928, RFC 1929): parsing client messages out
- * of a byte buffer and encoding server replies. No I/O, no allocation, no
+ * of a byte buffer and encoding server replies, and the other way round for
+ * chaining through an upstream SOCKS5 proxy. No I/O, no allocation, no
  * libev: everything here is a pure function of its arguments, so it can be
  * unit-tested and fuzzed directly.
  */
 #ifndef SOCKS5D_SOCKS5_H
 #define SOCKS5D_SOCKS5_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -57,6 +59,8 @@
 /* A name-form reply (RESOLVE_PTR's answer). */
 #define SOCKS5_NAME_REPLY_MAX   (4 + 1 + 255 + 2)
 #define SOCKS5_NAME_MAX         255
+/* Our own greeting as a client: at most two methods. */
+#define SOCKS5_CLIENT_GREETING_MAX 4
 /* socks5_addr_format output: a longest name, ":65535" and the NUL. */
 #define SOCKS5_ADDR_STRLEN      (SOCKS5_NAME_MAX + 7)
 
@@ -108,6 +112,12 @@ struct socks5_request {
 	struct socks5_addr dst;
 };
 
+/* An upstream server's reply to our request (RFC 1928 §6). */
+struct socks5_reply {
+	uint8_t rep;              /* SOCKS5_REP_*, or whatever it sent */
+	struct socks5_addr bnd;
+};
+
 /* A UDP ASSOCIATE datagram header (RFC 1928 §7). */
 struct socks5_udp_header {
 	uint8_t frag;
@@ -148,5 +158,53 @@ size_t socks5_encode_udp_header(uint8_t *out, const struct sockaddr *src);
 
 /* Write "host:port" for a destination ("[v6]:port" for IPv6). */
 void socks5_addr_format(const struct socks5_addr *a, char *out, size_t outlen);
+
+/*
+ * The client side, for chaining through an upstream SOCKS5 server. The
+ * encoders write into out, which must hold the maximum named for each; the
+ * parsers follow the server side's contract (SOCKS5_OK with *consumed, or
+ * SOCKS5_INCOMPLETE, or a final error), and never consume a byte past the
+ * message, since what follows a reply belongs to the relayed stream.
+ */
+
+/* Our greeting: "no authentication", plus "username/password" when we
+ * have credentials. Returns its length (3 or 4); out holds at least
+ * SOCKS5_CLIENT_GREETING_MAX bytes. */
+size_t socks5_encode_greeting(uint8_t *out, bool with_password);
+
+/* The server's method choice (VER METHOD). On SOCKS5_OK *method is the
+ * byte it chose, which may be SOCKS5_METHOD_REJECT or one never offered:
+ * the caller decides. SOCKS5_BAD_VERSION when VER is not 5. */
+enum socks5_status socks5_parse_method_choice(const uint8_t *buf, size_t len,
+    uint8_t *method, size_t *consumed);
+
+/* An RFC 1929 request for user and password (NUL-terminated, 1-255 bytes
+ * each). Returns its length, or 0 when either is empty or too long; out
+ * holds at least SOCKS5_AUTH_MAX bytes. */
+size_t socks5_encode_credentials(uint8_t *out, const char *user,
+    const char *password);
+
+/* The RFC 1929 status reply (VER STATUS). On SOCKS5_OK *auth_status is the
+ * STATUS byte: SOCKS5_AUTH_OK, anything else is a refusal.
+ * SOCKS5_BAD_VERSION when VER is not 1. */
+enum socks5_status socks5_parse_auth_reply(const uint8_t *buf, size_t len,
+    uint8_t *auth_status, size_t *consumed);
+
+/* A request for cmd to dst (an IPv4 or IPv6 address, or a NUL-terminated
+ * name of 1-255 bytes). Returns its length, or 0 when dst is none of
+ * those; out holds at least SOCKS5_REQUEST_MAX bytes. */
+size_t socks5_encode_request(uint8_t *out, uint8_t cmd,
+    const struct socks5_addr *dst);
+
+/*
+ * The server's reply to our request: VER REP RSV ATYP BND.ADDR BND.PORT,
+ * at most SOCKS5_NAME_REPLY_MAX bytes. On SOCKS5_OK *consumed is its exact
+ * length and out holds REP and BND, whatever REP says. A nonzero RSV is
+ * tolerated, as servers in the wild send one; SOCKS5_BAD_VERSION (VER not
+ * 5), SOCKS5_BAD_ATYP and SOCKS5_BAD_NAME (empty or NUL-containing) are
+ * not, since after them the stream cannot be trusted to be in sync.
+ */
+enum socks5_status socks5_parse_reply(const uint8_t *buf, size_t len,
+    struct socks5_reply *out, size_t *consumed);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Unit tests for the SOCKS5 wire format (src/socks5.c): every message type,
- * every truncation point, every invalid field, and the reply encodings.
+ * every truncation point, every invalid field, and the reply encodings;
+ * then the client side used to chain through an upstream server.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,8 @@ struct any_out {
 	struct socks5_credentials c;
 	struct socks5_request r;
 	struct socks5_udp_header u;
+	struct socks5_reply rp;
+	uint8_t byte;
 };
 
 typedef prefix_parse_fn *parse_fn;
@@ -58,6 +61,30 @@ parse_udp(const uint8_t *b, size_t n, size_t *c)
 	struct any_out o;
 
 	return socks5_parse_udp_header(b, n, &o.u, c);
+}
+
+static int
+parse_method_choice(const uint8_t *b, size_t n, size_t *c)
+{
+	struct any_out o;
+
+	return socks5_parse_method_choice(b, n, &o.byte, c);
+}
+
+static int
+parse_auth_reply(const uint8_t *b, size_t n, size_t *c)
+{
+	struct any_out o;
+
+	return socks5_parse_auth_reply(b, n, &o.byte, c);
+}
+
+static int
+parse_reply(const uint8_t *b, size_t n, size_t *c)
+{
+	struct any_out o;
+
+	return socks5_parse_reply(b, n, &o.rp, c);
 }
 
 /* Every prefix, then the message with trailing bytes behind it; see
@@ -842,6 +869,478 @@ test_addr_format_truncates(void **state)
 	assert_int_equal(out[0], 'X');
 }
 
+/* ---- client side: greeting and method choice ---- */
+
+static void
+test_client_greeting(void **state)
+{
+	static const uint8_t none[] = { 5, 1, SOCKS5_METHOD_NONE };
+	static const uint8_t both[] = { 5, 2, SOCKS5_METHOD_NONE,
+	    SOCKS5_METHOD_PASSWORD };
+	uint8_t out[SOCKS5_CLIENT_GREETING_MAX + 4];
+	struct socks5_greeting g;
+	size_t consumed;
+
+	(void)state;
+	memset(out, 0xA5, sizeof(out));
+	assert_int_equal(socks5_encode_greeting(out, false), sizeof(none));
+	assert_memory_equal(out, none, sizeof(none));
+	assert_int_equal(out[sizeof(none)], 0xA5);
+	assert_int_equal(socks5_encode_greeting(out, true), sizeof(both));
+	assert_memory_equal(out, both, sizeof(both));
+	assert_int_equal(out[SOCKS5_CLIENT_GREETING_MAX], 0xA5);
+	/* What our own server side makes of it. */
+	assert_int_equal(socks5_parse_greeting(out, sizeof(both), &g,
+	    &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, sizeof(both));
+	assert_true(socks5_greeting_offers(&g, SOCKS5_METHOD_PASSWORD));
+	assert_true(socks5_greeting_offers(&g, SOCKS5_METHOD_NONE));
+}
+
+static void
+test_method_choice_ok(void **state)
+{
+	static const uint8_t methods[] = { SOCKS5_METHOD_NONE,
+	    SOCKS5_METHOD_PASSWORD, SOCKS5_METHOD_REJECT, 0x01, 0x80 };
+	uint8_t msg[] = { 5, 0 };
+	uint8_t method;
+	size_t consumed;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(methods); i++) {
+		msg[1] = methods[i];
+		check_ok(parse_method_choice, msg, sizeof(msg));
+		method = 0x55;
+		consumed = 0;
+		assert_int_equal(socks5_parse_method_choice(msg, sizeof(msg),
+		    &method, &consumed), SOCKS5_OK);
+		assert_int_equal(method, methods[i]);
+		assert_int_equal(consumed, 2);
+	}
+}
+
+static void
+test_method_choice_bad_version(void **state)
+{
+	static const uint8_t vers[] = { 0, 1, 4, 6, 0xFF };
+	uint8_t msg[] = { 0, SOCKS5_METHOD_NONE };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vers); i++) {
+		msg[0] = vers[i];
+		check_prefixes(parse_method_choice, msg, sizeof(msg), 1,
+		    SOCKS5_BAD_VERSION);
+	}
+}
+
+/* ---- client side: RFC 1929 ---- */
+
+static void
+test_client_credentials(void **state)
+{
+	static const uint8_t want[] = { 1, 4, 'u', 's', 'e', 'r',
+	    6, 's', 'e', 'c', 'r', 'e', 't' };
+	uint8_t out[SOCKS5_AUTH_MAX + 4];
+	struct socks5_credentials c;
+	size_t consumed;
+
+	(void)state;
+	memset(out, 0xA5, sizeof(out));
+	assert_int_equal(socks5_encode_credentials(out, "user", "secret"),
+	    sizeof(want));
+	assert_memory_equal(out, want, sizeof(want));
+	assert_int_equal(out[sizeof(want)], 0xA5);
+	/* One-byte fields, the shortest allowed. */
+	assert_int_equal(socks5_encode_credentials(out, "u", "p"), 5);
+	assert_memory_equal(out, "\x01\x01u\x01p", 5);
+	assert_int_equal(socks5_parse_credentials(out, 5, &c, &consumed),
+	    SOCKS5_OK);
+	assert_string_equal(c.user, "u");
+	assert_string_equal(c.password, "p");
+}
+
+static void
+test_client_credentials_max(void **state)
+{
+	char user[SOCKS5_NAME_MAX + 2], password[SOCKS5_NAME_MAX + 2];
+	uint8_t out[SOCKS5_AUTH_MAX + 4];
+	struct socks5_credentials c;
+	size_t consumed;
+
+	(void)state;
+	memset(user, 'u', SOCKS5_NAME_MAX);
+	user[SOCKS5_NAME_MAX] = '\0';
+	memset(password, 'p', SOCKS5_NAME_MAX);
+	password[SOCKS5_NAME_MAX] = '\0';
+	memset(out, 0xA5, sizeof(out));
+	assert_int_equal(socks5_encode_credentials(out, user, password),
+	    SOCKS5_AUTH_MAX);
+	assert_int_equal(out[SOCKS5_AUTH_MAX], 0xA5);
+	assert_int_equal(socks5_parse_credentials(out, SOCKS5_AUTH_MAX, &c,
+	    &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, SOCKS5_AUTH_MAX);
+	assert_string_equal(c.user, user);
+	assert_string_equal(c.password, password);
+
+	/* One byte more in either does not fit its length byte. */
+	user[SOCKS5_NAME_MAX] = 'u';
+	user[SOCKS5_NAME_MAX + 1] = '\0';
+	assert_int_equal(socks5_encode_credentials(out, user, "p"), 0);
+	assert_int_equal(socks5_encode_credentials(out, "u", user), 0);
+	password[SOCKS5_NAME_MAX] = 'p';
+	password[SOCKS5_NAME_MAX + 1] = '\0';
+	assert_int_equal(socks5_encode_credentials(out, user, password), 0);
+}
+
+static void
+test_client_credentials_empty(void **state)
+{
+	uint8_t out[SOCKS5_AUTH_MAX];
+
+	(void)state;
+	assert_int_equal(socks5_encode_credentials(out, "", "secret"), 0);
+	assert_int_equal(socks5_encode_credentials(out, "user", ""), 0);
+	assert_int_equal(socks5_encode_credentials(out, "", ""), 0);
+}
+
+static void
+test_auth_reply(void **state)
+{
+	static const uint8_t codes[] = { SOCKS5_AUTH_OK, SOCKS5_AUTH_FAILED,
+	    0x02, 0xFF };
+	uint8_t msg[] = { 1, 0 };
+	uint8_t status;
+	size_t consumed;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(codes); i++) {
+		msg[1] = codes[i];
+		check_ok(parse_auth_reply, msg, sizeof(msg));
+		status = 0x55;
+		consumed = 0;
+		assert_int_equal(socks5_parse_auth_reply(msg, sizeof(msg),
+		    &status, &consumed), SOCKS5_OK);
+		assert_int_equal(status, codes[i]);
+		assert_int_equal(consumed, 2);
+	}
+}
+
+/* VER 5 here is a known server bug; it is refused all the same. */
+static void
+test_auth_reply_bad_version(void **state)
+{
+	static const uint8_t vers[] = { 0, 2, 5, 0xFF };
+	uint8_t msg[] = { 0, SOCKS5_AUTH_OK };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vers); i++) {
+		msg[0] = vers[i];
+		check_prefixes(parse_auth_reply, msg, sizeof(msg), 1,
+		    SOCKS5_BAD_VERSION);
+	}
+}
+
+/* ---- client side: request ---- */
+
+/* Encode into a sentinel-filled buffer and compare with want. */
+static void
+check_request_encoding(uint8_t cmd, const struct socks5_addr *dst,
+    const uint8_t *want, size_t wantlen)
+{
+	uint8_t out[SOCKS5_REQUEST_MAX + 8];
+	struct socks5_request r;
+	size_t consumed;
+
+	memset(out, 0xA5, sizeof(out));
+	assert_int_equal(socks5_encode_request(out, cmd, dst), wantlen);
+	assert_memory_equal(out, want, wantlen);
+	for (size_t i = wantlen; i < sizeof(out); i++)
+		assert_int_equal(out[i], 0xA5);
+	/* And our server side reads back what went in. */
+	assert_int_equal(socks5_parse_request(out, wantlen, &r, &consumed),
+	    SOCKS5_OK);
+	assert_int_equal(consumed, wantlen);
+	assert_int_equal(r.cmd, cmd);
+	assert_int_equal(r.dst.atyp, dst->atyp);
+	assert_int_equal(r.dst.port, dst->port);
+}
+
+static void
+test_client_request(void **state)
+{
+	struct socks5_addr a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_IPV4;
+	memcpy(a.u.ipv4, req_v4 + 4, 4);
+	a.port = 443;
+	check_request_encoding(SOCKS5_CMD_CONNECT, &a, req_v4, sizeof(req_v4));
+
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_IPV6;
+	memcpy(a.u.ipv6, req_v6 + 4, 16);
+	a.port = 80;
+	check_request_encoding(SOCKS5_CMD_CONNECT, &a, req_v6, sizeof(req_v6));
+
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_NAME;
+	strcpy(a.u.name, "example.com");
+	a.port = 65535;
+	check_request_encoding(SOCKS5_CMD_CONNECT, &a, req_name,
+	    sizeof(req_name));
+}
+
+static void
+test_client_request_commands(void **state)
+{
+	static const uint8_t cmds[] = { SOCKS5_CMD_BIND, SOCKS5_CMD_UDP,
+	    SOCKS5_CMD_RESOLVE };
+	uint8_t want[sizeof(req_v4)];
+	struct socks5_addr a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_IPV4;
+	memcpy(a.u.ipv4, req_v4 + 4, 4);
+	a.port = 443;
+	memcpy(want, req_v4, sizeof(want));
+	for (size_t i = 0; i < sizeof(cmds); i++) {
+		want[1] = cmds[i];
+		check_request_encoding(cmds[i], &a, want, sizeof(want));
+	}
+}
+
+static void
+test_client_request_name_max(void **state)
+{
+	uint8_t want[SOCKS5_REQUEST_MAX];
+	struct socks5_addr a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_NAME;
+	memset(a.u.name, 'n', SOCKS5_NAME_MAX);
+	a.u.name[SOCKS5_NAME_MAX] = '\0';
+	a.port = 0x1234;
+	want[0] = 5;
+	want[1] = SOCKS5_CMD_CONNECT;
+	want[2] = 0;
+	want[3] = SOCKS5_ATYP_NAME;
+	want[4] = 255;
+	memset(want + 5, 'n', 255);
+	want[260] = 0x12;
+	want[261] = 0x34;
+	check_request_encoding(SOCKS5_CMD_CONNECT, &a, want, sizeof(want));
+}
+
+/* An address that cannot go on the wire gives 0 and writes nothing. */
+static void
+check_request_refused(const struct socks5_addr *dst)
+{
+	uint8_t out[SOCKS5_REQUEST_MAX];
+
+	memset(out, 0xA5, sizeof(out));
+	assert_int_equal(socks5_encode_request(out, SOCKS5_CMD_CONNECT, dst),
+	    0);
+	for (size_t i = 0; i < sizeof(out); i++)
+		assert_int_equal(out[i], 0xA5);
+}
+
+static void
+test_client_request_refused(void **state)
+{
+	static const uint8_t atyps[] = { 0, 2, 5, 0xFF };
+	struct socks5_addr a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.atyp = SOCKS5_ATYP_NAME;
+	a.port = 80;
+	check_request_refused(&a);              /* an empty name */
+	/* A name with no NUL in its 256 bytes: too long, or garbage. */
+	memset(a.u.name, 'n', sizeof(a.u.name));
+	check_request_refused(&a);
+	memset(&a, 0, sizeof(a));
+	for (size_t i = 0; i < sizeof(atyps); i++) {
+		a.atyp = atyps[i];
+		check_request_refused(&a);
+	}
+}
+
+/* ---- client side: the server's reply ---- */
+
+static const uint8_t rep_v4[] = { 5, 0, 0, 1, 198, 51, 100, 9, 0xC3, 0x50 };
+static const uint8_t rep_v6[] = { 5, 0, 0, 4,
+    0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0x04, 0x38 };
+static const uint8_t rep_name[] = { 5, 0, 0, 3, 8,
+    'p', 'r', 'o', 'x', 'y', '.', 'i', 'o', 0x00, 0x16 };
+
+static void
+test_reply_ok(void **state)
+{
+	uint8_t stream[sizeof(rep_name) + 5];
+	struct socks5_reply r;
+	size_t consumed;
+
+	(void)state;
+	memset(&r, 0x55, sizeof(r));
+	assert_int_equal(socks5_parse_reply(rep_v4, sizeof(rep_v4), &r,
+	    &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, 10);
+	assert_int_equal(r.rep, SOCKS5_REP_SUCCESS);
+	assert_int_equal(r.bnd.atyp, SOCKS5_ATYP_IPV4);
+	assert_memory_equal(r.bnd.u.ipv4, rep_v4 + 4, 4);
+	assert_int_equal(r.bnd.port, 50000);
+
+	assert_int_equal(socks5_parse_reply(rep_v6, sizeof(rep_v6), &r,
+	    &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, 22);
+	assert_int_equal(r.bnd.atyp, SOCKS5_ATYP_IPV6);
+	assert_memory_equal(r.bnd.u.ipv6, rep_v6 + 4, 16);
+	assert_int_equal(r.bnd.port, 1080);
+
+	/* The relayed stream starts right behind the reply: not consumed. */
+	memcpy(stream, rep_name, sizeof(rep_name));
+	memcpy(stream + sizeof(rep_name), "\x05\x00\x00\x01\x00", 5);
+	assert_int_equal(socks5_parse_reply(stream, sizeof(stream), &r,
+	    &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, sizeof(rep_name));
+	assert_int_equal(r.bnd.atyp, SOCKS5_ATYP_NAME);
+	assert_string_equal(r.bnd.u.name, "proxy.io");
+	assert_int_equal(r.bnd.port, 22);
+}
+
+static void
+test_reply_prefixes(void **state)
+{
+	uint8_t longest[SOCKS5_NAME_REPLY_MAX];
+
+	(void)state;
+	check_ok(parse_reply, rep_v4, sizeof(rep_v4));
+	check_ok(parse_reply, rep_v6, sizeof(rep_v6));
+	check_ok(parse_reply, rep_name, sizeof(rep_name));
+	memcpy(longest, rep_name, 4);
+	longest[4] = 255;
+	memset(longest + 5, 'x', 255);
+	longest[260] = 0;
+	longest[261] = 80;
+	check_ok(parse_reply, longest, sizeof(longest));
+}
+
+/* A failure is still a whole reply: the caller reads REP from it. */
+static void
+test_reply_failure_codes(void **state)
+{
+	static const uint8_t reps[] = { SOCKS5_REP_FAILURE,
+	    SOCKS5_REP_NOT_ALLOWED, SOCKS5_REP_REFUSED,
+	    SOCKS5_REP_ATYP_UNSUPPORTED, 0x09, 0xFF };
+	uint8_t msg[sizeof(rep_v4)];
+	struct socks5_reply r;
+	size_t consumed;
+
+	(void)state;
+	memcpy(msg, rep_v4, sizeof(msg));
+	for (size_t i = 0; i < sizeof(reps); i++) {
+		msg[1] = reps[i];
+		check_ok(parse_reply, msg, sizeof(msg));
+		assert_int_equal(socks5_parse_reply(msg, sizeof(msg), &r,
+		    &consumed), SOCKS5_OK);
+		assert_int_equal(r.rep, reps[i]);
+	}
+}
+
+/* Servers in the wild put junk in RSV; ATYP still frames the reply. */
+static void
+test_reply_rsv_tolerated(void **state)
+{
+	uint8_t msg[sizeof(rep_v6)];
+
+	(void)state;
+	memcpy(msg, rep_v6, sizeof(msg));
+	msg[2] = 0xFF;
+	check_ok(parse_reply, msg, sizeof(msg));
+	msg[2] = 0x01;
+	check_ok(parse_reply, msg, sizeof(msg));
+}
+
+static void
+test_reply_bad_version(void **state)
+{
+	static const uint8_t vers[] = { 0, 1, 4, 0xFF };
+	uint8_t msg[sizeof(rep_v4)];
+
+	(void)state;
+	memcpy(msg, rep_v4, sizeof(msg));
+	for (size_t i = 0; i < sizeof(vers); i++) {
+		msg[0] = vers[i];
+		check_prefixes(parse_reply, msg, sizeof(msg), 1,
+		    SOCKS5_BAD_VERSION);
+	}
+}
+
+/* Without a known ATYP there is no telling where the reply ends. */
+static void
+test_reply_bad_atyp(void **state)
+{
+	static const uint8_t atyps[] = { 0, 2, 5, 0xFF };
+	uint8_t msg[sizeof(rep_v4)];
+
+	(void)state;
+	memcpy(msg, rep_v4, sizeof(msg));
+	for (size_t i = 0; i < sizeof(atyps); i++) {
+		msg[3] = atyps[i];
+		check_prefixes(parse_reply, msg, sizeof(msg), 4,
+		    SOCKS5_BAD_ATYP);
+	}
+}
+
+static void
+test_reply_bad_name(void **state)
+{
+	static const uint8_t empty[] = { 5, 0, 0, 3, 0, 0x00, 0x50 };
+	static const uint8_t nul[] = { 5, 0, 0, 3, 3, 'a', 0, 'b', 0x00, 0x50 };
+
+	(void)state;
+	check_prefixes(parse_reply, empty, sizeof(empty), sizeof(empty),
+	    SOCKS5_BAD_NAME);
+	check_prefixes(parse_reply, nul, sizeof(nul), sizeof(nul),
+	    SOCKS5_BAD_NAME);
+}
+
+/* What our server side encodes, our client side reads back. */
+static void
+test_reply_roundtrip(void **state)
+{
+	struct sockaddr_in sin = make_v4("203.0.113.5", 4242);
+	struct sockaddr_in6 sin6 = make_v6("2001:db8::5", 4343);
+	uint8_t out[SOCKS5_NAME_REPLY_MAX];
+	struct socks5_reply r;
+	size_t n, consumed;
+
+	(void)state;
+	n = socks5_encode_reply(out, SOCKS5_REP_REFUSED,
+	    (const struct sockaddr *)&sin);
+	assert_int_equal(socks5_parse_reply(out, n, &r, &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, n);
+	assert_int_equal(r.rep, SOCKS5_REP_REFUSED);
+	assert_memory_equal(r.bnd.u.ipv4, &sin.sin_addr, 4);
+	assert_int_equal(r.bnd.port, 4242);
+
+	n = socks5_encode_reply(out, SOCKS5_REP_SUCCESS,
+	    (const struct sockaddr *)&sin6);
+	assert_int_equal(socks5_parse_reply(out, n, &r, &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, 22);
+	assert_memory_equal(r.bnd.u.ipv6, &sin6.sin6_addr, 16);
+	assert_int_equal(r.bnd.port, 4343);
+
+	n = socks5_encode_name_reply(out, "seven.test", 7);
+	assert_int_equal(socks5_parse_reply(out, n, &r, &consumed), SOCKS5_OK);
+	assert_int_equal(consumed, n);
+	assert_string_equal(r.bnd.u.name, "seven.test");
+	assert_int_equal(r.bnd.port, 7);
+}
+
 int
 main(void)
 {
@@ -884,6 +1383,26 @@ main(void)
 		cmocka_unit_test(test_addr_format),
 		cmocka_unit_test(test_addr_format_long_name),
 		cmocka_unit_test(test_addr_format_truncates),
+		cmocka_unit_test(test_client_greeting),
+		cmocka_unit_test(test_method_choice_ok),
+		cmocka_unit_test(test_method_choice_bad_version),
+		cmocka_unit_test(test_client_credentials),
+		cmocka_unit_test(test_client_credentials_max),
+		cmocka_unit_test(test_client_credentials_empty),
+		cmocka_unit_test(test_auth_reply),
+		cmocka_unit_test(test_auth_reply_bad_version),
+		cmocka_unit_test(test_client_request),
+		cmocka_unit_test(test_client_request_commands),
+		cmocka_unit_test(test_client_request_name_max),
+		cmocka_unit_test(test_client_request_refused),
+		cmocka_unit_test(test_reply_ok),
+		cmocka_unit_test(test_reply_prefixes),
+		cmocka_unit_test(test_reply_failure_codes),
+		cmocka_unit_test(test_reply_rsv_tolerated),
+		cmocka_unit_test(test_reply_bad_version),
+		cmocka_unit_test(test_reply_bad_atyp),
+		cmocka_unit_test(test_reply_bad_name),
+		cmocka_unit_test(test_reply_roundtrip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
