@@ -15,7 +15,7 @@ TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxy
               dnsmasq-base dante-client python3-pyftpdlib man-db systemd \
               clang libclang-rt-14-dev \
               dante-server microsocks strace linux-perf valgrind chromium git haproxy \
-              torsocks
+              torsocks tinyproxy
 # Third-party Node.js SOCKS client for the black-box tests (npm "socks"),
 # installed by `npm ci` from the npm registry. Any Node.js with npm will do;
 # Debian's packages are wanted only when there is none (a node from another

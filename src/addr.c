@@ -268,6 +268,23 @@ addr_from_socks5(const struct socks5_addr *dst, union sockaddr_any *out)
 }
 
 void
+addr_to_socks5(const union sockaddr_any *a, struct socks5_addr *out)
+{
+	union sockaddr_any n;
+
+	addr_normalize(&a->sa, &n);
+	memset(out, 0, sizeof(*out));
+	out->port = addr_port(&n.sa);
+	if (n.sa.sa_family == AF_INET) {
+		out->atyp = SOCKS5_ATYP_IPV4;
+		memcpy(out->u.ipv4, &n.in.sin_addr, 4);
+	} else {
+		out->atyp = SOCKS5_ATYP_IPV6;
+		memcpy(out->u.ipv6, &n.in6.sin6_addr, 16);
+	}
+}
+
+void
 addr_format_ip(const struct sockaddr *sa, char *out, size_t outlen)
 {
 	union sockaddr_any a;

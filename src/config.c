@@ -89,6 +89,20 @@ static const struct config_enum_name config_family_names[] = {
 #define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
 	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .max = (most),    \
 	  .count_offset = offsetof(struct config, count) }
+#define ROW_VIA(sec, name, field, dflt)                                 \
+	{ ROW(sec, name, CONFIG_VIA, field, dflt) }
+/* An [upstream NAME] key, with offsets into struct upstream. */
+#define ROW_UPSTREAM(name, t, field, dflt)                              \
+	.section = "upstream ", .named = true,                          \
+	.instance = config_upstream_instance,                           \
+	.name_valid = upstream_name_valid, .key = (name), .type = (t),  \
+	.offset = offsetof(struct upstream, field), .def = (dflt)
+#define ROW_UPSTREAM_URLS(name)                                         \
+	{ ROW_UPSTREAM(name, CONFIG_UPSTREAM_URLS, members, NULL),      \
+	  .required = true }
+#define ROW_UPSTREAM_UINT(name, field, dflt, lo, hi)                    \
+	{ ROW_UPSTREAM(name, CONFIG_UINT, field, dflt), .min = (lo),    \
+	  .max = (hi) }
 /* A [rule NAME] key: no default (unset matches anything). */
 #define ROW_RULE(name, req)                                             \
 	{ .section = "rule ", .named = true,                            \
@@ -108,6 +122,22 @@ config_rule_instance(struct config *cfg, const char *name, bool *created)
 		return r;
 	*created = true;
 	return rules_add(cfg->rules, name);
+}
+
+/* Each [upstream NAME] section is one upstream; a name used twice is the
+ * same section continued. */
+static void *
+config_upstream_instance(struct config *cfg, const char *name, bool *created)
+{
+	struct upstream *u;
+
+	if (cfg->upstreams == NULL &&
+	    (cfg->upstreams = upstreams_new()) == NULL)
+		return NULL;
+	if ((u = upstreams_find(cfg->upstreams, name)) != NULL)
+		return u;
+	*created = true;
+	return upstreams_add(cfg->upstreams, name);
 }
 
 /*
@@ -153,6 +183,7 @@ const struct config_row config_rows[] = {
 	ROW_EGRESS("outbound", "egress", egress, ""),
 	ROW_ENUM("outbound", "egress_select", egress_select, "user",
 	    config_egress_select_names),
+	ROW_VIA("outbound", "via", via_name, "direct"),
 	ROW_UINT("outbound", "connection_attempt_delay",
 	    connection_attempt_delay_ms, "250", 10, 2000),
 
@@ -186,6 +217,11 @@ const struct config_row config_rows[] = {
 	ROW_RULE("port", false),
 	ROW_RULE("egress", false),
 	ROW_RULE("egress_select", false),
+	ROW_RULE("via", false),
+
+	ROW_UPSTREAM_URLS("url"),
+	ROW_UPSTREAM_UINT("fail_after", fail_after, "3", 1, 100),
+	ROW_UPSTREAM_UINT("retry_after", retry_after, "30", 1, 86400),
 };
 
 _Static_assert(sizeof(config_rows) / sizeof(config_rows[0]) == CONFIG_NROWS,
@@ -266,7 +302,8 @@ bool
 config_row_appends(const struct config_row *row)
 {
 	return row->type == CONFIG_RULE && strcmp(row->key, "action") != 0 &&
-	    strcmp(row->key, "egress_select") != 0;
+	    strcmp(row->key, "egress_select") != 0 &&
+	    strcmp(row->key, "via") != 0;
 }
 
 const struct config_row *

@@ -425,6 +425,40 @@ config_check_users(struct config_load *ld)
 		    cfg->users_file);
 }
 
+/* The line of a rule's key: its first "[rule NAME]" section's. */
+static unsigned
+config_rule_key_line(const struct config_load *ld, const char *rule,
+    const char *key)
+{
+	char section[128];
+
+	snprintf(section, sizeof(section), "rule %s", rule);
+	for (size_t n = 0; n < ld->ninst; n++)
+		if (strcmp(ld->inst[n]->section, section) == 0)
+			return ld->inst[n]->row_line[config_row_index(section,
+			    key)];
+	return 0;
+}
+
+/* Every via names an [upstream NAME]; members get their health records. */
+static void
+config_check_routes(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	const char *rule, *name;
+
+	if (upstreams_attach_health(cfg->upstreams) == -1)
+		config_error(ld, 0, "out of memory");
+	if (cfg->via_name != NULL &&
+	    (cfg->via = upstreams_find(cfg->upstreams, cfg->via_name)) == NULL)
+		config_error(ld, ld->row_line[config_row_index("outbound",
+		    "via")], "[outbound] via: no [upstream %s] section",
+		    cfg->via_name);
+	if (!rules_resolve_via(cfg->rules, cfg->upstreams, &rule, &name))
+		config_error(ld, config_rule_key_line(ld, rule, "via"),
+		    "[rule %s] via: no [upstream %s] section", rule, name);
+}
+
 /* Read now, so lookups answer from memory and never read it on the loop. */
 static void
 config_check_hosts(struct config_load *ld)
@@ -559,6 +593,7 @@ config_load(const char *path, FILE *errors)
 		/* The guard asks the rules, which must be compiled first. */
 		rules_finish(ld.cfg->rules);
 		config_check_instances(&ld);
+		config_check_routes(&ld);
 		config_check_users(&ld);
 		config_check_hosts(&ld);
 		config_check_open(&ld);
@@ -608,6 +643,7 @@ config_free(struct config *cfg)
 		users_free(cfg->users);
 	hosts_unref(cfg->hosts);
 	rules_free(cfg->rules);
+	upstreams_free(cfg->upstreams);
 	free(cfg->path);
 	free(cfg);
 }

@@ -388,6 +388,26 @@ config_parse_egress(const struct config_row *row, void *base, char *value,
 	return 0;
 }
 
+/* "direct", or an [upstream NAME]'s NAME (that it exists is checked once
+ * the whole file is read). */
+static int
+config_parse_via(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	char **field = config_field(row, base), *name = NULL;
+
+	if (strcasecmp(value, "direct") != 0) {
+		if (!upstream_name_valid(value))
+			return config_why(why, whylen, "\"%s\" is neither direct "
+			    "nor an upstream's name", value);
+		if ((name = strdup(value)) == NULL)
+			return config_why(why, whylen, "out of memory");
+	}
+	free(*field);
+	*field = name;
+	return 0;
+}
+
 /* "LOW-HIGH" within 1..65535, or empty for "the kernel chooses". */
 static int
 config_parse_port_range(const struct config_row *row, void *base,
@@ -548,6 +568,13 @@ config_value_parse(const struct config_row *row, void *base,
 	case CONFIG_EGRESS:
 		rc = config_parse_egress(row, base, v, why, whylen);
 		break;
+	case CONFIG_VIA:
+		rc = config_parse_via(row, base, v, why, whylen);
+		break;
+	case CONFIG_UPSTREAM_URLS:
+		/* The row's field is the instance's member list. */
+		rc = upstream_set_urls(base, v, why, whylen);
+		break;
 	}
 	free(copy);
 	return rc;
@@ -562,6 +589,7 @@ config_value_free(const struct config_row *row, void *base)
 	case CONFIG_STRING:
 	case CONFIG_PATH:
 	case CONFIG_DNS_SERVERS:
+	case CONFIG_VIA:
 		field = config_field(row, base);
 		free(*field);
 		*field = NULL;

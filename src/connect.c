@@ -19,6 +19,7 @@
 #include "socks5d/egress.h"
 #include "socks5d/happy.h"
 #include "socks5d/log.h"
+#include "socks5d/upstream_dial.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
 
@@ -198,18 +199,51 @@ connect_resolved(void *arg, enum resolver_status status,
 	connect_addresses(s, n);
 }
 
+/* Through an upstream: its answer is the session's. */
+static void
+connect_via_done(struct session *s, uint8_t rep, int fd,
+    const union sockaddr_any *addr, const struct socks5_addr *bnd)
+{
+	(void)bnd;
+	upstream_dial_free(s->hs->dial);
+	s->hs->dial = NULL;
+	if (rep != REPLY_SUCCESS) {
+		session_fail(s, rep);
+		return;
+	}
+	s->target_fd = fd;
+	s->target_addr = *addr;
+	connect_done(s);
+}
+
 static void
 connect_start(struct session *s)
 {
+	const struct upstream *via;
+	bool allowed = policy_route_request(s, &via);
+
+	if (via != NULL) {
+		if (!allowed) {
+			session_fail(s, REPLY_NOT_ALLOWED);
+			return;
+		}
+		upstream_dial_start(s, via, REQUEST_CMD_CONNECT,
+		    &s->hs->req.dst, connect_via_done);
+		return;
+	}
 	if (session_find_dst(s, &s->hs->addrs[0], connect_resolved))
 		connect_addresses(s, 1);
 }
 
-/* The session timer fired while connecting: the race asked for it. */
+/* The session timer fired while connecting: the race (or the upstream
+ * dial) asked for it. */
 static void
 connect_timeout(struct session *s)
 {
-	happy_timer(s->hs->happy);
+	if (s->hs->dial != NULL)
+		upstream_dial_timeout(s->hs->dial);
+	else
+		happy_timer(s->hs->happy);
 }
 
 const struct command command_connect = {

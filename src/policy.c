@@ -235,6 +235,44 @@ policy_route_dest(struct session *s, const char *name,
 	return policy_dest(s, name, addr, port, route);
 }
 
+/* The request as asked: its name, or its literal address. */
+static struct rules_verdict
+policy_request_verdict(struct session *s, union sockaddr_any *literal)
+{
+	struct rules_query q = policy_query(s);
+	const struct socks5_addr *dst = &s->hs->req.dst;
+
+	if (addr_from_socks5(dst, literal))
+		q.dest_addr = &literal->sa;
+	else
+		q.dest_name = dst->u.name;
+	q.port = dst->port;
+	return policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
+}
+
+bool
+policy_route_request(struct session *s, const struct upstream **via)
+{
+	union sockaddr_any literal;
+	struct rules_verdict v = policy_request_verdict(s, &literal);
+
+	*via = v.via_set ? v.via : s->srv->cfg->via;
+	if (*via != NULL && !v.allow)
+		policy_record(s, v.rule);
+	return v.allow;
+}
+
+void
+policy_route_hop(struct session *s, int family, struct policy_route *route)
+{
+	union sockaddr_any literal, any;
+	struct rules_verdict v = policy_request_verdict(s, &literal);
+
+	memset(&any, 0, sizeof(any));
+	any.sa.sa_family = (sa_family_t)family;
+	policy_pick_source(s, &v, &any.sa, route);
+}
+
 void
 policy_route_association(struct session *s, int family,
     struct policy_route *route)

@@ -19,6 +19,7 @@
 #include "socks5d/rules_private.h"
 #include "socks5d/socks5.h"
 #include "socks5d/span.h"
+#include "socks5d/upstream.h"
 
 #define RULES_NAME_MAX  64
 #define RULES_HOST_MAX  253     /* a DNS name without the trailing dot */
@@ -292,6 +293,50 @@ rules_set_list(struct rule *r, rules_item_fn *add, const char *value,
 	return rc;
 }
 
+/* "direct" or an [upstream NAME]'s NAME, found at the end of the load. */
+static int
+rules_set_via(struct rule *r, const char *value, char *why, size_t whylen)
+{
+	char *copy, *v;
+	int rc = 0;
+
+	if ((copy = strdup(value)) == NULL)
+		return rules_why(why, whylen, "out of memory");
+	v = rules_trim(copy);
+	free(r->via_name);
+	r->via_name = NULL;
+	r->via_set = true;
+	if (strcasecmp(v, "direct") == 0)
+		free(copy);
+	else if (!upstream_name_valid(v)) {
+		rc = rules_why(why, whylen, "\"%.64s\" is neither direct nor "
+		    "an upstream's name", v);
+		free(copy);
+	} else {
+		memmove(copy, v, strlen(v) + 1);
+		r->via_name = copy;
+	}
+	return rc;
+}
+
+bool
+rules_resolve_via(struct rules *rules, const struct upstreams *u,
+    const char **rule, const char **name)
+{
+	for (size_t i = 0; rules != NULL && i < rules->n; i++) {
+		struct rule *r = rules->v[i];
+
+		if (r->via_name == NULL)
+			continue;
+		if ((r->via = upstreams_find(u, r->via_name)) == NULL) {
+			*rule = r->name;
+			*name = r->via_name;
+			return false;
+		}
+	}
+	return true;
+}
+
 int
 rules_set(struct rule *rule, const char *key, const char *value, char *why,
     size_t whylen)
@@ -309,6 +354,8 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 	}
 	if (strcmp(key, "egress") == 0)
 		return egress_add(&rule->egress, value, why, whylen);
+	if (strcmp(key, "via") == 0)
+		return rules_set_via(rule, value, why, whylen);
 	if (strcmp(key, "egress_select") == 0) {
 		if ((copy = strdup(value)) == NULL)
 			return rules_why(why, whylen, "out of memory");
@@ -445,6 +492,7 @@ rules_rule_free(struct rule *r)
 	rules_names_free(&r->suffixes);
 	free(r->ports);
 	egress_release(&r->egress);
+	free(r->via_name);
 	free(r);
 }
 
@@ -550,6 +598,8 @@ rules_verdict_of(const struct rule *r)
 		    !cidr_set_empty(&r->client),
 		.egress = egress_empty(&r->egress) ? NULL : &r->egress,
 		.egress_select = r->egress_select,
+		.via_set = r->via_set,
+		.via = r->via,
 	};
 
 	return v;

@@ -17,6 +17,7 @@
 #include "socks5d/command.h"
 #include "socks5d/frontend.h"
 #include "socks5d/happy.h"
+#include "socks5d/upstream_dial.h"
 #include "socks5d/log.h"
 #include "socks5d/limits.h"
 #include "socks5d/metrics.h"
@@ -270,6 +271,7 @@ session_free_handshake(struct session *s)
 	if (s->hs->query != NULL)
 		resolver_cancel(s->hs->query);
 	happy_free(s->hs->happy);
+	upstream_dial_free(s->hs->dial);
 	ev_timer_stop(s->srv->loop, &s->hs->full_probe);
 	/* The buffer may have held a password. */
 	sodium_memzero(s->hs, sizeof(*s->hs));

@@ -68,4 +68,7 @@ void addr_normalize(const struct sockaddr *sa, union sockaddr_any *out);
  */
 bool addr_from_socks5(const struct socks5_addr *dst, union sockaddr_any *out);
 
+/* The other way: an IPv4 or IPv6 address and its port as ATYP 1 or 4. */
+void addr_to_socks5(const union sockaddr_any *a, struct socks5_addr *out);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "socks5d/cidr.h"
 #include "socks5d/egress.h"
+#include "socks5d/upstream.h"
 #include "socks5d/limits.h"
 
 #define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
@@ -86,6 +87,8 @@ struct config {
 	struct config_addr bind_ipv6;
 	struct egress egress;          /* empty when unset */
 	int egress_select;             /* enum egress_select */
+	char *via_name;                /* NULL: direct */
+	const struct upstream *via;    /* via_name's section, NULL: direct */
 
 	/* [bind] */
 	bool bind_enabled;
@@ -103,6 +106,7 @@ struct config {
 
 	/* [rule NAME] sections, compiled; NULL when there are none */
 	struct rules *rules;
+	struct upstreams *upstreams;   /* [upstream NAME] sections */
 
 	/* [http] */
 	bool http_via;                 /* add Via to forwarded requests */

@@ -26,6 +26,8 @@ enum config_type {
 	CONFIG_PORT_RANGE,      /* struct config_port_range */
 	CONFIG_HOSTPORT,        /* one struct config_addr, len 0 when empty */
 	CONFIG_EGRESS,          /* struct egress, empty when empty */
+	CONFIG_VIA,             /* char *: an upstream's NAME, NULL: direct */
+	CONFIG_UPSTREAM_URLS,   /* [upstream NAME] url: the instance's members */
 	CONFIG_RULE,            /* [rule NAME] key: rules_set, struct rule */
 };
 
@@ -65,7 +67,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 51
+#define CONFIG_NROWS 56
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

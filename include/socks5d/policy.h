@@ -14,6 +14,8 @@
 
 #include "socks5d/addr.h"
 
+struct upstream;
+
 struct server;
 struct session;
 
@@ -62,6 +64,20 @@ bool policy_route_dest(struct session *s, const char *name,
  * per association and family, by the rule that admits the association
  * (rules_evaluate_any_dest), as policy_route_dest chooses. */
 void policy_route_association(struct session *s, int family,
+    struct policy_route *route);
+
+/*
+ * Which upstream the request goes through: the rule that matches it as
+ * asked (the name, or the literal address) says, else [outbound] via.
+ * *via NULL: direct, and the destination's addresses are judged as they
+ * are tried. Otherwise the return says whether that rule allows it (a
+ * refusal recorded), since an upstream may resolve the name itself.
+ */
+bool policy_route_request(struct session *s, const struct upstream **via);
+
+/* The source address of a hop to an upstream of family: the egress of the
+ * rule that matches the request as asked, else [outbound]'s. */
+void policy_route_hop(struct session *s, int family,
     struct policy_route *route);
 
 /* A peer connected to a BIND listener, whatever the client expected: the

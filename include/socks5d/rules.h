@@ -41,6 +41,8 @@ struct rules_verdict {
 	                                * without logins by address */
 	const struct egress *egress;   /* the rule's pool, NULL: none */
 	enum egress_select egress_select;  /* the rule's, or EGRESS_UNSET */
+	bool via_set;                  /* false: the rule has no via */
+	const struct upstream *via;    /* with via_set: NULL is direct */
 };
 
 /*
@@ -74,6 +76,12 @@ struct rules_verdict rules_evaluate_any_dest(const struct rules *rules,
 bool rules_restrict_clients(const struct rules *rules);
 
 size_t rules_count(const struct rules *rules);
+
+/* Point each rule's via at its [upstream NAME] in u. false, with *rule and
+ * *name the first rule naming an upstream u lacks, when one does. */
+struct upstreams;
+bool rules_resolve_via(struct rules *rules, const struct upstreams *u,
+    const char **rule, const char **name);
 
 /* The NAME of rule i (file order), or NULL past the end. */
 const char *rules_name(const struct rules *rules, size_t i);

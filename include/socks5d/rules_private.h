@@ -39,6 +39,9 @@ struct rule {
 	size_t nports, capports;
 	struct egress egress;           /* empty: [outbound] egress */
 	enum egress_select egress_select;   /* EGRESS_UNSET: [outbound]'s */
+	bool via_set;                   /* false: [outbound] via */
+	char *via_name;                 /* NULL (with via_set): direct */
+	const struct upstream *via;     /* via_name's, set at load */
 };
 
 /* One user name a rule names, pointing at that rule. */

@@ -51,6 +51,7 @@ struct handshake {
 	union sockaddr_any addrs[RESOLVER_MAX_ADDRS];
 	size_t naddrs;
 	struct happy *happy;           /* CONNECT's attempts in flight */
+	struct upstream_dial *dial;    /* a command through an upstream */
 	const char *dst_name;          /* the name asked for; NULL: a literal */
 	struct session *session;       /* owner, for full_probe's callback */
 	ev_timer full_probe;           /* client gone? asked while buf is full */

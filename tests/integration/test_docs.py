@@ -72,6 +72,13 @@ def parser_rows():
         if kind == "RULE":
             rows[("rule", a[0])] = Row(kind, required=a[1] == "true", key=a[0])
             continue
+        if kind == "UPSTREAM_URLS":
+            rows[("upstream", a[0])] = Row("URLS", required=True)
+            continue
+        if kind == "UPSTREAM_UINT":
+            rows[("upstream", a[0])] = Row("UINT", default=a[2], lo=number(a[3]),
+                                           hi=number(a[4]))
+            continue
         row = Row(kind, default=a[4] if kind == "LISTEN" else a[3])
         if kind == "UINT":
             row.lo, row.hi = number(a[4]), number(a[5])
@@ -165,8 +172,10 @@ TYPE_PHRASES = {
     "PORTS": r"Port range\b",
     "DNS": r"List of name servers\b",
     "CIDRS": r"List of CIDRs\b",
-    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,)",
+    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,|direct, or the NAME)",
     "EGRESS": r"List of IPv4 and IPv6 addresses and CIDRs\b",
+    "VIA": r"direct, or the NAME of an \[upstream NAME\] section\.",
+    "URLS": r"List of URLs\b",
 }
 
 
@@ -200,7 +209,8 @@ def type_problem(row, text):
 
 
 RULE_FALLBACKS = {"egress": "[outbound] egress",
-                  "egress_select": "[outbound] egress_select"}
+                  "egress_select": "[outbound] egress_select",
+                  "via": "[outbound] via"}
 
 
 def default_problem(row, text):
@@ -210,6 +220,9 @@ def default_problem(row, text):
     if not m:
         return "no 'Default:'"
     doc = m.group(1)
+    if row.kind == "URLS":
+        return None if doc == "none" and "Required" in text else \
+            f"default '{doc}': a required key says 'Default: none' and 'Required'"
     if row.kind == "RULE":
         # A rule's route keys fall back to [outbound]'s, not to "any".
         expected = RULE_FALLBACKS.get(row.key, "none" if row.required else "any")
@@ -251,12 +264,14 @@ def test_manual_examples_make_a_valid_config(tmp_path, users_file):
     """All the examples together are a config `socks5d -t` accepts (the
     [rule NAME] ones in one rule). Files an example names need not exist
     here, so those two keys point at files that do."""
-    files = {("auth", "users_file"): str(users_file), ("dns", "hosts_file"): "/etc/hosts"}
+    files = {("auth", "users_file"): str(users_file), ("dns", "hosts_file"): "/etc/hosts",
+             # via names the [upstream NAME] the examples make.
+             ("outbound", "via"): "doc-example", ("rule", "via"): "doc-example"}
     sections = {}
     for (section, key), entry in manual_entries().items():
         if entry.example:
             value = files.get((section, key), entry.example[1])
-            name = "rule doc-example" if section == "rule" else section
+            name = f"{section} doc-example" if section in ("rule", "upstream") else section
             sections.setdefault(name, []).append(f"{key} = {value}")
     text = "".join(f"[{name}]\n" + "\n".join(lines) + "\n\n" for name, lines in sections.items())
     path = tmp_path / "examples.conf"

@@ -1,0 +1,558 @@
+/*
+ * Reaching a destination through an upstream proxy; see upstream_dial.h.
+ *
+ * Each member goes resolve -> race -> handshake on the session's target
+ * watcher and timer. Replies are peeked and then read to their exact
+ * length: whatever the upstream sends after its reply already belongs to
+ * the destination and must stay in the socket for the relay.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socks5d/egress.h"
+#include "socks5d/happy.h"
+#include "socks5d/http_connect.h"
+#include "socks5d/log.h"
+#include "socks5d/policy.h"
+#include "socks5d/resolver.h"
+#include "socks5d/session.h"
+#include "socks5d/upstream_dial.h"
+
+enum dial_step {
+	DIAL_IDLE,
+	DIAL_RESOLVING_DST,     /* the destination, for a socks5:// member */
+	DIAL_RESOLVING,         /* the member's host name */
+	DIAL_CONNECTING,        /* racing its addresses */
+	DIAL_METHOD,            /* SOCKS5: greeting sent */
+	DIAL_AUTH,              /* SOCKS5: login sent */
+	DIAL_REPLY,             /* SOCKS5: request sent */
+	DIAL_HTTP_HEAD,         /* HTTP: CONNECT sent */
+};
+
+struct upstream_dial {
+	struct session *s;
+	struct upstream up;             /* a copy, with its credentials */
+	size_t next;                    /* the next member to try */
+	const struct upstream_member *m;        /* the one being tried */
+	uint8_t cmd;
+	struct socks5_addr dst;
+	bool have_dst_ip;               /* dst_ip holds dst's address */
+	struct socks5_addr dst_ip;      /* for socks5:// (not socks5h) */
+	upstream_dial_cb *cb;
+	enum dial_step step;
+	struct resolver_query *query;
+	struct happy *happy;
+	int fd;
+	union sockaddr_any addr;        /* the member's, connected to */
+	uint8_t last_rep;               /* the answer if no member serves */
+};
+
+static void dial_try_next(struct upstream_dial *d);
+
+/* Stop watching and close the member's socket, if any. */
+static void
+dial_close(struct upstream_dial *d)
+{
+	struct session *s = d->s;
+
+	if (d->query != NULL) {
+		resolver_cancel(d->query);
+		d->query = NULL;
+	}
+	happy_free(d->happy);
+	d->happy = NULL;
+	if (d->fd != -1) {
+		ev_io_stop(s->srv->loop, &s->target_io);
+		close(d->fd);
+		d->fd = -1;
+		/* A new socket may get the number (see struct relay_side). */
+		ev_io_set(&s->target_io, -1, 0);
+	}
+	d->step = DIAL_IDLE;
+}
+
+/* The member did not serve: count it and go on to the next. rep is what
+ * the client hears if no member serves. */
+static void
+dial_member_failed(struct upstream_dial *d, uint8_t rep, const char *why)
+{
+	log_debug("upstream %s: %s: %s", d->up.name, d->m->label, why);
+	upstream_report(&d->up, d->m, false, ev_now(d->s->srv->loop));
+	d->last_rep = rep;
+	dial_close(d);
+	dial_try_next(d);
+}
+
+/* The member answered for the destination: the session's answer. */
+static void
+dial_finish(struct upstream_dial *d, uint8_t rep, const struct socks5_addr *bnd)
+{
+	union sockaddr_any addr = d->addr;
+	int fd = -1;
+
+	upstream_report(&d->up, d->m, true, ev_now(d->s->srv->loop));
+	if (rep == REPLY_SUCCESS) {
+		ev_io_stop(d->s->srv->loop, &d->s->target_io);
+		fd = d->fd;
+		d->fd = -1;
+	}
+	dial_close(d);
+	d->cb(d->s, rep, fd, &addr, bnd);
+}
+
+static bool
+dial_send(struct upstream_dial *d, const uint8_t *msg, size_t len)
+{
+	/* A fresh connection's send buffer takes a handshake message whole;
+	 * anything short means the member is gone. */
+	return len > 0 && send(d->fd, msg, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+/* Read exactly len bytes already peeked. */
+static bool
+dial_consume(struct upstream_dial *d, size_t len)
+{
+	uint8_t sink[HTTP_CONNECT_HEAD_MAX];
+
+	return recv(d->fd, sink, len, 0) == (ssize_t)len;
+}
+
+/* What the member is asked for: socks5:// gets an address resolved (and
+ * judged) here, socks5h:// and http:// the name as the client gave it. */
+static const struct socks5_addr *
+dial_asked(const struct upstream_dial *d)
+{
+	return d->m->scheme == UPSTREAM_SOCKS5 && d->have_dst_ip ?
+	    &d->dst_ip : &d->dst;
+}
+
+static void
+dial_send_request(struct upstream_dial *d)
+{
+	uint8_t msg[SOCKS5_REQUEST_MAX];
+
+	if (!dial_send(d, msg, socks5_encode_request(msg, d->cmd,
+	    dial_asked(d)))) {
+		dial_member_failed(d, REPLY_FAILURE, "request not sent");
+		return;
+	}
+	d->step = DIAL_REPLY;
+}
+
+static void
+dial_on_method(struct upstream_dial *d, uint8_t method)
+{
+	uint8_t msg[SOCKS5_AUTH_MAX];
+	size_t len;
+
+	if (method == SOCKS5_METHOD_NONE) {
+		dial_send_request(d);
+		return;
+	}
+	if (method != SOCKS5_METHOD_PASSWORD || d->m->user == NULL) {
+		dial_member_failed(d, REPLY_NOT_ALLOWED, method ==
+		    SOCKS5_METHOD_REJECT ? "no acceptable method (a login?)" :
+		    "chose a method we did not offer");
+		return;
+	}
+	len = socks5_encode_credentials(msg, d->m->user, d->m->password);
+	if (!dial_send(d, msg, len)) {
+		sodium_memzero(msg, sizeof(msg));
+		dial_member_failed(d, REPLY_FAILURE, "login not sent");
+		return;
+	}
+	sodium_memzero(msg, sizeof(msg));
+	d->step = DIAL_AUTH;
+}
+
+/* A SOCKS5 reply code: 0x01 is the member's own failure; the others speak
+ * of the destination and are passed on. */
+static void
+dial_on_reply(struct upstream_dial *d, const struct socks5_reply *r)
+{
+	if (r->rep == REPLY_FAILURE) {
+		dial_member_failed(d, REPLY_FAILURE, "general failure (0x01)");
+		return;
+	}
+	dial_finish(d, r->rep, &r->bnd);
+}
+
+/* An HTTP proxy's status as a reply code; 0xFF: the member failed. */
+static uint8_t
+dial_http_reply(int status)
+{
+	if (status >= 200 && status < 300)
+		return REPLY_SUCCESS;
+	switch (status) {
+	case 403:
+		return REPLY_NOT_ALLOWED;
+	case 404:
+	case 500:
+	case 502:
+	case 503:
+		return REPLY_HOST_UNREACH;
+	case 504:
+		return REPLY_TTL_EXPIRED;
+	default:
+		return 0xFF;
+	}
+}
+
+static void
+dial_readable_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct upstream_dial *d = w->data;
+	uint8_t buf[HTTP_CONNECT_HEAD_MAX];
+	struct socks5_reply reply;
+	enum socks5_status st = SOCKS5_INCOMPLETE;
+	size_t used = 0;
+	uint8_t value = 0, rep;
+	ssize_t n;
+	int status = 0;
+
+	(void)loop;
+	(void)revents;
+	n = recv(d->fd, buf, sizeof(buf), MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		dial_member_failed(d, REPLY_FAILURE, n == 0 ?
+		    "closed during the handshake" : strerror(errno));
+		return;
+	}
+	switch (d->step) {
+	case DIAL_METHOD:
+		st = socks5_parse_method_choice(buf, (size_t)n, &value, &used);
+		break;
+	case DIAL_AUTH:
+		st = socks5_parse_auth_reply(buf, (size_t)n, &value, &used);
+		break;
+	case DIAL_REPLY:
+		st = socks5_parse_reply(buf, (size_t)n, &reply, &used);
+		break;
+	case DIAL_HTTP_HEAD:
+		switch (http_connect_parse_response(buf, (size_t)n, &status,
+		    &used)) {
+		case HTTP_CONNECT_INCOMPLETE:
+			return;
+		case HTTP_CONNECT_OK:
+			st = SOCKS5_OK;
+			break;
+		default:
+			st = SOCKS5_BAD_VERSION;
+			break;
+		}
+		break;
+	default:
+		return;
+	}
+	if (st == SOCKS5_INCOMPLETE)
+		return;
+	if (st != SOCKS5_OK || !dial_consume(d, used)) {
+		dial_member_failed(d, REPLY_FAILURE, "does not speak its protocol");
+		return;
+	}
+	switch (d->step) {
+	case DIAL_METHOD:
+		dial_on_method(d, value);
+		return;
+	case DIAL_AUTH:
+		if (value != 0) {
+			log_warnx("upstream %s: %s refused our login", d->up.name,
+			    d->m->label);
+			dial_member_failed(d, REPLY_NOT_ALLOWED, "login refused");
+			return;
+		}
+		dial_send_request(d);
+		return;
+	case DIAL_REPLY:
+		dial_on_reply(d, &reply);
+		return;
+	default:
+		break;
+	}
+	/* 407 is the standard answer; some proxies (tinyproxy) send 401. */
+	if (status == 407 || status == 401) {
+		log_warnx("upstream %s: %s refused our login (%d)", d->up.name,
+		    d->m->label, status);
+		dial_member_failed(d, REPLY_NOT_ALLOWED, "login refused");
+		return;
+	}
+	if ((rep = dial_http_reply(status)) == 0xFF) {
+		dial_member_failed(d, REPLY_FAILURE, "refused the CONNECT");
+		return;
+	}
+	dial_finish(d, rep, NULL);
+}
+
+static void
+dial_handshake(struct upstream_dial *d)
+{
+	struct session *s = d->s;
+	uint8_t msg[HTTP_CONNECT_REQUEST_MAX];
+	size_t len;
+
+	ev_io_stop(s->srv->loop, &s->target_io);
+	ev_io_init(&s->target_io, dial_readable_cb, d->fd, EV_READ);
+	s->target_io.data = d;
+	if (d->m->scheme == UPSTREAM_HTTP) {
+		len = http_connect_encode(msg, sizeof(msg), dial_asked(d),
+		    d->m->user, d->m->password);
+		d->step = DIAL_HTTP_HEAD;
+	} else {
+		len = socks5_encode_greeting(msg, d->m->user != NULL);
+		d->step = DIAL_METHOD;
+	}
+	if (!dial_send(d, msg, len)) {
+		sodium_memzero(msg, sizeof(msg));
+		dial_member_failed(d, REPLY_FAILURE, "handshake not sent");
+		return;
+	}
+	sodium_memzero(msg, sizeof(msg));
+	ev_io_start(s->srv->loop, &s->target_io);
+	session_set_timeout(s, s->srv->cfg->timeout_connect);
+}
+
+/* -- racing the member's addresses --------------------------------------- */
+
+static int
+dial_open(void *arg, const struct sockaddr *dst)
+{
+	struct upstream_dial *d = arg;
+	struct policy_route route;
+	int fd, one = 1;
+
+	fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return -1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* The hop leaves from the session's egress address too. */
+	policy_route_hop(d->s, dst->sa_family, &route);
+	if (route.has_source && egress_bind(fd, &route.source, true) == -1) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+dial_arm(void *arg, ev_tstamp after)
+{
+	struct upstream_dial *d = arg;
+
+	session_set_timeout(d->s, after);
+}
+
+static void
+dial_connected(void *arg, int fd, const union sockaddr_any *addr, int err)
+{
+	struct upstream_dial *d = arg;
+
+	happy_free(d->happy);
+	d->happy = NULL;
+	if (fd == -1) {
+		dial_member_failed(d, REPLY_FAILURE, strerror(err));
+		return;
+	}
+	d->fd = fd;
+	d->addr = *addr;
+	dial_handshake(d);
+}
+
+static const struct happy_ops dial_race = {
+	.open_socket = dial_open,
+	.arm = dial_arm,
+	.done = dial_connected,
+};
+
+static void
+dial_race_addresses(struct upstream_dial *d, union sockaddr_any *addrs,
+    size_t n)
+{
+	const struct config *cfg = d->s->srv->cfg;
+
+	happy_order(addrs, n);
+	d->step = DIAL_CONNECTING;
+	if (!happy_start(&d->happy, d->s->srv->loop, &dial_race, d,
+	    &d->s->target_io, addrs, n, cfg->connection_attempt_delay_ms / 1000.,
+	    cfg->timeout_connect))
+		dial_member_failed(d, REPLY_FAILURE, "out of memory");
+}
+
+static void
+dial_resolved(void *arg, enum resolver_status status,
+    const union sockaddr_any *addrs, size_t n)
+{
+	struct upstream_dial *d = arg;
+	union sockaddr_any copy[RESOLVER_MAX_ADDRS];
+
+	d->query = NULL;
+	if (status != RESOLVER_OK || n == 0) {
+		dial_member_failed(d, REPLY_FAILURE, "its name does not resolve");
+		return;
+	}
+	memcpy(copy, addrs, n * sizeof(*addrs));
+	dial_race_addresses(d, copy, n);
+}
+
+/* The member's host as an address, when it is a literal. */
+static bool
+dial_literal(const struct upstream_member *m, union sockaddr_any *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, m->host, &out->in.sin_addr) == 1) {
+		out->in.sin_family = AF_INET;
+		out->in.sin_port = htons(m->port);
+		return true;
+	}
+	if (inet_pton(AF_INET6, m->host, &out->in6.sin6_addr) == 1) {
+		out->in6.sin6_family = AF_INET6;
+		out->in6.sin6_port = htons(m->port);
+		return true;
+	}
+	return false;
+}
+
+/* Resolve (unless a literal) and race the member d->m; false when its
+ * lookup could not even start. */
+static bool
+dial_start_member(struct upstream_dial *d)
+{
+	struct session *s = d->s;
+	const struct config *cfg = s->srv->cfg;
+	union sockaddr_any addr;
+
+	if (dial_literal(d->m, &addr)) {
+		dial_race_addresses(d, &addr, 1);
+		return true;
+	}
+	d->step = DIAL_RESOLVING;
+	session_set_timeout(s, cfg->dns_timeout + 1);
+	d->query = resolver_lookup(s->srv->resolver, d->m->host, d->m->port,
+	    cfg->dns_family, dial_resolved, d);
+	return d->query != NULL;
+}
+
+/* The destination's addresses, for socks5:// members: the first that the
+ * rules allow is what they are asked for. */
+static void
+dial_dst_resolved(void *arg, enum resolver_status status,
+    const union sockaddr_any *addrs, size_t n)
+{
+	struct upstream_dial *d = arg;
+	struct session *s = d->s;
+
+	d->query = NULL;
+	d->step = DIAL_IDLE;
+	if (status != RESOLVER_OK) {
+		d->cb(s, status == RESOLVER_NOT_FOUND ? REPLY_HOST_UNREACH :
+		    REPLY_FAILURE, -1, NULL, NULL);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!policy_allow_dest(s, d->dst.u.name, &addrs[i].sa,
+		    d->dst.port))
+			continue;
+		addr_to_socks5(&addrs[i], &d->dst_ip);
+		d->have_dst_ip = true;
+		if (!dial_start_member(d)) {
+			upstream_report(&d->up, d->m, false, ev_now(s->srv->loop));
+			dial_try_next(d);
+		}
+		return;
+	}
+	d->cb(s, REPLY_NOT_ALLOWED, -1, NULL, NULL);
+}
+
+static void
+dial_try_next(struct upstream_dial *d)
+{
+	struct session *s = d->s;
+	const struct config *cfg = s->srv->cfg;
+
+	while (d->next < d->up.n) {
+		d->m = &d->up.members[d->next++];
+		if (!upstream_usable(&d->up, d->m, ev_now(s->srv->loop)))
+			continue;
+		if (d->m->scheme == UPSTREAM_SOCKS5 &&
+		    d->dst.atyp == SOCKS5_ATYP_NAME && !d->have_dst_ip) {
+			d->step = DIAL_RESOLVING_DST;
+			session_set_timeout(s, cfg->dns_timeout + 1);
+			d->query = resolver_lookup(s->srv->resolver,
+			    d->dst.u.name, d->dst.port, cfg->dns_family,
+			    dial_dst_resolved, d);
+			if (d->query != NULL)
+				return;
+			d->cb(s, REPLY_FAILURE, -1, NULL, NULL);
+			return;
+		}
+		if (dial_start_member(d))
+			return;
+		upstream_report(&d->up, d->m, false, ev_now(s->srv->loop));
+	}
+	d->cb(s, d->last_rep, -1, NULL, NULL);
+}
+
+void
+upstream_dial_start(struct session *s, const struct upstream *u, uint8_t cmd,
+    const struct socks5_addr *dst, upstream_dial_cb *cb)
+{
+	struct upstream_dial *d = calloc(1, sizeof(*d));
+
+	if (d == NULL || upstream_copy(&d->up, u) == -1) {
+		free(d);
+		log_warn("%s: calloc", __func__);
+		cb(s, REPLY_FAILURE, -1, NULL, NULL);
+		return;
+	}
+	d->s = s;
+	d->cmd = cmd;
+	d->dst = *dst;
+	d->cb = cb;
+	d->fd = -1;
+	d->last_rep = REPLY_FAILURE;
+	s->hs->dial = d;
+	session_set_state(s, SESSION_WAITING);
+	dial_try_next(d);
+}
+
+void
+upstream_dial_timeout(struct upstream_dial *d)
+{
+	switch (d->step) {
+	case DIAL_CONNECTING:
+		happy_timer(d->happy);
+		return;
+	case DIAL_RESOLVING_DST:
+		dial_close(d);
+		d->cb(d->s, REPLY_HOST_UNREACH, -1, NULL, NULL);
+		return;
+	case DIAL_RESOLVING:
+		dial_member_failed(d, REPLY_FAILURE, "its name lookup timed out");
+		return;
+	default:
+		dial_member_failed(d, REPLY_FAILURE, "the handshake timed out");
+		return;
+	}
+}
+
+void
+upstream_dial_free(struct upstream_dial *d)
+{
+	if (d == NULL)
+		return;
+	dial_close(d);
+	upstream_copy_release(&d->up);
+	free(d);
+}

@@ -1,0 +1,300 @@
+"""Upstream proxies: CONNECT chained through [upstream NAME] members of
+every kind (socks5d itself over socks5://, socks5h:// and http://,
+microsocks, Dante, tinyproxy), logins right and wrong, failover in order
+when a member dies, and members that misbehave."""
+import socket
+import threading
+import time
+
+import pytest
+
+from harness.http_proxy import ProxyClient
+from harness.net import LOOPBACK4, TIME_SCALE, closed_port, free_port, recv_exact
+from harness.socks5 import (REP_FAILURE, REP_HOST_UNREACH, REP_NOT_ALLOWED,
+                            METHOD_NONE, Socks5Client, assert_echo, open_tunnel)
+from harness.targets import TargetServer, behave_echo, send_and_close
+from harness.upstreams import Dante, Microsocks, Tinyproxy
+
+from conftest import USERS
+
+ALICE = ("alice", USERS["alice"])
+DEAD_DNS = "127.0.0.1:9"      # lookups through it fail: nothing answers
+
+
+def chained(start_daemon, url, **sections):
+    """A socks5d whose every CONNECT goes through [upstream up] url."""
+    upstream = dict(sections.pop("upstream", {}), url=url)
+    return start_daemon(outbound={"via": "up"}, **{"upstream up": upstream}, **sections)
+
+
+def login_url(scheme, address, user=ALICE[0], password=ALICE[1]):
+    """scheme://user:password@host:port, with the password's ':', '@' and
+    spaces percent-encoded."""
+    quoted = "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in password)
+    return f"{scheme}://{user}:{quoted}@{address[0]}:{address[1]}"
+
+
+def plain_url(scheme, address):
+    return f"{scheme}://{address[0]}:{address[1]}"
+
+
+def http_connect_status(d, host, port):
+    """The status of an HTTP CONNECT through d."""
+    with ProxyClient(d.address) as http:
+        return http.request(f"CONNECT {host}:{port} HTTP/1.1\r\n"
+                            f"Host: {host}:{port}\r\n\r\n".encode()).status
+
+
+def request(d, host, port):
+    client = Socks5Client(d.address)
+    assert client.greet() == METHOD_NONE
+    return client, client.request(host, port)
+
+
+def assert_refused(d, host, port, rep):
+    client, reply = request(d, host, port)
+    with client:
+        assert reply.rep == rep, f"REP {reply.rep:#x}, expected {rep:#x}"
+        assert client.closed_by_peer()
+
+
+# -- socks5d chained to itself -------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["socks5", "socks5h", "http"])
+def test_chained_through_socks5d_with_a_login(start_daemon, users_file, echo_target,
+                                              scheme):
+    """The upstream socks5d wants a login; the chain gives it, over SOCKS5
+    or HTTP CONNECT with Basic, and the tunnel carries bytes both ways."""
+    up = start_daemon(auth={"method": "password", "users_file": str(users_file)})
+    front = chained(start_daemon, login_url(scheme, up.address))
+    with open_tunnel(front.address, *echo_target.address) as client:
+        assert_echo(client)
+        assert_echo(client, b"x" * 100000)
+    fields = up.wait_session(user="alice", dest=f"127.0.0.1:{echo_target.port}")
+    assert fields["reply"] == "0", fields
+    assert fields["proto"] == ("http" if scheme == "http" else "socks5"), fields
+    # The front's access line names the upstream it connected to.
+    mine = front.wait_session(dest=f"127.0.0.1:{echo_target.port}")
+    assert mine["addr"] == f"127.0.0.1:{up.port}", mine
+
+
+def test_socks5h_leaves_the_name_to_the_upstream(start_daemon, echo_target):
+    """The front cannot resolve anything ([dns] servers dead): socks5h://
+    and http:// send the name, so the upstream resolves v4.test; socks5://
+    resolves here and fails with 0x04."""
+    up = start_daemon()
+    for scheme in ("socks5h", "http"):
+        front = chained(start_daemon, plain_url(scheme, up.address),
+                        dns={"servers": DEAD_DNS, "timeout": 1})
+        with open_tunnel(front.address, "v4.test", echo_target.port) as client:
+            assert_echo(client)
+        up.wait_session(dest=f"v4.test:{echo_target.port}")
+    front = chained(start_daemon, plain_url("socks5", up.address),
+                    dns={"servers": DEAD_DNS, "timeout": 1})
+    client, reply = request(front, "v4.test", echo_target.port)
+    with client:
+        assert reply.rep in (REP_HOST_UNREACH, REP_FAILURE), reply.rep
+
+
+def test_socks5_resolves_here_and_sends_the_address(start_daemon, echo_target):
+    up = start_daemon(dns={"servers": DEAD_DNS, "timeout": 1})
+    front = chained(start_daemon, plain_url("socks5", up.address))
+    with open_tunnel(front.address, "v4.test", echo_target.port) as client:
+        assert_echo(client)
+    up.wait_session(dest=f"127.0.0.1:{echo_target.port}")
+
+
+def test_wrong_login_at_the_upstream_is_a_clear_refusal(start_daemon, users_file,
+                                                       echo_target):
+    """The upstream refuses our login: 0x02 for a SOCKS5 client, 403 over
+    HTTP, a warning naming the member (never the password), and nothing
+    leaks."""
+    up = start_daemon(auth={"method": "password", "users_file": str(users_file)})
+    for scheme in ("socks5", "http"):
+        front = chained(start_daemon, login_url(scheme, up.address,
+                                                password="not-the-password"))
+        assert_refused(front, *echo_target.address, REP_NOT_ALLOWED)
+        front.wait_log(rf"upstream up: {scheme}://127\.0\.0\.1:{up.port} refused our login")
+        assert "not-the-password" not in front.log()
+        assert http_connect_status(front, *echo_target.address) == 403
+
+
+def test_server_speaks_first_and_early_client_data(start_daemon, echo_target, make_target):
+    """A target that speaks first: its bytes may arrive with the upstream's
+    reply and must not be lost. Client bytes sent before our reply reach
+    the target first."""
+    banner = b"220 hello from the target\r\n"
+    talker = make_target(send_and_close(banner))
+    up = start_daemon()
+    for scheme in ("socks5", "http"):
+        front = chained(start_daemon, plain_url(scheme, up.address))
+        with open_tunnel(front.address, *talker.address) as client:
+            assert recv_exact(client.sock, len(banner)) == banner
+        client = Socks5Client(front.address)
+        with client:
+            client.sock.sendall(b"\x05\x01\x00" + socks5_request(echo_target.address)
+                                + b"early bytes")
+            assert client.read_method_choice() == METHOD_NONE
+            assert client.read_reply().rep == 0
+            assert recv_exact(client.sock, 11) == b"early bytes"
+
+
+def socks5_request(address):
+    host, port = address
+    return b"\x05\x01\x00\x01" + socket.inet_aton(host) + port.to_bytes(2, "big")
+
+
+# -- other servers ---------------------------------------------------------------
+
+def test_chained_through_microsocks_with_a_login(start_daemon, echo_target, tmp_path):
+    with Microsocks(tmp_path, *ALICE) as ms:
+        front = chained(start_daemon, login_url("socks5", ms.address))
+        with open_tunnel(front.address, *echo_target.address) as client:
+            assert_echo(client, b"y" * 50000)
+        front = chained(start_daemon, login_url("socks5", ms.address, password="wrong"))
+        assert_refused(front, *echo_target.address, REP_NOT_ALLOWED)
+
+
+def test_chained_through_dante(start_daemon, echo_target, tmp_path):
+    with Dante(tmp_path) as dante:
+        front = chained(start_daemon, plain_url("socks5h", dante.address))
+        with open_tunnel(front.address, *echo_target.address) as client:
+            assert_echo(client, b"z" * 50000)
+
+
+def test_chained_through_tinyproxy(start_daemon, echo_target, make_target, tmp_path):
+    banner = b"SSH-2.0-target\r\n"
+    talker = make_target(send_and_close(banner))
+    with Tinyproxy(tmp_path, *ALICE) as tiny:
+        front = chained(start_daemon, login_url("http", tiny.address))
+        with open_tunnel(front.address, *echo_target.address) as client:
+            assert_echo(client, b"w" * 50000)
+        with open_tunnel(front.address, *talker.address) as client:
+            assert recv_exact(client.sock, len(banner)) == banner
+        front = chained(start_daemon, login_url("http", tiny.address, password="wrong"))
+        assert_refused(front, *echo_target.address, REP_NOT_ALLOWED)
+
+
+# -- failover ----------------------------------------------------------------------
+
+def test_failover_to_the_next_member_when_the_first_dies(start_daemon, echo_target):
+    """Two upstreams in order: the first serves until it is killed, then
+    the second serves at once; after fail_after failures the first is
+    skipped (logged) until retry_after has passed."""
+    first, second = start_daemon(), start_daemon()
+    front = chained(start_daemon, f"{plain_url('socks5', first.address)}, "
+                    f"{plain_url('socks5', second.address)}",
+                    upstream={"fail_after": 2, "retry_after": 2})
+    with open_tunnel(front.address, *echo_target.address) as client:
+        assert_echo(client)
+    first.wait_session(dest=f"127.0.0.1:{echo_target.port}")
+    assert first.stop() == 0
+    for _ in range(3):
+        with open_tunnel(front.address, *echo_target.address) as client:
+            assert_echo(client)
+    second.wait_log(r"session .*cmd=connect .*reply=0", count=3)
+    front.wait_log(rf"upstream up: socks5://127\.0\.0\.1:{first.port} down after 2 "
+                   r"failure\(s\) in a row; skipped for 2 s")
+
+
+def test_every_member_down_is_0x01_and_502(start_daemon, echo_target):
+    holders = [closed_port() for _ in range(2)]
+    url = ", ".join(plain_url("socks5", (LOOPBACK4, port)) for _, port in holders)
+    front = chained(start_daemon, url)
+    assert_refused(front, *echo_target.address, REP_FAILURE)
+    assert http_connect_status(front, *echo_target.address) == 502
+    for sock, _ in holders:
+        sock.close()
+
+
+# -- members that misbehave ---------------------------------------------------------
+
+def misbehaving(behaviour):
+    """A TCP server on loopback running behaviour(conn) per connection."""
+    server = socket.socket()
+    server.bind((LOOPBACK4, 0))
+    server.listen(16)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=behaviour, args=(conn,), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def speak_garbage(conn):
+    with conn:
+        conn.recv(64)
+        conn.sendall(b"HTTP/1.0 200 this is not SOCKS\r\n\r\n")
+        time.sleep(1)
+
+
+def hang(conn):
+    with conn:
+        conn.recv(64)
+        time.sleep(5)
+
+
+def close_mid_handshake(conn):
+    with conn:
+        conn.recv(64)
+        conn.sendall(b"\x05")
+
+
+@pytest.mark.parametrize("behaviour", [speak_garbage, hang, close_mid_handshake])
+def test_a_misbehaving_member_fails_cleanly(start_daemon, echo_target, behaviour):
+    server = misbehaving(behaviour)
+    try:
+        front = chained(start_daemon, plain_url("socks5", server.getsockname()),
+                        timeouts={"connect": 1})
+        started = time.monotonic()
+        assert_refused(front, *echo_target.address, REP_FAILURE)
+        assert time.monotonic() - started < 3 * TIME_SCALE
+        # Again: the daemon serves on, and answers the same way.
+        assert_refused(front, *echo_target.address, REP_FAILURE)
+        assert front.is_running()
+    finally:
+        server.close()
+
+
+# -- configuration -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, why", [
+    ("[upstream u]\nurl = ftp://h:1\n", "[upstream u] url: member 1: the scheme must be"),
+    ("[upstream u]\nurl = socks5://h\n", "[upstream u] url: member 1: a port is needed"),
+    ("[upstream u]\nurl = socks5://h:1, socks5://user:secret-pw@h\n",
+     "[upstream u] url: member 2: a port is needed"),
+    ("[upstream u]\nurl = socks5://h:99999\n", "member 1: the port must be 1 to 65535"),
+    ("[upstream u]\nurl = socks5://::1:1080\n", "member 1: an IPv6 address needs brackets"),
+    ("[upstream u]\nurl = socks5://h:1,\n", "member 2: empty"),
+    ("[upstream u]\nfail_after = 2\n", "[upstream u] url: missing"),
+    ("[outbound]\nvia = nowhere\n", "[outbound] via: no [upstream nowhere] section"),
+    ("[rule r]\naction = allow\nvia = nowhere\n", ":5: [rule r] via: no [upstream nowhere]"),
+    ("[upstream direct]\nurl = socks5://h:1\n", "direct"),
+])
+def test_bad_upstream_config_is_an_error(check_config, text, why):
+    result, path = check_config("[server]\nlisten = 127.0.0.1:1080\n" + text)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert why in output, output
+    assert "secret-pw" not in output
+
+
+def test_a_rule_routes_direct_or_via(start_daemon, echo_target, make_target):
+    """via on a rule: one destination through the upstream, the rest direct."""
+    other = make_target(behave_echo)
+    up = start_daemon()
+    front = start_daemon(**{"upstream up": {"url": plain_url("socks5", up.address)},
+                            "rule chained": {"action": "allow",
+                                             "port": str(echo_target.port), "via": "up"},
+                            "rule rest": {"action": "allow", "via": "direct"}})
+    with open_tunnel(front.address, *echo_target.address) as client:
+        assert_echo(client)
+    with open_tunnel(front.address, *other.address) as client:
+        assert_echo(client)
+    dests = [fields["dest"] for fields in up.session_lines()]
+    assert dests == [f"127.0.0.1:{echo_target.port}"], dests
