@@ -18,6 +18,7 @@
 #include "socks5d/log.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
+#include "socks5d/upstream_dial.h"
 
 /* One peer is expected: a short queue is plenty, and strangers filling it
  * are closed as fast as they arrive. */
@@ -355,11 +356,92 @@ bind_resolved(void *arg, enum resolver_status status,
 	bind_listen(s, &dst);
 }
 
+/* -- through an upstream ----------------------------------------------------
+ * The upstream listens and answers twice; we pass both answers on, the
+ * peer it reports judged by our rules like a peer of our own. */
+
+/* The upstream's second reply: the peer that connected to it. */
+static void
+bind_via_peer_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = w->data;
+	struct socks5_reply reply;
+	union sockaddr_any peer;
+	int got;
+
+	(void)loop;
+	(void)revents;
+	if ((got = upstream_read_reply(s->target_fd, &reply)) == 0)
+		return;
+	ev_io_stop(s->srv->loop, &s->target_io);
+	if (got == -1) {
+		session_fail(s, REPLY_FAILURE);
+		return;
+	}
+	if (reply.rep != REPLY_SUCCESS) {
+		session_fail(s, reply.rep);
+		return;
+	}
+	if (!addr_from_socks5(&reply.bnd, &peer)) {
+		memset(&peer, 0, sizeof(peer));
+		peer.in.sin_family = AF_INET;
+	}
+	/* One peer is all the upstream accepts: a denied one ends it. */
+	if (!policy_allow_bind_peer(s, bind_peer_name(s), &peer.sa,
+	    s->hs->req.dst.port)) {
+		session_fail(s, REPLY_NOT_ALLOWED);
+		return;
+	}
+	s->target_addr = peer;
+	session_start_relay(s, &peer.sa);
+}
+
+/* The upstream listens: its address is our first reply. */
+static void
+bind_via_listening(struct session *s, uint8_t rep, int fd,
+    const union sockaddr_any *addr, const struct socks5_addr *bnd)
+{
+	union sockaddr_any where;
+
+	(void)addr;
+	upstream_dial_free(s->hs->dial);
+	s->hs->dial = NULL;
+	if (rep != REPLY_SUCCESS) {
+		session_fail(s, rep);
+		return;
+	}
+	s->target_fd = fd;
+	if (bnd == NULL || !addr_from_socks5(bnd, &where)) {
+		session_fail(s, REPLY_FAILURE);
+		return;
+	}
+	if (session_send_reply(s, REPLY_SUCCESS, &where.sa) == -1) {
+		session_close(s, "reset");
+		return;
+	}
+	session_set_state(s, SESSION_WAITING);
+	ev_io_init(&s->target_io, bind_via_peer_cb, fd, EV_READ);
+	s->target_io.data = s;
+	ev_io_start(s->srv->loop, &s->target_io);
+	session_set_timeout(s, s->srv->cfg->timeout_bind);
+}
+
 static void
 bind_start(struct session *s)
 {
+	const struct upstream *via;
 	union sockaddr_any dst;
+	bool allowed = policy_route_request(s, &via);
 
+	if (via != NULL) {
+		if (!allowed) {
+			session_fail(s, REPLY_NOT_ALLOWED);
+			return;
+		}
+		upstream_dial_start(s, via, REQUEST_CMD_BIND, &s->hs->req.dst,
+		    bind_via_listening);
+		return;
+	}
 	if (session_find_dst(s, &dst, bind_resolved))
 		bind_listen(s, &dst);
 }
@@ -368,6 +450,10 @@ bind_start(struct session *s)
 static void
 bind_timeout(struct session *s)
 {
+	if (s->hs->dial != NULL) {
+		upstream_dial_timeout(s->hs->dial);
+		return;
+	}
 	/* No peer in [timeouts] bind: the second reply says so. */
 	session_fail(s, REPLY_TTL_EXPIRED);
 }

@@ -52,6 +52,7 @@ struct upstream_dial {
 	int fd;
 	union sockaddr_any addr;        /* the member's, connected to */
 	uint8_t last_rep;               /* the answer if no member serves */
+	bool eligible;                  /* a member could serve cmd at all */
 };
 
 static void dial_try_next(struct upstream_dial *d);
@@ -483,6 +484,11 @@ dial_try_next(struct upstream_dial *d)
 
 	while (d->next < d->up.n) {
 		d->m = &d->up.members[d->next++];
+		/* HTTP CONNECT has no BIND or UDP. */
+		if (d->cmd != REQUEST_CMD_CONNECT &&
+		    d->m->scheme == UPSTREAM_HTTP)
+			continue;
+		d->eligible = true;
 		if (!upstream_usable(&d->up, d->m, ev_now(s->srv->loop)))
 			continue;
 		if (d->m->scheme == UPSTREAM_SOCKS5 &&
@@ -501,7 +507,30 @@ dial_try_next(struct upstream_dial *d)
 			return;
 		upstream_report(&d->up, d->m, false, ev_now(s->srv->loop));
 	}
-	d->cb(s, d->last_rep, -1, NULL, NULL);
+	d->cb(s, d->eligible ? d->last_rep : REPLY_CMD_UNSUPPORTED, -1, NULL,
+	    NULL);
+}
+
+int
+upstream_read_reply(int fd, struct socks5_reply *out)
+{
+	uint8_t buf[SOCKS5_NAME_REPLY_MAX], sink[SOCKS5_NAME_REPLY_MAX];
+	size_t used;
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf), MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	switch (socks5_parse_reply(buf, (size_t)n, out, &used)) {
+	case SOCKS5_OK:
+		return recv(fd, sink, used, 0) == (ssize_t)used ? 1 : -1;
+	case SOCKS5_INCOMPLETE:
+		return 0;
+	default:
+		return -1;
+	}
 }
 
 void

@@ -32,10 +32,19 @@ struct upstream_dial;
 typedef void upstream_dial_cb(struct session *s, uint8_t rep, int fd,
     const union sockaddr_any *addr, const struct socks5_addr *bnd);
 
-/* Start cmd (REQUEST_CMD_CONNECT) to dst through u; the dial is kept in
- * s->hs->dial. cb may run before this returns. */
+/* Start cmd to dst through u; the dial is kept in s->hs->dial. CONNECT
+ * goes through any member, BIND only through SOCKS5 ones (0x07 when u has
+ * none); for BIND, success is the upstream's first reply, bnd the address
+ * it listens on. cb may run before this returns. */
 void upstream_dial_start(struct session *s, const struct upstream *u,
     uint8_t cmd, const struct socks5_addr *dst, upstream_dial_cb *cb);
+
+/*
+ * One more SOCKS5 reply on fd (BIND's second), read to its exact length.
+ * 1: *out holds it; 0: not all here yet (wait for readable); -1: the
+ * upstream closed, failed or spoke garbage.
+ */
+int upstream_read_reply(int fd, struct socks5_reply *out);
 
 /* The session timer fired while dialling. */
 void upstream_dial_timeout(struct upstream_dial *d);

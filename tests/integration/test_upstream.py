@@ -10,8 +10,9 @@ import pytest
 
 from harness.http_proxy import ProxyClient
 from harness.net import LOOPBACK4, TIME_SCALE, closed_port, free_port, recv_exact
-from harness.socks5 import (REP_FAILURE, REP_HOST_UNREACH, REP_NOT_ALLOWED,
-                            METHOD_NONE, Socks5Client, assert_echo, open_tunnel)
+from harness.socks5 import (CMD_BIND, REP_CMD_UNSUPPORTED, REP_FAILURE, REP_HOST_UNREACH,
+                            REP_NOT_ALLOWED, METHOD_NONE, Socks5Client, assert_echo,
+                            open_tunnel)
 from harness.targets import TargetServer, behave_echo, send_and_close
 from harness.upstreams import Dante, Microsocks, Tinyproxy
 
@@ -298,3 +299,69 @@ def test_a_rule_routes_direct_or_via(start_daemon, echo_target, make_target):
         assert_echo(client)
     dests = [fields["dest"] for fields in up.session_lines()]
     assert dests == [f"127.0.0.1:{echo_target.port}"], dests
+
+
+# -- BIND through an upstream --------------------------------------------------------
+
+def bind_through(front, expect_host="127.0.0.1"):
+    """BIND through front: the first reply's address takes a peer, the
+    second reply names it, and bytes flow both ways."""
+    client = Socks5Client(front.address)
+    with client:
+        assert client.greet() == METHOD_NONE
+        first = client.request(expect_host, 0, CMD_BIND)
+        assert first.rep == 0, first.rep
+        peer = socket.create_connection(first.bound, timeout=5)
+        with peer:
+            second = client.read_reply()
+            assert second.rep == 0, second.rep
+            assert second.bound == peer.getsockname(), (second.bound, peer.getsockname())
+            peer.sendall(b"from the peer")
+            assert recv_exact(client.sock, 13) == b"from the peer"
+            client.sock.sendall(b"from the client")
+            assert recv_exact(peer, 15) == b"from the client"
+        return first
+
+
+def test_bind_through_socks5d_and_dante(start_daemon, tmp_path):
+    """The upstream listens: its address is our first reply, its peer our
+    second. Through socks5d (socks5h://) and Dante (socks5://)."""
+    up = start_daemon()
+    front = chained(start_daemon, plain_url("socks5h", up.address))
+    bind_through(front)
+    fields = up.wait_session(cmd="bind")
+    assert fields["reply"] == "0", fields
+    with Dante(tmp_path) as dante:
+        front = chained(start_daemon, plain_url("socks5", dante.address))
+        bind_through(front)
+
+
+def test_bind_needs_a_socks5_member(start_daemon, echo_target, tmp_path):
+    """An HTTP proxy cannot BIND: with only http:// members BIND is 0x07,
+    and a socks5 member after an http one serves it."""
+    up = start_daemon()
+    front = chained(start_daemon, plain_url("http", up.address))
+    client = Socks5Client(front.address)
+    with client:
+        assert client.greet() == METHOD_NONE
+        assert client.request("127.0.0.1", 0, CMD_BIND).rep == REP_CMD_UNSUPPORTED
+    front = chained(start_daemon, f"{plain_url('http', up.address)}, "
+                    f"{plain_url('socks5', up.address)}")
+    bind_through(front)
+
+
+def test_bind_peer_denied_by_our_rules(start_daemon):
+    """Our rules judge the peer the upstream reports, as for our own BIND."""
+    up = start_daemon()
+    front = start_daemon(**{"upstream up": {"url": plain_url("socks5", up.address)},
+                            "rule no-peers": {"action": "deny", "command": "bind",
+                                              "dest": "127.0.0.0/8"},
+                            "rule rest": {"action": "allow", "via": "up"}})
+    client = Socks5Client(front.address)
+    with client:
+        assert client.greet() == METHOD_NONE
+        first = client.request("0.0.0.0", 0, CMD_BIND)
+        assert first.rep == 0, first.rep
+        with socket.create_connection(first.bound, timeout=5):
+            assert client.read_reply().rep == REP_NOT_ALLOWED
+            assert client.closed_by_peer()
