@@ -10,31 +10,7 @@
 #include <sodium.h>
 
 #include "socks5d/http_connect.h"
-
-/* Bytes written so far; once anything does not fit, nothing more is. */
-struct http_connect_out {
-	uint8_t *buf;
-	size_t len;
-	size_t cap;
-	bool full;
-};
-
-static void
-http_connect_put(struct http_connect_out *o, const void *p, size_t n)
-{
-	if (o->full || n > o->cap - o->len) {
-		o->full = true;
-		return;
-	}
-	memcpy(o->buf + o->len, p, n);
-	o->len += n;
-}
-
-static void
-http_connect_str(struct http_connect_out *o, const char *s)
-{
-	http_connect_put(o, s, strlen(s));
-}
+#include "socks5d/http_out.h"
 
 /*
  * RFC 3986 reg-name: unreserved, pct-encoded and sub-delims. A name from
@@ -89,7 +65,7 @@ http_connect_authority(const struct socks5_addr *dst, char *authority)
  * The plain and encoded copies on the stack are wiped either way.
  */
 static bool
-http_connect_basic(struct http_connect_out *o, const char *user,
+http_connect_basic(struct http_out *o, const char *user,
     const char *password)
 {
 	unsigned char plain[2 * HTTP_CREDENTIAL_MAX + 1];
@@ -106,9 +82,9 @@ http_connect_basic(struct http_connect_out *o, const char *user,
 	memcpy(plain + ulen + 1, password, plen);
 	sodium_bin2base64(b64, sizeof(b64), plain, ulen + 1 + plen,
 	    sodium_base64_VARIANT_ORIGINAL);
-	http_connect_str(o, "Proxy-Authorization: Basic ");
-	http_connect_str(o, b64);
-	http_connect_str(o, "\r\n");
+	http_out_str(o, "Proxy-Authorization: Basic ");
+	http_out_str(o, b64);
+	http_out_str(o, "\r\n");
 	sodium_memzero(plain, sizeof(plain));
 	sodium_memzero(b64, sizeof(b64));
 	return true;
@@ -118,20 +94,20 @@ size_t
 http_connect_encode(uint8_t *out, size_t outlen,
     const struct socks5_addr *dst, const char *user, const char *password)
 {
-	struct http_connect_out o = { out, 0, outlen, false };
+	struct http_out o = { out, 0, outlen, false };
 	char authority[SOCKS5_ADDR_STRLEN];
 	bool ok;
 
 	if (!http_connect_authority(dst, authority))
 		return 0;
-	http_connect_str(&o, "CONNECT ");
-	http_connect_str(&o, authority);
-	http_connect_str(&o, " HTTP/1.1\r\nHost: ");
-	http_connect_str(&o, authority);
-	http_connect_str(&o, "\r\n");
+	http_out_str(&o, "CONNECT ");
+	http_out_str(&o, authority);
+	http_out_str(&o, " HTTP/1.1\r\nHost: ");
+	http_out_str(&o, authority);
+	http_out_str(&o, "\r\n");
 	ok = user == NULL || http_connect_basic(&o, user,
 	    password != NULL ? password : "");
-	http_connect_str(&o, "\r\n");
+	http_out_str(&o, "\r\n");
 	if (ok && !o.full)
 		return o.len;
 	/* A head cut short may hold part of the token: leave none of it. */

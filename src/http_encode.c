@@ -13,14 +13,7 @@
 
 #include "socks5d/http.h"
 #include "socks5d/http_lex.h"
-
-/* Bytes written so far; once anything does not fit, nothing more is. */
-struct http_out {
-	uint8_t *buf;
-	size_t len;
-	size_t cap;
-	bool full;
-};
+#include "socks5d/http_out.h"
 
 static bool
 http_list_has_n(const char *value, size_t value_len, const char *token,
@@ -131,23 +124,6 @@ http_is_websocket(const struct http_request *req)
 	return req->version_minor == 1 &&
 	    http_fields_list(req, "Upgrade", "websocket", 9) &&
 	    http_fields_list(req, "Connection", "upgrade", 7);
-}
-
-static void
-http_out_put(struct http_out *o, const void *p, size_t n)
-{
-	if (o->full || n > o->cap - o->len) {
-		o->full = true;
-		return;
-	}
-	memcpy(o->buf + o->len, p, n);
-	o->len += n;
-}
-
-static void
-http_out_str(struct http_out *o, const char *s)
-{
-	http_out_put(o, s, strlen(s));
 }
 
 /* "Host: name[:port]", the port only when not 80. */

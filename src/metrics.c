@@ -19,6 +19,7 @@
 #include "socks5d/metrics.h"
 #include "socks5d/request.h"
 #include "socks5d/socks5.h"
+#include "socks5d/upstream.h"
 #include "socks5d/version.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -78,6 +79,13 @@ static const struct {
 /* Front-ends by enum request_proto, then sessions that never showed one. */
 #define PROTO_LABELS (REQUEST_PROTO_COUNT + 1)
 
+/* One upstream member's counts in one slot, found by its key. */
+struct metrics_upstream_entry {
+	uint64_t key;                  /* metrics_upstream_key(); 0: free */
+	uint64_t ok, failed;
+	double down_until;             /* the worker's health (ev_now) */
+};
+
 struct metrics_slot {
 	uint64_t sessions[CMD_COUNT];
 	uint64_t protocols[PROTO_LABELS];
@@ -94,6 +102,7 @@ struct metrics_slot {
 	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
 	uint64_t refused[METRICS_REFUSED_COUNT];
 	uint64_t pipes_small;
+	uint64_t upstream_untracked;   /* hops the full table had no room for */
 	/* Gauges: the worker's own, reset when it (re)starts. */
 	struct metrics_gauge_words {
 		uint64_t active[CMD_COUNT];    /* open sessions by command */
@@ -102,13 +111,18 @@ struct metrics_slot {
 	uint64_t running;              /* set by the supervisor */
 	uint64_t fds;                  /* the supervisor's last count of the
 	                                  worker's open descriptors */
+	/* Not summed word by word: keys are not numbers to add, and a scrape
+	 * sums each member it shows by its key. Entries are taken in order
+	 * and never given back, so the used ones are a prefix; their counts
+	 * go on across restarts like the counters above. */
+	struct metrics_upstream_entry upstreams[METRICS_UPSTREAM_MAX];
 };
 
-_Static_assert(sizeof(struct metrics_slot) % sizeof(uint64_t) == 0,
-    "a slot is summed as an array of uint64_t");
+_Static_assert(offsetof(struct metrics_slot, upstreams) % sizeof(uint64_t) == 0,
+    "a slot up to its upstream table is summed as an array of uint64_t");
 
-/* The number of uint64_t in a slot, for summing them all alike. */
-#define SLOT_WORDS (sizeof(struct metrics_slot) / sizeof(uint64_t))
+/* The number of uint64_t before the upstream table, summed all alike. */
+#define SLOT_WORDS (offsetof(struct metrics_slot, upstreams) / sizeof(uint64_t))
 
 static struct metrics_slot local_slot;
 /* This process's slot, and every slot a scrape sums. */
@@ -277,6 +291,70 @@ metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n)
 		METRICS_ADD(udp_drops[reason], n);
 }
 
+/*
+ * An upstream member's key: 64-bit FNV-1a of "NAME label", the same in
+ * every worker and across reloads. Members come from the config, not from
+ * clients, so nobody picks collisions; 0 is kept for a free entry.
+ */
+static uint64_t
+metrics_upstream_key(const char *name, const char *label)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *parts[] = { name, " ", label };
+
+	for (size_t i = 0; i < ARRAY_LEN(parts); i++)
+		for (const char *c = parts[i]; *c != '\0'; c++) {
+			h ^= (unsigned char)*c;
+			h *= 0x100000001b3ULL;
+		}
+	return h != 0 ? h : 1;
+}
+
+/* key's entry in slot, or NULL. */
+static const struct metrics_upstream_entry *
+metrics_upstream_find(const struct metrics_slot *slot, uint64_t key)
+{
+	for (size_t i = 0; i < METRICS_UPSTREAM_MAX; i++) {
+		uint64_t k = __atomic_load_n(&slot->upstreams[i].key,
+		    __ATOMIC_RELAXED);
+
+		if (k == key)
+			return &slot->upstreams[i];
+		if (k == 0)
+			break;
+	}
+	return NULL;
+}
+
+void
+metrics_count_upstream(const char *name, const char *label, bool ok,
+    double down_until)
+{
+	uint64_t key = metrics_upstream_key(name, label);
+	size_t i;
+
+	/* A linear scan of at most METRICS_UPSTREAM_MAX keys, once per hop,
+	 * which costs a connection to a proxy anyway. */
+	for (i = 0; i < METRICS_UPSTREAM_MAX; i++) {
+		if (mine->upstreams[i].key == key)
+			break;
+		if (mine->upstreams[i].key == 0) {
+			METRICS_SET(mine, upstreams[i].key, key);
+			break;
+		}
+	}
+	if (i == METRICS_UPSTREAM_MAX) {
+		METRICS_ADD(upstream_untracked, 1);
+		return;
+	}
+	if (ok)
+		METRICS_ADD(upstreams[i].ok, 1);
+	else
+		METRICS_ADD(upstreams[i].failed, 1);
+	__atomic_store(&mine->upstreams[i].down_until, &down_until,
+	    __ATOMIC_RELAXED);
+}
+
 void
 metrics_reset(void)
 {
@@ -284,14 +362,19 @@ metrics_reset(void)
 }
 
 /* A slot's gauges describe one process: a new one starts from zero, and
- * a dead one's sessions and pipes are gone. */
+ * a dead one's sessions and pipes are gone. So is its upstream health, kept
+ * in that process's memory: a new worker tries every member afresh. */
 static void
 metrics_clear_gauges(struct metrics_slot *slot)
 {
 	uint64_t *w = (uint64_t *)&slot->gauges;
+	double up = 0;
 
 	for (size_t i = 0; i < sizeof(slot->gauges) / sizeof(*w); i++)
 		__atomic_store_n(&w[i], 0, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < METRICS_UPSTREAM_MAX; i++)
+		__atomic_store(&slot->upstreams[i].down_until, &up,
+		    __ATOMIC_RELAXED);
 }
 
 int
@@ -457,6 +540,26 @@ metrics_sample(struct metrics_out *out, const char *name, const char *label,
 		    value, n);
 }
 
+/* A label value as the text format wants it: backslash, double quote and
+ * line feed escaped. No config value holds them today; should one ever,
+ * it must not break the exposition. */
+static void
+metrics_print_value(struct metrics_out *out, const char *s)
+{
+	size_t n;
+
+	for (;;) {
+		n = strcspn(s, "\\\"\n");
+		if (n > 0)
+			metrics_printf(out, "%.*s", (int)n, s);
+		s += n;
+		if (*s == '\0')
+			return;
+		metrics_printf(out, "\\%c", *s == '\n' ? 'n' : *s);
+		s++;
+	}
+}
+
 static void
 metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c)
 {
@@ -568,6 +671,109 @@ metrics_render_refusals(struct metrics_out *out, const struct metrics_slot *c)
 		    refusal_labels[i], c->refused[i]);
 }
 
+/* One member's series summed over the slots. */
+struct metrics_upstream_sum {
+	const char *name, *label;
+	uint64_t ok, failed;
+	bool up;
+};
+
+/* A sample of member m: labels upstream and member, then result unless
+ * NULL. */
+static void
+metrics_upstream_sample(struct metrics_out *out, const char *name,
+    const struct metrics_upstream_sum *m, const char *result, uint64_t n)
+{
+	metrics_printf(out, "%s{upstream=\"", name);
+	metrics_print_value(out, m->name);
+	metrics_printf(out, "\",member=\"");
+	metrics_print_value(out, m->label);
+	if (result != NULL)
+		metrics_printf(out, "\",result=\"%s", result);
+	metrics_printf(out, "\"} %" PRIu64 "\n", n);
+}
+
+/* Whether member j of u has the label of an earlier one: the same series,
+ * shown once (two logins to one proxy share its health too). */
+static bool
+metrics_upstream_repeated(const struct upstream *u, size_t j)
+{
+	for (size_t k = 0; k < j; k++)
+		if (strcmp(u->members[k].label, u->members[j].label) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Each member of the current config, up to METRICS_UPSTREAM_MAX: its hops
+ * summed over every slot (a dead worker's count as much as the counters
+ * above), and down while a live worker skips it. Keys in the slots that no
+ * member of this config has (a reload removed them) are not shown.
+ */
+static void
+metrics_render_upstreams(struct metrics_out *out, const struct metrics_slot *c,
+    const struct metrics_gauges *g)
+{
+	struct metrics_upstream_sum sums[METRICS_UPSTREAM_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < upstreams_count(g->upstreams); i++) {
+		const struct upstream *u = upstreams_at(g->upstreams, i);
+
+		for (size_t j = 0; j < u->n && n < METRICS_UPSTREAM_MAX; j++) {
+			struct metrics_upstream_sum *m = &sums[n];
+			uint64_t key;
+
+			if (metrics_upstream_repeated(u, j))
+				continue;
+			n++;
+			m->name = u->name;
+			m->label = u->members[j].label;
+			m->ok = m->failed = 0;
+			m->up = true;
+			key = metrics_upstream_key(m->name, m->label);
+			for (size_t s = 0; s < nslots; s++) {
+				const struct metrics_upstream_entry *e;
+				double down_until;
+
+				if ((e = metrics_upstream_find(&slots[s], key)) ==
+				    NULL)
+					continue;
+				m->ok += __atomic_load_n(&e->ok,
+				    __ATOMIC_RELAXED);
+				m->failed += __atomic_load_n(&e->failed,
+				    __ATOMIC_RELAXED);
+				__atomic_load(&e->down_until, &down_until,
+				    __ATOMIC_RELAXED);
+				if (down_until > g->now && (!shared ||
+				    __atomic_load_n(&slots[s].running,
+				    __ATOMIC_RELAXED)))
+					m->up = false;
+			}
+		}
+	}
+	metrics_family(out, "socks5d_upstream_hops_total", "counter",
+	    "Hops through each upstream member, by result (failed: it could "
+	    "not be reached, did not speak its protocol or refused us).");
+	for (size_t i = 0; i < n; i++) {
+		metrics_upstream_sample(out, "socks5d_upstream_hops_total",
+		    &sums[i], "ok", sums[i].ok);
+		metrics_upstream_sample(out, "socks5d_upstream_hops_total",
+		    &sums[i], "failed", sums[i].failed);
+	}
+	metrics_family(out, "socks5d_upstream_up", "gauge",
+	    "0 while a worker skips the upstream member after fail_after "
+	    "failures in a row, else 1.");
+	for (size_t i = 0; i < n; i++)
+		metrics_upstream_sample(out, "socks5d_upstream_up", &sums[i],
+		    NULL, sums[i].up);
+	metrics_family(out, "socks5d_upstream_hops_untracked_total", "counter",
+	    "Hops through upstream members not counted by member: a "
+	    "worker's table of members was full.");
+	metrics_sample(out, "socks5d_upstream_hops_untracked_total", NULL, NULL,
+	    c->upstream_untracked);
+}
+
 static void
 metrics_render_process(struct metrics_out *out, const struct metrics_slot *c,
     const struct metrics_gauges *g)
@@ -627,6 +833,7 @@ metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 	metrics_render_dns(&out, &total);
 	metrics_render_udp(&out, &total);
 	metrics_render_refusals(&out, &total);
+	metrics_render_upstreams(&out, &total, g);
 	metrics_render_process(&out, &total, g);
 	return out.len;
 }

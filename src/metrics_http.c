@@ -34,10 +34,11 @@
 #define METRICS_HTTP_LINGER         2.0
 #define METRICS_HTTP_LINGER_MAX     (64 * 1024)
 #define METRICS_HTTP_ACCEPT_PAUSE   0.5
-/* The response: the exposition has a fixed set of series, so it has a
+/* The response: the exposition has a bounded set of series (a fixed
+ * set, and at most METRICS_UPSTREAM_MAX upstream members), so it has a
  * fixed upper size; the head is written in front of the body. */
-#define METRICS_HTTP_OUT_MAX        16384
 #define METRICS_HTTP_HEAD_ROOM      256
+#define METRICS_HTTP_OUT_MAX        (METRICS_HTTP_HEAD_ROOM + METRICS_TEXT_MAX)
 
 struct metrics_conn {
 	struct metrics_conn *prev, *next;
@@ -229,6 +230,9 @@ metrics_http_gauges(struct metrics_gauges *g)
 	/* A worker's own scan would be thrown away: not on its loop. */
 	g->fds_open = metrics_wants_own_fds() ? metrics_count_fds(0) : -1;
 	g->max_clients = srv->max_clients;
+	/* This process's config and clock: the ones upstream_report used. */
+	g->upstreams = srv->cfg->upstreams;
+	g->now = ev_now(srv->loop);
 }
 
 /* -- connections ------------------------------------------------------- */

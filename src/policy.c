@@ -263,6 +263,15 @@ policy_route_request(struct session *s, const struct upstream **via)
 }
 
 void
+policy_route_udp(struct session *s, const struct upstream **via)
+{
+	struct rules_query q = policy_query(s);
+	struct rules_verdict v = rules_evaluate_any_dest(s->srv->cfg->rules, &q);
+
+	*via = v.via_set ? v.via : s->srv->cfg->via;
+}
+
+void
 policy_route_hop(struct session *s, int family, struct policy_route *route)
 {
 	union sockaddr_any literal, any;

@@ -18,9 +18,11 @@
 #include "socks5d/addr.h"
 #include "socks5d/command.h"
 #include "socks5d/log.h"
+#include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/udp_assoc.h"
 #include "socks5d/udp_dns.h"
+#include "socks5d/upstream_dial.h"
 
 /* Stray control-connection bytes discarded per event. */
 #define UDP_CONTROL_BUDGET     (64 * 1024)
@@ -108,6 +110,7 @@ udp_assoc_create(struct session *s)
 		return NULL;
 	a->s = s;
 	a->relay_fd = -1;
+	a->up_ctl_fd = -1;
 	udp_forward_init(a);
 	return a;
 }
@@ -208,10 +211,72 @@ udp_expect_client(struct udp_assoc *a, const struct socks5_addr *dst)
 	a->client_port = dst->port != 0;
 }
 
-/* Create the association, reply, and keep the session waiting until the
- * control connection ends. */
+enum udp_route
+udp_upstream_route(const struct udp_assoc *a)
+{
+	return a->up_relay.sa.sa_family == AF_INET ? UDP_ROUTE_IPV4 :
+	    UDP_ROUTE_IPV6;
+}
+
+/* The upstream's control connection: its end is the association's. */
 static void
-udp_start(struct session *s)
+udp_upstream_control_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct udp_assoc *a = w->data;
+	uint8_t sink[512];
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = read(a->up_ctl_fd, sink, sizeof(sink));
+	if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
+		return;
+	session_close(a->s, "upstream-eof");
+}
+
+/*
+ * Send datagrams to the upstream's relay from the control connection's
+ * own address, which SOCKS5 servers (Dante) require; an all-zero BND means
+ * the address the control connection reached.
+ */
+static int
+udp_upstream_attach(struct udp_assoc *a, int fd,
+    const union sockaddr_any *member, const struct socks5_addr *bnd)
+{
+	struct session *s = a->s;
+	union sockaddr_any relay, local;
+	socklen_t len = sizeof(local);
+	int route;
+
+	if (bnd == NULL || !addr_from_socks5(bnd, &relay))
+		return -1;
+	if (udp_ip_is_zero(&relay)) {
+		addr_normalize(&member->sa, &relay);
+		addr_set_port(&relay, bnd->port);
+	}
+	a->up_ctl_fd = fd;
+	a->up_relay = relay;
+	ev_io_init(&a->up_ctl_io, udp_upstream_control_cb, fd, EV_READ);
+	a->up_ctl_io.data = a;
+	ev_io_start(s->srv->loop, &a->up_ctl_io);
+	route = udp_upstream_route(a);
+	if (getsockname(fd, &local.sa, &len) == -1 ||
+	    local.sa.sa_family != relay.sa.sa_family ||
+	    (a->out[route].fd = udp_socket(local.sa.sa_family)) == -1)
+		return -1;
+	addr_set_port(&local, 0);
+	if (bind(a->out[route].fd, &local.sa, addr_len(&local.sa)) == -1)
+		return -1;
+	ev_io_set(&a->out[route].io, a->out[route].fd, EV_READ);
+	ev_io_start(s->srv->loop, &a->out[route].io);
+	return 0;
+}
+
+/* Create the association (through the upstream when fd is not -1),
+ * reply, and keep the session waiting until the control connection ends. */
+static void
+udp_begin(struct session *s, int fd, const union sockaddr_any *member,
+    const struct socks5_addr *up_bnd)
 {
 	struct server *srv = s->srv;
 	struct udp_assoc *a;
@@ -219,15 +284,24 @@ udp_start(struct session *s)
 
 	if (s->hs->client_eof) {
 		/* The control connection already ended: so did this. */
+		if (fd != -1)
+			close(fd);
 		session_close(s, "client-eof");
 		return;
 	}
 	if ((a = udp_assoc_create(s)) == NULL) {
 		log_warn("%s: calloc", __func__);
+		if (fd != -1)
+			close(fd);
 		session_fail(s, REPLY_FAILURE);
 		return;
 	}
 	s->command_state = a;
+	if (fd != -1 && udp_upstream_attach(a, fd, member, up_bnd) == -1) {
+		log_warn("udp: through the upstream");
+		session_fail(s, REPLY_FAILURE);
+		return;
+	}
 	if (udp_relay_open(a, &bnd) == -1) {
 		session_fail(s, REPLY_FAILURE);
 		return;
@@ -248,6 +322,43 @@ udp_start(struct session *s)
 	session_set_timeout(s, srv->cfg->timeout_udp_idle);
 }
 
+/* The upstream's association is up (or not). */
+static void
+udp_via_ready(struct session *s, uint8_t rep, int fd,
+    const union sockaddr_any *addr, const struct socks5_addr *bnd)
+{
+	struct socks5_addr relay;
+
+	upstream_dial_free(s->hs->dial);
+	s->hs->dial = NULL;
+	if (rep != REPLY_SUCCESS) {
+		session_fail(s, rep);
+		return;
+	}
+	relay = *bnd;
+	/* The watcher was the dial's: the relay's watchers are our own. */
+	ev_io_stop(s->srv->loop, &s->target_io);
+	ev_io_set(&s->target_io, -1, 0);
+	udp_begin(s, fd, addr, &relay);
+}
+
+static void
+udp_start(struct session *s)
+{
+	const struct upstream *via;
+	struct socks5_addr any;
+
+	policy_route_udp(s, &via);
+	if (via == NULL) {
+		udp_begin(s, -1, NULL, NULL);
+		return;
+	}
+	/* Our request names no client address: datagrams come from ours. */
+	memset(&any, 0, sizeof(any));
+	any.atyp = SOCKS5_ATYP_IPV4;
+	upstream_dial_start(s, via, REQUEST_CMD_UDP, &any, udp_via_ready);
+}
+
 /* The session timer fired while the association runs (idle check). */
 static void
 udp_timeout(struct session *s)
@@ -255,6 +366,10 @@ udp_timeout(struct session *s)
 	struct udp_assoc *a = s->command_state;
 	ev_tstamp idle = s->srv->cfg->timeout_udp_idle;
 
+	if (a == NULL && s->hs != NULL && s->hs->dial != NULL) {
+		upstream_dial_timeout(s->hs->dial);
+		return;
+	}
 	/* Datagrams only stamp a time; the timer re-arms for what is left. */
 	if (a->last_activity + idle <= ev_now(s->srv->loop)) {
 		session_close(s, "idle");
@@ -304,6 +419,10 @@ udp_teardown(struct session *s)
 	udp_forward_stop(a);
 	if (a->relay_fd != -1)
 		close(a->relay_fd);
+	if (a->up_ctl_fd != -1) {
+		ev_io_stop(s->srv->loop, &a->up_ctl_io);
+		close(a->up_ctl_fd);
+	}
 	udp_dns_free(a->dns);
 	free(a);
 }

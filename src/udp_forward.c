@@ -337,6 +337,34 @@ udp_count_bad_header(struct udp_assoc *a, enum socks5_status status)
 		a->stats.drops[METRICS_UDP_DROP_BAD]++;
 }
 
+/*
+ * Through an upstream the datagram goes on whole, header and all, to the
+ * upstream's relay: names stay names for the upstream to resolve, and the
+ * rules judge what the client named.
+ */
+static enum udp_route
+udp_accept_for_upstream(struct udp_assoc *a, int i,
+    const struct socks5_addr *dst, size_t payload)
+{
+	struct udp_batch *b = &udp_batch;
+	union sockaddr_any addr;
+	bool literal = addr_from_socks5(dst, &addr);
+
+	if (!policy_allow_dest(a->s, literal ? NULL : dst->u.name,
+	    literal ? &addr.sa : NULL, dst->port)) {
+		a->stats.drops[METRICS_UDP_DROP_DENIED]++;
+		return UDP_ROUTE_NONE;
+	}
+	if (payload > UDP_MAX_IPV6) {
+		a->stats.drops[METRICS_UDP_DROP_OVERSIZE]++;
+		return UDP_ROUTE_NONE;
+	}
+	/* bytes_up counts payload, as for a direct association. */
+	b->offset[i] = 0;
+	b->dst[i] = a->up_relay;
+	return udp_upstream_route(a);
+}
+
 /* Check and route datagram i of the batch from the client. */
 static enum udp_route
 udp_accept_up(struct udp_assoc *a, int i, bool *held)
@@ -361,6 +389,8 @@ udp_accept_up(struct udp_assoc *a, int i, bool *held)
 	}
 	a->last_activity = ev_now(a->s->srv->loop);
 	b->offset[i] = used;
+	if (a->up_ctl_fd != -1)
+		return udp_accept_for_upstream(a, i, &hdr.dst, len - used);
 	if (addr_from_socks5(&hdr.dst, &b->dst[i]))
 		return udp_admit(a, NULL, &b->dst[i], len - used);
 	return udp_route_name(a, &hdr.dst, b->buf[i] + used, len - used,
@@ -451,9 +481,21 @@ udp_forward_down(struct udp_assoc *a, int n)
 			a->stats.drops[METRICS_UDP_DROP_TRUNC]++;
 			continue;
 		}
-		/* The sender in IP form; IPv4-mapped IPv6 as ATYP 1. */
-		hlen = socks5_encode_udp_header(b->header[count],
-		    &b->in_addr[i].sa);
+		if (a->up_ctl_fd != -1) {
+			/* Wrapped by the upstream already: passed on as it
+			 * came, and only from its relay. */
+			if (!addr_same_ip(&b->in_addr[i], &a->up_relay) ||
+			    addr_port(&b->in_addr[i].sa) !=
+			    addr_port(&a->up_relay.sa)) {
+				a->stats.drops[METRICS_UDP_DROP_STRANGER]++;
+				continue;
+			}
+			hlen = 0;
+		} else {
+			/* The sender in IP form; IPv4-mapped IPv6 as ATYP 1. */
+			hlen = socks5_encode_udp_header(b->header[count],
+			    &b->in_addr[i].sa);
+		}
 		if (hlen + len > a->client_max) {
 			/* Fine for us to receive, too big once wrapped. */
 			a->stats.drops[METRICS_UDP_DROP_OVERSIZE]++;

@@ -12,10 +12,10 @@
 #include <strings.h>
 
 #include "socks5d/log.h"
+#include "socks5d/rules.h"
+#include "socks5d/metrics.h"
 #include "socks5d/span.h"
 #include "socks5d/upstream.h"
-
-#define UPSTREAM_NAME_MAX 64
 
 struct upstreams {
 	struct upstream **v;
@@ -151,16 +151,8 @@ upstreams_at(const struct upstreams *u, size_t i)
 bool
 upstream_name_valid(const char *name)
 {
-	size_t len = strlen(name);
-
-	if (len == 0 || len > UPSTREAM_NAME_MAX ||
-	    strcasecmp(name, "direct") == 0)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)name[i]) && name[i] != '_' &&
-		    name[i] != '.' && name[i] != '-')
-			return false;
-	return true;
+	/* A rule's NAME syntax; "direct" is a via value of its own. */
+	return rules_name_valid(name) && strcasecmp(name, "direct") != 0;
 }
 
 /* -- URLs ------------------------------------------------------------------ */
@@ -469,17 +461,21 @@ upstream_report(const struct upstream *u, const struct upstream_member *m,
 			log_info("upstream %s: %s is back", u->name, m->label);
 		h->fails = 0;
 		h->down_until = 0;
+		metrics_count_upstream(u->name, m->label, true, 0);
 		return;
 	}
 	h->failed++;
 	/* A member on trial after retry_after goes down again at its first
 	 * failure; one that was up gets fail_after chances. */
-	if (++h->fails < u->fail_after && h->down_until == 0)
+	if (++h->fails < u->fail_after && h->down_until == 0) {
+		metrics_count_upstream(u->name, m->label, false, 0);
 		return;
+	}
 	h->down_until = now + u->retry_after;
 	log_warnx("upstream %s: %s down after %u failure(s) in a row; "
 	    "skipped for %u s", u->name, m->label, h->fails, u->retry_after);
 	h->fails = 0;
+	metrics_count_upstream(u->name, m->label, false, h->down_until);
 }
 
 void

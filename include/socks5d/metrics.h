@@ -12,6 +12,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct upstreams;
+
+/* Upstream members each slot keeps counts for, and the most a scrape
+ * shows (the config's first ones, in file order): what bounds the text. */
+#define METRICS_UPSTREAM_MAX 64
+/* The most bytes the exposition needs, whatever the config and however
+ * large the counters: what the endpoint reserves for it. */
+#define METRICS_TEXT_MAX     (128 * 1024)
+
 /* Why a UDP datagram was dropped; each is one "reason" label value. */
 enum metrics_udp_drop {
 	METRICS_UDP_DROP_STRANGER,     /* not from the associated client */
@@ -42,6 +51,10 @@ enum metrics_refusal {
 struct metrics_gauges {
 	long fds_open;                 /* -1: could not be counted */
 	unsigned max_clients;
+	/* The config's [upstream NAME] sections (NULL: none), whose members
+	 * get series, and the loop's ev_now to tell which are down now. */
+	const struct upstreams *upstreams;
+	double now;
 };
 
 /*
@@ -81,6 +94,11 @@ void metrics_count_udp_datagrams(bool up, uint64_t n);
 void metrics_count_udp_drops(enum metrics_udp_drop reason, uint64_t n);
 /* A connection or request was refused for this reason. */
 void metrics_count_refused(enum metrics_refusal reason);
+/* A hop through member label of [upstream name] was made (ok) or failed;
+ * down_until is the member's health after it (ev_now; skipped until then,
+ * 0: up). Called by upstream_report. */
+void metrics_count_upstream(const char *name, const char *label, bool ok,
+    double down_until);
 /* The label of a drop reason, shared with the access log. */
 const char *metrics_udp_drop_name(enum metrics_udp_drop reason);
 
@@ -102,7 +120,8 @@ unsigned metrics_sessions_active(void);
  * for count slots in memory every worker shares; it marks a slot running
  * while its worker lives (the socks5d_workers gauge). A worker writes only
  * slot i from metrics_use_slot on: counters continue the previous
- * occupant's, gauges start again. Returns 0, or -1 (logged).
+ * occupant's, gauges (and upstream members marked down) start again.
+ * Returns 0, or -1 (logged).
  */
 int metrics_share(size_t count);
 void metrics_use_slot(size_t i);

@@ -75,6 +75,10 @@ void policy_route_association(struct session *s, int family,
  */
 bool policy_route_request(struct session *s, const struct upstream **via);
 
+/* The same for a UDP association, by the rule that admits it
+ * (rules_evaluate_any_dest); each datagram is still judged. */
+void policy_route_udp(struct session *s, const struct upstream **via);
+
 /* The source address of a hop to an upstream of family: the egress of the
  * rule that matches the request as asked, else [outbound]'s. */
 void policy_route_hop(struct session *s, int family,

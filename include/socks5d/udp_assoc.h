@@ -67,6 +67,12 @@ struct udp_assoc {
 	struct udp_stats published;        /* the part /metrics has seen */
 	struct udp_verdict verdicts[UDP_VERDICTS];
 	unsigned next_verdict;             /* the slot to replace next */
+	/* Through an upstream: its control connection, which ends the
+	 * association when it ends, and its relay, where every datagram
+	 * goes (header and all) and the only source taken back. */
+	int up_ctl_fd;                     /* -1: direct */
+	ev_io up_ctl_io;
+	union sockaddr_any up_relay;
 };
 
 /* A non-blocking datagram socket; IPv6 ones are IPv6-only. */
@@ -75,6 +81,9 @@ int udp_socket(int family);
 void udp_arm_timer(struct udp_assoc *a);
 /* Hand /metrics what the counters gained since the last call. */
 void udp_publish_stats(struct udp_assoc *a);
+
+/* The route through the upstream relay (by its family). */
+enum udp_route udp_upstream_route(const struct udp_assoc *a);
 
 /* udp_forward.c */
 /* Set up the watchers (nothing runs yet). */

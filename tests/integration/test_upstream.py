@@ -14,6 +14,7 @@ from harness.socks5 import (CMD_BIND, REP_CMD_UNSUPPORTED, REP_FAILURE, REP_HOST
                             REP_NOT_ALLOWED, METHOD_NONE, Socks5Client, assert_echo,
                             open_tunnel)
 from harness.targets import TargetServer, behave_echo, send_and_close
+from harness.udp import Association, UdpServer
 from harness.upstreams import Dante, Microsocks, Tinyproxy
 
 from conftest import USERS
@@ -365,3 +366,178 @@ def test_bind_peer_denied_by_our_rules(start_daemon):
         with socket.create_connection(first.bound, timeout=5):
             assert client.read_reply().rep == REP_NOT_ALLOWED
             assert client.closed_by_peer()
+
+
+# -- UDP ASSOCIATE through an upstream -----------------------------------------------
+
+def udp_echo_through(front, echo, host=None, rounds=3):
+    """Datagrams through front to echo and back, with the headers right."""
+    with Association(front.address) as assoc:
+        assert assoc.request().rep == 0
+        for i in range(rounds):
+            payload = b"datagram %d" % i
+            assoc.send(host or echo.host, echo.port, payload)
+            host_back, port_back, data = assoc.recv()
+            assert data == payload, (host_back, port_back, data)
+            assert (host_back, port_back) == echo.address
+        return assoc
+
+
+def test_udp_through_socks5d(start_daemon):
+    """Datagrams are re-wrapped both ways: the front relays them to the
+    upstream's relay and back. A name goes to the upstream unresolved:
+    the front cannot resolve anything here."""
+    echo = UdpServer(LOOPBACK4)
+    try:
+        up = start_daemon()
+        front = chained(start_daemon, plain_url("socks5h", up.address),
+                        dns={"servers": DEAD_DNS, "timeout": 1})
+        udp_echo_through(front, echo)
+        udp_echo_through(front, echo, host="v4.test")
+        fields = up.wait_session(cmd="udp")
+        assert fields["reply"] == "0", fields
+        assert echo.count() == 6
+    finally:
+        echo.close()
+
+
+def test_udp_through_dante(start_daemon, tmp_path):
+    echo = UdpServer(LOOPBACK4)
+    try:
+        with Dante(tmp_path) as dante:
+            front = chained(start_daemon, plain_url("socks5", dante.address))
+            udp_echo_through(front, echo)
+    finally:
+        echo.close()
+
+
+def test_udp_ends_with_the_upstreams_control_connection(start_daemon):
+    echo = UdpServer(LOOPBACK4)
+    try:
+        up = start_daemon()
+        front = chained(start_daemon, plain_url("socks5", up.address))
+        with Association(front.address) as assoc:
+            assert assoc.request().rep == 0
+            assoc.send(echo.host, echo.port, b"one")
+            assoc.recv()
+            assert up.stop() == 0
+            assert assoc.client.closed_by_peer(timeout=5)
+        fields = front.wait_session(cmd="udp")
+        assert fields["close"] == "upstream-eof", fields
+    finally:
+        echo.close()
+
+
+def test_udp_denied_destination_is_dropped_before_the_upstream(start_daemon):
+    echo = UdpServer(LOOPBACK4)
+    try:
+        up = start_daemon()
+        front = start_daemon(**{"upstream up": {"url": plain_url("socks5", up.address)},
+                                "rule no-port": {"action": "deny", "command": "udp",
+                                                 "port": str(echo.port)},
+                                "rule rest": {"action": "allow", "via": "up"}})
+        with Association(front.address) as assoc:
+            assert assoc.request().rep == 0
+            assoc.send(echo.host, echo.port, b"denied")
+            assoc.assert_nothing()
+        assert echo.count() == 0
+    finally:
+        echo.close()
+
+
+
+# -- metrics -------------------------------------------------------------------------
+
+def upstream_metrics_front(start_daemon, users_file, holder_port, workers=None):
+    """A front with /metrics whose [upstream up] is the closed port
+    holder_port, then a live socks5d that wants alice's login. Returns
+    (front, metrics port, the two members' labels)."""
+    from test_metrics import start_with_metrics
+    from test_workers import start_workers
+
+    up = start_daemon(auth={"method": "password", "users_file": str(users_file)})
+    upstream = {"url": f"{plain_url('socks5', (LOOPBACK4, holder_port))}, "
+                       f"{login_url('socks5', up.address)}",
+                "fail_after": 2, "retry_after": 600}
+    sections = {"outbound": {"via": "up"}, "upstream up": upstream}
+    if workers is None:
+        front, port = start_with_metrics(start_daemon, **sections)
+    else:
+        front, port = start_workers(start_daemon, workers=workers, metrics=True,
+                                    **sections)
+    return front, port, (f"socks5://127.0.0.1:{holder_port}",
+                         f"socks5://127.0.0.1:{up.port}")
+
+
+def hops(m, member):
+    return {result: m("socks5d_upstream_hops_total", upstream="up", member=member,
+                      result=result) for result in ("ok", "failed")}
+
+
+def test_metrics_count_hops_by_member(start_daemon, users_file, echo_target):
+    """socks5d_upstream_hops_total counts each member's hops made and
+    failed, socks5d_upstream_up goes to 0 once the first member reaches
+    fail_after, and the exposition never shows the members' logins."""
+    from test_metrics import curl, parse_exposition, Metrics, scrape
+
+    holder, closed = closed_port()
+    with holder:
+        front, port, (dead, live) = upstream_metrics_front(start_daemon, users_file,
+                                                           closed)
+        m = scrape(port)
+        for member in (dead, live):
+            assert hops(m, member) == {"ok": 0, "failed": 0}
+            assert m("socks5d_upstream_up", upstream="up", member=member) == 1
+        for i in range(4):
+            with open_tunnel(front.address, *echo_target.address) as client:
+                assert_echo(client)
+            if i == 0:
+                # One failure of fail_after 2: still up.
+                m = scrape(port)
+                assert hops(m, dead) == {"ok": 0, "failed": 1}
+                assert m("socks5d_upstream_up", upstream="up", member=dead) == 1
+        front.wait_log(rf"upstream up: socks5://127\.0\.0\.1:{closed} down after 2 "
+                       r"failure\(s\) in a row")
+        status, _, body = curl(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    text = body.decode()
+    m = Metrics(parse_exposition(text))
+    # Down after two failures, then skipped: two, not four.
+    assert hops(m, dead) == {"ok": 0, "failed": 2}
+    assert hops(m, live) == {"ok": 4, "failed": 0}
+    assert m("socks5d_upstream_up", upstream="up", member=dead) == 0
+    assert m("socks5d_upstream_up", upstream="up", member=live) == 1
+    assert m("socks5d_upstream_hops_untracked_total") == 0
+    assert m.labels("socks5d_upstream_up", "member") == {dead, live}
+    # The second member's URL has alice's login: no trace of it.
+    assert ALICE[1] not in text and f"{ALICE[0]}:" not in text and "@" not in text
+
+
+@pytest.mark.deadline(60)
+def test_metrics_sum_hops_over_workers(start_daemon, users_file, echo_target):
+    """With two workers each keeps its own health: the scrape sums both
+    workers' hops, and the first member is down while either has it down."""
+    from harness.net import wait_until
+    from test_metrics import scrape
+    from test_workers import tagged_sessions
+
+    connects = 8
+    holder, closed = closed_port()
+    with holder:
+        front, port, (dead, live) = upstream_metrics_front(start_daemon, users_file,
+                                                           closed, workers=2)
+        for _ in range(connects):
+            with open_tunnel(front.address, *echo_target.address) as client:
+                assert_echo(client)
+        wait_until(lambda: sum(tagged_sessions(front).values()) == connects, 10,
+                   what="every session logged")
+        # Each worker fails the dead member until its own fail_after (2),
+        # then skips it.
+        failed = sum(min(n, 2) for n in tagged_sessions(front).values())
+        for _ in range(4):          # whichever worker answers, the same sums
+            m = scrape(port)
+            assert hops(m, dead) == {"ok": 0, "failed": failed}
+            assert hops(m, live) == {"ok": connects, "failed": 0}
+            # 8 sessions on 2 workers: one of them had at least 2.
+            assert m("socks5d_upstream_up", upstream="up", member=dead) == 0
+            assert m("socks5d_upstream_up", upstream="up", member=live) == 1

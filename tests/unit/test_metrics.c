@@ -1,8 +1,9 @@
 /*
  * Unit tests for the worker slots of the metrics: counters summed over
  * slots, a restarted worker's counters going on while its gauges start
- * again, a forked writer seen through the shared mapping, and the workers
- * count that [server] workers = 0 resolves to.
+ * again, a forked writer seen through the shared mapping, the upstream
+ * members' table in each slot, and the workers count that [server]
+ * workers = 0 resolves to.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "socks5d/config.h"
 #include "socks5d/metrics.h"
 #include "socks5d/socks5.h"
+#include "socks5d/upstream.h"
 #include "socks5d/workers.h"
 
 static const struct metrics_gauges gauges = {
@@ -46,6 +48,248 @@ assert_line(const char *line)
 		fail_msg("no line \"%s\" in:\n%s", line, text);
 	free(want);
 	free(text);
+}
+
+/* -- upstream members ------------------------------------------------------ */
+
+#define A "socks5://127.0.0.1:1080"
+#define B "http://[::1]:3128"
+
+/* [upstream up] with members A, then B with a login, then A again with
+ * another login (one member, shown once). */
+static struct upstreams *
+upstream_config(void)
+{
+	struct upstreams *u = upstreams_new();
+	struct upstream *up;
+	char why[128];
+
+	assert_non_null(u);
+	assert_non_null(up = upstreams_add(u, "up"));
+	assert_int_equal(upstream_set_urls(up, "socks5://127.0.0.1:1080, "
+	    "http://u5er:s3cret@[::1]:3128, socks5://th1rd:s3cret2@127.0.0.1:1080",
+	    why, sizeof(why)), 0);
+	assert_string_equal(up->members[1].label, B);
+	return u;
+}
+
+static char *
+render_upstreams(const struct upstreams *u, double now)
+{
+	struct metrics_gauges g = gauges;
+	size_t need;
+	char *buf;
+
+	g.upstreams = u;
+	g.now = now;
+	need = metrics_render(NULL, 0, &g);
+	assert_non_null(buf = malloc(need + 1));
+	assert_int_equal(metrics_render(buf, need + 1, &g), need);
+	return buf;
+}
+
+/* How many times line is a whole line of text. */
+static int
+count_line(const char *text, const char *line)
+{
+	size_t len = strlen(line);
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, line)) != NULL; p += len)
+		if ((p == text || p[-1] == '\n') && p[len] == '\n')
+			n++;
+	return n;
+}
+
+/* The member's three series in text are ok, failed and up. */
+static void
+assert_member(const char *text, const char *label, unsigned ok,
+    unsigned failed, int up)
+{
+	char line[3][256];
+
+	snprintf(line[0], sizeof(line[0]), "socks5d_upstream_hops_total{"
+	    "upstream=\"up\",member=\"%s\",result=\"ok\"} %u", label, ok);
+	snprintf(line[1], sizeof(line[1]), "socks5d_upstream_hops_total{"
+	    "upstream=\"up\",member=\"%s\",result=\"failed\"} %u", label,
+	    failed);
+	snprintf(line[2], sizeof(line[2]), "socks5d_upstream_up{"
+	    "upstream=\"up\",member=\"%s\"} %d", label, up);
+	for (size_t i = 0; i < 3; i++)
+		if (count_line(text, line[i]) != 1)
+			fail_msg("not one line \"%s\" in:\n%s", line[i], text);
+}
+
+static void
+assert_untracked(const char *text, unsigned n)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "socks5d_upstream_hops_untracked_total %u",
+	    n);
+	if (count_line(text, line) != 1)
+		fail_msg("no line \"%s\" in:\n%s", line, text);
+}
+
+/* One process: hops counted by member, down until down_until, members
+ * without hops at 0 and up, no credentials, a repeated member once. */
+static void
+test_upstream_one_process(void **state)
+{
+	struct upstreams *u = upstream_config();
+	char *text;
+
+	(void)state;
+	metrics_reset();
+	text = render_upstreams(u, 50);
+	assert_member(text, A, 0, 0, 1);
+	assert_member(text, B, 0, 0, 1);
+	assert_untracked(text, 0);
+	assert_non_null(strstr(text, "# TYPE socks5d_upstream_hops_total "
+	    "counter\n"));
+	assert_non_null(strstr(text, "# TYPE socks5d_upstream_up gauge\n"));
+	free(text);
+
+	metrics_count_upstream("up", A, true, 0);
+	metrics_count_upstream("up", A, false, 0);
+	metrics_count_upstream("up", A, false, 100);
+	metrics_count_upstream("up", B, true, 0);
+	text = render_upstreams(u, 50);
+	assert_member(text, A, 1, 2, 0);
+	assert_member(text, B, 1, 0, 1);
+	assert_null(strstr(text, "s3cret"));
+	assert_null(strstr(text, "u5er"));
+	assert_null(strstr(text, "th1rd"));
+	free(text);
+	/* retry_after has passed. */
+	text = render_upstreams(u, 100.5);
+	assert_member(text, A, 1, 2, 1);
+	free(text);
+	/* No config, no member series. */
+	text = render_upstreams(NULL, 50);
+	assert_null(strstr(text, "socks5d_upstream_hops_total{"));
+	assert_null(strstr(text, "socks5d_upstream_up{"));
+	free(text);
+	metrics_reset();
+	upstreams_free(u);
+}
+
+/* Workers: a member's hops summed over the slots, down while one live
+ * worker has it down, unknown keys ignored, a full table's hops counted
+ * apart; a restarted worker's counts go on, its health does not. */
+static void
+test_upstream_slots(void **state)
+{
+	struct upstreams *u = upstream_config();
+	char label[64], *text;
+	unsigned i;
+
+	(void)state;
+	/* Fresh slots, whatever the tests before left in theirs. */
+	assert_int_equal(metrics_share(2), 0);
+	metrics_slot_running(0, true);
+	metrics_slot_running(1, true);
+	metrics_use_slot(0);
+	metrics_count_upstream("up", A, true, 0);
+	metrics_count_upstream("up", A, true, 0);
+	metrics_count_upstream("up", A, false, 0);
+	/* Not in the config: a member a reload took away, or another
+	 * upstream's. */
+	metrics_count_upstream("gone", A, true, 0);
+	metrics_count_upstream("up", "socks5://192.0.2.1:1", false, 1000);
+	metrics_use_slot(1);
+	metrics_count_upstream("up", A, true, 0);
+	metrics_count_upstream("up", A, false, 200);
+	text = render_upstreams(u, 100);
+	assert_member(text, A, 3, 2, 0);
+	assert_member(text, B, 0, 0, 1);
+	assert_null(strstr(text, "gone"));
+	assert_null(strstr(text, "192.0.2.1"));
+	assert_untracked(text, 0);
+	free(text);
+
+	/* Worker 2 dies: its hops stay counted, its health is gone. */
+	metrics_slot_running(1, false);
+	text = render_upstreams(u, 100);
+	assert_member(text, A, 3, 2, 1);
+	free(text);
+	/* Only a live worker's health counts. */
+	metrics_count_upstream("up", A, false, 200);
+	text = render_upstreams(u, 100);
+	assert_member(text, A, 3, 3, 1);
+	free(text);
+	/* Its replacement starts with every member up. */
+	metrics_slot_running(1, true);
+	text = render_upstreams(u, 100);
+	assert_member(text, A, 3, 3, 0);
+	free(text);
+	metrics_use_slot(1);
+	text = render_upstreams(u, 100);
+	assert_member(text, A, 3, 3, 1);
+	free(text);
+
+	/* Worker 1's table fills up (3 entries taken): the hops of members
+	 * it has no room for are counted apart, its own members go on, and
+	 * worker 2 still has room for B. */
+	metrics_use_slot(0);
+	for (i = 3; i < METRICS_UPSTREAM_MAX; i++) {
+		snprintf(label, sizeof(label), "socks5://192.0.2.2:%u", i);
+		metrics_count_upstream("up", label, true, 0);
+	}
+	metrics_count_upstream("up", B, true, 0);
+	metrics_count_upstream("up", B, false, 1000);
+	metrics_count_upstream("up", A, true, 0);
+	metrics_use_slot(1);
+	metrics_count_upstream("up", B, true, 0);
+	text = render_upstreams(u, 100);
+	assert_member(text, A, 4, 3, 1);
+	assert_member(text, B, 1, 0, 1);
+	assert_untracked(text, 2);
+	free(text);
+	upstreams_free(u);
+}
+
+/* The most the exposition can need fits what the endpoint reserves:
+ * METRICS_UPSTREAM_MAX members of the longest name and label shown (and
+ * no more), with room for every counter to grow to 20 digits. */
+static void
+test_upstream_text_bound(void **state)
+{
+	struct upstreams *u = upstreams_new();
+	char name[65], *text;
+	size_t need, lines = 0, shown = 0;
+
+	(void)state;
+	assert_non_null(u);
+	for (unsigned i = 0; i <= METRICS_UPSTREAM_MAX / UPSTREAM_MAX_MEMBERS;
+	    i++) {
+		struct upstream *up;
+
+		/* 64: upstream_name_valid's longest. */
+		snprintf(name, sizeof(name), "%062u%02u", 0, i);
+		assert_non_null(up = upstreams_add(u, name));
+		up->n = UPSTREAM_MAX_MEMBERS;
+		for (unsigned j = 0; j < up->n; j++) {
+			char *label = up->members[j].label;
+			size_t len = UPSTREAM_LABEL_MAX - 1;
+
+			memset(label, 'h', len);
+			memcpy(label, "socks5h://", 10);
+			snprintf(label + len - 6, 7, ":%05u", 60000 + j);
+			metrics_count_upstream(name, label, true, 1e12);
+		}
+	}
+	text = render_upstreams(u, 0);
+	need = strlen(text);
+	for (const char *p = text; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	for (const char *p = text; (p = strstr(p, "\nsocks5d_upstream_up{")) !=
+	    NULL; p++)
+		shown++;
+	assert_int_equal(shown, METRICS_UPSTREAM_MAX);
+	assert_true(need + lines * 19 <= METRICS_TEXT_MAX);
+	free(text);
+	upstreams_free(u);
 }
 
 static void
@@ -199,7 +443,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_upstream_one_process),
 		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_upstream_slots),
+		cmocka_unit_test(test_upstream_text_bound),
 		cmocka_unit_test(test_workers_count),
 		cmocka_unit_test(test_workers_for_cpus),
 	};
