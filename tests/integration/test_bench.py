@@ -231,6 +231,13 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
                      r"\d+\.\d\dx \(median of 1 alternating pairs, .*; download "
                      r"\d+\.\d\dx \(median of 1 alternating pairs, .*\| (met|NOT MET) \|$",
                      text, re.M), text
+    # socks5d chained through a second socks5d, against the single hop in
+    # alternating pairs.
+    assert re.search(r"^\| chained CONNECT \(socks5d -> socks5d\) bulk >= 0\.8x the "
+                     r"single hop \(1 stream upload and download\) \| upload "
+                     r"\d+\.\d\dx \(median of 1 alternating pairs, .*; download "
+                     r"\d+\.\d\dx \(median of 1 alternating pairs, .*\| (met|NOT MET) \|$",
+                     text, re.M), text
 
     def cells(label):
         row = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
@@ -249,6 +256,14 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
         row = cells(label)
         assert all(float(c.replace(",", "")) > 0 for c in row[:2]), (label, row)
         assert row[2:4] == ["n/a (no HTTP proxy)"] * 2, (label, row)
+        assert re.fullmatch(r"\d+\.\d\dx", row[4]) and row[5:] == ["n/a", "n/a"], row
+    # Through two socks5d (via = a second, plain one): direct and socks5d
+    # only, as for the rows with a worker on every CPU.
+    for label in ("1 stream upload, socks5d chained through socks5d",
+                  "1 stream download, socks5d chained through socks5d"):
+        row = cells(label)
+        assert all(float(c.replace(",", "")) > 0 for c in row[:2]), (label, row)
+        assert row[2:4] == ["n/a", "n/a"], (label, row)
         assert re.fullmatch(r"\d+\.\d\dx", row[4]) and row[5:] == ["n/a", "n/a"], row
     row = cells("16 connections, 64-byte messages")
     for cell in row[:4]:
@@ -272,6 +287,38 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
     assert float(row[1].split()[0].replace(",", "")) > 0
     assert float(row[2].split()[0].replace(",", "")) > 0
     assert row[3].startswith("n/a")
+    assert "FAILED" not in text
+
+
+@pytest.mark.deadline(150)
+def test_bench_quick_connrate_with_an_egress_pool(tmp_path, bench_binaries,
+                                                  socks5d_binary):
+    """The connection-rate scenario, direct and socks5d: the row with an
+    egress pool (127.77.0.0/24, a fresh address per connection) has real
+    figures, and its check compares socks5d with itself in alternating
+    pairs."""
+    env = dict(os.environ, BENCH_SECONDS="0.4", BENCH_REPS="1")
+    proc = subprocess.run(
+        ["/usr/bin/python3", str(RUN), "--quick", "--no-profile",
+         "--scenarios", "connrate", "--servers", "direct,socks5d",
+         "--socks5d", str(binary_path())],
+        capture_output=True, text=True, timeout=140, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    assert "| test | direct | socks5d | socks5d/direct |" in text
+    row = next(l for l in text.splitlines()
+               if l.startswith("| IP target, socks5d with an egress pool (session) |"))
+    row = [c.strip() for c in row.strip("|").split("|")][1:]
+    for cell in row[:2]:
+        match = re.fullmatch(r"([\d,.]+) \(([\d,.]+) / ([\d,.]+) us\)", cell)
+        assert match, row
+        ops, p50, p99 = (float(x.replace(",", "")) for x in match.groups())
+        assert ops > 0 and 0 < p50 <= p99, row
+    assert re.fullmatch(r"\d+\.\d\dx", row[2]), row
+    assert re.search(r"^\| egress selection does not slow the connection rate "
+                     r"\(>= 0\.95x, or socks5d's CPU per cycle <= 1\.05x in the pairs\) "
+                     r"\| \d+\.\d\dx \(median of 1 alternating pairs, .*\| "
+                     r"(met|NOT MET) \|$", text, re.M), text
     assert "FAILED" not in text
 
 
@@ -522,7 +569,8 @@ def test_bench_self_comparisons_use_paired_runs():
     rows = {"connrate": [row("IP target", 10000, 5000),
                          row("IP target, password", 20000, 4000),
                          row("name target (localhost)", 10000, 5000),
-                         row("IP target, socks5d with 10,000 CIDR rules", 10000, 5000)]}
+                         row("IP target, socks5d with 10,000 CIDR rules", 10000, 5000),
+                         row(run.EGRESS, 10000, 4000)]}
     def pair(rate, cost, user=None):
         return {"rate": rate, "pairs": 5, "rates": (rate - 0.1, rate + 0.1),
                 "cost": cost, "user": user}
@@ -543,10 +591,31 @@ def test_bench_self_comparisons_use_paired_runs():
     assert checks[rules_check][2] == "NOT MET"
     checks = {c[0]: c for c in run.check_targets(rows, 8000, {rules: pair(0.96, 1.08)})}
     assert checks[rules_check][2] == "met"
+    # An egress pool is judged as the rules are.
+    egress_check = ("egress selection does not slow the connection rate "
+                    "(>= 0.95x, or socks5d's CPU per cycle <= 1.05x in the pairs)")
+    checks = {c[0]: c for c in run.check_targets(rows, 8000,
+                                                 {run.EGRESS: pair(0.91, 1.02)})}
+    assert checks[egress_check][1] == ("0.91x (median of 5 alternating pairs, "
+                                       "0.81x-1.01x; socks5d CPU per cycle 1.02x)")
+    assert checks[egress_check][2] == "met" and checks[egress_check][3] is None
+    checks = {c[0]: c for c in run.check_targets(rows, 8000,
+                                                 {run.EGRESS: pair(0.91, 1.08)})}
+    assert checks[egress_check][2] == "NOT MET"
+    checks = {c[0]: c for c in run.check_targets(rows, 8000,
+                                                 {run.EGRESS: pair(0.96, 1.08)})}
+    assert checks[egress_check][2] == "met"
     # Normalised rows: (4000/20000) / (5000/10000) = 0.4.
     checks = {c[0]: c for c in run.check_targets(rows, 8000, {})}
     pw = checks["connection rate with password auth >= 0.9x without"]
     assert pw[1].startswith("0.40x (rows normalised") and pw[2] == "NOT MET"
+    # Without pairs the egress check has no CPU figure: the rate alone,
+    # (4000/10000) / (5000/10000) = 0.8.
+    assert checks[egress_check][1].startswith("0.80x (rows normalised")
+    assert checks[egress_check][2] == "NOT MET"
+    # No egress row at all: n/a.
+    checks = {c[0]: c for c in run.check_targets({}, 8000, {})}
+    assert checks[egress_check][2] == "n/a"
 
 
 def test_bench_peer_and_load_checks():
@@ -666,3 +735,55 @@ def test_bench_http_connect_checks():
     assert checks[conn][2] == "n/a" and checks[bulk][2] == "n/a"
     # ... and nothing to profile: those rows were never run.
     assert checks[conn][3] is None and checks[bulk][3] is None
+
+
+def test_bench_chain_checks():
+    """The chained CONNECT target compares socks5d through a second socks5d
+    with the single hop (plain socks5d's rows): paired runs per MB when
+    there are some, each bulk direction >= 0.8x; without pairs, the rows
+    normalised by their direct runs; the profile goes to the worse
+    direction."""
+    run = load_driver()
+
+    def row(label, direct, socks5d):
+        return {"label": label, "metric": "mb_per_s",
+                "cells": {"direct": {"mb_per_s": direct},
+                          "socks5d": {"mb_per_s": socks5d}}}
+    up, down = ("1 stream upload" + run.CHAIN_SUFFIX,
+                "1 stream download" + run.CHAIN_SUFFIX)
+    assert up == "1 stream upload, socks5d chained through socks5d"
+    assert down == "1 stream download, socks5d chained through socks5d"
+    rows = {"bulk": [row("1 stream upload", 2000, 1000), row(up, 2000, 850),
+                     row("1 stream download", 2000, 1000), row(down, 1000, 390)]}
+    chain = ("chained CONNECT (socks5d -> socks5d) bulk >= 0.8x the single hop "
+             "(1 stream upload and download)")
+    # Normalised rows: upload 0.425/0.5 = 0.85, download 0.39/0.5 = 0.78.
+    checks = {c[0]: c for c in run.check_targets(rows, 8000, {})}
+    assert checks[chain][1] == ("upload 0.85x (rows normalised by their direct runs); "
+                                "download 0.78x (rows normalised by their direct runs)")
+    assert checks[chain][2] == "NOT MET"
+    assert checks[chain][3] == ("bulk", down)
+
+    def pair(rate, cost):
+        return {"rate": rate, "pairs": 3, "rates": (rate - 0.1, rate + 0.1),
+                "cost": cost, "user": None, "unit": "MB"}
+    # 0.8x is enough; the CPU per MB (the first hop's) is shown, not judged.
+    checks = {c[0]: c for c in run.check_targets(rows, 8000, {
+        up: pair(0.8, 1.3), down: pair(0.95, 1.0)})}
+    assert checks[chain][1] == (
+        "upload 0.80x (median of 3 alternating pairs, 0.70x-0.90x; socks5d CPU "
+        "per MB 1.30x); download 0.95x (median of 3 alternating pairs, "
+        "0.85x-1.05x; socks5d CPU per MB 1.00x)")
+    assert checks[chain][2] == "met"
+    assert checks[chain][3] == ("bulk", up)
+    # Either direction under 0.8x misses it, whatever the other does.
+    for upload, download in ((0.79, 1.0), (1.0, 0.79)):
+        checks = {c[0]: c for c in run.check_targets(rows, 8000, {
+            up: pair(upload, 1.0), down: pair(download, 1.0)})}
+        assert checks[chain][2] == "NOT MET", (upload, download)
+        assert checks[chain][3] == ("bulk", up if upload < download else down)
+    # No chain rows (other scenarios, or socks5d not run): n/a, and nothing
+    # to profile.
+    checks = {c[0]: c for c in run.check_targets({}, 8000, {})}
+    assert checks[chain][1] == "upload n/a; download n/a"
+    assert checks[chain][2] == "n/a" and checks[chain][3] is None
