@@ -13,6 +13,8 @@
  *   round-robin: in address order, per process.
  */
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,8 +22,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "socks5d/egress.h"
+#include "socks5d/log.h"
 
 /* Per family: where round-robin and the session walk are. */
 struct egress_walk {
@@ -238,6 +242,86 @@ egress_pick(const struct egress *e, enum egress_select select,
 		break;
 	}
 	return cidr_set_nth(&e->pool, family, index, out);
+}
+
+/* Is this address one of a loopback interface's? */
+static bool
+egress_on_loopback(const union sockaddr_any *src)
+{
+	struct ifaddrs *all, *i;
+	bool found = false;
+
+	if (getifaddrs(&all) == -1)
+		return true;
+	for (i = all; i != NULL && !found; i = i->ifa_next)
+		found = i->ifa_addr != NULL &&
+		    i->ifa_addr->sa_family == AF_INET6 &&
+		    (i->ifa_flags & IFF_LOOPBACK) != 0 &&
+		    IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)
+		    (const void *)i->ifa_addr)->sin6_addr,
+		    &src->in6.sin6_addr);
+	freeifaddrs(all);
+	return found;
+}
+
+/*
+ * Is a this host's own? IPv4 binds a local-route address without
+ * IP_FREEBIND, so a plain bind tells. IPv6 needs a configured address for
+ * that even under a local route, so the route the host would take to a is
+ * asked instead: toward its own addresses it picks the address itself or
+ * one of the loopback interface's (::1) as the source. Unsure (no socket) counts as local: only a warning
+ * hangs on this.
+ */
+static bool
+egress_is_local(const union sockaddr_any *a)
+{
+	union sockaddr_any probe = *a, src;
+	socklen_t len = sizeof(src);
+	bool local = true;
+	int fd;
+
+	if ((fd = socket(a->sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return true;
+	if (a->sa.sa_family == AF_INET) {
+		local = bind(fd, &a->sa, addr_len(&a->sa)) == 0 ||
+		    errno != EADDRNOTAVAIL;
+	} else {
+		addr_set_port(&probe, 9);
+		local = connect(fd, &probe.sa, addr_len(&probe.sa)) == 0 &&
+		    getsockname(fd, &src.sa, &len) == 0 &&
+		    (IN6_ARE_ADDR_EQUAL(&src.in6.sin6_addr,
+		    &a->in6.sin6_addr) || egress_on_loopback(&src));
+	}
+	close(fd);
+	return local;
+}
+
+void
+egress_warn_not_local(const struct egress *e, const char *where)
+{
+	static const int families[] = { AF_INET, AF_INET6 };
+	char text[ADDR_STRLEN];
+
+	for (size_t f = 0; f < 2; f++) {
+		union sockaddr_any a;
+		cidr_u128 seen = 0;
+
+		/* The first address of each merged network. */
+		for (size_t i = 0; i < (f == 0 ? e->pool.n4 : e->pool.n6); i++) {
+			if (!cidr_set_nth(&e->pool, families[f], seen, &a))
+				break;
+			seen += f == 0 ? (cidr_u128)(e->pool.v4[i].hi -
+			    e->pool.v4[i].lo) + 1 : e->pool.v6[i].hi -
+			    e->pool.v6[i].lo + 1;
+			if (egress_is_local(&a))
+				continue;
+			addr_format_ip(&a.sa, text, sizeof(text));
+			log_warnx("%s: %s is not an address of this host (no "
+			    "address or local route): connections from it "
+			    "will get no answer; see socks5d.conf(5)", where,
+			    text);
+		}
+	}
 }
 
 int

@@ -319,6 +319,18 @@ rules_set_via(struct rule *r, const char *value, char *why, size_t whylen)
 	return rc;
 }
 
+void
+rules_warn_egress(const struct rules *rules)
+{
+	char where[RULES_NAME_MAX + 32];
+
+	for (size_t i = 0; rules != NULL && i < rules->n; i++) {
+		snprintf(where, sizeof(where), "[rule %s] egress",
+		    rules->v[i]->name);
+		egress_warn_not_local(&rules->v[i]->egress, where);
+	}
+}
+
 bool
 rules_resolve_via(struct rules *rules, const struct upstreams *u,
     const char **rule, const char **name)

@@ -18,6 +18,7 @@
 #include "socks5d/nofile.h"
 #include "socks5d/privdrop.h"
 #include "socks5d/resolver.h"
+#include "socks5d/rules.h"
 #include "socks5d/server.h"
 #include "socks5d/session.h"
 #include "socks5d/workers.h"
@@ -92,6 +93,15 @@ server_same_text(const char *a, const char *b)
 {
 	return (a == NULL && b == NULL) ||
 	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Pools whose addresses this host does not have get no answers: say so
+ * when the file is applied. */
+static void
+server_check_egress(const struct config *cfg)
+{
+	egress_warn_not_local(&cfg->egress, "[outbound] egress");
+	rules_warn_egress(cfg->rules);
 }
 
 /* Do the resolver's own settings differ (servers, timeout)? */
@@ -170,6 +180,7 @@ server_reload_config(struct server *srv)
 	srv->config_generation++;
 	config_free(old);
 	server_apply_logging(next);
+	server_check_egress(next);
 	if (next->max_clients != old_max_clients)
 		srv->max_clients = nofile_fit(next->max_clients);
 	log_info("reloaded: %zu listener(s), %u session(s) kept",
@@ -240,6 +251,7 @@ server_run(struct config *cfg)
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
 	server_apply_logging(cfg);
+	server_check_egress(cfg);
 	srv.max_clients = nofile_fit(cfg->max_clients);
 	srv.loop = ev_default_loop(EVFLAG_AUTO);
 	if (srv.loop == NULL) {

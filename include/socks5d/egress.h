@@ -67,6 +67,12 @@ bool egress_pick(const struct egress *e, enum egress_select select,
  * that grows moves few users (jump consistent hash). */
 cidr_u128 egress_user_index(const char *key, size_t keylen, cidr_u128 size);
 
+/* Log a warning for each network of the pool whose first address is not
+ * this host's (neither configured nor under a local route): connections
+ * from it would leave but get no answer. where names the key ("[outbound]
+ * egress", "[rule NAME] egress"). */
+void egress_warn_not_local(const struct egress *e, const char *where);
+
 /* Bind fd (a new socket of src's family) to src, which need not be a
  * local address yet (IP_FREEBIND); TCP sockets get their port at
  * connect() (IP_BIND_ADDRESS_NO_PORT). -1 with errno. */

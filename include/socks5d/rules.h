@@ -80,6 +80,9 @@ size_t rules_count(const struct rules *rules);
 /* Point each rule's via at its [upstream NAME] in u. false, with *rule and
  * *name the first rule naming an upstream u lacks, when one does. */
 struct upstreams;
+/* Warn of each rule's egress pool addresses this host does not have
+ * (egress_warn_not_local). */
+void rules_warn_egress(const struct rules *rules);
 bool rules_resolve_via(struct rules *rules, const struct upstreams *u,
     const char **rule, const char **name);
 

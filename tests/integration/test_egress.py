@@ -219,3 +219,18 @@ def test_bad_egress_values_are_config_errors(check_config, section, key, value, 
     line = 3 if action else 2
     assert f"{path}:{line}: [{section}] {key}: " in output, output
     assert why in output, output
+
+
+def test_pool_addresses_the_host_lacks_are_warned_of(pooled, targets):
+    """A pool network this host has no address or local route for would
+    send connections that get no answer: each such network is named in a
+    warning when the file is applied, the routed ones are not."""
+    d = pooled(outbound={"egress": f"10.99.0.0/24, {POOL4}, fd00:99::/64, {POOL6}"})
+    # The routes came after the start: what the reload sees counts.
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"reloaded: ")
+    reload_part = d.log()[d.log().rindex("reloading "):]
+    assert "[outbound] egress: 10.99.0.1 is not an address of this host" in reload_part
+    assert "[outbound] egress: fd00:99::1 is not an address of this host" in reload_part
+    assert "10.77.0.1 is not" not in reload_part, reload_part
+    assert "fd00:e9::1 is not" not in reload_part, reload_part
