@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <arpa/inet.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -425,14 +426,15 @@ config_check_users(struct config_load *ld)
 		    cfg->users_file);
 }
 
-/* The line of a rule's key: its first "[rule NAME]" section's. */
+/* The line of a named section's key ("rule", NAME, "via"): its first
+ * "[rule NAME]" section's. */
 static unsigned
-config_rule_key_line(const struct config_load *ld, const char *rule,
-    const char *key)
+config_named_key_line(const struct config_load *ld, const char *kind,
+    const char *name, const char *key)
 {
 	char section[128];
 
-	snprintf(section, sizeof(section), "rule %s", rule);
+	snprintf(section, sizeof(section), "%s %s", kind, name);
 	for (size_t n = 0; n < ld->ninst; n++)
 		if (strcmp(ld->inst[n]->section, section) == 0)
 			return ld->inst[n]->row_line[config_row_index(section,
@@ -440,7 +442,37 @@ config_rule_key_line(const struct config_load *ld, const char *rule,
 	return 0;
 }
 
-/* Every via names an [upstream NAME]; members get their health records. */
+/* Is member m (a literal host) one of our own listeners? Through it every
+ * request would come back to us and go out again, until descriptors run
+ * out. */
+static bool
+config_member_is_us(const struct config *cfg, const struct upstream_member *m)
+{
+	union sockaddr_any a, l;
+
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET, m->host, &a.in.sin_addr) == 1)
+		a.sa.sa_family = AF_INET;
+	else if (inet_pton(AF_INET6, m->host, &a.in6.sin6_addr) == 1)
+		a.sa.sa_family = AF_INET6;
+	else
+		return false;
+	addr_normalize(&a.sa, &a);
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		addr_normalize((const struct sockaddr *)&cfg->listen[i].ss, &l);
+		bool wildcard = l.sa.sa_family == AF_INET ?
+		    l.in.sin_addr.s_addr == htonl(INADDR_ANY) :
+		    IN6_IS_ADDR_UNSPECIFIED(&l.in6.sin6_addr);
+
+		if (addr_port(&l.sa) == m->port && (addr_same_ip(&l, &a) ||
+		    (wildcard && config_addr_is_loopback(&a.sa))))
+			return true;
+	}
+	return false;
+}
+
+/* Every via names an [upstream NAME]; members get their health records;
+ * no member is ourselves. */
 static void
 config_check_routes(struct config_load *ld)
 {
@@ -449,13 +481,25 @@ config_check_routes(struct config_load *ld)
 
 	if (upstreams_attach_health(cfg->upstreams) == -1)
 		config_error(ld, 0, "out of memory");
+	for (size_t i = 0; i < upstreams_count(cfg->upstreams); i++) {
+		const struct upstream *u = upstreams_at(cfg->upstreams, i);
+
+		unsigned line = config_named_key_line(ld, "upstream", u->name,
+		    "url");
+
+		for (size_t j = 0; j < u->n; j++)
+			if (config_member_is_us(cfg, &u->members[j]))
+				config_error(ld, line, "[upstream %s] url: "
+				    "member %zu is this daemon's own listener "
+				    "(a loop)", u->name, j + 1);
+	}
 	if (cfg->via_name != NULL &&
 	    (cfg->via = upstreams_find(cfg->upstreams, cfg->via_name)) == NULL)
 		config_error(ld, ld->row_line[config_row_index("outbound",
 		    "via")], "[outbound] via: no [upstream %s] section",
 		    cfg->via_name);
 	if (!rules_resolve_via(cfg->rules, cfg->upstreams, &rule, &name))
-		config_error(ld, config_rule_key_line(ld, rule, "via"),
+		config_error(ld, config_named_key_line(ld, "rule", rule, "via"),
 		    "[rule %s] via: no [upstream %s] section", rule, name);
 }
 

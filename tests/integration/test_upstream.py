@@ -9,11 +9,11 @@ import time
 import pytest
 
 from harness.http_proxy import ProxyClient
-from harness.net import LOOPBACK4, TIME_SCALE, closed_port, free_port, recv_exact
+from harness.net import LOOPBACK4, TIME_SCALE, closed_port, recv_exact, recv_until_eof
 from harness.socks5 import (CMD_BIND, REP_CMD_UNSUPPORTED, REP_FAILURE, REP_HOST_UNREACH,
                             REP_NOT_ALLOWED, METHOD_NONE, Socks5Client, assert_echo,
                             open_tunnel)
-from harness.targets import TargetServer, behave_echo, send_and_close
+from harness.targets import behave_echo, send_and_close
 from harness.udp import Association, UdpServer
 from harness.upstreams import Dante, Microsocks, Tinyproxy
 
@@ -277,6 +277,8 @@ def test_a_misbehaving_member_fails_cleanly(start_daemon, echo_target, behaviour
     ("[outbound]\nvia = nowhere\n", "[outbound] via: no [upstream nowhere] section"),
     ("[rule r]\naction = allow\nvia = nowhere\n", ":5: [rule r] via: no [upstream nowhere]"),
     ("[upstream direct]\nurl = socks5://h:1\n", "direct"),
+    ("[upstream self]\nurl = socks5://127.0.0.1:1080\n",
+     ":4: [upstream self] url: member 1 is this daemon's own listener (a loop)"),
 ])
 def test_bad_upstream_config_is_an_error(check_config, text, why):
     result, path = check_config("[server]\nlisten = 127.0.0.1:1080\n" + text)
@@ -541,3 +543,21 @@ def test_metrics_sum_hops_over_workers(start_daemon, users_file, echo_target):
             # 8 sessions on 2 workers: one of them had at least 2.
             assert m("socks5d_upstream_up", upstream="up", member=dead) == 0
             assert m("socks5d_upstream_up", upstream="up", member=live) == 1
+
+
+def test_forwarded_http_request_through_an_upstream(start_daemon):
+    """An HTTP proxy client's plain GET http://... goes through the
+    upstream like a CONNECT, and comes back rewritten as usual."""
+    from harness.http_proxy import Origin, read_response
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    up = start_daemon()
+    front = chained(start_daemon, plain_url("socks5h", up.address))
+    with Origin(answer) as origin, ProxyClient(front.address) as c:
+        c.send(f"GET http://127.0.0.1:{origin.port}/through HTTP/1.1\r\n"
+               f"Host: 127.0.0.1:{origin.port}\r\n\r\n".encode())
+        response = read_response(c.sock)
+        assert response.status == 200, response
+        assert response.rest + recv_until_eof(c.sock) == b"hello"
+        assert origin.heads[0].startswith(b"GET /through HTTP/1.1\r\n")
+    fields = up.wait_session(dest=f"127.0.0.1:{origin.port}")
+    assert fields["proto"] == "socks5" and fields["reply"] == "0", fields
