@@ -55,6 +55,23 @@ egress_fam(int family)
 	return family == AF_INET ? 0 : 1;
 }
 
+/*
+ * Can every address of the one network in t be a source? Not 0.0.0.0/8,
+ * multicast, 240.0.0.0/4 and the broadcast address, nor :: and ff00::/8:
+ * the kernel would send from none of them, or nothing would come back.
+ */
+static bool
+egress_sources_only(const struct cidr_set *t)
+{
+	for (size_t i = 0; i < t->n4; i++)
+		if (t->v4[i].lo <= 0x00ffffffu || t->v4[i].hi >= 0xe0000000u)
+			return false;
+	for (size_t i = 0; i < t->n6; i++)
+		if (t->v6[i].lo == 0 || t->v6[i].hi >> 120 == 0xff)
+			return false;
+	return true;
+}
+
 int
 egress_add(struct egress *e, const char *list, char *why, size_t whylen)
 {
@@ -82,12 +99,27 @@ egress_add(struct egress *e, const char *list, char *why, size_t whylen)
 			snprintf(why, whylen, n == 0 && cursor == NULL ?
 			    "empty list" : "empty item in the list");
 			rc = -1;
-		} else if ((rc = cidr_set_add_hosts(&e->pool, item)) == -1) {
-			snprintf(why, whylen, "\"%.64s\" is not an address or "
-			    "CIDR", item);
-		} else if (rc == -2) {
-			snprintf(why, whylen, "out of memory");
-			rc = -1;
+		} else {
+			struct cidr_set one = { 0 };
+
+			if ((rc = cidr_set_add_hosts(&one, item)) == -1) {
+				snprintf(why, whylen, "\"%.64s\" is not an "
+				    "address or CIDR", item);
+			} else if (rc == 0 && (cidr_set_finish(&one),
+			    !egress_sources_only(&one))) {
+				snprintf(why, whylen, "\"%.64s\" holds "
+				    "addresses no connection can leave from "
+				    "(unspecified, multicast or broadcast)",
+				    item);
+				rc = -1;
+			} else if (rc == 0) {
+				rc = cidr_set_add_hosts(&e->pool, item);
+			}
+			if (rc == -2) {
+				snprintf(why, whylen, "out of memory");
+				rc = -1;
+			}
+			cidr_set_release(&one);
 		}
 	}
 	free(copy);

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from harness.http_proxy import ProxyClient
-from harness.net import LOOPBACK4, TIME_SCALE, closed_port, recv_exact, recv_until_eof
+from harness.net import (LOOPBACK4, TIME_SCALE, closed_port, non_pipe_fds, recv_exact,
+                         recv_until_eof, settled_fds, wait_until)
 from harness.socks5 import (CMD_BIND, REP_CMD_UNSUPPORTED, REP_FAILURE, REP_HOST_UNREACH,
                             REP_NOT_ALLOWED, METHOD_NONE, Socks5Client, assert_echo,
                             open_tunnel)
@@ -253,12 +254,16 @@ def test_a_misbehaving_member_fails_cleanly(start_daemon, echo_target, behaviour
     try:
         front = chained(start_daemon, plain_url("socks5", server.getsockname()),
                         timeouts={"connect": 1})
+        baseline = settled_fds(front)
         started = time.monotonic()
         assert_refused(front, *echo_target.address, REP_FAILURE)
         assert time.monotonic() - started < 3 * TIME_SCALE
         # Again: the daemon serves on, and answers the same way.
         assert_refused(front, *echo_target.address, REP_FAILURE)
         assert front.is_running()
+        # Nothing of the two dials is left open.
+        wait_until(lambda: non_pipe_fds(front.proc.pid) == baseline, 5 * TIME_SCALE,
+                   what="descriptors back to the baseline")
     finally:
         server.close()
 

@@ -96,6 +96,27 @@ test_networks_lose_what_no_host_may_use(void **state)
 	egress_release(&e);
 	assert_int_equal(egress_add(&e, "example.org", why, sizeof(why)), -1);
 	egress_release(&e);
+	/* Networks holding addresses no connection can leave from. */
+	{
+		static const char *const unusable[] = {
+			"0.0.0.0/0", "0.0.0.0", "224.0.0.1", "239.1.2.0/24",
+			"255.255.255.255", "240.0.0.0/4", "::", "::/0",
+			"ff02::1", "ff00::/8",
+		};
+
+		for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]);
+		    i++) {
+			assert_int_equal(egress_add(&e, unusable[i], why,
+			    sizeof(why)), -1);
+			assert_non_null(strstr(why, "no connection can leave"));
+			assert_true(egress_empty(&e));
+			egress_release(&e);
+		}
+		/* Their neighbours are fine. */
+		assert_int_equal(egress_add(&e, "1.0.0.0/8, 223.255.255.0/24, "
+		    "::1, fe80::/10, fc00::/7", why, sizeof(why)), 0);
+		egress_release(&e);
+	}
 	assert_true(egress_empty(&e));
 }
 
