@@ -371,7 +371,8 @@ bind_via_peer_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if ((got = upstream_read_reply(s->target_fd, &reply)) == 0)
+	if ((got = upstream_dial_next_reply(s->hs->dial, s->target_fd,
+	    &reply)) == 0)
 		return;
 	ev_io_stop(s->srv->loop, &s->target_io);
 	if (got == -1) {
@@ -403,17 +404,21 @@ bind_via_listening(struct session *s, uint8_t rep, int fd,
 {
 	union sockaddr_any where;
 
-	(void)addr;
-	upstream_dial_free(s->hs->dial);
-	s->hs->dial = NULL;
+	/* The dial stays for the second reply, which it reads. */
 	if (rep != REPLY_SUCCESS) {
+		upstream_dial_free(s->hs->dial);
+		s->hs->dial = NULL;
 		session_fail(s, rep);
 		return;
 	}
 	s->target_fd = fd;
-	if (bnd == NULL || !addr_from_socks5(bnd, &where)) {
-		session_fail(s, REPLY_FAILURE);
-		return;
+	/* A BND of no use to the client (a name, all zeros) means the
+	 * member's own address, as for UDP. */
+	if (bnd == NULL || !addr_from_socks5(bnd, &where) ||
+	    bind_is_unspecified(&where)) {
+		addr_normalize(&addr->sa, &where);
+		if (bnd != NULL)
+			addr_set_port(&where, bnd->port);
 	}
 	if (session_send_reply(s, REPLY_SUCCESS, &where.sa) == -1) {
 		session_close(s, "reset");
@@ -450,7 +455,7 @@ bind_start(struct session *s)
 static void
 bind_timeout(struct session *s)
 {
-	if (s->hs->dial != NULL) {
+	if (s->hs->dial != NULL && upstream_dial_busy(s->hs->dial)) {
 		upstream_dial_timeout(s->hs->dial);
 		return;
 	}

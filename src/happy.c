@@ -13,6 +13,12 @@
 
 #include "socks5d/happy.h"
 
+/* Attempts in flight at once. RFC 8305 sets no bound, but a name with
+ * sixteen silent addresses would otherwise hold sixteen sockets for the
+ * whole connect timeout, against the two a session is budgeted; two
+ * cover a family each. A next attempt waits for one to end. */
+#define HAPPY_MAX_RUNNING 2
+
 struct happy_attempt {
 	struct happy *race;
 	ev_io *io;             /* the caller's watcher or own */
@@ -86,7 +92,7 @@ happy_rearm(struct happy *h)
 	bool any = false;
 	size_t i;
 
-	if (h->next < h->n) {
+	if (h->next < h->n && h->running < HAPPY_MAX_RUNNING) {
 		when = h->next_start;
 		any = true;
 	}
@@ -242,7 +248,8 @@ happy_timer(struct happy *h)
 			happy_close(h, &h->at[i]);
 		}
 	}
-	if (h->next < h->n && (h->running == 0 || h->next_start <= now)) {
+	if (h->next < h->n && (h->running == 0 ||
+	    (h->next_start <= now && h->running < HAPPY_MAX_RUNNING))) {
 		(void)happy_launch(h);
 		return;
 	}

@@ -248,13 +248,14 @@ udp_upstream_attach(struct udp_assoc *a, int fd,
 	socklen_t len = sizeof(local);
 	int route;
 
-	if (bnd == NULL || !addr_from_socks5(bnd, &relay))
-		return -1;
-	if (udp_ip_is_zero(&relay)) {
-		addr_normalize(&member->sa, &relay);
-		addr_set_port(&relay, bnd->port);
-	}
+	/* Ours from here on: teardown closes it, whatever happens next. */
 	a->up_ctl_fd = fd;
+	if (bnd == NULL || !addr_from_socks5(bnd, &relay) ||
+	    udp_ip_is_zero(&relay)) {
+		/* A name, or all zeros: the member's own address. */
+		addr_normalize(&member->sa, &relay);
+		addr_set_port(&relay, bnd != NULL ? bnd->port : 0);
+	}
 	a->up_relay = relay;
 	ev_io_init(&a->up_ctl_io, udp_upstream_control_cb, fd, EV_READ);
 	a->up_ctl_io.data = a;
@@ -298,7 +299,7 @@ udp_begin(struct session *s, int fd, const union sockaddr_any *member,
 	}
 	s->command_state = a;
 	if (fd != -1 && udp_upstream_attach(a, fd, member, up_bnd) == -1) {
-		log_warn("udp: through the upstream");
+		log_warnx("udp: no relay socket toward the upstream's relay");
 		session_fail(s, REPLY_FAILURE);
 		return;
 	}

@@ -51,6 +51,8 @@ struct upstream_dial {
 	struct happy *happy;
 	int fd;
 	union sockaddr_any addr;        /* the member's, connected to */
+	uint8_t in[HTTP_CONNECT_HEAD_MAX];      /* a reply read so far */
+	size_t inlen;
 	uint8_t last_rep;               /* the answer if no member serves */
 	bool eligible;                  /* a member could serve cmd at all */
 };
@@ -116,15 +118,6 @@ dial_send(struct upstream_dial *d, const uint8_t *msg, size_t len)
 	return len > 0 && send(d->fd, msg, len, MSG_NOSIGNAL) == (ssize_t)len;
 }
 
-/* Read exactly len bytes already peeked. */
-static bool
-dial_consume(struct upstream_dial *d, size_t len)
-{
-	uint8_t sink[HTTP_CONNECT_HEAD_MAX];
-
-	return recv(d->fd, sink, len, 0) == (ssize_t)len;
-}
-
 /* What the member is asked for: socks5:// gets an address resolved (and
  * judged) here, socks5h:// and http:// the name as the client gave it. */
 static const struct socks5_addr *
@@ -173,13 +166,15 @@ dial_on_method(struct upstream_dial *d, uint8_t method)
 	d->step = DIAL_AUTH;
 }
 
-/* A SOCKS5 reply code: 0x01 is the member's own failure; the others speak
- * of the destination and are passed on. */
+/* A SOCKS5 reply code speaks of the destination and is passed on, 0x01
+ * too: servers answer it for names they cannot resolve, so counting it
+ * against the member would let any client take a member down with a few
+ * bad names. A code RFC 1928 does not know is the member's garbage. */
 static void
 dial_on_reply(struct upstream_dial *d, const struct socks5_reply *r)
 {
-	if (r->rep == REPLY_FAILURE) {
-		dial_member_failed(d, REPLY_FAILURE, "general failure (0x01)");
+	if (r->rep > REPLY_ATYP_UNSUPPORTED) {
+		dial_member_failed(d, REPLY_FAILURE, "an unknown reply code");
 		return;
 	}
 	dial_finish(d, r->rep, &r->bnd);
@@ -206,58 +201,128 @@ dial_http_reply(int status)
 	}
 }
 
+/*
+ * How long the SOCKS5 message awaited is, from what has come of it: 2 for
+ * a method choice or a login status; a reply's length once its ATYP and
+ * first address byte are in (5 until then); 0 for an unknown ATYP.
+ */
+static size_t
+dial_socks5_want(const uint8_t *in, size_t len, bool reply)
+{
+	if (!reply)
+		return 2;
+	if (len < 5)
+		return 5;
+	switch (in[3]) {
+	case SOCKS5_ATYP_IPV4:
+		return 4 + 4 + 2;
+	case SOCKS5_ATYP_IPV6:
+		return 4 + 16 + 2;
+	case SOCKS5_ATYP_NAME:
+		return 4 + 1 + in[4] + 2;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Read one SOCKS5 message into in (len so far), never past its end:
+ * exactly what is still missing is asked for, so nothing is left behind
+ * to wake the loop again. 1: whole; 0: wait; -1: closed or garbage.
+ */
+static int
+dial_read_socks5(int fd, uint8_t *in, size_t *len, bool reply)
+{
+	size_t want;
+	ssize_t n;
+
+	while ((want = dial_socks5_want(in, *len, reply)) > *len) {
+		n = recv(fd, in + *len, want - *len, 0);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n <= 0)
+			return -1;
+		*len += (size_t)n;
+	}
+	return want == 0 ? -1 : 1;
+}
+
+/*
+ * The HTTP response head: peeked, and read to its exact end once it is
+ * whole. While it is not, every byte peeked is part of it (its end is not
+ * among them) and is read, so the socket is empty again for the loop.
+ * 1: head_len bytes of in hold it; 0: wait; -1: closed, garbage, too long.
+ */
+static int
+dial_read_http(int fd, uint8_t *in, size_t *len, size_t cap, int *status,
+    size_t *head_len)
+{
+	ssize_t n = recv(fd, in + *len, cap - *len, MSG_PEEK);
+	uint8_t sink[HTTP_CONNECT_HEAD_MAX];
+	size_t take;
+
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	switch (http_connect_parse_response(in, *len + (size_t)n, status,
+	    head_len)) {
+	case HTTP_CONNECT_OK:
+		take = *head_len - *len;
+		break;
+	case HTTP_CONNECT_INCOMPLETE:
+		take = (size_t)n;
+		break;
+	default:
+		return -1;
+	}
+	if (recv(fd, sink, take, 0) != (ssize_t)take)
+		return -1;
+	*len += take;
+	return *len == *head_len ? 1 : 0;
+}
+
 static void
 dial_readable_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct upstream_dial *d = w->data;
-	uint8_t buf[HTTP_CONNECT_HEAD_MAX];
 	struct socks5_reply reply;
-	enum socks5_status st = SOCKS5_INCOMPLETE;
-	size_t used = 0;
+	enum socks5_status st = SOCKS5_OK;
+	size_t used, head_len = 0;
 	uint8_t value = 0, rep;
-	ssize_t n;
-	int status = 0;
+	int status = 0, got;
 
 	(void)loop;
 	(void)revents;
-	n = recv(d->fd, buf, sizeof(buf), MSG_PEEK);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	if (d->step == DIAL_HTTP_HEAD)
+		got = dial_read_http(d->fd, d->in, &d->inlen, sizeof(d->in),
+		    &status, &head_len);
+	else
+		got = dial_read_socks5(d->fd, d->in, &d->inlen,
+		    d->step == DIAL_REPLY);
+	if (got == 0)
 		return;
-	if (n <= 0) {
-		dial_member_failed(d, REPLY_FAILURE, n == 0 ?
-		    "closed during the handshake" : strerror(errno));
-		return;
-	}
-	switch (d->step) {
-	case DIAL_METHOD:
-		st = socks5_parse_method_choice(buf, (size_t)n, &value, &used);
-		break;
-	case DIAL_AUTH:
-		st = socks5_parse_auth_reply(buf, (size_t)n, &value, &used);
-		break;
-	case DIAL_REPLY:
-		st = socks5_parse_reply(buf, (size_t)n, &reply, &used);
-		break;
-	case DIAL_HTTP_HEAD:
-		switch (http_connect_parse_response(buf, (size_t)n, &status,
-		    &used)) {
-		case HTTP_CONNECT_INCOMPLETE:
-			return;
-		case HTTP_CONNECT_OK:
-			st = SOCKS5_OK;
+	if (got == 1) {
+		switch (d->step) {
+		case DIAL_METHOD:
+			st = socks5_parse_method_choice(d->in, d->inlen, &value,
+			    &used);
+			break;
+		case DIAL_AUTH:
+			st = socks5_parse_auth_reply(d->in, d->inlen, &value,
+			    &used);
+			break;
+		case DIAL_REPLY:
+			st = socks5_parse_reply(d->in, d->inlen, &reply, &used);
 			break;
 		default:
-			st = SOCKS5_BAD_VERSION;
 			break;
 		}
-		break;
-	default:
-		return;
 	}
-	if (st == SOCKS5_INCOMPLETE)
-		return;
-	if (st != SOCKS5_OK || !dial_consume(d, used)) {
-		dial_member_failed(d, REPLY_FAILURE, "does not speak its protocol");
+	d->inlen = 0;
+	if (got == -1 || st != SOCKS5_OK) {
+		dial_member_failed(d, REPLY_FAILURE, "closed, or does not speak "
+		    "its protocol");
 		return;
 	}
 	switch (d->step) {
@@ -355,6 +420,24 @@ dial_arm(void *arg, ev_tstamp after)
 	session_set_timeout(d->s, after);
 }
 
+/* Errors of this host (descriptors, memory, the egress address), which say
+ * nothing of the member. */
+static bool
+dial_local_error(int err)
+{
+	switch (err) {
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+	case EADDRNOTAVAIL:
+	case EADDRINUSE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void
 dial_connected(void *arg, int fd, const union sockaddr_any *addr, int err)
 {
@@ -362,6 +445,15 @@ dial_connected(void *arg, int fd, const union sockaddr_any *addr, int err)
 
 	happy_free(d->happy);
 	d->happy = NULL;
+	if (fd == -1 && dial_local_error(err)) {
+		/* Our own shortage, not the member's fault: no other member
+		 * would fare better, and its health is not ours to spoil. */
+		log_warnx("upstream %s: %s: %s", d->up.name, d->m->label,
+		    strerror(err));
+		dial_close(d);
+		d->cb(d->s, REPLY_FAILURE, -1, NULL, NULL);
+		return;
+	}
 	if (fd == -1) {
 		dial_member_failed(d, REPLY_FAILURE, strerror(err));
 		return;
@@ -476,6 +568,16 @@ dial_dst_resolved(void *arg, enum resolver_status status,
 	d->cb(s, REPLY_NOT_ALLOWED, -1, NULL, NULL);
 }
 
+/* Can a CONNECT head name the destination (RFC 3986 host characters)? */
+static bool
+dial_http_can_ask(const struct upstream_dial *d)
+{
+	uint8_t head[HTTP_CONNECT_REQUEST_MAX];
+
+	return http_connect_encode(head, sizeof(head), &d->dst, NULL, NULL) >
+	    0;
+}
+
 static void
 dial_try_next(struct upstream_dial *d)
 {
@@ -491,6 +593,12 @@ dial_try_next(struct upstream_dial *d)
 		d->eligible = true;
 		if (!upstream_usable(&d->up, d->m, ev_now(s->srv->loop)))
 			continue;
+		if (d->m->scheme == UPSTREAM_HTTP && !dial_http_can_ask(d)) {
+			/* A name HTTP cannot carry: the client's doing, not
+			 * the member's. */
+			d->last_rep = REPLY_HOST_UNREACH;
+			continue;
+		}
 		if (d->m->scheme == UPSTREAM_SOCKS5 &&
 		    d->dst.atyp == SOCKS5_ATYP_NAME && !d->have_dst_ip) {
 			d->step = DIAL_RESOLVING_DST;
@@ -512,25 +620,18 @@ dial_try_next(struct upstream_dial *d)
 }
 
 int
-upstream_read_reply(int fd, struct socks5_reply *out)
+upstream_dial_next_reply(struct upstream_dial *d, int fd,
+    struct socks5_reply *out)
 {
-	uint8_t buf[SOCKS5_NAME_REPLY_MAX], sink[SOCKS5_NAME_REPLY_MAX];
 	size_t used;
-	ssize_t n;
+	int got = dial_read_socks5(fd, d->in, &d->inlen, true);
 
-	n = recv(fd, buf, sizeof(buf), MSG_PEEK);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n <= 0)
-		return -1;
-	switch (socks5_parse_reply(buf, (size_t)n, out, &used)) {
-	case SOCKS5_OK:
-		return recv(fd, sink, used, 0) == (ssize_t)used ? 1 : -1;
-	case SOCKS5_INCOMPLETE:
-		return 0;
-	default:
-		return -1;
-	}
+	if (got != 1)
+		return got;
+	got = socks5_parse_reply(d->in, d->inlen, out, &used) == SOCKS5_OK &&
+	    out->rep <= REPLY_ATYP_UNSUPPORTED ? 1 : -1;
+	d->inlen = 0;
+	return got;
 }
 
 void
@@ -554,6 +655,12 @@ upstream_dial_start(struct session *s, const struct upstream *u, uint8_t cmd,
 	s->hs->dial = d;
 	session_set_state(s, SESSION_WAITING);
 	dial_try_next(d);
+}
+
+bool
+upstream_dial_busy(const struct upstream_dial *d)
+{
+	return d->step != DIAL_IDLE;
 }
 
 void

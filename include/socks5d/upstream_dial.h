@@ -13,6 +13,7 @@
 #ifndef SOCKS5D_UPSTREAM_DIAL_H
 #define SOCKS5D_UPSTREAM_DIAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "socks5d/addr.h"
@@ -40,11 +41,16 @@ void upstream_dial_start(struct session *s, const struct upstream *u,
     uint8_t cmd, const struct socks5_addr *dst, upstream_dial_cb *cb);
 
 /*
- * One more SOCKS5 reply on fd (BIND's second), read to its exact length.
- * 1: *out holds it; 0: not all here yet (wait for readable); -1: the
- * upstream closed, failed or spoke garbage.
+ * One more SOCKS5 reply on fd (BIND's second), after the dial answered:
+ * read to its exact length into the dial's buffer, so keep the dial until
+ * this gives 1 (*out holds it) or -1 (the upstream closed or spoke
+ * garbage); 0: not all here yet, wait for readable.
  */
-int upstream_read_reply(int fd, struct socks5_reply *out);
+int upstream_dial_next_reply(struct upstream_dial *d, int fd,
+    struct socks5_reply *out);
+
+/* Is the dial still at work (not yet answered)? */
+bool upstream_dial_busy(const struct upstream_dial *d);
 
 /* The session timer fired while dialling. */
 void upstream_dial_timeout(struct upstream_dial *d);

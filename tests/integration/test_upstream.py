@@ -2,6 +2,7 @@
 every kind (socks5d itself over socks5://, socks5h:// and http://,
 microsocks, Dante, tinyproxy), logins right and wrong, failover in order
 when a member dies, and members that misbehave."""
+import os
 import socket
 import threading
 import time
@@ -566,3 +567,114 @@ def test_forwarded_http_request_through_an_upstream(start_daemon):
         assert origin.heads[0].startswith(b"GET /through HTTP/1.1\r\n")
     fields = up.wait_session(dest=f"127.0.0.1:{origin.port}")
     assert fields["proto"] == "socks5" and fields["reply"] == "0", fields
+
+
+# -- what a client or a slow member must not be able to do -------------------------
+
+def cpu_seconds(pid):
+    """User and system CPU time of process pid so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def partial_http_head(conn):
+    with conn:
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\nX-Slow: ")
+        time.sleep(4)
+
+
+def partial_socks5_reply(conn):
+    with conn:
+        conn.recv(64)
+        conn.sendall(b"\x05\x00")
+        conn.recv(512)
+        conn.sendall(b"\x05\x00\x00\x01\x7f")
+        time.sleep(4)
+
+
+@pytest.mark.parametrize("scheme, behaviour", [("http", partial_http_head),
+                                               ("socks5", partial_socks5_reply)])
+def test_a_half_sent_reply_does_not_busy_the_loop(start_daemon, echo_target, scheme,
+                                                  behaviour):
+    """A member that sends part of its reply and stops: the daemon waits
+    for the rest (up to the connect timeout) without spinning on it."""
+    server = misbehaving(behaviour)
+    try:
+        front = chained(start_daemon, plain_url(scheme, server.getsockname()),
+                        timeouts={"connect": 3})
+        client = Socks5Client(front.address)
+        with client:
+            assert client.greet() == METHOD_NONE
+            client.send(socks5_request(echo_target.address))
+            time.sleep(0.3)
+            before = cpu_seconds(front.proc.pid)
+            time.sleep(1.5)
+            used = cpu_seconds(front.proc.pid) - before
+            assert used < 0.3 * TIME_SCALE, f"{used:.2f} s of CPU while waiting"
+            assert client.read_reply().rep == REP_FAILURE
+    finally:
+        server.close()
+
+
+def refuse_everything(conn):
+    """A SOCKS5 server that answers every request 0x01."""
+    with conn:
+        conn.recv(64)
+        conn.sendall(b"\x05\x00")
+        conn.recv(512)
+        conn.sendall(b"\x05\x01\x00\x01\x00\x00\x00\x00\x00\x00")
+
+
+def test_clients_cannot_take_a_member_down(start_daemon, echo_target):
+    """Answers about destinations (0x01 for a name the member cannot
+    resolve) and names an HTTP proxy cannot be asked for are the client's
+    business: no number of them marks the member down."""
+    server = misbehaving(refuse_everything)
+    try:
+        front = chained(start_daemon, plain_url("socks5h", server.getsockname()),
+                        upstream={"fail_after": 2})
+        for _ in range(4):
+            assert_refused(front, "no-such-name.test", 80, REP_FAILURE)
+        assert "down after" not in front.log()
+    finally:
+        server.close()
+    up = start_daemon()
+    front = chained(start_daemon, plain_url("http", up.address),
+                    upstream={"fail_after": 2})
+    for _ in range(3):
+        assert_refused(front, "bad name/with spaces", 80, REP_HOST_UNREACH)
+    with open_tunnel(front.address, *echo_target.address) as client:
+        assert_echo(client)
+    assert "down after" not in front.log()
+
+
+def udp_relay_named(conn):
+    """A SOCKS5 server whose UDP ASSOCIATE reply names its relay by a host
+    name (RFC 1928 allows it), then holds the control connection."""
+    with conn:
+        conn.recv(64)
+        conn.sendall(b"\x05\x00")
+        conn.recv(512)
+        name = b"localhost"
+        conn.sendall(b"\x05\x00\x00\x03" + bytes([len(name)]) + name + b"\x04\x00")
+        conn.settimeout(5)
+        try:
+            conn.recv(64)
+        except OSError:
+            pass
+
+
+def test_udp_relay_given_by_name_leaks_nothing(start_daemon):
+    server = misbehaving(udp_relay_named)
+    try:
+        front = chained(start_daemon, plain_url("socks5", server.getsockname()))
+        baseline = settled_fds(front)
+        for _ in range(3):
+            with Association(front.address) as assoc:
+                assert assoc.request().rep == 0
+        wait_until(lambda: non_pipe_fds(front.proc.pid) == baseline, 5 * TIME_SCALE,
+                   what="descriptors back to the baseline")
+    finally:
+        server.close()

@@ -361,6 +361,34 @@ test_timeout_ends_a_silent_race(void **state)
 	close(s2);
 }
 
+/* At most two attempts are in flight: the third address waits for one of
+ * them to end, not for the delay alone. */
+static void
+test_two_attempts_in_flight_at_most(void **state)
+{
+	struct race r = { 0 };
+	uint16_t p[4];
+	int s[4];
+	union sockaddr_any a[4];
+	char ip[16];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		snprintf(ip, sizeof(ip), "127.0.0.%d", 2 + i);
+		s[i] = listener(ip, &p[i], true);
+		a[i] = v4(ip, p[i]);
+	}
+	race_run(&r, a, 4, 0.05, 0.4);
+	assert_int_equal(r.fd, -1);
+	assert_int_equal(r.err, ETIMEDOUT);
+	assert_int_equal(r.opened, 4);
+	/* Two rounds of the timeout, not one (all four at once) or four. */
+	assert_true(r.ended - r.started >= 0.8);
+	assert_true(r.ended - r.started < 1.6);
+	for (int i = 0; i < 4; i++)
+		close(s[i]);
+}
+
 static void
 test_denied_addresses_are_never_opened(void **state)
 {
@@ -432,6 +460,7 @@ main(void)
 		cmocka_unit_test(test_failure_starts_the_next_at_once),
 		cmocka_unit_test(test_all_refused_reports_the_error),
 		cmocka_unit_test(test_timeout_ends_a_silent_race),
+		cmocka_unit_test(test_two_attempts_in_flight_at_most),
 		cmocka_unit_test(test_denied_addresses_are_never_opened),
 		cmocka_unit_test(test_free_mid_race_closes_everything),
 	};
