@@ -67,14 +67,15 @@ udp_same_dst(const union sockaddr_any *a, const union sockaddr_any *b)
 }
 
 /*
- * The one place that decides whether a datagram may go to a destination
- * (name is NULL when the client gave an address). The access rules are
- * asked once per destination; the answer is kept for the association
- * until a reload changes the rules.
+ * The one place that decides whether a datagram may go to a destination:
+ * a name (NULL when the client gave an address), an address (NULL for a
+ * name an upstream resolves) and the port. The access rules are asked
+ * once per destination; the answer is kept for the association until a
+ * reload changes the rules.
  */
 static bool
-udp_may_send(struct udp_assoc *a, const char *name,
-    const union sockaddr_any *dst)
+udp_may_send_to(struct udp_assoc *a, const char *name,
+    const union sockaddr_any *dst, uint16_t port)
 {
 	unsigned generation = a->s->srv->config_generation;
 	uint64_t hash = udp_name_hash(name);
@@ -83,7 +84,9 @@ udp_may_send(struct udp_assoc *a, const char *name,
 	for (size_t i = 0; i < UDP_VERDICTS; i++) {
 		v = &a->verdicts[i];
 		if (v->used && v->generation == generation &&
-		    v->name_hash == hash && udp_same_dst(&v->dst, dst))
+		    v->name_hash == hash && v->port == port &&
+		    (dst == NULL ? v->dst.sa.sa_family == AF_UNSPEC :
+		    udp_same_dst(&v->dst, dst)))
 			return v->allow;
 	}
 	v = &a->verdicts[a->next_verdict];
@@ -91,9 +94,21 @@ udp_may_send(struct udp_assoc *a, const char *name,
 	v->used = true;
 	v->generation = generation;
 	v->name_hash = hash;
-	v->dst = *dst;
-	v->allow = policy_allow_dest(a->s, name, &dst->sa, addr_port(&dst->sa));
+	v->port = port;
+	if (dst != NULL)
+		v->dst = *dst;
+	else
+		memset(&v->dst, 0, sizeof(v->dst));
+	v->allow = policy_allow_dest(a->s, name, dst != NULL ? &dst->sa : NULL,
+	    port);
 	return v->allow;
+}
+
+static bool
+udp_may_send(struct udp_assoc *a, const char *name,
+    const union sockaddr_any *dst)
+{
+	return udp_may_send_to(a, name, dst, (uint16_t)addr_port(&dst->sa));
 }
 
 /* -- sending and receiving in batches ------------------------------------ */
@@ -350,8 +365,8 @@ udp_accept_for_upstream(struct udp_assoc *a, int i,
 	union sockaddr_any addr;
 	bool literal = addr_from_socks5(dst, &addr);
 
-	if (!policy_allow_dest(a->s, literal ? NULL : dst->u.name,
-	    literal ? &addr.sa : NULL, dst->port)) {
+	if (!udp_may_send_to(a, literal ? NULL : dst->u.name,
+	    literal ? &addr : NULL, dst->port)) {
 		a->stats.drops[METRICS_UDP_DROP_DENIED]++;
 		return UDP_ROUTE_NONE;
 	}

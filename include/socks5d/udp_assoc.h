@@ -44,7 +44,9 @@ struct udp_dns;
 /* A remembered access decision for one destination. */
 struct udp_verdict {
 	uint64_t name_hash;                /* 0 for an address destination */
-	union sockaddr_any dst;            /* with the port */
+	union sockaddr_any dst;            /* with the port; AF_UNSPEC: a
+	                                    * name an upstream resolves */
+	uint16_t port;
 	unsigned generation;               /* server config generation */
 	bool used;
 	bool allow;
