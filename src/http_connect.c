@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "socks5d/http_connect.h"
+#include "socks5d/http_lex.h"
 #include "socks5d/http_out.h"
 
 /*
@@ -116,28 +117,6 @@ http_connect_encode(uint8_t *out, size_t outlen,
 	return 0;
 }
 
-/* One line from start: its length without the line end (LF, or CRLF),
- * and where the next one begins. false when no LF is in buf yet. */
-static bool
-http_connect_line(const uint8_t *buf, size_t len, size_t start,
-    size_t *line_len, size_t *next)
-{
-	const uint8_t *lf;
-	size_t end;
-
-	if (start >= len)
-		return false;
-	lf = memchr(buf + start, '\n', len - start);
-	if (lf == NULL)
-		return false;
-	end = (size_t)(lf - buf);
-	*next = end + 1;
-	if (end > start && buf[end - 1] == '\r')
-		end--;
-	*line_len = end - start;
-	return true;
-}
-
 /* Could the n bytes at p begin "HTTP/1.x NNN"? Checked on a partial line
  * too, so that a peer that is no HTTP proxy fails at once rather than
  * when its idle timer fires. */
@@ -175,7 +154,7 @@ http_connect_head_end(const uint8_t *buf, size_t len, size_t pos,
 {
 	size_t line, next;
 
-	for (; http_connect_line(buf, len, pos, &line, &next); pos = next) {
+	for (; http_next_line(buf, len, pos, &line, &next); pos = next) {
 		if (line == 0) {
 			*end = next;
 			return true;
@@ -200,7 +179,7 @@ http_connect_parse_response(const uint8_t *buf, size_t len, int *status_code,
 	if (len == 0)
 		return HTTP_CONNECT_INCOMPLETE;
 	for (;;) {
-		if (!http_connect_line(buf, n, start, &line, &next))
+		if (!http_next_line(buf, n, start, &line, &next))
 			return http_connect_status_shape(buf + start,
 			    n - start) ? unended : HTTP_CONNECT_BAD_STATUS;
 		code = http_connect_status_line(buf + start, line);

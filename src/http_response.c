@@ -8,26 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "socks5d/http_lex.h"
 #include "socks5d/http_response.h"
-
-/* One line: [start, start + len) without its line end; next is where the
- * following line starts. false when no line end is in buf yet. */
-static bool
-http_response_line(const uint8_t *buf, size_t len, size_t start,
-    size_t *line_len, size_t *next)
-{
-	const uint8_t *lf = memchr(buf + start, '\n', len - start);
-	size_t end;
-
-	if (lf == NULL)
-		return false;
-	end = (size_t)(lf - buf);
-	*next = end + 1;
-	if (end > start && buf[end - 1] == '\r')
-		end--;
-	*line_len = end - start;
-	return true;
-}
 
 /* The status code of an "HTTP/1.x NNN ..." line, or -1. */
 static int
@@ -140,7 +122,7 @@ http_response_rewrite_head(uint8_t *buf, size_t *len, size_t start,
 	const uint8_t *value;
 	bool first = true, in_connection = false, dropped = false;
 
-	for (pos = start; http_response_line(buf, end, pos, &line, &next) &&
+	for (pos = start; http_next_line(buf, end, pos, &line, &next) &&
 	    line > 0; pos = next) {
 		if (!first && http_response_folded(buf + pos, line)) {
 			/* A fold reads as one space: it takes the place of
@@ -168,7 +150,7 @@ http_response_rewrite_head(uint8_t *buf, size_t *len, size_t start,
 		first = false;
 	}
 	first = true;
-	for (pos = start; http_response_line(buf, end, pos, &line, &next) &&
+	for (pos = start; http_next_line(buf, end, pos, &line, &next) &&
 	    line > 0; pos = next) {
 		if (!first && http_response_folded(buf + pos, line)) {
 			/* Left behind, it would join the line above. */
@@ -218,7 +200,7 @@ http_response_rewrite_interim(uint8_t *buf, size_t *len, size_t cap,
 		int status;
 
 		*interim = start;
-		if (!http_response_line(buf, *len, start, &line, &next))
+		if (!http_next_line(buf, *len, start, &line, &next))
 			return *len - start > HTTP_RESPONSE_HEAD_MAX ?
 			    HTTP_RESPONSE_DONE : HTTP_RESPONSE_INCOMPLETE;
 		status = http_response_status(buf + start, line);
@@ -227,11 +209,11 @@ http_response_rewrite_interim(uint8_t *buf, size_t *len, size_t cap,
 		if (status < 100 || status == 101)
 			return HTTP_RESPONSE_DONE;
 		/* Find the empty line that ends this head. */
-		for (pos = next; http_response_line(buf, *len, pos, &line,
+		for (pos = next; http_next_line(buf, *len, pos, &line,
 		    &next) && line > 0; pos = next)
 			if (next - start > HTTP_RESPONSE_HEAD_MAX)
 				return HTTP_RESPONSE_DONE;
-		if (!http_response_line(buf, *len, pos, &line, &next))
+		if (!http_next_line(buf, *len, pos, &line, &next))
 			return *len - start > HTTP_RESPONSE_HEAD_MAX ?
 			    HTTP_RESPONSE_DONE : HTTP_RESPONSE_INCOMPLETE;
 		if (next - start > HTTP_RESPONSE_HEAD_MAX)

@@ -1,7 +1,8 @@
 /*
- * Private to the HTTP/1.x codec (http.c, http_encode.c): the OWS byte
- * class, field-name comparison and comma-separated list splitting, which
- * the parser and the code built on a parsed head both need.
+ * Private to the HTTP/1.x codec (http.c, http_encode.c, and the response
+ * heads of http_response.c and http_connect.c): the OWS byte class,
+ * field-name comparison, comma-separated list splitting and line
+ * splitting, which the parsers and the code built on a parsed head need.
  */
 #ifndef SOCKS5D_HTTP_LEX_H
 #define SOCKS5D_HTTP_LEX_H
@@ -11,6 +12,28 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+
+/* One line from start: its length without the line end (LF, or CRLF),
+ * and where the next one begins. false when no LF is in buf yet. */
+static inline bool
+http_next_line(const uint8_t *buf, size_t len, size_t start,
+    size_t *line_len, size_t *next)
+{
+	const uint8_t *lf;
+	size_t end;
+
+	if (start >= len)
+		return false;
+	lf = memchr(buf + start, '\n', len - start);
+	if (lf == NULL)
+		return false;
+	end = (size_t)(lf - buf);
+	*next = end + 1;
+	if (end > start && buf[end - 1] == '\r')
+		end--;
+	*line_len = end - start;
+	return true;
+}
 
 static inline bool
 http_is_ows(uint8_t c)
