@@ -229,6 +229,11 @@ session_log_access(const struct session *s, const char *reason)
 		log_safe_text(s->rule, rule, sizeof(rule));
 		snprintf(extra + used, sizeof(extra) - used, " rule=%s", rule);
 	}
+	if (s->via != NULL) {
+		size_t used = strlen(extra);
+
+		snprintf(extra + used, sizeof(extra) - used, " via=%s", s->via);
+	}
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s proto=%s cmd=%s dest=%s addr=%s "
 	    "reply=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
@@ -320,6 +325,7 @@ session_close(struct session *s, const char *reason)
 	free(s->user);
 	free(s->dest);
 	free(s->rule);
+	free(s->via);
 	free(s);
 	server_session_ended(srv);
 }

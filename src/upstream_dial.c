@@ -646,6 +646,9 @@ upstream_dial_start(struct session *s, const struct upstream *u, uint8_t cmd,
 		cb(s, REPLY_FAILURE, -1, NULL, NULL);
 		return;
 	}
+	/* For the access log: which upstream, whatever comes of it. */
+	free(s->via);
+	s->via = strdup(u->name);
 	d->s = s;
 	d->cmd = cmd;
 	d->dst = *dst;

@@ -78,6 +78,7 @@ struct session {
 	char *dest;                        /* "host:port" as requested */
 	const char *linger_reason;         /* why, once an error was sent */
 	char *rule;                        /* the rule (or limit) that refused */
+	char *via;                         /* the [upstream NAME] dialled */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

@@ -329,6 +329,8 @@ def access_log_fields():
         r'\[METRICS_UDP_DROP_\w+\]\s*=\s*"(\w+)"', metrics)]
     assert '" rule=%s"' in session, "session.c no longer writes rule="
     fields.append("rule")
+    assert '" via=%s"' in session, "session.c no longer writes via="
+    fields.append("via")
     assert fields[:3] == ["client", "user", "proto"] and "drop_stranger" in fields, fields
     return fields
 

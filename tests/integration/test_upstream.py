@@ -77,9 +77,12 @@ def test_chained_through_socks5d_with_a_login(start_daemon, users_file, echo_tar
     fields = up.wait_session(user="alice", dest=f"127.0.0.1:{echo_target.port}")
     assert fields["reply"] == "0", fields
     assert fields["proto"] == ("http" if scheme == "http" else "socks5"), fields
-    # The front's access line names the upstream it connected to.
+    # The front's access line names the upstream and the member used.
     mine = front.wait_session(dest=f"127.0.0.1:{echo_target.port}")
     assert mine["addr"] == f"127.0.0.1:{up.port}", mine
+    assert mine["via"] == "up", mine
+    # The upstream's own line, a direct session, has no via.
+    assert "via" not in fields, fields
 
 
 def test_socks5h_leaves_the_name_to_the_upstream(start_daemon, echo_target):
