@@ -80,59 +80,62 @@ connect_log_egress_failure(const struct session *s,
 	    "second)", addr, covered);
 }
 
-/*
- * A socket for one attempt. Every address a name resolves to is checked
- * before it is connected to (a name may point into a denied network), and
- * the verdict says where it leaves from: an egress pool's address, else
- * [outbound] bind_ipv4/6 when set.
- */
-static int
-connect_socket(void *arg, const struct sockaddr *dst)
+int
+connect_outbound_socket(const struct session *s, int family,
+    const struct policy_route *route)
 {
-	struct session *s = arg;
 	const struct config *cfg = s->srv->cfg;
 	const struct config_addr *bind_addr;
-	struct policy_route route;
-	int fd, one = 1, family = dst->sa_family;
+	int fd, one = 1, err;
 
-	if (!policy_route_dest(s, s->hs->dst_name, dst, s->hs->req.dst.port,
-	    &route)) {
-		errno = EACCES;
-		return -1;
-	}
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		log_warn("connect: socket");
 		return -1;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (route.has_source) {
-		if (egress_bind(fd, &route.source, true) == -1) {
-			int err = errno;
-
-			connect_log_egress_failure(s, &route.source);
-			close(fd);
-			errno = err;
-			return -1;
-		}
-		return fd;
+	if (route->has_source) {
+		if (egress_bind(fd, &route->source, true) == 0)
+			return fd;
+		err = errno;
+		connect_log_egress_failure(s, &route->source);
+		close(fd);
+		errno = err;
+		return -1;
 	}
 	bind_addr = family == AF_INET ? &cfg->bind_ipv4 : &cfg->bind_ipv6;
-	if (bind_addr->len != 0) {
-		/* Let connect() pick the port, so outbound connections are
-		 * not limited to one ephemeral range per source address. */
-		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-		    sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&bind_addr->ss,
-		    bind_addr->len) == -1) {
-			int err = errno;
+	if (bind_addr->len == 0)
+		return fd;
+	/* Let connect() pick the port, so outbound connections are not
+	 * limited to one ephemeral range per source address. */
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+	    sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&bind_addr->ss,
+	    bind_addr->len) == 0)
+		return fd;
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
 
-			close(fd);
-			errno = err;
-			return -1;
-		}
+/*
+ * A socket for one attempt. Every address a name resolves to is checked
+ * before it is connected to (a name may point into a denied network), and
+ * the verdict says where it leaves from.
+ */
+static int
+connect_socket(void *arg, const struct sockaddr *dst)
+{
+	struct session *s = arg;
+	struct policy_route route;
+
+	if (!policy_route_dest(s, s->hs->dst_name, dst, s->hs->req.dst.port,
+	    &route)) {
+		errno = EACCES;
+		return -1;
 	}
-	return fd;
+	return connect_outbound_socket(s, dst->sa_family, &route);
 }
 
 static void

@@ -17,6 +17,7 @@
 #include "socks5d/policy.h"
 #include "socks5d/rules.h"
 #include "socks5d/session.h"
+#include "socks5d/upstream.h"
 
 /* At most one refusal message per reason per this many seconds. */
 #define POLICY_LOG_INTERVAL 1.0
@@ -254,7 +255,15 @@ bool
 policy_route_request(struct session *s, const struct upstream **via)
 {
 	union sockaddr_any literal;
-	struct rules_verdict v = policy_request_verdict(s, &literal);
+	struct rules_verdict v;
+
+	/* Without upstreams every route is direct, and a direct request is
+	 * judged address by address later: no need to ask the rules twice. */
+	if (upstreams_count(s->srv->cfg->upstreams) == 0) {
+		*via = NULL;
+		return true;
+	}
+	v = policy_request_verdict(s, &literal);
 
 	*via = v.via_set ? v.via : s->srv->cfg->via;
 	if (*via != NULL && !v.allow)
@@ -266,8 +275,13 @@ void
 policy_route_udp(struct session *s, const struct upstream **via)
 {
 	struct rules_query q = policy_query(s);
-	struct rules_verdict v = rules_evaluate_any_dest(s->srv->cfg->rules, &q);
+	struct rules_verdict v;
 
+	if (upstreams_count(s->srv->cfg->upstreams) == 0) {
+		*via = NULL;
+		return;
+	}
+	v = rules_evaluate_any_dest(s->srv->cfg->rules, &q);
 	*via = v.via_set ? v.via : s->srv->cfg->via;
 }
 

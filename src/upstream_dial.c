@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "socks5d/connect.h"
 #include "socks5d/egress.h"
 #include "socks5d/happy.h"
 #include "socks5d/http_connect.h"
@@ -393,23 +394,11 @@ dial_open(void *arg, const struct sockaddr *dst)
 {
 	struct upstream_dial *d = arg;
 	struct policy_route route;
-	int fd, one = 1;
 
-	fd = socket(dst->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1)
-		return -1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* The hop leaves from the session's egress address too. */
+	/* The hop leaves as a direct connection would: from the session's
+	 * egress address, else [outbound] bind_ipv4/6. */
 	policy_route_hop(d->s, dst->sa_family, &route);
-	if (route.has_source && egress_bind(fd, &route.source, true) == -1) {
-		int err = errno;
-
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	return fd;
+	return connect_outbound_socket(d->s, dst->sa_family, &route);
 }
 
 static void

@@ -1,7 +1,8 @@
 /*
  * The CONNECT command (command_connect in command.h): from a request to a
- * connected target socket, resolving names and trying each address in
- * turn. What it shares with the other commands is its errno mapping.
+ * connected target socket, resolving names and racing their addresses.
+ * What it shares with the other commands: its errno mapping, and the
+ * outbound socket every TCP connection out of the daemon starts from.
  */
 #ifndef SOCKS5D_CONNECT_H
 #define SOCKS5D_CONNECT_H
@@ -15,5 +16,14 @@
  * access rule's refusal), anything else 0x01.
  */
 uint8_t connect_reply_for(int err);
+
+struct session;
+struct policy_route;
+
+/* A non-blocking TCP socket (TCP_NODELAY) of family for a connection out
+ * of the daemon, bound where route says (an egress pool's address) or
+ * else to [outbound] bind_ipv4/6 when set. -1 with errno set. */
+int connect_outbound_socket(const struct session *s, int family,
+    const struct policy_route *route);
 
 #endif

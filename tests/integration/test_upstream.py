@@ -28,7 +28,8 @@ DEAD_DNS = "127.0.0.1:9"      # lookups through it fail: nothing answers
 def chained(start_daemon, url, **sections):
     """A socks5d whose every CONNECT goes through [upstream up] url."""
     upstream = dict(sections.pop("upstream", {}), url=url)
-    return start_daemon(outbound={"via": "up"}, **{"upstream up": upstream}, **sections)
+    outbound = dict(sections.pop("outbound", {}), via="up")
+    return start_daemon(outbound=outbound, **{"upstream up": upstream}, **sections)
 
 
 def login_url(scheme, address, user=ALICE[0], password=ALICE[1]):
@@ -681,3 +682,15 @@ def test_udp_relay_given_by_name_leaks_nothing(start_daemon):
                    what="descriptors back to the baseline")
     finally:
         server.close()
+
+
+def test_the_hop_leaves_from_bind_ipv4(start_daemon, echo_target):
+    """[outbound] bind_ipv4 applies to the connection to an upstream as to
+    a direct one: the upstream sees the front coming from it."""
+    up = start_daemon()
+    front = chained(start_daemon, plain_url("socks5", up.address),
+                    outbound={"bind_ipv4": "127.0.0.2"})
+    with open_tunnel(front.address, *echo_target.address) as client:
+        assert_echo(client)
+    fields = up.wait_session(dest=f"127.0.0.1:{echo_target.port}")
+    assert fields["client"].startswith("127.0.0.2:"), fields
