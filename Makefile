@@ -7,15 +7,15 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
            -Wmissing-prototypes -Wformat=2 -Wvla -Wcast-align -Wundef
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP
-LDLIBS  := -lev -linih -lsodium -lcares -lpthread
+LDLIBS  := -lev -linih -lsodium -lcares -lssl -lcrypto -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev
+BUILD_PKGS := gcc libc6-dev make libev-dev libinih-dev libsodium-dev libc-ares-dev libssl-dev
 TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxychains4 procps iproute2 \
               dnsmasq-base dante-client python3-pyftpdlib man-db systemd \
               clang libclang-rt-14-dev \
               dante-server microsocks strace linux-perf valgrind chromium git haproxy \
-              torsocks tinyproxy
+              torsocks tinyproxy openssl stunnel4 libnss3-tools
 # Third-party Node.js SOCKS client for the black-box tests (npm "socks"),
 # installed by `npm ci` from the npm registry. Any Node.js with npm will do;
 # Debian's packages are wanted only when there is none (a node from another

@@ -11,6 +11,7 @@
 #include "socks5d/log.h"
 #include "socks5d/request.h"
 #include "socks5d/rules.h"
+#include "socks5d/tls_ctx.h"
 
 static const struct config_enum_name config_relay_names[] = {
 	{ "splice", RELAY_SPLICE },
@@ -57,6 +58,21 @@ static const struct config_enum_name config_family_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name config_tls_client_cert_names[] = {
+	{ "none", TLS_CLIENT_CERT_NONE },
+	{ "optional", TLS_CLIENT_CERT_OPTIONAL },
+	{ "require", TLS_CLIENT_CERT_REQUIRE },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name config_tls_client_user_names[] = {
+	{ "none", TLS_CLIENT_USER_NONE },
+	{ "cn", TLS_CLIENT_USER_CN },
+	{ "san-email", TLS_CLIENT_USER_SAN_EMAIL },
+	{ "san-dns", TLS_CLIENT_USER_SAN_DNS },
+	{ NULL, 0 },
+};
+
 #define ROW(sec, name, t, field, dflt)                                  \
 	.section = (sec), .key = (name), .type = (t),                   \
 	.offset = offsetof(struct config, field), .def = (dflt)
@@ -86,9 +102,10 @@ static const struct config_enum_name config_family_names[] = {
 	{ ROW(sec, name, CONFIG_EGRESS, field, dflt) }
 #define ROW_HOSTPORT(sec, name, field, dflt)                            \
 	{ ROW(sec, name, CONFIG_HOSTPORT, field, dflt) }
-#define ROW_LISTEN(sec, name, field, count, dflt, most)                 \
-	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .max = (most),    \
-	  .count_offset = offsetof(struct config, count) }
+/* least 0: an empty list is allowed (no such listeners). */
+#define ROW_LISTEN(sec, name, field, count, dflt, least, most)          \
+	{ ROW(sec, name, CONFIG_LISTEN, field, dflt), .min = (least),   \
+	  .max = (most), .count_offset = offsetof(struct config, count) }
 #define ROW_VIA(sec, name, field, dflt)                                 \
 	{ ROW(sec, name, CONFIG_VIA, field, dflt) }
 /* An [upstream NAME] key, with offsets into struct upstream. */
@@ -148,7 +165,7 @@ config_upstream_instance(struct config *cfg, const char *name, bool *created)
  */
 const struct config_row config_rows[] = {
 	ROW_LISTEN("server", "listen", listen, nlisten,
-	    "127.0.0.1:1080, [::1]:1080", CONFIG_MAX_LISTEN),
+	    "127.0.0.1:1080, [::1]:1080", 1, CONFIG_MAX_LISTEN),
 	ROW_UINT("server", "max_clients", max_clients, "0", 0, 1000000),
 	ROW_ENUM("server", "relay", relay, "splice", config_relay_names),
 	ROW_ENUM("server", "log_level", log_level, "info",
@@ -207,6 +224,16 @@ const struct config_row config_rows[] = {
 
 	ROW_BOOL("http", "via", http_via, "yes"),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
+
+	ROW_LISTEN("tls", "listen", tls_listen, tls_nlisten, "", 0,
+	    CONFIG_MAX_LISTEN),
+	ROW_PATH("tls", "certificate", tls_certificate, ""),
+	ROW_PATH("tls", "key", tls_key, ""),
+	ROW_PATH("tls", "client_ca", tls_client_ca, ""),
+	ROW_ENUM("tls", "client_certificate", tls_client_cert, "none",
+	    config_tls_client_cert_names),
+	ROW_ENUM("tls", "client_user", tls_client_user, "none",
+	    config_tls_client_user_names),
 
 	ROW_RULE("action", true),
 	ROW_RULE("client", false),

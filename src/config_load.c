@@ -21,6 +21,7 @@
 #include "socks5d/hosts.h"
 #include "socks5d/log.h"
 #include "socks5d/rules.h"
+#include "socks5d/tls_ctx.h"
 
 /* One named section ("[rule office]") as the file gave it. */
 struct config_instance {
@@ -519,6 +520,122 @@ config_check_hosts(struct config_load *ld)
 		    cfg->hosts_file, why);
 }
 
+/* Do two listen addresses take the same connections: the same port, and
+ * the same IP or a wildcard of the same family (IPv6 sockets are
+ * V6ONLY)? */
+static bool
+config_addr_overlap(const struct config_addr *x, const struct config_addr *y)
+{
+	union sockaddr_any a, b;
+
+	addr_normalize((const struct sockaddr *)&x->ss, &a);
+	addr_normalize((const struct sockaddr *)&y->ss, &b);
+	if (a.sa.sa_family != b.sa.sa_family ||
+	    addr_port(&a.sa) != addr_port(&b.sa))
+		return false;
+	if (a.sa.sa_family == AF_INET)
+		return a.in.sin_addr.s_addr == b.in.sin_addr.s_addr ||
+		    a.in.sin_addr.s_addr == htonl(INADDR_ANY) ||
+		    b.in.sin_addr.s_addr == htonl(INADDR_ANY);
+	return addr_same_ip(&a, &b) ||
+	    IN6_IS_ADDR_UNSPECIFIED(&a.in6.sin6_addr) ||
+	    IN6_IS_ADDR_UNSPECIFIED(&b.in6.sin6_addr);
+}
+
+/*
+ * tls_ctx_new's reason names the file it failed on first ("key /x: ...");
+ * report it under that key's row, at the line that set it.
+ */
+static void
+config_tls_error(struct config_load *ld, const char *why)
+{
+	static const char *const keys[] = { "certificate", "key",
+	    "client_ca" };
+	const char *key = "listen";
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		n = strlen(keys[i]);
+		if (strncmp(why, keys[i], n) == 0 && why[n] == ' ') {
+			key = keys[i];
+			why += n + 1;
+			break;
+		}
+	}
+	config_error(ld, ld->row_line[config_row_index("tls", key)],
+	    "[tls] %s: %s", key, why);
+}
+
+/*
+ * With [tls] listen addresses: the keys they need, no port shared with a
+ * plain listener, and the context built now, so -t and a reload see a bad
+ * certificate or key before any client does. Without, the other keys are
+ * left unchecked (nothing uses them).
+ */
+static void
+config_check_tls(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t listen = config_row_index("tls", "listen");
+	size_t cert = config_row_index("tls", "client_certificate");
+	size_t user = config_row_index("tls", "client_user");
+	static const char *const keys[] = { "listen", "certificate", "key",
+	    "client_ca", "client_certificate", "client_user" };
+	char text[ADDR_STRLEN], why[1024];
+	unsigned before = ld->nerrors;
+	struct tls_settings set;
+
+	if (cfg->tls_nlisten == 0)
+		return;
+	/* A bad value is reported already. */
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (ld->row_bad[config_row_index("tls", keys[i])])
+			return;
+	if (cfg->tls_certificate == NULL || cfg->tls_key == NULL)
+		config_error(ld, ld->row_line[listen], "[tls] listen: needs "
+		    "[tls] certificate and key");
+	if (cfg->tls_client_cert != TLS_CLIENT_CERT_NONE &&
+	    cfg->tls_client_ca == NULL)
+		config_error(ld, ld->row_line[cert], "[tls] "
+		    "client_certificate: needs [tls] client_ca, the CAs "
+		    "client certificates are checked against");
+	/* With optional, a client without a certificate logs in the
+	 * ordinary way. */
+	if (cfg->tls_client_user != TLS_CLIENT_USER_NONE &&
+	    cfg->tls_client_cert == TLS_CLIENT_CERT_NONE)
+		config_error(ld, ld->row_line[user], "[tls] client_user: "
+		    "needs [tls] client_certificate = optional or require");
+	for (size_t i = 0; i < cfg->tls_nlisten; i++) {
+		const struct config_addr *t = &cfg->tls_listen[i];
+
+		addr_format((const struct sockaddr *)&t->ss, text,
+		    sizeof(text));
+		for (size_t j = 0; j < cfg->nlisten; j++)
+			if (config_addr_overlap(t, &cfg->listen[j])) {
+				config_error(ld, ld->row_line[listen], "[tls] "
+				    "listen: %s is also a [server] listen "
+				    "address; one port cannot serve both plain "
+				    "and TLS", text);
+				break;
+			}
+		if (cfg->metrics_listen.len > 0 &&
+		    config_addr_overlap(t, &cfg->metrics_listen))
+			config_error(ld, ld->row_line[listen], "[tls] listen: "
+			    "%s is also the [metrics] listen address", text);
+	}
+	if (ld->nerrors > before)
+		return;
+	set = (struct tls_settings){
+		.certificate = cfg->tls_certificate,
+		.key = cfg->tls_key,
+		.client_ca = cfg->tls_client_ca,
+		.client_cert = cfg->tls_client_cert,
+		.client_user = cfg->tls_client_user,
+	};
+	if ((cfg->tls = tls_ctx_new(&set, why, sizeof(why))) == NULL)
+		config_tls_error(ld, why);
+}
+
 /* Rules that let only some clients in are as good as a password here. */
 bool
 config_listener_allowed(const struct config *cfg, const struct sockaddr *sa)
@@ -533,11 +650,21 @@ config_listener_allowed(const struct config *cfg, const struct sockaddr *sa)
 	    rules_restrict_clients(cfg->rules);
 }
 
+/* A client certificate that must verify is a login of its own. */
+bool
+config_tls_listener_allowed(const struct config *cfg,
+    const struct sockaddr *sa)
+{
+	return config_listener_allowed(cfg, sa) ||
+	    cfg->tls_client_cert == TLS_CLIENT_CERT_REQUIRE;
+}
+
 static void
 config_check_open(struct config_load *ld)
 {
 	struct config *cfg = ld->cfg;
 	size_t listen = config_row_index("server", "listen");
+	size_t tls_listen = config_row_index("tls", "listen");
 	char text[ADDR_STRLEN];
 
 	/* A bad method or allow_open is reported already; guessing the
@@ -555,6 +682,19 @@ config_check_open(struct config_load *ld)
 		addr_format(sa, text, sizeof(text));
 		config_error(ld, ld->row_line[listen], "[server] listen: %s is "
 		    CONFIG_OPEN_PROXY_WHY, text);
+	}
+	if (ld->row_bad[tls_listen] ||
+	    ld->row_bad[config_row_index("tls", "client_certificate")])
+		return;
+	for (size_t i = 0; i < cfg->tls_nlisten; i++) {
+		const struct sockaddr *sa =
+		    (const struct sockaddr *)&cfg->tls_listen[i].ss;
+
+		if (config_tls_listener_allowed(cfg, sa))
+			continue;
+		addr_format(sa, text, sizeof(text));
+		config_error(ld, ld->row_line[tls_listen], "[tls] listen: %s "
+		    "is " CONFIG_OPEN_PROXY_WHY CONFIG_OPEN_PROXY_TLS, text);
 	}
 }
 
@@ -640,6 +780,7 @@ config_load(const char *path, FILE *errors)
 		config_check_routes(&ld);
 		config_check_users(&ld);
 		config_check_hosts(&ld);
+		config_check_tls(&ld);
 		config_check_open(&ld);
 	}
 	config_instances_free(&ld);
@@ -686,6 +827,7 @@ config_free(struct config *cfg)
 	if (cfg->users != NULL)
 		users_free(cfg->users);
 	hosts_unref(cfg->hosts);
+	tls_ctx_free(cfg->tls);
 	rules_free(cfg->rules);
 	upstreams_free(cfg->upstreams);
 	free(cfg->path);

@@ -258,6 +258,9 @@ config_parse_listen(const struct config_row *row, void *base, char *value,
 	list = calloc(row->max, sizeof(*list));
 	if (list == NULL)
 		return config_why(why, whylen, "out of memory");
+	/* A row with min 0 takes an empty list: no such listeners. */
+	if (*value == '\0' && row->min == 0)
+		cursor = NULL;
 	while ((item = config_next_item(&cursor)) != NULL) {
 		if (config_listen_add(row, list, n, item, why, whylen) == -1) {
 			free(list);

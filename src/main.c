@@ -14,6 +14,7 @@
 #include "socks5d/log.h"
 #include "socks5d/passwd.h"
 #include "socks5d/server.h"
+#include "socks5d/tls_ctx.h"
 #include "socks5d/version.h"
 #include "socks5d/workers.h"
 
@@ -120,6 +121,12 @@ main(int argc, char **argv)
 	/* Until the config names a target: stderr, with "<N>" priorities
 	 * when that is the journal (warnings while loading, too). */
 	log_set_target(false);
+	/* Before any config builds a TLS context and before the workers
+	 * fork: every process derives its ticket keys from this secret. */
+	if (tls_tickets_init() == -1) {
+		fprintf(stderr, "socks5d: cannot make a TLS ticket secret\n");
+		return 1;
+	}
 	if ((cfg = main_load_config(path)) == NULL)
 		return 2;
 	if (test_only) {

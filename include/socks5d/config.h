@@ -27,6 +27,8 @@ enum auth_method { AUTH_NONE, AUTH_PASSWORD };
 enum dns_family { DNS_FAMILY_AUTO, DNS_FAMILY_IPV4, DNS_FAMILY_IPV6 };
 enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 
+struct tls_ctx;
+
 struct config_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -113,6 +115,16 @@ struct config {
 
 	/* [metrics] */
 	struct config_addr metrics_listen;     /* len 0: no /metrics */
+
+	/* [tls] */
+	struct config_addr tls_listen[CONFIG_MAX_LISTEN];
+	size_t tls_nlisten;
+	char *tls_certificate;
+	char *tls_key;
+	char *tls_client_ca;           /* NULL: none */
+	int tls_client_cert;           /* enum tls_client_cert */
+	int tls_client_user;           /* enum tls_client_user */
+	struct tls_ctx *tls;           /* built when tls_nlisten > 0 */
 };
 
 /*
@@ -146,11 +158,21 @@ bool config_addr_is_loopback(const struct sockaddr *sa);
 bool config_listener_allowed(const struct config *cfg,
     const struct sockaddr *sa);
 
+/*
+ * The guard for a [tls] listen address: the same, except that
+ * client_certificate = require lets no one in without a certificate from
+ * client_ca, which is as good as a password.
+ */
+bool config_tls_listener_allowed(const struct config *cfg,
+    const struct sockaddr *sa);
+
 /* What a refusal by the guard says after naming the address. */
 #define CONFIG_OPEN_PROXY_WHY "not a loopback address (or its clients come " \
 	"through the balancers of proxy_protocol_from) and [auth] method = " \
 	"none: this would be an open proxy; set [auth] method = password, " \
 	"add [rule] sections that restrict client, or allow_open = yes if " \
 	"that is intended"
+/* What it adds for a [tls] listen address. */
+#define CONFIG_OPEN_PROXY_TLS "; or set [tls] client_certificate = require"
 
 #endif

@@ -56,7 +56,7 @@ struct config_row {
 	const char *def;                        /* NULL: none, left unset */
 	bool required;                          /* named: must be set */
 
-	unsigned min, max;                      /* UINT; LISTEN: max count */
+	unsigned min, max;                      /* UINT; LISTEN: counts */
 	const struct config_enum_name *names;   /* ENUM, ENUM_SET: NULL-ended */
 	int family;                             /* IP */
 	size_t count_offset;                    /* LISTEN */
@@ -67,7 +67,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 56
+#define CONFIG_NROWS 62
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

@@ -260,11 +260,25 @@ def test_every_key_has_type_default_and_example():
     assert problems == [], "socks5d.conf(5):\n" + "\n".join(problems)
 
 
+def tls_files(directory):
+    """A self-signed certificate, its key (mode 600) and the certificate
+    again as a client CA, made with the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=doc-example", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o600)
+    return {("tls", "certificate"): str(cert), ("tls", "key"): str(key),
+            ("tls", "client_ca"): str(cert)}
+
+
 def test_manual_examples_make_a_valid_config(tmp_path, users_file):
     """All the examples together are a config `socks5d -t` accepts (the
     [rule NAME] ones in one rule). Files an example names need not exist
-    here, so those two keys point at files that do."""
+    here, so the keys that name files point at files that do."""
     files = {("auth", "users_file"): str(users_file), ("dns", "hosts_file"): "/etc/hosts",
+             **tls_files(tmp_path),
              # via names the [upstream NAME] the examples make.
              ("outbound", "via"): "doc-example", ("rule", "via"): "doc-example"}
     sections = {}

@@ -27,6 +27,9 @@
 #include "socks5d/request.h"
 #include "socks5d/rules.h"
 #include "socks5d/socks5.h"
+#include "socks5d/tls_ctx.h"
+
+#include "tls_certs.h"
 
 static char test_dir[] = "/tmp/socks5d-test-config-XXXXXX";
 static char test_users_line[crypto_pwhash_STRBYTES + 16];
@@ -481,7 +484,7 @@ test_unknown_section_and_key(void **state)
 	assert_null(l.cfg);
 	test_has_error(&l, 3, "[bogus]: unknown section (known: [server], "
 	    "[auth], [timeouts], [dns], [outbound], [bind], [udp], [limits], "
-	    "[http], [metrics], [rule NAME], [upstream NAME])");
+	    "[http], [metrics], [tls], [rule NAME], [upstream NAME])");
 	test_has_error(&l, 8, "[dns] nope: unknown key");
 	test_has_error(&l, 9, "[rules office]: unknown section");
 	/* Keys under an unknown section are not errors of their own. */
@@ -1118,6 +1121,212 @@ test_teardown(void **state)
 	return nftw(test_dir, test_rm, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A certificate and key for [tls] in the test dir: cert.pem (also as
+ * ca.pem), key.pem (0640), open-key.pem (0644), and other-key.pem, which
+ * does not match. */
+static void
+test_write_tls_files(void)
+{
+	static bool done;
+	struct tc_spec spec = { .cn = "proxy.test" };
+	EVP_PKEY *other;
+	char path[256];
+	X509 *x;
+
+	if (done)
+		return;
+	done = true;
+	spec.key = tc_key();
+	other = tc_key();
+	x = tc_cert(&spec);
+	snprintf(path, sizeof(path), "%s/cert.pem", test_dir);
+	tc_write_certs(path, x, NULL);
+	snprintf(path, sizeof(path), "%s/ca.pem", test_dir);
+	tc_write_certs(path, x, NULL);
+	snprintf(path, sizeof(path), "%s/key.pem", test_dir);
+	tc_write_key(path, spec.key, 0640);
+	snprintf(path, sizeof(path), "%s/open-key.pem", test_dir);
+	tc_write_key(path, spec.key, 0644);
+	snprintf(path, sizeof(path), "%s/other-key.pem", test_dir);
+	tc_write_key(path, other, 0600);
+	X509_free(x);
+	EVP_PKEY_free(spec.key);
+	EVP_PKEY_free(other);
+}
+
+static void
+test_tls_keys(void **state)
+{
+	struct loaded l;
+	char buf[ADDR_STRLEN], want[512];
+
+	(void)state;
+	test_write_tls_files();
+	/* Off by default; the other keys alone build nothing. */
+	test_load(&l, "");
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->tls_nlisten, 0);
+	assert_null(l.cfg->tls_certificate);
+	assert_null(l.cfg->tls_key);
+	assert_null(l.cfg->tls_client_ca);
+	assert_int_equal(l.cfg->tls_client_cert, TLS_CLIENT_CERT_NONE);
+	assert_int_equal(l.cfg->tls_client_user, TLS_CLIENT_USER_NONE);
+	assert_null(l.cfg->tls);
+	test_done(&l);
+	test_load(&l, "[tls]\nlisten =\ncertificate = missing.pem\n"
+	    "client_certificate = require\nclient_user = san-email\n");
+	test_loads_clean(&l);
+	assert_null(l.cfg->tls);
+	assert_int_equal(l.cfg->tls_client_user, TLS_CLIENT_USER_SAN_EMAIL);
+	test_done(&l);
+
+	/* Paths are relative to the config file. */
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443, [::1]:8443\n"
+	    "certificate = cert.pem\nkey = key.pem\nclient_ca = ca.pem\n"
+	    "client_certificate = optional\nclient_user = cn\n");
+	test_loads_clean(&l);
+	assert_int_equal(l.cfg->tls_nlisten, 2);
+	assert_string_equal(test_addr_text(&l.cfg->tls_listen[1], buf),
+	    "[::1]:8443");
+	snprintf(want, sizeof(want), "%s/cert.pem", test_dir);
+	assert_string_equal(l.cfg->tls_certificate, want);
+	assert_int_equal(l.cfg->tls_client_cert, TLS_CLIENT_CERT_OPTIONAL);
+	assert_int_equal(l.cfg->tls_client_user, TLS_CLIENT_USER_CN);
+	assert_non_null(l.cfg->tls);
+	assert_int_equal(tls_ctx_client_user(l.cfg->tls), TLS_CLIENT_USER_CN);
+	test_done(&l);
+
+	test_bad_value("tls", "client_certificate", "yes",
+	    "must be one of none, optional, require; got \"yes\"");
+	test_bad_value("tls", "client_user", "email",
+	    "must be one of none, cn, san-email, san-dns; got \"email\"");
+	test_bad_value("tls", "listen", "127.0.0.1",
+	    "\"127.0.0.1\" is not an IP:port");
+	test_bad_value("tls", "listen", "127.0.0.1:1, ",
+	    "empty item in the list");
+}
+
+/* What [tls] needs, each reported at the line that is wrong. */
+static void
+test_tls_errors(void **state)
+{
+	struct loaded l;
+	char want[512];
+
+	(void)state;
+	test_write_tls_files();
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443\ncertificate = "
+	    "cert.pem\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 2, "[tls] listen: needs [tls] certificate and key");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443\ncertificate = "
+	    "cert.pem\nkey = key.pem\nclient_certificate = require\n"
+	    "client_user = cn\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 5, "[tls] client_certificate: needs [tls] "
+	    "client_ca");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443\ncertificate = "
+	    "cert.pem\nkey = key.pem\nclient_user = cn\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 5, "[tls] client_user: needs [tls] "
+	    "client_certificate = optional or require");
+	test_done(&l);
+
+	/* One port, plain and TLS: also through a wildcard. */
+	test_load(&l, "[server]\nlisten = 127.0.0.1:1080\n[tls]\n"
+	    "listen = [::1]:1080, 127.0.0.1:1080\ncertificate = cert.pem\n"
+	    "key = key.pem\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 4, "[tls] listen: 127.0.0.1:1080 is also a "
+	    "[server] listen address; one port cannot serve both plain and "
+	    "TLS");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+	test_load(&l, "[server]\nlisten = 0.0.0.0:1080\nallow_open = yes\n"
+	    "[tls]\nlisten = 127.0.0.1:1080, [::1]:1080\n"
+	    "certificate = cert.pem\nkey = key.pem\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 5, "[tls] listen: 127.0.0.1:1080 is also");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	/* The files, under their own keys. */
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443\ncertificate = "
+	    "nope.pem\nkey = key.pem\n");
+	assert_null(l.cfg);
+	snprintf(want, sizeof(want), "[tls] certificate: %s/nope.pem: cannot "
+	    "open: No such file or directory", test_dir);
+	test_has_error(&l, 3, want);
+	test_done(&l);
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443\ncertificate = "
+	    "cert.pem\n\nkey = other-key.pem\n");
+	assert_null(l.cfg);
+	snprintf(want, sizeof(want), "[tls] key: %s/other-key.pem: does not "
+	    "match the certificate %s/cert.pem", test_dir, test_dir);
+	test_has_error(&l, 5, want);
+	test_done(&l);
+	test_load(&l, "[tls]\nkey = open-key.pem\nlisten = 127.0.0.1:8443\n"
+	    "certificate = cert.pem\n");
+	assert_null(l.cfg);
+	snprintf(want, sizeof(want), "[tls] key: %s/open-key.pem: readable by "
+	    "others (mode 0644)", test_dir);
+	test_has_error(&l, 2, want);
+	test_done(&l);
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443\ncertificate = "
+	    "cert.pem\nkey = key.pem\nclient_ca = /dev/null\n"
+	    "client_certificate = optional\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 5, "[tls] client_ca: /dev/null: not a regular "
+	    "file");
+	test_done(&l);
+}
+
+/* The open-proxy guard covers [tls] listen too; a required client
+ * certificate is a login of its own. */
+static void
+test_tls_open_proxy_guard(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	test_write_tls_files();
+	test_load(&l, "[tls]\nlisten = 127.0.0.1:8443, 0.0.0.0:8443\n"
+	    "certificate = cert.pem\nkey = key.pem\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 2, "[tls] listen: 0.0.0.0:8443 is not a loopback "
+	    "address (or its clients come through the balancers of "
+	    "proxy_protocol_from) and [auth] method = none: this would be an "
+	    "open proxy; set [auth] method = password, add [rule] sections "
+	    "that restrict client, or allow_open = yes if that is intended; "
+	    "or set [tls] client_certificate = require");
+	assert_int_equal(test_count_lines(l.errs), 1);
+	test_done(&l);
+
+	test_load(&l, "[tls]\nlisten = 0.0.0.0:8443\ncertificate = cert.pem\n"
+	    "key = key.pem\nclient_ca = ca.pem\n"
+	    "client_certificate = optional\n");
+	assert_null(l.cfg);
+	test_has_error(&l, 2, "[tls] listen: 0.0.0.0:8443 is not a loopback");
+	test_done(&l);
+
+	test_load(&l, "[tls]\nlisten = 0.0.0.0:8443\ncertificate = cert.pem\n"
+	    "key = key.pem\nclient_ca = ca.pem\n"
+	    "client_certificate = require\n");
+	test_loads_clean(&l);
+	assert_true(config_tls_listener_allowed(l.cfg,
+	    (const struct sockaddr *)&l.cfg->tls_listen[0].ss));
+	/* Not the plain listeners, though. */
+	assert_false(config_listener_allowed(l.cfg,
+	    (const struct sockaddr *)&l.cfg->tls_listen[0].ss));
+	test_done(&l);
+}
+
 /* The lists new with the front-ends: protocols (a set of names) and
  * proxy_protocol_from (networks). Each bad value names itself. */
 static void
@@ -1177,6 +1386,9 @@ main(void)
 		cmocka_unit_test(test_key_set_twice),
 		cmocka_unit_test(test_rule_list_keys_append),
 		cmocka_unit_test(test_protocol_lists),
+		cmocka_unit_test(test_tls_keys),
+		cmocka_unit_test(test_tls_errors),
+		cmocka_unit_test(test_tls_open_proxy_guard),
 	};
 
 	return cmocka_run_group_tests(tests, test_setup, test_teardown);
