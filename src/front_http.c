@@ -149,8 +149,7 @@ http_front_advance(struct session *s)
 		    "bad-request");
 		return FRONTEND_STOP;
 	}
-	if (s->srv->cfg->auth_method == AUTH_PASSWORD &&
-	    hs->phase != PHASE_AUTHED &&
+	if (frontend_password_required(s) && hs->phase != PHASE_AUTHED &&
 	    http_front_login(s, &req) != FRONTEND_CONTINUE)
 		return FRONTEND_STOP;
 	hs->req.cmd = REQUEST_CMD_CONNECT;

@@ -40,9 +40,13 @@ socks5_front_greeting(struct session *s)
 		session_close(s, "bad-version");
 		return FRONTEND_STOP;
 	}
-	/* The server's policy decides, not the order the client offers. */
-	method = s->srv->cfg->auth_method == AUTH_PASSWORD ?
-	    SOCKS5_METHOD_PASSWORD : SOCKS5_METHOD_NONE;
+	/* The server's policy decides, not the order the client offers. A
+	 * client certificate is the login; a client that offers only a
+	 * password may still send one, which then proves nothing more. */
+	method = frontend_password_required(s) ? SOCKS5_METHOD_PASSWORD :
+	    SOCKS5_METHOD_NONE;
+	if (s->cert_login && !socks5_greeting_offers(&greeting, method))
+		method = SOCKS5_METHOD_PASSWORD;
 	if (status != SOCKS5_OK || !socks5_greeting_offers(&greeting, method)) {
 		socks5_front_reject_method(s);
 		return FRONTEND_STOP;
@@ -85,6 +89,20 @@ socks5_front_login_ok(struct session *s)
 	return FRONTEND_CONTINUE;
 }
 
+/* A password from a client whose certificate logged it in already. */
+static enum frontend_step
+socks5_front_password_ignored(struct session *s)
+{
+	static const uint8_t ok[2] = { SOCKS5_AUTH_VERSION, SOCKS5_AUTH_OK };
+
+	if (frontend_send(s, ok, sizeof(ok)) == -1) {
+		session_close(s, "reset");
+		return FRONTEND_STOP;
+	}
+	s->hs->phase = PHASE_REQUEST;
+	return FRONTEND_CONTINUE;
+}
+
 static void
 socks5_front_auth_done(void *arg, bool ok)
 {
@@ -116,6 +134,11 @@ socks5_front_credentials(struct session *s)
 		return FRONTEND_STOP;
 	}
 	frontend_consume(s, used);
+	if (s->cert_login) {
+		/* The certificate's user stays, counted once. */
+		sodium_memzero(&cred, sizeof(cred));
+		return socks5_front_password_ignored(s);
+	}
 	login = frontend_login_check(s, cred.user, cred.ulen, cred.password,
 	    cred.plen, socks5_front_auth_done);
 	sodium_memzero(&cred, sizeof(cred));

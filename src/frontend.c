@@ -25,6 +25,7 @@
 #include "socks5d/proxy_header.h"
 #include "socks5d/session.h"
 #include "socks5d/socks4.h"
+#include "socks5d/tls_front.h"
 
 /* How often a session whose buffer is full checks on its client. */
 #define FRONTEND_FULL_PROBE_SECONDS 1.0
@@ -49,7 +50,7 @@ int
 frontend_send(struct session *s, const uint8_t *msg, size_t len)
 {
 	/* Handshake answers are a few bytes on a fresh socket: they fit. */
-	return write(s->client_fd, msg, len) == (ssize_t)len ? 0 : -1;
+	return session_client_write(s, msg, len) == (ssize_t)len ? 0 : -1;
 }
 
 enum frontend_login
@@ -73,6 +74,12 @@ frontend_login_check(struct session *s, const char *user, size_t ulen,
 	default:
 		return FRONTEND_LOGIN_FAILED;
 	}
+}
+
+bool
+frontend_password_required(const struct session *s)
+{
+	return s->srv->cfg->auth_method == AUTH_PASSWORD && !s->cert_login;
 }
 
 void
@@ -116,8 +123,10 @@ frontend_pick(struct session *s)
 
 	s->frontend = frontend_detect(s->hs->buf[0]);
 	if (s->frontend == NULL) {
-		/* No protocol we speak: there is no way to answer. */
-		session_close(s, "bad-version");
+		/* No protocol we speak: there is no way to answer. A TLS
+		 * client belongs on a [tls] listen port. */
+		session_close(s, s->hs->buf[0] == TLS_CONTENT_HANDSHAKE ?
+		    "unexpected-tls" : "bad-version");
 		return false;
 	}
 	if ((s->srv->cfg->protocols & 1u << s->frontend->proto) == 0) {
@@ -215,6 +224,20 @@ frontend_refuse_untrusted_header(struct session *s)
 	}
 }
 
+static void frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* TLS is up: the client's bytes come through it from now on. */
+static void
+frontend_tls_done(struct session *s)
+{
+	struct ev_loop *loop = s->srv->loop;
+
+	ev_io_stop(loop, &s->client_io);
+	ev_set_cb(&s->client_io, frontend_read_cb);
+	ev_io_modify(&s->client_io, EV_READ);
+	ev_io_start(loop, &s->client_io);
+}
+
 static enum frontend_step
 frontend_advance(struct session *s)
 {
@@ -222,6 +245,11 @@ frontend_advance(struct session *s)
 
 	if (s->hs->proxy_header_due)
 		return frontend_proxy_header(s);
+	if (s->hs->tls_due) {
+		if (s->hs->len == 0)
+			return FRONTEND_NEED_INPUT;
+		return tls_front_begin(s, frontend_tls_done);
+	}
 	if (s->frontend == NULL) {
 		if (s->hs->len == 0)
 			return FRONTEND_NEED_INPUT;
@@ -296,6 +324,20 @@ frontend_full_probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		session_close(s, "client-eof");
 }
 
+/* Watch the client for these events (EV_READ, or EV_WRITE while TLS
+ * has to send first), changing the watcher only when they change. */
+static void
+frontend_watch(struct session *s, int events)
+{
+	struct ev_loop *loop = s->srv->loop;
+
+	if ((s->client_io.events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(loop, &s->client_io);
+	ev_io_modify(&s->client_io, events);
+	ev_io_start(loop, &s->client_io);
+}
+
 static void
 frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -309,6 +351,7 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	    s->frontend->handshake_slack : 0);
 	size_t space = hs->len < limit ? limit - hs->len : 0;
 	ssize_t n;
+	int wants;
 
 	(void)revents;
 	if (space == 0) {
@@ -318,11 +361,16 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			ev_timer_start(loop, &hs->full_probe);
 		return;
 	}
-	n = read(s->client_fd, hs->buf + hs->len, space);
+	n = session_client_read(s, hs->buf + hs->len, space, &wants);
 	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
+		if (errno == EAGAIN || errno == EINTR) {
+			/* TLS may have to send (a key update) first. */
+			frontend_watch(s, wants == EV_WRITE ? EV_WRITE :
+			    EV_READ);
 			return;
-		session_close(s, errno == ECONNRESET ? "reset" : "error");
+		}
+		session_close(s, errno == ECONNRESET ? "reset" :
+		    errno == EPROTO ? "tls-error" : "error");
 		return;
 	}
 	if (n == 0) {
@@ -337,18 +385,26 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	hs->len += (size_t)n;
-	if (s->state != SESSION_HANDSHAKE)
+	frontend_watch(s, EV_READ);
+	/* A TLS record larger than the room left: OpenSSL holds the rest,
+	 * and no socket event will say so. (Stopping the watcher, as a
+	 * close does, drops the fed event.) */
+	if (s->ssl != NULL && SSL_pending(s->ssl) > 0)
+		ev_feed_event(loop, w, EV_READ);
+	if (s->state != SESSION_HANDSHAKE && s->state != SESSION_TLS)
 		return;         /* early payload, kept for the target */
 	while (frontend_advance(s) == FRONTEND_CONTINUE)
 		;
 }
 
 void
-frontend_start(struct session *s)
+frontend_start(struct session *s, bool tls)
 {
 	s->hs->session = s;
 	s->hs->proxy_header_due = cidr_set_has(&s->srv->cfg->proxy_from,
 	    &s->client_addr.sa);
+	if ((s->hs->tls_due = tls))
+		session_set_state(s, SESSION_TLS);
 	ev_timer_init(&s->hs->full_probe, frontend_full_probe_cb,
 	    FRONTEND_FULL_PROBE_SECONDS, FRONTEND_FULL_PROBE_SECONDS);
 	ev_io_init(&s->client_io, frontend_read_cb, s->client_fd, EV_READ);

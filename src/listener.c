@@ -84,19 +84,51 @@ fail:
 	return -1;
 }
 
-/* A new SOCKS listening socket for addr, or -1 (logged). */
+/* A new listening socket for addr, or -1 (logged). */
 static int
-listener_open(const struct config_addr *addr)
+listener_open(const struct config_addr *addr, bool tls)
 {
 	char text[ADDR_STRLEN];
 	int fd;
 
-	if ((fd = listener_socket(addr, LISTEN_BACKLOG, "listen")) != -1) {
+	if ((fd = listener_socket(addr, LISTEN_BACKLOG, tls ? "tls listen" :
+	    "listen")) != -1) {
 		addr_format((const struct sockaddr *)&addr->ss, text,
 		    sizeof(text));
-		log_info("listening on %s", text);
+		log_info("listening on %s%s", text, tls ? " (TLS)" : "");
 	}
 	return fd;
+}
+
+/* Every address a config listens on: [server] listen, then [tls]
+ * listen. */
+static size_t
+listener_count(const struct config *cfg)
+{
+	return cfg->nlisten + cfg->tls_nlisten;
+}
+
+static const struct config_addr *
+listener_addr(const struct config *cfg, size_t i, bool *tls)
+{
+	*tls = i >= cfg->nlisten;
+	return *tls ? &cfg->tls_listen[i - cfg->nlisten] : &cfg->listen[i];
+}
+
+static bool
+listener_same_addr(const struct config_addr *a, const struct config_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* Is sa one of the config's [tls] listen addresses? */
+static bool
+listener_is_tls_addr(const struct config *cfg, const struct config_addr *a)
+{
+	for (size_t i = 0; i < cfg->tls_nlisten; i++)
+		if (listener_same_addr(&cfg->tls_listen[i], a))
+			return true;
+	return false;
 }
 
 static void listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -190,19 +222,20 @@ listener_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		if ((s = session_accept(srv, fd, &peer.sa)) != NULL)
-			frontend_start(s);
+			frontend_start(s, l->tls);
 	}
 }
 
 static void
 listener_init(struct listener *l, struct server *srv, int fd,
-    const struct config_addr *addr)
+    const struct config_addr *addr, bool tls)
 {
 	int one = 1;
 
 	l->srv = srv;
 	l->fd = fd;
 	l->addr = *addr;
+	l->tls = tls;
 	/* Handshake messages are tiny; do not let Nagle hold the replies,
 	 * nor the relayed request/response traffic. Set here, as Linux
 	 * copies it to every accepted socket: one system call per
@@ -233,11 +266,16 @@ static int
 listener_guard(const struct config *cfg, int fd, const char *prefix)
 {
 	union sockaddr_any addr;
-	socklen_t len = sizeof(addr);
+	struct config_addr bound;
 	char text[ADDR_STRLEN];
 
+	bound.len = sizeof(bound.ss);
 	/* Not a socket: listener_take_activated says so. */
-	if (getsockname(fd, &addr.sa, &len) == -1 ||
+	if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) == -1)
+		return 0;
+	memcpy(&addr, &bound.ss, sizeof(addr));
+	if (listener_is_tls_addr(cfg, &bound) ?
+	    config_tls_listener_allowed(cfg, &addr.sa) :
 	    config_listener_allowed(cfg, &addr.sa))
 		return 0;
 	addr_format(&addr.sa, text, sizeof(text));
@@ -300,6 +338,7 @@ listener_take_activated(struct server *srv)
 		return -1;
 	for (int i = 0; i < count; i++) {
 		int fd = 3 + i, listening = 0;
+		bool tls;
 		socklen_t len = sizeof(listening);
 		struct config_addr addr;
 		char text[ADDR_STRLEN];
@@ -314,11 +353,13 @@ listener_take_activated(struct server *srv)
 		}
 		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-		listener_init(&srv->listeners[i], srv, fd, &addr);
+		tls = listener_is_tls_addr(srv->cfg, &addr);
+		listener_init(&srv->listeners[i], srv, fd, &addr, tls);
 		srv->nlisteners++;
 		addr_format((const struct sockaddr *)&addr.ss, text,
 		    sizeof(text));
-		log_info("listening on %s (socket activation)", text);
+		log_info("listening on %s (socket activation%s)", text,
+		    tls ? ", TLS" : "");
 	}
 	srv->activated = true;
 	return (int)count;
@@ -336,17 +377,19 @@ listener_open_all(struct server *srv)
 			listener_close_all(srv);
 		return taken == -1 ? -1 : 0;
 	}
-	srv->listeners = calloc(cfg->nlisten, sizeof(*srv->listeners));
+	srv->listeners = calloc(listener_count(cfg), sizeof(*srv->listeners));
 	if (srv->listeners == NULL)
 		return -1;
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		int fd = listener_open(&cfg->listen[i]);
+	for (size_t i = 0; i < listener_count(cfg); i++) {
+		bool tls;
+		const struct config_addr *addr = listener_addr(cfg, i, &tls);
+		int fd = listener_open(addr, tls);
 
 		if (fd == -1) {
 			listener_close_all(srv);
 			return -1;
 		}
-		listener_init(&srv->listeners[i], srv, fd, &cfg->listen[i]);
+		listener_init(&srv->listeners[i], srv, fd, addr, tls);
 		srv->nlisteners++;
 	}
 	return 0;
@@ -366,39 +409,42 @@ listener_release(struct server *srv)
 	srv->nlisteners = 0;
 }
 
-static bool
-listener_same_addr(const struct config_addr *a, const struct config_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
 int
 listener_reload(struct server *srv, const struct config *cfg)
 {
 	struct listener *next;
 	/* For each new listener, the old one whose socket it took, or -1. */
-	int taken_from[CONFIG_MAX_LISTEN];
+	int taken_from[2 * CONFIG_MAX_LISTEN];
 
-	/* Socket-activated listeners belong to the service manager. */
-	if (srv->activated)
+	/* Socket-activated listeners belong to the service manager; which
+	 * of them serve TLS follows [tls] listen. */
+	if (srv->activated) {
+		for (size_t i = 0; i < srv->nlisteners; i++)
+			srv->listeners[i].tls = listener_is_tls_addr(cfg,
+			    &srv->listeners[i].addr);
 		return 0;
-	if ((next = calloc(cfg->nlisten, sizeof(*next))) == NULL)
+	}
+	if ((next = calloc(listener_count(cfg), sizeof(*next))) == NULL)
 		return -1;
-	for (size_t i = 0; i < cfg->nlisten; i++) {
+	for (size_t i = 0; i < listener_count(cfg); i++) {
+		bool tls;
+		const struct config_addr *addr = listener_addr(cfg, i, &tls);
 		int fd = -1;
 
 		taken_from[i] = -1;
 		for (size_t j = 0; j < srv->nlisteners; j++) {
+			/* An address moved between plain and TLS keeps its
+			 * socket and serves as it says now. */
 			if (srv->listeners[j].fd != -1 &&
 			    listener_same_addr(&srv->listeners[j].addr,
-			    &cfg->listen[i])) {
+			    addr)) {
 				fd = srv->listeners[j].fd;
 				srv->listeners[j].fd = -1;
 				taken_from[i] = (int)j;
 				break;
 			}
 		}
-		if (fd == -1 && (fd = listener_open(&cfg->listen[i])) == -1) {
+		if (fd == -1 && (fd = listener_open(addr, tls)) == -1) {
 			/* Undo: give taken sockets back, close new ones. */
 			for (size_t k = 0; k < i; k++) {
 				if (taken_from[k] == -1)
@@ -410,11 +456,11 @@ listener_reload(struct server *srv, const struct config *cfg)
 			free(next);
 			return -1;
 		}
-		listener_init(&next[i], srv, fd, &cfg->listen[i]);
+		listener_init(&next[i], srv, fd, addr, tls);
 	}
 	listener_release(srv);
 	srv->listeners = next;
-	srv->nlisteners = cfg->nlisten;
+	srv->nlisteners = listener_count(cfg);
 	if (!accept_paused)
 		listener_start_all(srv);
 	return 0;

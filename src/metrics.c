@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <openssl/ssl.h>
 
 #include "socks5d/log.h"
 
@@ -43,9 +44,16 @@ static const char *const failure_labels[] = {
 	"no-method", "auth-failed", "handshake-timeout", "client-eof",
 	"bad-version", "protocol-off", "bad-request", "auth-required",
 	"bad-proxy-header", "untrusted-proxy-header", "refused", "rejected",
-	"reset", "error", "nomem", "shutdown", "other",
+	"reset", "error", "nomem", "shutdown", "unexpected-tls",
+	TLS_FAILURE_LABELS, "other",
 };
 #define FAILURE_COUNT ARRAY_LEN(failure_labels)
+
+/* The TLS versions a handshake may agree on, and the others. */
+static const char *const tls_version_labels[] = { "1.2", "1.3", "other" };
+#define TLS_VERSIONS ARRAY_LEN(tls_version_labels)
+static const char *const tls_failure_labels[] = { TLS_FAILURE_LABELS };
+#define TLS_FAILURES ARRAY_LEN(tls_failure_labels)
 
 /* Also the access log's words for UDP drops. */
 static const char *const udp_drop_labels[METRICS_UDP_DROP_COUNT] = {
@@ -91,6 +99,9 @@ struct metrics_slot {
 	uint64_t protocols[PROTO_LABELS];
 	uint64_t failures[FAILURE_COUNT];
 	uint64_t auth_ok, auth_failed;
+	uint64_t tls_sessions[TLS_VERSIONS];
+	uint64_t tls_resumed;
+	uint64_t tls_failures[TLS_FAILURES];
 	uint64_t replies[REPLY_CODES];
 	uint64_t bytes_up, bytes_down;
 	uint64_t dns_lookups, dns_failures;
@@ -248,6 +259,26 @@ metrics_count_auth(bool ok)
 		METRICS_ADD(auth_ok, 1);
 	else
 		METRICS_ADD(auth_failed, 1);
+}
+
+void
+metrics_count_tls_session(int version, bool resumed)
+{
+	METRICS_ADD(tls_sessions[version == TLS1_2_VERSION ? 0 :
+	    version == TLS1_3_VERSION ? 1 : 2], 1);
+	if (resumed)
+		METRICS_ADD(tls_resumed, 1);
+}
+
+void
+metrics_count_tls_failure(const char *reason)
+{
+	for (size_t i = 0; i < TLS_FAILURES; i++) {
+		if (strcmp(reason, tls_failure_labels[i]) == 0) {
+			METRICS_ADD(tls_failures[i], 1);
+			return;
+		}
+	}
 }
 
 void
@@ -597,6 +628,26 @@ metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c)
 }
 
 static void
+metrics_render_tls(struct metrics_out *out, const struct metrics_slot *c)
+{
+	metrics_family(out, "socks5d_tls_sessions_total", "counter",
+	    "TLS handshakes completed on [tls] listeners, by TLS version.");
+	for (size_t i = 0; i < TLS_VERSIONS; i++)
+		metrics_sample(out, "socks5d_tls_sessions_total", "version",
+		    tls_version_labels[i], c->tls_sessions[i]);
+	metrics_family(out, "socks5d_tls_resumed_total", "counter",
+	    "TLS handshakes that resumed a session from a ticket.");
+	metrics_sample(out, "socks5d_tls_resumed_total", NULL, NULL,
+	    c->tls_resumed);
+	metrics_family(out, "socks5d_tls_handshake_failures_total", "counter",
+	    "TLS handshakes that failed, by reason (the access log's close "
+	    "word).");
+	for (size_t i = 0; i < TLS_FAILURES; i++)
+		metrics_sample(out, "socks5d_tls_handshake_failures_total",
+		    "reason", tls_failure_labels[i], c->tls_failures[i]);
+}
+
+static void
 metrics_render_replies(struct metrics_out *out, const struct metrics_slot *c)
 {
 	char code[4];
@@ -829,6 +880,7 @@ metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 		buf[0] = '\0';
 	metrics_sum(&total);
 	metrics_render_sessions(&out, &total);
+	metrics_render_tls(&out, &total);
 	metrics_render_replies(&out, &total);
 	metrics_render_dns(&out, &total);
 	metrics_render_udp(&out, &total);

@@ -11,6 +11,11 @@
  * through a pipe. The first read of RELAY_BULK_READ or more shows bulk
  * data; from then on, once the buffer has drained (bytes leave in order),
  * the direction splices.
+ *
+ * A TLS side is read and written through OpenSSL, so its relay copies;
+ * a TLS read may have to wait for the socket to take a write first (a key
+ * update), and a write for a read, which is what from_wants and to_wants
+ * track.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +27,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/relay.h"
+#include "socks5d/tls_io.h"
 
 static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -81,9 +87,12 @@ static bool
 relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 {
 	/* off is 0 in splice mode, and in copy mode whenever the buffer
-	 * drained, so this is "there is room to read into". */
+	 * drained, so this is "there is room to read into"; for TLS, room
+	 * for a whole record, so OpenSSL keeps none of it back. */
+	size_t least = d->from_ssl != NULL ? TLS_RECORD_MAX : 1;
+
 	return !d->eof && !d->stalled &&
-	    d->off + d->pending < relay_dir_capacity(r, d);
+	    d->off + d->pending + least <= relay_dir_capacity(r, d);
 }
 
 /* Bytes that may be written: all pending ones, but while a filter holds
@@ -110,6 +119,8 @@ relay_errno_reason(int err)
 		return "reset";
 	case ETIMEDOUT:
 		return "timeout";
+	case EPROTO:
+		return "tls-error";
 	case ENOMEM:
 	case EMFILE:
 	case ENFILE:
@@ -147,6 +158,8 @@ relay_dir_finish(const struct relay *r, struct relay_dir *d)
 	if (d->eof && d->pending == 0 && !d->done) {
 		/* ENOTCONN here means the peer is gone; the other
 		 * direction's I/O will report that. */
+		if (d->to_ssl != NULL)
+			tls_io_close_notify(d->to_ssl);
 		if (!other->done)
 			(void)shutdown(d->to, SHUT_WR);
 		d->done = true;
@@ -171,6 +184,9 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 	if (d->buf == NULL && (d->buf = relay_copy_buf_get()) == NULL)
 		return -1;
 	*room = relay_dir_capacity(r, d) - end;
+	if (d->from_ssl != NULL)
+		return tls_io_read(d->from_ssl, d->buf + end, *room,
+		    &d->from_wants);
 	return read(d->from, d->buf + end, *room);
 }
 
@@ -220,6 +236,9 @@ relay_drain(struct relay_dir *d)
 	if (d->buf == NULL)
 		return splice(d->pipe[0], NULL, d->to, NULL, d->pending,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (d->to_ssl != NULL)
+		return tls_io_write(d->to_ssl, d->buf + d->off,
+		    relay_dir_ready(d), &d->to_wants);
 	return write(d->to, d->buf + d->off, relay_dir_ready(d));
 }
 
@@ -274,8 +293,11 @@ relay_move(struct relay *r, struct relay_dir *d)
 				/* Less than asked for: the socket is empty
 				 * for now, and another read would only say
 				 * EAGAIN. Level-triggered readiness brings
-				 * us back for whatever comes next. */
-				drained = (size_t)n < room;
+				 * us back for whatever comes next. A TLS
+				 * read takes one record: only a full one
+				 * suggests that more follow. */
+				drained = (size_t)n < (d->from_ssl != NULL ?
+				    TLS_RECORD_MAX : room);
 				if (r->mode == RELAY_SPLICE &&
 				    d->filter == NULL && (spliced ?
 				    !drained : (size_t)n >= RELAY_BULK_READ))
@@ -371,21 +393,33 @@ relay_watch(struct relay *r, ev_io *w, int fd, int events)
 	ev_io_start(r->loop, w);
 }
 
+/* The events a socket is watched for: those its reading direction
+ * (reads) and its writing direction (writes) wait on. */
+static int
+relay_side_events(const struct relay *r, const struct relay_dir *reads,
+    const struct relay_dir *writes)
+{
+	int events = 0;
+
+	if (relay_dir_wants_read(r, reads))
+		events |= reads->from_wants != 0 ? reads->from_wants : EV_READ;
+	if (relay_dir_wants_write(writes))
+		events |= writes->to_wants != 0 ? writes->to_wants : EV_WRITE;
+	return events;
+}
+
 static void
 relay_update_watchers(struct relay *r)
 {
-	int client_events = 0, target_events = 0;
-
-	if (relay_dir_wants_read(r, &r->up))
-		client_events |= EV_READ;
-	if (relay_dir_wants_write(&r->down))
-		client_events |= EV_WRITE;
-	if (relay_dir_wants_read(r, &r->down))
-		target_events |= EV_READ;
-	if (relay_dir_wants_write(&r->up))
-		target_events |= EV_WRITE;
-	relay_watch(r, r->client_io, r->up.from, client_events);
-	relay_watch(r, r->target_io, r->down.from, target_events);
+	relay_watch(r, r->client_io, r->up.from,
+	    relay_side_events(r, &r->up, &r->down));
+	relay_watch(r, r->target_io, r->down.from,
+	    relay_side_events(r, &r->down, &r->up));
+	/* Decrypted bytes OpenSSL still holds (read before the relay
+	 * started) make no socket readable: come back for them. */
+	if (r->up.from_ssl != NULL && relay_dir_wants_read(r, &r->up) &&
+	    SSL_pending(r->up.from_ssl) > 0)
+		ev_feed_event(r->loop, r->client_io, EV_READ);
 }
 
 /* Either pump failed (reason set) or both directions may be finished. */
@@ -413,12 +447,17 @@ relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	bool is_client = w == r->client_io;
 	struct relay_dir *reads_here = is_client ? &r->up : &r->down;
 	struct relay_dir *writes_here = is_client ? &r->down : &r->up;
+	/* The event each direction waits for on this socket. */
+	int reads_on = reads_here->from_wants != 0 ? reads_here->from_wants :
+	    EV_READ;
+	int writes_on = writes_here->to_wants != 0 ? writes_here->to_wants :
+	    EV_WRITE;
 	const char *reason = NULL;
 
 	(void)loop;
-	if (revents & EV_READ)
+	if (revents & reads_on)
 		reason = relay_pump(r, reads_here);
-	if (reason == NULL && (revents & EV_WRITE))
+	if (reason == NULL && (revents & writes_on))
 		reason = relay_pump(r, writes_here);
 	relay_after_pump(r, reason);
 }
@@ -453,6 +492,11 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	r->on_end = on_end;
 	relay_dir_init(&r->up, client.fd, target.fd);
 	relay_dir_init(&r->down, target.fd, client.fd);
+	r->up.from_ssl = r->down.to_ssl = client.ssl;
+	r->down.from_ssl = r->up.to_ssl = target.ssl;
+	/* Bytes through OpenSSL pass through userspace anyway. */
+	if (client.ssl != NULL || target.ssl != NULL)
+		r->mode = RELAY_COPY;
 	r->client_io = client.io;
 	r->target_io = target.io;
 	/* Stopped first: a started watcher's callback must not change. */

@@ -23,6 +23,7 @@
 #include "socks5d/metrics.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
+#include "socks5d/tls_io.h"
 
 /* How long an error reply may wait for the client to read it and close. */
 #define LINGER_SECONDS      2.0
@@ -33,6 +34,7 @@
 	((struct session *)((char *)(w) - offsetof(struct session, member)))
 
 static const char *const state_names[] = {
+	[SESSION_TLS] = "tls",
 	[SESSION_HANDSHAKE] = "handshake",
 	[SESSION_AUTH_WAIT] = "auth-wait",
 	[SESSION_RESOLVING] = "resolving",
@@ -100,6 +102,10 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	switch (s->state) {
+	case SESSION_TLS:
+		metrics_count_tls_failure("tls-timeout");
+		session_close(s, "tls-timeout");
+		return;
 	case SESSION_HANDSHAKE:
 	case SESSION_AUTH_WAIT:
 		session_close(s, "handshake-timeout");
@@ -121,6 +127,21 @@ session_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		session_close(s, s->linger_reason);
 		return;
 	}
+}
+
+/* Tell the heap watch what the live sessions weigh. */
+static void
+session_heap_watch(struct server *srv)
+{
+	heap_watch_sessions(&srv->heap, srv->nsessions +
+	    (HEAP_TLS_WEIGHT - 1) * srv->ntls);
+}
+
+void
+session_tls_attached(struct session *s)
+{
+	s->srv->ntls++;
+	session_heap_watch(s->srv);
 }
 
 struct session *
@@ -161,7 +182,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 		srv->sessions->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
-	heap_watch_sessions(&srv->heap, srv->nsessions);
+	session_heap_watch(srv);
 	metrics_add_active(0, 1);
 
 	ev_init(&s->timer, session_timer_cb);
@@ -200,6 +221,28 @@ session_totals(const struct session *s, uint64_t *up, uint64_t *down,
 		s->command->log_fields(s, up, down, extra, extralen);
 }
 
+/* " tls=1.3 sni=NAME resumed=yes" for a TLS client whose handshake got
+ * that far (sni and resumed only when there is something to say). */
+static void
+session_log_tls(const struct session *s, char *extra, size_t extralen)
+{
+	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+	size_t used = strlen(extra);
+	char name[SOCKS5_NAME_MAX + 1];
+
+	if (!SSL_is_init_finished(s->ssl))
+		return;
+	used += (size_t)snprintf(extra + used, extralen - used, " tls=%s",
+	    SSL_version(s->ssl) == TLS1_3_VERSION ? "1.3" : "1.2");
+	if (used < extralen && sni != NULL) {
+		log_safe_text(sni, name, sizeof(name));
+		used += (size_t)snprintf(extra + used, extralen - used,
+		    " sni=%s", name);
+	}
+	if (used < extralen && SSL_session_reused(s->ssl) == 1)
+		snprintf(extra + used, extralen - used, " resumed=yes");
+}
+
 static void
 session_log_access(const struct session *s, const char *reason)
 {
@@ -234,6 +277,8 @@ session_log_access(const struct session *s, const char *reason)
 
 		snprintf(extra + used, sizeof(extra) - used, " via=%s", s->via);
 	}
+	if (s->ssl != NULL)
+		session_log_tls(s, extra, sizeof(extra));
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s proto=%s cmd=%s dest=%s addr=%s "
 	    "reply=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
@@ -310,6 +355,10 @@ session_close(struct session *s, const char *reason)
 	policy_release(s);
 	if (s->command != NULL && s->command->teardown != NULL)
 		s->command->teardown(s);
+	if (s->ssl != NULL) {
+		tls_io_close_notify(s->ssl);
+		SSL_free(s->ssl);
+	}
 	close(s->client_fd);
 	if (s->target_fd != -1)
 		close(s->target_fd);
@@ -321,7 +370,9 @@ session_close(struct session *s, const char *reason)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	srv->nsessions--;
-	heap_watch_sessions(&srv->heap, srv->nsessions);
+	if (s->ssl != NULL)
+		srv->ntls--;
+	session_heap_watch(srv);
 	free(s->user);
 	free(s->dest);
 	free(s->rule);
@@ -372,7 +423,10 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 
 	/* Best effort: a short write just means the client reads less. */
 	if (len > 0)
-		(void)!write(s->client_fd, msg, len);
+		(void)session_client_write(s, msg, len);
+	/* What the client sends from now on is read raw and dropped. */
+	if (s->ssl != NULL)
+		tls_io_close_notify(s->ssl);
 	session_free_handshake(s);
 	ev_io_stop(loop, &s->target_io);
 	if (s->target_fd != -1) {
@@ -435,7 +489,26 @@ session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
 	 * reply this small always fits; a short write means a dead client. */
 	if (len == 0)
 		return 0;
-	return write(s->client_fd, msg, len) == (ssize_t)len ? 0 : -1;
+	return session_client_write(s, msg, len) == (ssize_t)len ? 0 : -1;
+}
+
+ssize_t
+session_client_read(struct session *s, void *buf, size_t len, int *wants)
+{
+	*wants = 0;
+	if (s->ssl != NULL)
+		return tls_io_read(s->ssl, buf, len, wants);
+	return read(s->client_fd, buf, len);
+}
+
+ssize_t
+session_client_write(struct session *s, const void *buf, size_t len)
+{
+	int wants;
+
+	if (s->ssl != NULL)
+		return tls_io_write(s->ssl, buf, len, &wants);
+	return write(s->client_fd, buf, len);
 }
 
 void
@@ -491,8 +564,8 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		return;
 	}
 	if (relay_start(&s->relay, srv->loop, &srv->pipes, srv->cfg->relay,
-	    (struct relay_side){ s->client_fd, &s->client_io },
-	    (struct relay_side){ s->target_fd, &s->target_io },
+	    (struct relay_side){ s->client_fd, &s->client_io, s->ssl },
+	    (struct relay_side){ s->target_fd, &s->target_io, NULL },
 	    s->hs->buf, s->hs->len, s->hs->client_eof,
 	    session_relay_end) == -1) {
 		session_close(s, "nomem");

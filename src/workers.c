@@ -376,6 +376,12 @@ workers_probe_listeners(const struct config *cfg)
 			return -1;
 		close(fd);
 	}
+	for (size_t i = 0; i < cfg->tls_nlisten; i++) {
+		if ((fd = listener_socket(&cfg->tls_listen[i], 1,
+		    "tls listen")) == -1)
+			return -1;
+		close(fd);
+	}
 	if (cfg->metrics_listen.len != 0) {
 		if ((fd = listener_socket(&cfg->metrics_listen, 1,
 		    "metrics listen")) == -1)

@@ -60,8 +60,9 @@ extern const struct frontend frontend_socks5;
 extern const struct frontend frontend_socks4;
 extern const struct frontend frontend_http;
 
-/* Arm the client watcher for the first bytes. */
-void frontend_start(struct session *s);
+/* Arm the client watcher for the first bytes; tls: from a [tls] listen
+ * socket, so TLS comes first (after a PROXY header, when one is due). */
+void frontend_start(struct session *s, bool tls);
 
 /* Parse on after a wait (a login checked off the loop) ended well. */
 void frontend_resume(struct session *s);
@@ -82,6 +83,10 @@ enum frontend_login { FRONTEND_LOGIN_OK, FRONTEND_LOGIN_FAILED,
 enum frontend_login frontend_login_check(struct session *s, const char *user,
     size_t ulen, const char *password, size_t plen,
     auth_done_cb *cb);
+
+/* Must the client log in with a password? [auth] method = password,
+ * unless a verified TLS client certificate named the user already. */
+bool frontend_password_required(const struct session *s);
 
 /* A login's verdict, counted once: /metrics, the user limit on success,
  * the failed-login ban and a log line (never the password) on failure. */

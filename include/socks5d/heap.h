@@ -13,6 +13,10 @@
  * rest of a burst that ends at once (a timeout that struck them all) is
  * gone by then. */
 #define HEAP_TRIM_DELAY		0.5
+/* What a TLS session weighs against a plain one: OpenSSL's state for a
+ * handshake is tens of KiB, so a burst of a hundred is one worth giving
+ * back. */
+#define HEAP_TLS_WEIGHT		16
 
 struct heap_watch {
 	ev_timer	 timer;

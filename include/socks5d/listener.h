@@ -17,10 +17,12 @@ struct listener {
 	int fd;
 	ev_io io;
 	struct config_addr addr;
+	bool tls;              /* a [tls] listen socket */
 };
 
 /* Take the sockets of systemd socket activation when $LISTEN_PID names
- * this process, else open every [server] listen address. Returns 0, or -1
+ * this process (those bound to a [tls] listen address serve TLS), else
+ * open every [server] and [tls] listen address. Returns 0, or -1
  * with errors logged (and nothing left open). */
 int listener_open_all(struct server *srv);
 /* Move to cfg's listen addresses: keep sockets whose address stays, open

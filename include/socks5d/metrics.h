@@ -84,6 +84,14 @@ void metrics_count_small_pipe(void);
 void metrics_count_reply(uint8_t rep);
 /* An RFC 1929 login was accepted or refused. */
 void metrics_count_auth(bool ok);
+/* A TLS handshake completed with this version (SSL_version()), resumed
+ * from a ticket or not; one failed, for reason (one of
+ * TLS_FAILURE_LABELS, the access log's close word). */
+void metrics_count_tls_session(int version, bool resumed);
+void metrics_count_tls_failure(const char *reason);
+#define TLS_FAILURE_LABELS "not-tls", "tls-timeout", "tls-eof", \
+	"tls-version", "tls-cipher", "tls-client-cert", "tls-alert", \
+	"tls-error"
 /* A name lookup started; one ended after seconds, with or without an
  * address. */
 void metrics_count_dns_lookup(void);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "socks5d/config.h"
 #include "socks5d/pipe_pool.h"
@@ -48,6 +49,11 @@ typedef enum relay_filter_result relay_filter_fn(uint8_t *buf, size_t *len,
 struct relay_dir {
 	int from;
 	int to;
+	SSL *from_ssl;         /* TLS on "from" (copying only), or NULL */
+	SSL *to_ssl;           /* TLS on "to", or NULL */
+	int from_wants;        /* a TLS read waits for this event on
+	                          "from" (EV_WRITE: a key update to send) */
+	int to_wants;          /* a TLS write waits for this one on "to" */
 	int pipe[2];           /* splicing: -1 while nothing is in flight */
 	size_t pipe_size;      /* bytes the pipe held now takes */
 	uint8_t *buf;          /* copying: NULL while nothing is in flight */
@@ -88,8 +94,9 @@ struct relay {
 };
 
 /*
- * One end of the relay: a connected socket and the watcher the caller
- * already had on it (stopped or not), which the relay reuses. libev
+ * One end of the relay: a connected socket, its TLS connection when it
+ * has one (the relay then copies, through OpenSSL), and the watcher the
+ * caller already had on it (stopped or not), which the relay reuses. libev
  * treats a watcher newly set on an fd as a possibly new file and adds the
  * fd to epoll again, a failed epoll_ctl (EEXIST) per session; the same
  * watcher on the same fd only changes its events. If io was set on
@@ -99,6 +106,7 @@ struct relay {
 struct relay_side {
 	int fd;
 	ev_io *io;
+	SSL *ssl;              /* TLS on fd (after its handshake), or NULL */
 };
 
 /*

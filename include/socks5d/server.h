@@ -33,6 +33,7 @@ struct server {
 	struct pipe_pool pipes;
 	struct session *sessions;      /* doubly linked, newest first */
 	unsigned nsessions;
+	unsigned ntls;                 /* of them, with a TLS connection */
 	unsigned max_clients;          /* in effect: see nofile_fit() */
 	struct heap_watch heap;        /* gives memory back after bursts */
 	bool stopping;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "socks5d/relay.h"
 #include "socks5d/request.h"
@@ -16,6 +17,7 @@
 #include "socks5d/server.h"
 
 enum session_state {
+	SESSION_TLS,           /* a TLS listener's handshake */
 	SESSION_HANDSHAKE,     /* the front-end reads its messages */
 	SESSION_AUTH_WAIT,     /* password being verified off the loop */
 	SESSION_RESOLVING,     /* the request's name being looked up */
@@ -42,6 +44,8 @@ struct handshake {
 	bool client_eof;               /* client half-closed after its request */
 	uint8_t phase;                 /* the front-end's own parse state */
 	bool proxy_header_due;         /* a trusted balancer: PROXY first */
+	bool tls_due;                  /* a TLS listener: TLS next */
+	void (*tls_done)(struct session *);  /* handshake done: reads on */
 	int64_t upload_left;           /* the front-end's: client bytes that
 	                                * may follow buf to the target, -1
 	                                * for no limit */
@@ -64,6 +68,7 @@ struct session {
 	enum session_state state;
 	int client_fd;
 	int target_fd;
+	SSL *ssl;                          /* a TLS client, or NULL */
 	ev_io client_io;
 	ev_io target_io;
 	ev_timer timer;
@@ -82,6 +87,8 @@ struct session {
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */
+	bool cert_login;                   /* user named by a client
+	                                    * certificate: no password */
 	uint8_t cmd;                       /* 0 until a request was read */
 	uint8_t active_cmd;                /* cmd as /metrics counts it open */
 	int reply;                         /* -1 until a reply is sent */
@@ -144,6 +151,17 @@ int session_grow_handshake(struct session *s, size_t size);
 /* Wipe (it may have held a password) and free the handshake state, for a
  * command that goes on without it (UDP ASSOCIATE). */
 void session_free_handshake(struct session *s);
+
+/* Read from and write to the client, through TLS when it has it, with
+ * read(2) and write(2) conventions (tls_io.h). *wants: the event a read
+ * that returned -1/EAGAIN waits for. */
+ssize_t session_client_read(struct session *s, void *buf, size_t len,
+    int *wants);
+ssize_t session_client_write(struct session *s, const void *buf, size_t len);
+
+/* The session just got its TLS connection (s->ssl): it weighs more in
+ * the count of what a burst leaves behind. */
+void session_tls_attached(struct session *s);
 
 /* Switch the session's state, logging the transition at debug level. */
 void session_set_state(struct session *s, enum session_state state);

@@ -513,7 +513,7 @@ open_client(int family_index)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s = session_accept(&srv, fd, &peer.sa);
 	if (s != NULL)
-		frontend_start(s);
+		frontend_start(s, false);
 	return client;
 }
 

@@ -330,7 +330,7 @@ def test_shipped_config_mentions_every_key():
 def access_log_fields():
     """The access-log line's key=value fields in the order the daemon writes
     them: session.c's format, the UDP association's fields (udp.c, with the
-    drop reasons of metrics.c), then session.c's rule field."""
+    drop reasons of metrics.c), then session.c's rule, via and TLS fields."""
     session = (REPO_ROOT / "src/session.c").read_text()
     fmt = re.search(r'log_info\("session (.*?)\);', session, re.S)
     assert fmt, "the access-log format was not found in src/session.c"
@@ -345,6 +345,9 @@ def access_log_fields():
     fields.append("rule")
     assert '" via=%s"' in session, "session.c no longer writes via="
     fields.append("via")
+    for tls_field in ('" tls=%s"', '" sni=%s"', '" resumed=yes"'):
+        assert tls_field in session, f"session.c no longer writes {tls_field}"
+        fields.append(re.search(r"(\w+)=", tls_field).group(1))
     assert fields[:3] == ["client", "user", "proto"] and "drop_stranger" in fields, fields
     return fields
 
