@@ -428,6 +428,9 @@ bind_via_listening(struct session *s, uint8_t rep, int fd,
 	ev_io_init(&s->target_io, bind_via_peer_cb, fd, EV_READ);
 	s->target_io.data = s;
 	ev_io_start(s->srv->loop, &s->target_io);
+	/* Through TLS the second reply may be decrypted already. */
+	if (s->target_ssl != NULL && SSL_pending(s->target_ssl) > 0)
+		ev_feed_event(s->srv->loop, &s->target_io, EV_READ);
 	session_set_timeout(s, s->srv->cfg->timeout_bind);
 }
 

@@ -120,6 +120,10 @@ static const struct config_enum_name config_tls_client_user_names[] = {
 #define ROW_UPSTREAM_UINT(name, field, dflt, lo, hi)                    \
 	{ ROW_UPSTREAM(name, CONFIG_UINT, field, dflt), .min = (lo),    \
 	  .max = (hi) }
+#define ROW_UPSTREAM_PATH(name, field, dflt)                            \
+	{ ROW_UPSTREAM(name, CONFIG_PATH, field, dflt) }
+#define ROW_UPSTREAM_BOOL(name, field, dflt)                            \
+	{ ROW_UPSTREAM(name, CONFIG_BOOL, field, dflt) }
 /* A [rule NAME] key: no default (unset matches anything). */
 #define ROW_RULE(name, req)                                             \
 	{ .section = "rule ", .named = true,                            \
@@ -249,6 +253,8 @@ const struct config_row config_rows[] = {
 	ROW_UPSTREAM_URLS("url"),
 	ROW_UPSTREAM_UINT("fail_after", fail_after, "3", 1, 100),
 	ROW_UPSTREAM_UINT("retry_after", retry_after, "30", 1, 86400),
+	ROW_UPSTREAM_PATH("tls_ca", tls_ca, ""),
+	ROW_UPSTREAM_BOOL("tls_verify", tls_verify, "yes"),
 };
 
 _Static_assert(sizeof(config_rows) / sizeof(config_rows[0]) == CONFIG_NROWS,

@@ -21,6 +21,7 @@
 #include "socks5d/hosts.h"
 #include "socks5d/log.h"
 #include "socks5d/rules.h"
+#include "socks5d/tls_client.h"
 #include "socks5d/tls_ctx.h"
 
 /* One named section ("[rule office]") as the file gave it. */
@@ -472,6 +473,25 @@ config_member_is_us(const struct config *cfg, const struct upstream_member *m)
 	return false;
 }
 
+/* An upstream with TLS members gets its client context now, so a CA file
+ * that cannot be read is the config's error. */
+static void
+config_upstream_tls(struct config_load *ld, struct upstream *u)
+{
+	char why[512];
+	bool any = false;
+
+	for (size_t j = 0; j < u->n; j++)
+		any = any || u->members[j].tls;
+	if (!any)
+		return;
+	if ((u->tls = tls_client_ctx_new(u->tls_ca, u->tls_verify, why,
+	    sizeof(why))) == NULL)
+		config_error(ld, config_named_key_line(ld, "upstream", u->name,
+		    u->tls_ca != NULL ? "tls_ca" : "url"), "[upstream %s] %s: %s",
+		    u->name, u->tls_ca != NULL ? "tls_ca" : "url", why);
+}
+
 /* Every via names an [upstream NAME]; members get their health records;
  * no member is ourselves. */
 static void
@@ -493,6 +513,8 @@ config_check_routes(struct config_load *ld)
 				config_error(ld, line, "[upstream %s] url: "
 				    "member %zu is this daemon's own listener "
 				    "(a loop)", u->name, j + 1);
+		config_upstream_tls(ld, upstreams_find(cfg->upstreams,
+		    u->name));
 	}
 	if (cfg->via_name != NULL &&
 	    (cfg->via = upstreams_find(cfg->upstreams, cfg->via_name)) == NULL)

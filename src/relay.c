@@ -420,6 +420,9 @@ relay_update_watchers(struct relay *r)
 	if (r->up.from_ssl != NULL && relay_dir_wants_read(r, &r->up) &&
 	    SSL_pending(r->up.from_ssl) > 0)
 		ev_feed_event(r->loop, r->client_io, EV_READ);
+	if (r->down.from_ssl != NULL && relay_dir_wants_read(r, &r->down) &&
+	    SSL_pending(r->down.from_ssl) > 0)
+		ev_feed_event(r->loop, r->target_io, EV_READ);
 }
 
 /* Either pump failed (reason set) or both directions may be finished. */

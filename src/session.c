@@ -348,6 +348,12 @@ session_close(struct session *s, const char *reason)
 	session_count_metrics(s, reason);
 	session_free_handshake(s);
 	relay_stop(&s->relay);
+	/* Before a command's teardown closes the socket under it. */
+	if (s->target_ssl != NULL) {
+		tls_io_close_notify(s->target_ssl);
+		SSL_free(s->target_ssl);
+		s->target_ssl = NULL;
+	}
 	ev_io_stop(srv->loop, &s->client_io);
 	ev_io_stop(srv->loop, &s->target_io);
 	ev_timer_stop(srv->loop, &s->timer);
@@ -429,6 +435,10 @@ session_send_final(struct session *s, const uint8_t *msg, size_t len,
 		tls_io_close_notify(s->ssl);
 	session_free_handshake(s);
 	ev_io_stop(loop, &s->target_io);
+	if (s->target_ssl != NULL) {
+		SSL_free(s->target_ssl);
+		s->target_ssl = NULL;
+	}
 	if (s->target_fd != -1) {
 		close(s->target_fd);
 		s->target_fd = -1;
@@ -565,7 +575,7 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 	}
 	if (relay_start(&s->relay, srv->loop, &srv->pipes, srv->cfg->relay,
 	    (struct relay_side){ s->client_fd, &s->client_io, s->ssl },
-	    (struct relay_side){ s->target_fd, &s->target_io, NULL },
+	    (struct relay_side){ s->target_fd, &s->target_io, s->target_ssl },
 	    s->hs->buf, s->hs->len, s->hs->client_eof,
 	    session_relay_end) == -1) {
 		session_close(s, "nomem");

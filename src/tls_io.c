@@ -54,6 +54,19 @@ tls_io_read(SSL *ssl, void *buf, size_t len, int *wants)
 }
 
 ssize_t
+tls_io_peek(SSL *ssl, void *buf, size_t len, int *wants)
+{
+	size_t n;
+
+	*wants = 0;
+	ERR_clear_error();
+	errno = 0;
+	if (SSL_peek_ex(ssl, buf, len, &n) == 1)
+		return (ssize_t)n;
+	return tls_io_failed(ssl, wants);
+}
+
+ssize_t
 tls_io_write(SSL *ssl, const void *buf, size_t len, int *wants)
 {
 	size_t n;

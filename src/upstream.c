@@ -62,6 +62,8 @@ upstream_free(struct upstream *u)
 {
 	upstream_members_wipe(u->members, u->n);
 	free(u->name);
+	free(u->tls_ca);
+	SSL_CTX_free(u->tls);
 	free(u);
 }
 
@@ -73,6 +75,11 @@ upstream_copy(struct upstream *dst, const struct upstream *src)
 	*dst = *src;
 	dst->name = strdup(src->name);
 	ok = dst->name != NULL;
+	/* The context is shared, counted; the CA path served its purpose
+	 * when the context was built. */
+	dst->tls_ca = NULL;
+	if (dst->tls != NULL)
+		SSL_CTX_up_ref(dst->tls);
 	for (size_t i = 0; i < src->n; i++) {
 		const struct upstream_member *m = &src->members[i];
 		struct upstream_member *c = &dst->members[i];
@@ -95,6 +102,7 @@ upstream_copy_release(struct upstream *u)
 {
 	upstream_members_wipe(u->members, u->n);
 	free(u->name);
+	SSL_CTX_free(u->tls);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -289,10 +297,14 @@ upstream_parse_hostport(struct upstream_member *m, const char *s, size_t len,
 static const struct {
 	const char *prefix;
 	enum upstream_scheme scheme;
+	bool tls;
 } upstream_schemes[] = {
-	{ "socks5://", UPSTREAM_SOCKS5 },
-	{ "socks5h://", UPSTREAM_SOCKS5H },
-	{ "http://", UPSTREAM_HTTP },
+	{ "socks5://", UPSTREAM_SOCKS5, false },
+	{ "socks5h://", UPSTREAM_SOCKS5H, false },
+	{ "http://", UPSTREAM_HTTP, false },
+	{ "socks5+tls://", UPSTREAM_SOCKS5, true },
+	{ "socks5h+tls://", UPSTREAM_SOCKS5H, true },
+	{ "https://", UPSTREAM_HTTP, true },
 };
 
 static int
@@ -308,13 +320,15 @@ upstream_parse_url(struct upstream_member *m, const char *url, size_t member,
 
 		if (strncasecmp(url, upstream_schemes[i].prefix, plen) == 0) {
 			m->scheme = upstream_schemes[i].scheme;
+			m->tls = upstream_schemes[i].tls;
 			rest = url + plen;
 			break;
 		}
 	}
 	if (rest == NULL)
 		return upstream_why(why, whylen, member,
-		    "the scheme must be socks5://, socks5h:// or http://");
+		    "the scheme must be socks5://, socks5h://, http://, "
+		    "socks5+tls://, socks5h+tls:// or https://");
 	len = strlen(rest);
 	if ((at = memchr(rest, '@', len)) != NULL) {
 		const char *colon = memchr(rest, ':', (size_t)(at - rest));

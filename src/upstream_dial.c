@@ -4,7 +4,10 @@
  * Each member goes resolve -> race -> handshake on the session's target
  * watcher and timer. Replies are peeked and then read to their exact
  * length: whatever the upstream sends after its reply already belongs to
- * the destination and must stay in the socket for the relay.
+ * the destination and must stay in the socket for the relay. A TLS member
+ * (socks5+tls://, https://) gets its TLS handshake first and everything
+ * after it through OpenSSL; what OpenSSL holds after the reply is the
+ * relay's (it reads that first).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +18,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "socks5d/connect.h"
 #include "socks5d/egress.h"
@@ -24,6 +29,8 @@
 #include "socks5d/policy.h"
 #include "socks5d/resolver.h"
 #include "socks5d/session.h"
+#include "socks5d/tls_client.h"
+#include "socks5d/tls_io.h"
 #include "socks5d/upstream_dial.h"
 
 enum dial_step {
@@ -31,6 +38,7 @@ enum dial_step {
 	DIAL_RESOLVING_DST,     /* the destination, for a socks5:// member */
 	DIAL_RESOLVING,         /* the member's host name */
 	DIAL_CONNECTING,        /* racing its addresses */
+	DIAL_TLS,               /* a TLS member's handshake */
 	DIAL_METHOD,            /* SOCKS5: greeting sent */
 	DIAL_AUTH,              /* SOCKS5: login sent */
 	DIAL_REPLY,             /* SOCKS5: request sent */
@@ -51,6 +59,7 @@ struct upstream_dial {
 	struct resolver_query *query;
 	struct happy *happy;
 	int fd;
+	SSL *ssl;                       /* a TLS member's, until finished */
 	union sockaddr_any addr;        /* the member's, connected to */
 	uint8_t in[HTTP_CONNECT_HEAD_MAX];      /* a reply read so far */
 	size_t inlen;
@@ -72,6 +81,10 @@ dial_close(struct upstream_dial *d)
 	}
 	happy_free(d->happy);
 	d->happy = NULL;
+	if (d->ssl != NULL) {
+		SSL_free(d->ssl);
+		d->ssl = NULL;
+	}
 	if (d->fd != -1) {
 		ev_io_stop(s->srv->loop, &s->target_io);
 		close(d->fd);
@@ -106,6 +119,9 @@ dial_finish(struct upstream_dial *d, uint8_t rep, const struct socks5_addr *bnd)
 		ev_io_stop(d->s->srv->loop, &d->s->target_io);
 		fd = d->fd;
 		d->fd = -1;
+		/* The session's now: the relay reads and writes through it. */
+		d->s->target_ssl = d->ssl;
+		d->ssl = NULL;
 	}
 	dial_close(d);
 	d->cb(d->s, rep, fd, &addr, bnd);
@@ -114,9 +130,27 @@ dial_finish(struct upstream_dial *d, uint8_t rep, const struct socks5_addr *bnd)
 static bool
 dial_send(struct upstream_dial *d, const uint8_t *msg, size_t len)
 {
+	int wants;
+
 	/* A fresh connection's send buffer takes a handshake message whole;
 	 * anything short means the member is gone. */
+	if (d->ssl != NULL)
+		return len > 0 && tls_io_write(d->ssl, msg, len, &wants) ==
+		    (ssize_t)len;
 	return len > 0 && send(d->fd, msg, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+/* recv(2) from the member, through TLS when it has it; peek leaves the
+ * bytes to be read again. */
+static ssize_t
+dial_recv(int fd, SSL *ssl, void *buf, size_t len, bool peek)
+{
+	int wants;
+
+	if (ssl != NULL)
+		return peek ? tls_io_peek(ssl, buf, len, &wants) :
+		    tls_io_read(ssl, buf, len, &wants);
+	return recv(fd, buf, len, peek ? MSG_PEEK : 0);
 }
 
 /* What the member is asked for: socks5:// gets an address resolved (and
@@ -232,13 +266,13 @@ dial_socks5_want(const uint8_t *in, size_t len, bool reply)
  * to wake the loop again. 1: whole; 0: wait; -1: closed or garbage.
  */
 static int
-dial_read_socks5(int fd, uint8_t *in, size_t *len, bool reply)
+dial_read_socks5(int fd, SSL *ssl, uint8_t *in, size_t *len, bool reply)
 {
 	size_t want;
 	ssize_t n;
 
 	while ((want = dial_socks5_want(in, *len, reply)) > *len) {
-		n = recv(fd, in + *len, want - *len, 0);
+		n = dial_recv(fd, ssl, in + *len, want - *len, false);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (n <= 0)
@@ -251,14 +285,15 @@ dial_read_socks5(int fd, uint8_t *in, size_t *len, bool reply)
 /*
  * The HTTP response head: peeked, and read to its exact end once it is
  * whole. While it is not, every byte peeked is part of it (its end is not
- * among them) and is read, so the socket is empty again for the loop.
+ * among them) and is read, so the socket is empty again for the loop (and
+ * through TLS, where a peek shows one record, the next record can show).
  * 1: head_len bytes of in hold it; 0: wait; -1: closed, garbage, too long.
  */
 static int
-dial_read_http(int fd, uint8_t *in, size_t *len, size_t cap, int *status,
-    size_t *head_len)
+dial_read_http(int fd, SSL *ssl, uint8_t *in, size_t *len, size_t cap,
+    int *status, size_t *head_len)
 {
-	ssize_t n = recv(fd, in + *len, cap - *len, MSG_PEEK);
+	ssize_t n = dial_recv(fd, ssl, in + *len, cap - *len, true);
 	uint8_t sink[HTTP_CONNECT_HEAD_MAX];
 	size_t take;
 
@@ -277,7 +312,7 @@ dial_read_http(int fd, uint8_t *in, size_t *len, size_t cap, int *status,
 	default:
 		return -1;
 	}
-	if (recv(fd, sink, take, 0) != (ssize_t)take)
+	if (dial_recv(fd, ssl, sink, take, false) != (ssize_t)take)
 		return -1;
 	*len += take;
 	return *len == *head_len ? 1 : 0;
@@ -296,10 +331,10 @@ dial_readable_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (d->step == DIAL_HTTP_HEAD)
-		got = dial_read_http(d->fd, d->in, &d->inlen, sizeof(d->in),
-		    &status, &head_len);
+		got = dial_read_http(d->fd, d->ssl, d->in, &d->inlen,
+		    sizeof(d->in), &status, &head_len);
 	else
-		got = dial_read_socks5(d->fd, d->in, &d->inlen,
+		got = dial_read_socks5(d->fd, d->ssl, d->in, &d->inlen,
 		    d->step == DIAL_REPLY);
 	if (got == 0)
 		return;
@@ -387,6 +422,87 @@ dial_handshake(struct upstream_dial *d)
 	session_set_timeout(s, s->srv->cfg->timeout_connect);
 }
 
+/* -- a TLS member's handshake ------------------------------------------- */
+
+/* Why a TLS member's handshake failed, for the debug log and the member's
+ * health: its certificate (most often) or OpenSSL's reason. */
+static void
+dial_tls_failed(struct upstream_dial *d)
+{
+	long verify = SSL_get_verify_result(d->ssl);
+	char why[256];
+
+	if (verify != X509_V_OK)
+		snprintf(why, sizeof(why), "TLS: certificate: %s",
+		    X509_verify_cert_error_string(verify));
+	else if (ERR_peek_error() != 0)
+		ERR_error_string_n(ERR_peek_error(), why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "TLS: connection closed");
+	ERR_clear_error();
+	log_warnx("upstream %s: %s: %s", d->up.name, d->m->label, why);
+	dial_member_failed(d, REPLY_FAILURE, why);
+}
+
+static void
+dial_tls_step(struct upstream_dial *d)
+{
+	struct session *s = d->s;
+	int ret, events;
+
+	ERR_clear_error();
+	if ((ret = SSL_do_handshake(d->ssl)) == 1) {
+		dial_handshake(d);
+		return;
+	}
+	switch (SSL_get_error(d->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		events = EV_READ;
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		events = EV_WRITE;
+		break;
+	default:
+		dial_tls_failed(d);
+		return;
+	}
+	if ((s->target_io.events & (EV_READ | EV_WRITE)) != events ||
+	    !ev_is_active(&s->target_io)) {
+		ev_io_stop(s->srv->loop, &s->target_io);
+		ev_io_modify(&s->target_io, events);
+		ev_io_start(s->srv->loop, &s->target_io);
+	}
+}
+
+static void
+dial_tls_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dial_tls_step(w->data);
+}
+
+static void
+dial_tls_start(struct upstream_dial *d)
+{
+	struct session *s = d->s;
+
+	if ((d->ssl = tls_client_new_ssl(d->up.tls, d->fd, d->m->host,
+	    d->m->scheme == UPSTREAM_HTTP ? "http/1.1" : NULL)) == NULL) {
+		log_warnx("upstream %s: %s: out of memory", d->up.name,
+		    d->m->label);
+		dial_close(d);
+		d->cb(s, REPLY_FAILURE, -1, NULL, NULL);
+		return;
+	}
+	d->step = DIAL_TLS;
+	ev_io_stop(s->srv->loop, &s->target_io);
+	ev_io_init(&s->target_io, dial_tls_cb, d->fd, EV_WRITE);
+	s->target_io.data = d;
+	session_set_timeout(s, s->srv->cfg->timeout_connect);
+	dial_tls_step(d);
+}
+
 /* -- racing the member's addresses --------------------------------------- */
 
 static int
@@ -449,7 +565,10 @@ dial_connected(void *arg, int fd, const union sockaddr_any *addr, int err)
 	}
 	d->fd = fd;
 	d->addr = *addr;
-	dial_handshake(d);
+	if (d->m->tls)
+		dial_tls_start(d);
+	else
+		dial_handshake(d);
 }
 
 static const struct happy_ops dial_race = {
@@ -613,7 +732,8 @@ upstream_dial_next_reply(struct upstream_dial *d, int fd,
     struct socks5_reply *out)
 {
 	size_t used;
-	int got = dial_read_socks5(fd, d->in, &d->inlen, true);
+	int got = dial_read_socks5(fd, d->s->target_ssl, d->in, &d->inlen,
+	    true);
 
 	if (got != 1)
 		return got;

@@ -69,6 +69,7 @@ struct session {
 	int client_fd;
 	int target_fd;
 	SSL *ssl;                          /* a TLS client, or NULL */
+	SSL *target_ssl;                   /* TLS to an upstream, or NULL */
 	ev_io client_io;
 	ev_io target_io;
 	ev_timer timer;

@@ -23,6 +23,9 @@
  * returns -1/EAGAIN, else 0. */
 ssize_t tls_io_read(SSL *ssl, void *buf, size_t len, int *wants);
 ssize_t tls_io_write(SSL *ssl, const void *buf, size_t len, int *wants);
+/* tls_io_read without taking the bytes: the next read gets them again.
+ * At most one record's worth shows. */
+ssize_t tls_io_peek(SSL *ssl, void *buf, size_t len, int *wants);
 
 /* Send close_notify, best effort (the caller then shuts the socket's
  * write side or closes it). */

@@ -1,6 +1,7 @@
 /*
  * Upstream proxies: "[upstream NAME]" sections, each an ordered list of
- * members (socks5://, socks5h:// or http:// URLs, with optional
+ * members (socks5://, socks5h:// or http:// URLs, and the same inside
+ * TLS: socks5+tls://, socks5h+tls://, https://; with optional
  * credentials) tried in turn, and each member's health. A member that
  * failed fail_after times in a row is skipped for retry_after seconds.
  *
@@ -15,11 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "socks5d/socks5.h"
 
 #define UPSTREAM_MAX_MEMBERS 8
-/* "socks5h://[" name "]:65535" and the NUL: a member's label. */
-#define UPSTREAM_LABEL_MAX   (10 + SOCKS5_NAME_MAX + 9)
+/* "socks5h+tls://[" name "]:65535" and the NUL: a member's label. */
+#define UPSTREAM_LABEL_MAX   (15 + SOCKS5_NAME_MAX + 9)
 
 enum upstream_scheme {
 	UPSTREAM_SOCKS5,        /* names are resolved here, addresses sent */
@@ -36,6 +39,7 @@ struct upstream_health {
 
 struct upstream_member {
 	enum upstream_scheme scheme;
+	bool tls;                          /* socks5+tls, socks5h+tls, https */
 	char host[SOCKS5_NAME_MAX + 1];    /* a name or an IP literal */
 	uint16_t port;
 	char *user, *password;             /* NULL: none; wiped when freed */
@@ -49,6 +53,10 @@ struct upstream {
 	size_t n;
 	unsigned fail_after;
 	unsigned retry_after;
+	char *tls_ca;           /* CAs for TLS members; NULL: the system's */
+	bool tls_verify;        /* check TLS members' certificates */
+	SSL_CTX *tls;           /* built at load when a member is TLS; a
+	                         * copy holds a reference of its own */
 };
 
 /* The [upstream NAME] sections of one config, in file order. */

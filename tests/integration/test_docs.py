@@ -79,6 +79,9 @@ def parser_rows():
             rows[("upstream", a[0])] = Row("UINT", default=a[2], lo=number(a[3]),
                                            hi=number(a[4]))
             continue
+        if kind in ("UPSTREAM_PATH", "UPSTREAM_BOOL"):
+            rows[("upstream", a[0])] = Row(kind.split("_")[1], default=a[2])
+            continue
         row = Row(kind, default=a[4] if kind == "LISTEN" else a[3])
         if kind == "UINT":
             row.lo, row.hi = number(a[4]), number(a[5])

@@ -596,3 +596,128 @@ def test_tickets_resume_at_any_worker(start_daemon, tls_pki):
                              session=session) as again:
             reused.append(again.session_reused)
     assert all(reused), reused
+
+
+# -- BIND and UDP ASSOCIATE inside TLS -------------------------------------------
+
+def test_bind_and_udp_associate_over_tls(start_daemon, tls_pki):
+    from harness.socks5 import CMD_BIND, CMD_UDP
+    from harness.tls import TlsSocks5Client
+    from harness.udp import Association, UdpServer
+    d, tls_addr = start_tls(start_daemon, tls_pki)
+    ctx = tls_client_context(tls_pki)
+    # BIND: both replies come through TLS, then the peer's bytes.
+    client = TlsSocks5Client(open_tls(tls_addr, ctx))
+    client.greet()
+    first = client.request(LOOPBACK4, 0, CMD_BIND)
+    assert first.rep == 0
+    peer = socket.create_connection(first.bound, timeout=IO_TIMEOUT)
+    second = client.read_reply()
+    assert second.rep == 0
+    assert second.bound[1] == peer.getsockname()[1]
+    peer.sendall(b"from the peer")
+    assert client.recv_exact(13) == b"from the peer"
+    client.send(b"to the peer")
+    assert recv_exact(peer, 11) == b"to the peer"
+    peer.close()
+    client.close()
+    d.wait_session(cmd="bind", tls="1.3")
+    # UDP ASSOCIATE: the control connection is TLS, datagrams are not.
+    echo = UdpServer(LOOPBACK4)
+    try:
+        a = Association(tls_addr)
+        a.client.close()
+        a.client = TlsSocks5Client(open_tls(tls_addr, ctx))
+        a.request()
+        a.send(LOOPBACK4, echo.port, b"datagram")
+        assert a.recv() == (LOOPBACK4, echo.port, b"datagram")
+        a.close()
+    finally:
+        echo.close()
+    line = d.wait_session(cmd="udp", close="eof")
+    assert line["dgrams_up"] == line["dgrams_down"] == "1"
+
+
+# -- upstreams over TLS ----------------------------------------------------------
+
+def via(start_daemon, url, **upstream):
+    """A daemon whose every request goes through [upstream u] = url."""
+    return start_daemon(outbound={"via": "u"},
+                        **{"upstream u": {"url": url, "fail_after": 100,
+                                          **upstream}})
+
+
+def test_upstreams_over_tls_verify_the_member(start_daemon, tls_pki):
+    hop, hop_addr = start_tls(start_daemon, tls_pki)
+    port = hop_addr[1]
+    origin = HttpServer()
+    ca = str(tls_pki.ca_cert)
+    try:
+        # SOCKS5 inside TLS to a name, and an HTTPS proxy by address
+        # (checked against the certificate's IP SAN).
+        for url in (f"socks5h+tls://localhost:{port}",
+                    f"socks5+tls://localhost:{port}",
+                    f"https://127.0.0.1:{port}"):
+            d = via(start_daemon, url, tls_ca=ca)
+            result = curl("--socks5-hostname", f"{d.host}:{d.port}",
+                          origin.url("/blob/100000"))
+            assert result.returncode == 0, (url, result.stderr, d.log())
+            assert result.stdout == http_origin_blob(100000)
+            line = d.wait_session(close="eof", via="u")
+            assert line["addr"] == f"127.0.0.1:{port}"
+        hop_lines = [l for l in hop.session_lines() if l.get("tls") == "1.3"]
+        assert {l["proto"] for l in hop_lines} == {"socks5", "http"}, hop_lines
+        # Verification is on by default: the system's CAs do not know
+        # the test CA, so the member fails and the client hears 0x01.
+        d = via(start_daemon, f"socks5h+tls://localhost:{port}")
+        client = Socks5Client(d.address)
+        client.greet()
+        assert client.request(LOOPBACK4, origin.port).rep == 1
+        client.close()
+        d.wait_log(r"upstream u: socks5h\+tls://localhost:\d+: TLS: "
+                   r"certificate: unable to get local issuer certificate")
+        # ... unless the operator turns it off.
+        d = via(start_daemon, f"socks5h+tls://localhost:{port}",
+                tls_verify="no")
+        result = curl("--socks5-hostname", f"{d.host}:{d.port}",
+                      origin.url("/"))
+        assert result.stdout == origin.greeting
+        # A certificate for another name is refused even from a trusted CA.
+        other, other_addr = start_tls(start_daemon, tls_pki,
+                                      cert=tls_pki.wrong_host_server)
+        d = via(start_daemon, f"https://localhost:{other_addr[1]}",
+                tls_ca=ca)
+        result = curl("-o", "/dev/null", "-w", "%{http_code}", "-x",
+                      f"http://{d.host}:{d.port}", origin.url("/"))
+        assert result.stdout == b"502", result
+        d.wait_log(r"certificate: hostname mismatch")
+    finally:
+        origin.close()
+
+
+def test_bind_and_udp_through_a_tls_upstream(start_daemon, tls_pki):
+    from harness.socks5 import CMD_BIND
+    from harness.udp import Association, UdpServer
+    hop, hop_addr = start_tls(start_daemon, tls_pki)
+    d = via(start_daemon, f"socks5+tls://127.0.0.1:{hop_addr[1]}",
+            tls_ca=str(tls_pki.ca_cert))
+    client = Socks5Client(d.address)
+    client.greet()
+    first = client.request(LOOPBACK4, 0, CMD_BIND)
+    assert first.rep == 0
+    peer = socket.create_connection(first.bound, timeout=IO_TIMEOUT)
+    assert client.read_reply().rep == 0
+    peer.sendall(b"hello binder")
+    assert client.recv_exact(12) == b"hello binder"
+    peer.close()
+    client.close()
+    hop.wait_session(cmd="bind", tls="1.3")
+    echo = UdpServer(LOOPBACK4)
+    try:
+        with Association(d.address) as a:
+            a.request()
+            a.send(LOOPBACK4, echo.port, b"through two relays")
+            assert a.recv() == (LOOPBACK4, echo.port, b"through two relays")
+    finally:
+        echo.close()
+    hop.wait_session(cmd="udp", tls="1.3")

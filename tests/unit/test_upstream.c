@@ -55,6 +55,30 @@ test_urls(void **state)
 }
 
 static void
+test_tls_urls(void **state)
+{
+	struct upstreams *set = upstreams_new();
+	struct upstream *u;
+
+	(void)state;
+	u = parsed(set, "sealed", "socks5+tls://a:1, SOCKS5H+TLS://u:p@b:2, "
+	    "https://[::1]:3, http://c:4");
+	assert_int_equal(u->n, 4);
+	assert_int_equal(u->members[0].scheme, UPSTREAM_SOCKS5);
+	assert_true(u->members[0].tls);
+	assert_string_equal(u->members[0].label, "socks5+tls://a:1");
+	assert_int_equal(u->members[1].scheme, UPSTREAM_SOCKS5H);
+	assert_true(u->members[1].tls);
+	assert_string_equal(u->members[1].user, "u");
+	assert_string_equal(u->members[1].label, "socks5h+tls://b:2");
+	assert_int_equal(u->members[2].scheme, UPSTREAM_HTTP);
+	assert_true(u->members[2].tls);
+	assert_string_equal(u->members[2].label, "https://[::1]:3");
+	assert_false(u->members[3].tls);
+	upstreams_free(set);
+}
+
+static void
 test_bad_urls_never_quote_the_value(void **state)
 {
 	static const struct {
@@ -176,6 +200,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_urls),
+		cmocka_unit_test(test_tls_urls),
 		cmocka_unit_test(test_bad_urls_never_quote_the_value),
 		cmocka_unit_test(test_copy_is_deep),
 		cmocka_unit_test(test_health_down_after_failures_and_back),
