@@ -86,11 +86,16 @@ def s_client_session(address, *args, send=b"", expect=None, wait=10):
             chunk = proc.stdout.read()
             out += chunk or b""
             if not sent and b"Verify return code" in out:
-                try:
-                    proc.stdin.write(send)
-                    proc.stdin.flush()
-                except BrokenPipeError:
-                    pass        # it gave up already: its output says why
+                # s_client takes a command ("R", "K") only at the start
+                # of one read of its stdin: each chunk goes alone.
+                for chunk in ([send] if isinstance(send, bytes) else send):
+                    try:
+                        proc.stdin.write(chunk)
+                        proc.stdin.flush()
+                    except BrokenPipeError:
+                        break   # it gave up already: its output says why
+                    time.sleep(0.3)
+                    out += proc.stdout.read() or b""
                 sent = True
             if sent and (expect is None or expect in out):
                 time.sleep(0.3)
@@ -721,3 +726,21 @@ def test_bind_and_udp_through_a_tls_upstream(start_daemon, tls_pki):
     finally:
         echo.close()
     hop.wait_session(cmd="udp", tls="1.3")
+
+
+def test_key_update_mid_tunnel_keeps_the_bytes_flowing(start_daemon, tls_pki,
+                                                     echo_target):
+    d, tls_addr = start_tls(start_daemon, tls_pki)
+    host, port = echo_target.address
+    # s_client's "K" line sends a TLS 1.3 KeyUpdate that asks for ours in
+    # return; the tunnel must carry on with the new keys both ways.
+    out = s_client_session(
+        tls_addr, "-tls1_3", "-crlf", "-CAfile", str(tls_pki.ca_cert),
+        send=[f"CONNECT {host}:{port} HTTP/1.1\n\nbefore\n".encode(), b"K\n",
+              b"after the update\n"],
+        expect=b"after the update\r\n")
+    assert b"200" in out, out
+    assert b"KEYUPDATE" in out, out
+    assert out.count(b"before\r\n") == 1 and b"after the update\r\n" in out, out
+    assert b"K\r\n" not in out        # a command, not data
+    d.wait_session(proto="http", tls="1.3")
