@@ -2,8 +2,8 @@
  * The TLS server context of the [tls] listeners (OpenSSL 3). Every file is
  * opened through file_open_regular and read from that descriptor, so a
  * FIFO cannot stall a reload, and the key's permissions are judged on the
- * very file that is then read. Session tickets are stateless: their keys
- * are derived per hour from one secret made before the workers fork.
+ * very file that is then read. Session tickets are stateless
+ * (tls_tickets.c); the login a client certificate names is tls_user.c's.
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,42 +14,20 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
-#include <sodium.h>
 
 #include "socks5d/file.h"
 #include "socks5d/tls_ctx.h"
-
-/* A login longer than this fits no users file line or rule. */
-#define TLS_USER_MAX 255
-
-/* Ticket keys change every period; a ticket is taken for two (so for 1
- * to 2 hours), and one of the previous period is renewed. */
-#define TLS_TICKET_PERIOD 3600
-#define TLS_TICKET_LIFETIME (2 * TLS_TICKET_PERIOD)
-#define TLS_TICKET_KDF_CONTEXT "sk5dtick"
-#define TLS_TICKET_NAME_LEN 16
+#include "socks5d/tls_tickets.h"
 
 struct tls_ctx {
 	SSL_CTX *ssl_ctx;
 	enum tls_client_user client_user;
 };
-
-struct tls_ticket_keys {
-	unsigned char name[TLS_TICKET_NAME_LEN];
-	unsigned char aes[32];         /* AES-256-CBC */
-	unsigned char hmac[32];        /* HMAC-SHA256 */
-};
-
-static unsigned char tls_ticket_secret[crypto_kdf_KEYBYTES];
-static bool tls_ticket_ready;
 
 static const unsigned char tls_alpn_http11[] = "http/1.1";
 
@@ -421,62 +399,6 @@ tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
-/* The keys of one period: name, cipher and MAC key, all from the secret,
- * so every worker derives the same ones without talking to the others. */
-static void
-tls_ticket_keys(uint64_t period, struct tls_ticket_keys *k)
-{
-	crypto_kdf_derive_from_key(k->name, sizeof(k->name), period * 3,
-	    TLS_TICKET_KDF_CONTEXT, tls_ticket_secret);
-	crypto_kdf_derive_from_key(k->aes, sizeof(k->aes), period * 3 + 1,
-	    TLS_TICKET_KDF_CONTEXT, tls_ticket_secret);
-	crypto_kdf_derive_from_key(k->hmac, sizeof(k->hmac), period * 3 + 2,
-	    TLS_TICKET_KDF_CONTEXT, tls_ticket_secret);
-}
-
-/*
- * SSL_CTX_set_tlsext_ticket_key_evp_cb: enc 1 seals a new ticket with this
- * period's keys (1: done); enc 0 opens one by its key name, 1 for this
- * period, 2 for the previous one (resume, and issue a fresh ticket), 0 for
- * any other (a full handshake). Negative is an error that fails the
- * handshake.
- */
-static int
-tls_ticket_cb(SSL *ssl, unsigned char name[TLS_TICKET_NAME_LEN],
-    unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX *cctx,
-    EVP_MAC_CTX *hctx, int enc)
-{
-	uint64_t period = (uint64_t)time(NULL) / TLS_TICKET_PERIOD;
-	char digest[] = "SHA256";
-	struct tls_ticket_keys k;
-	OSSL_PARAM params[3];
-	int rc = 1;
-
-	(void)ssl;
-	tls_ticket_keys(period, &k);
-	if (enc) {
-		memcpy(name, k.name, sizeof(k.name));
-		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(
-		    EVP_aes_256_cbc())) != 1)
-			rc = -1;
-	} else if (sodium_memcmp(name, k.name, sizeof(k.name)) != 0) {
-		tls_ticket_keys(period - 1, &k);
-		rc = sodium_memcmp(name, k.name, sizeof(k.name)) == 0 ? 2 : 0;
-	}
-	if (rc > 0) {
-		params[0] = OSSL_PARAM_construct_octet_string(
-		    OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac));
-		params[1] = OSSL_PARAM_construct_utf8_string(
-		    OSSL_MAC_PARAM_DIGEST, digest, 0);
-		params[2] = OSSL_PARAM_construct_end();
-		if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv,
-		    enc) != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
-			rc = -1;
-	}
-	sodium_memzero(&k, sizeof(k));
-	return rc;
-}
-
 /*
  * What every TLS session shares. read_ahead stays off: the relay reads
  * with room for a whole record, so nothing is left buffered inside the
@@ -521,7 +443,7 @@ tls_ctx_new(const struct tls_settings *set, char *why, size_t whylen)
 		return NULL;
 	}
 	/* Unit tests; the daemon makes the secret before it forks. */
-	if (!tls_ticket_ready && tls_tickets_init() == -1) {
+	if (!tls_tickets_ready() && tls_tickets_init() == -1) {
 		tls_fail(why, whylen, "cannot make the session ticket secret");
 		return NULL;
 	}
@@ -583,106 +505,4 @@ enum tls_client_user
 tls_ctx_client_user(const struct tls_ctx *ctx)
 {
 	return ctx->client_user;
-}
-
-char *
-tls_client_user_of(SSL *ssl, enum tls_client_user how)
-{
-	X509 *cert;
-
-	if (how == TLS_CLIENT_USER_NONE ||
-	    SSL_get_verify_result(ssl) != X509_V_OK ||
-	    (cert = SSL_get0_peer_certificate(ssl)) == NULL)
-		return NULL;
-	return tls_cert_user(cert, how);
-}
-
-/* Printable ASCII without spaces, as users file names are: anything else
- * could only ever fail to match, or smuggle text into the logs. */
-static char *
-tls_user_copy(const unsigned char *s, int len)
-{
-	if (s == NULL || len < 1 || len > TLS_USER_MAX)
-		return NULL;
-	for (int i = 0; i < len; i++)
-		if (s[i] < 0x21 || s[i] > 0x7e)
-			return NULL;
-	return strndup((const char *)s, (size_t)len);
-}
-
-/* The subject's one commonName; two are ambiguous, so none. */
-static char *
-tls_cert_cn(X509 *cert)
-{
-	const X509_NAME *name = X509_get_subject_name(cert);
-	unsigned char *utf8 = NULL;
-	char *user;
-	int i, len;
-
-	if (name == NULL ||
-	    (i = X509_NAME_get_index_by_NID(name, NID_commonName, -1)) < 0 ||
-	    X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
-		return NULL;
-	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(
-	    X509_NAME_get_entry(name, i)));
-	if (len < 0) {
-		ERR_clear_error();
-		return NULL;
-	}
-	user = tls_user_copy(utf8, len);
-	OPENSSL_free(utf8);
-	return user;
-}
-
-/* The first subjectAltName of this type (GEN_EMAIL, GEN_DNS: both
- * IA5Strings), taken as it is or not at all. */
-static char *
-tls_cert_san(X509 *cert, int type)
-{
-	GENERAL_NAMES *names;
-	char *user = NULL;
-
-	/* NULL also when the extension is there twice. */
-	names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
-	if (names == NULL) {
-		ERR_clear_error();
-		return NULL;
-	}
-	for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
-		const GENERAL_NAME *gen = sk_GENERAL_NAME_value(names, i);
-
-		if (gen->type != type)
-			continue;
-		user = tls_user_copy(ASN1_STRING_get0_data(gen->d.ia5),
-		    ASN1_STRING_length(gen->d.ia5));
-		break;
-	}
-	GENERAL_NAMES_free(names);
-	return user;
-}
-
-char *
-tls_cert_user(X509 *cert, enum tls_client_user how)
-{
-	switch (how) {
-	case TLS_CLIENT_USER_CN:
-		return tls_cert_cn(cert);
-	case TLS_CLIENT_USER_SAN_EMAIL:
-		return tls_cert_san(cert, GEN_EMAIL);
-	case TLS_CLIENT_USER_SAN_DNS:
-		return tls_cert_san(cert, GEN_DNS);
-	case TLS_CLIENT_USER_NONE:
-		break;
-	}
-	return NULL;
-}
-
-int
-tls_tickets_init(void)
-{
-	if (sodium_init() < 0)
-		return -1;
-	crypto_kdf_keygen(tls_ticket_secret);
-	tls_ticket_ready = true;
-	return 0;
 }
