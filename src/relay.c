@@ -90,7 +90,14 @@ relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 	 * drained, so this is "there is room to read into"; for TLS, room
 	 * for a whole record, so OpenSSL keeps none of it back. */
 	size_t least = d->from_ssl != NULL ? TLS_RECORD_MAX : 1;
+	const struct relay_dir *other = d == &r->up ? &r->down : &r->up;
 
+	/* OpenSSL 3.0 fails a read that meets a second key update request
+	 * while its answer to the first waits behind an unfinished write:
+	 * read on once that write went out. */
+	if (d->from_ssl != NULL && other->to_wants != 0 &&
+	    SSL_get_key_update_type(d->from_ssl) != SSL_KEY_UPDATE_NONE)
+		return false;
 	return !d->eof && !d->stalled &&
 	    d->off + d->pending + least <= relay_dir_capacity(r, d);
 }
@@ -148,7 +155,9 @@ relay_dir_release(struct relay *r, struct relay_dir *d)
  * After the last byte before a FIN went out, pass the FIN on. If the other
  * direction already did, the relay ends now and close() sends this FIN:
  * both sockets were read to their FIN, so closing cannot turn into a
- * reset, and a shutdown() first would be a wasted system call.
+ * reset, and a shutdown() first would be a wasted system call. A TLS
+ * "to" gets a close_notify first, and the FIN waits until the socket took
+ * all of it (to_wants set meanwhile: the direction still wants to write).
  */
 static void
 relay_dir_finish(const struct relay *r, struct relay_dir *d)
@@ -156,10 +165,13 @@ relay_dir_finish(const struct relay *r, struct relay_dir *d)
 	const struct relay_dir *other = d == &r->up ? &r->down : &r->up;
 
 	if (d->eof && d->pending == 0 && !d->done) {
+		/* Only a close_notify that did not fit makes to_wants set
+		 * here: every write before it went out whole. */
+		if (d->to_ssl != NULL && tls_io_send_close_notify(d->to_ssl,
+		    d->to_wants != 0, &d->to_wants) == -1)
+			return;
 		/* ENOTCONN here means the peer is gone; the other
 		 * direction's I/O will report that. */
-		if (d->to_ssl != NULL)
-			tls_io_close_notify(d->to_ssl);
 		if (!other->done)
 			(void)shutdown(d->to, SHUT_WR);
 		d->done = true;

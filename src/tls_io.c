@@ -5,6 +5,7 @@
  * segment, and the record type byte is checked before OpenSSL sees any.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ev.h>
@@ -81,16 +82,36 @@ tls_io_write(SSL *ssl, const void *buf, size_t len, int *wants)
 	return tls_io_failed(ssl, wants);
 }
 
+int
+tls_io_send_close_notify(SSL *ssl, bool again, int *wants)
+{
+	int rc = 0;
+
+	*wants = 0;
+	ERR_clear_error();
+	/* Only once a handshake completed (otherwise there is nothing to
+	 * close, and OpenSSL would only queue an error), and only once:
+	 * called again, SSL_shutdown flushes an alert it still holds, or
+	 * else reads on for the peer's close_notify, dropping data. */
+	if (SSL_is_init_finished(ssl) && (again ||
+	    (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0))
+		rc = SSL_shutdown(ssl);
+	if (rc < 0 && SSL_get_error(ssl, rc) == SSL_ERROR_WANT_WRITE) {
+		ERR_clear_error();
+		*wants = EV_WRITE;
+		errno = EAGAIN;
+		return -1;
+	}
+	ERR_clear_error();
+	return 0;
+}
+
 void
 tls_io_close_notify(SSL *ssl)
 {
-	ERR_clear_error();
-	/* Only once a handshake completed (otherwise there is nothing to
-	 * close, and OpenSSL would only queue an error), and only once. */
-	if (SSL_is_init_finished(ssl) &&
-	    (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) == 0)
-		(void)SSL_shutdown(ssl);
-	ERR_clear_error();
+	int wants;
+
+	(void)tls_io_send_close_notify(ssl, false, &wants);
 }
 
 /* -- the prefix BIO ------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #ifndef SOCKS5D_TLS_IO_H
 #define SOCKS5D_TLS_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,15 @@ ssize_t tls_io_peek(SSL *ssl, void *buf, size_t len, int *wants);
 /* Send close_notify, best effort (the caller then shuts the socket's
  * write side or closes it). */
 void tls_io_close_notify(SSL *ssl);
+
+/*
+ * Send close_notify for a caller that can wait for the socket: 0 once it
+ * went out (or never will: no handshake, a failure), -1 with errno EAGAIN
+ * and *wants set while the socket has no room for it; then call again,
+ * with again set, once the socket is ready. A FIN or close before it is
+ * out would lose it, and the peer would see a truncated stream.
+ */
+int tls_io_send_close_notify(SSL *ssl, bool again, int *wants);
 
 /*
  * Let ssl read len bytes already taken from its socket (the start of a
