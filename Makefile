@@ -126,13 +126,16 @@ valgrind: all
 	    $(PYTEST_ARGS)
 
 # The benchmark (tests/bench/): load generator and target servers, then
-# tests/bench/run against direct, socks5d, Dante and microsocks, which
+# tests/bench/run against direct, socks5d, Dante and microsocks (and, over
+# TLS, socks5d's [tls] port against stunnel in front of Dante), which
 # writes tests/bench/RESULTS.md. Knobs: BENCH_SECONDS, BENCH_REPS,
 # BENCH_SCENARIOS, BENCH_SERVERS (tests/bench/README).
 BENCH_BINS := build/bench/loadgen build/bench/targets
 bench-build: $(BENCH_BINS)
+# The load generator speaks TLS to the proxy (-T); the targets need nothing.
+build/bench/loadgen: BENCH_LIBS := -lssl -lcrypto
 build/bench/%: tests/bench/%.c tests/bench/common.c tests/bench/bench.h | build/bench
-	$(CC) $(CFLAGS) -Itests/bench -o $@ $< tests/bench/common.c $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/bench -o $@ $< tests/bench/common.c $(LDFLAGS) $(BENCH_LIBS)
 
 bench: deps-test
 	$(MAKE) all bench-build

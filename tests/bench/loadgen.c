@@ -1,13 +1,15 @@
 /* The benchmark's load generator: one scenario per run, direct or through
- * a SOCKS5 or HTTP CONNECT proxy, one epoll loop, every byte checked against
- * the pattern.
+ * a SOCKS5 or HTTP CONNECT proxy, optionally over TLS to the proxy (-T), one
+ * epoll loop, every byte checked against the pattern.
  * Prints one "result key=value ..." line; any data error exits 3, any other
  * failure 1, so a broken proxy reports a failure instead of a number. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "bench.h"
 
@@ -47,6 +52,7 @@ struct lg_options {
 	 * back verified (acknowledged by the sink, echoed) before the run
 	 * counts as a proxy that lost them. */
 	double			 settle;
+	const char		*cafile;	/* -T: TLS to the proxy */
 };
 
 static struct lg_options opt = {
@@ -76,25 +82,344 @@ static void
 lg_usage(void)
 {
 	fprintf(stderr,
-	    "usage: loadgen MODE -t IP:PORT [-p PROXY:PORT] [-P socks5|http] "
-	    "[-n NAME]\n"
+	    "usage: loadgen MODE -t IP:PORT [-p PROXY:PORT [-T CAFILE]] "
+	    "[-P socks5|http] [-n NAME]\n"
 	    "               [-a USER:PASS] [-c CONNS] [-d SECONDS] [-s SIZE] "
 	    "[-w WINDOW] [-W SETTLE]\n"
 	    "modes: bulk-up bulk-down reqresp connrate idle udp "
-	    "(udp: not with -P http)\n");
+	    "(udp: not with -P http or -T)\n");
 	exit(2);
 }
 
+/* Wait up to LG_IO_TIMEOUT for fd to be ready for events; 0 or -1. */
+static int
+lg_wait(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int n;
+
+	do
+		n = poll(&p, 1, LG_IO_TIMEOUT * 1000);
+	while (n == -1 && errno == EINTR);
+	if (n == 0)
+		errno = ETIMEDOUT;
+	return n == 1 ? 0 : -1;
+}
+
+/* -- TLS to the proxy (-T) ----------------------------------------------- */
+
+/*
+ * With -T every connection to the proxy is a TLS client (OpenSSL, TLS 1.2
+ * or 1.3, the proxy's certificate verified against CAFILE and against the
+ * proxy's IP address from -p), with the SOCKS5 or HTTP dialogue and the
+ * data inside it. No session is ever kept or offered, so every handshake
+ * is a full one (and that is checked).
+ *
+ * Everything goes through lg_recv, lg_peek and lg_send, which keep the
+ * conventions of read(2), recv(MSG_PEEK) and send(2) for either kind of
+ * connection: -1 with EAGAIN when OpenSSL wants to read for a read or to
+ * write for a write, so a caller waits for the readiness it would wait for
+ * on a plain socket. The other way round (a read that must write first, as
+ * for a TLS 1.3 key update, or a write that must read) is waited for on
+ * the spot with poll(2): these servers never make it happen, and callers'
+ * epoll interests stay those of a plain socket.
+ * A read may leave decrypted bytes inside OpenSSL, where epoll cannot see
+ * them: TLS readers go on while lg_read_again says so (read_ahead stays
+ * off, so nothing else hides there).
+ */
+#define LG_TLS_READS	16	/* reads per readiness, but for what OpenSSL
+				 * holds already */
+
+static SSL_CTX *tls_ctx;
+static SSL **tls_by_fd;
+static size_t tls_by_fd_len;
+static char tls_error[256];	/* why the last TLS call failed */
+static char tls_params[128];	/* " tls=VERSION cipher=NAME", first session */
+
+static SSL *
+lg_tls(int fd)
+{
+	return fd >= 0 && (size_t)fd < tls_by_fd_len ? tls_by_fd[fd] : NULL;
+}
+
+/* strerror(3), but for a TLS failure (EPROTO) what OpenSSL said. */
+static const char *
+lg_strerror(int err)
+{
+	if (err == EPROTO && tls_error[0] != '\0')
+		return tls_error;
+	return strerror(err);
+}
+
+/* Put into tls_error why a TLS call failed with SSL error code err. */
+static void
+lg_tls_note(SSL *ssl, int err)
+{
+	unsigned long e = ERR_peek_error();
+	long verify = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	if (verify != X509_V_OK)
+		snprintf(tls_error, sizeof(tls_error), "TLS: the proxy's "
+		    "certificate: %s", X509_verify_cert_error_string(verify));
+	else if (e != 0) {
+		strcpy(tls_error, "TLS: ");
+		ERR_error_string_n(e, tls_error + 5, sizeof(tls_error) - 5);
+	} else if (err == SSL_ERROR_SYSCALL && errno != 0)
+		snprintf(tls_error, sizeof(tls_error), "TLS: %s",
+		    strerror(errno));
+	else
+		snprintf(tls_error, sizeof(tls_error), "TLS: connection "
+		    "closed (SSL error %d)", err);
+	ERR_clear_error();
+}
+
+static void
+lg_tls_init(void)
+{
+	tls_ctx = SSL_CTX_new(TLS_client_method());
+	if (tls_ctx == NULL ||
+	    SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_load_verify_locations(tls_ctx, opt.cafile, NULL) != 1) {
+		lg_tls_note(NULL, SSL_ERROR_SSL);
+		lg_fail(LG_EXIT_ERROR, "-T %s: %s", opt.cafile, tls_error);
+	}
+	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+	/* A FIN without close_notify ends the stream as on a plain socket. */
+	SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Full handshakes only: no client-side session cache (nothing is
+	 * offered for resumption; tickets the server sends are dropped). */
+	SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+	/* A write returns once a record has gone: send(2)'s short writes.
+	 * A write retried after WANT_WRITE may come from another address
+	 * (the pattern holds the same bytes at every period). */
+	SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Thousands of sessions held idle: buffers only while in use, so
+	 * the load generator's own memory stays small. */
+	if (strcmp(opt.mode, "idle") == 0)
+		SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS);
+}
+
+/* A TLS client on the connected socket fd, checking the proxy's address. */
+static SSL *
+lg_tls_attach(int fd)
+{
+	SSL *ssl = SSL_new(tls_ctx);
+	const unsigned char *ip;
+	size_t iplen;
+
+	if (opt.proxy.ss_family == AF_INET) {
+		ip = (const unsigned char *)
+		    &((const struct sockaddr_in *)&opt.proxy)->sin_addr;
+		iplen = 4;
+	} else {
+		ip = (const unsigned char *)
+		    &((const struct sockaddr_in6 *)&opt.proxy)->sin6_addr;
+		iplen = 16;
+	}
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl), ip, iplen) != 1) {
+		lg_tls_note(NULL, SSL_ERROR_SSL);
+		lg_fail(LG_EXIT_ERROR, "%s", tls_error);
+	}
+	if ((size_t)fd >= tls_by_fd_len) {
+		size_t len = tls_by_fd_len ? tls_by_fd_len : 64;
+		SSL **grown;
+
+		while (len <= (size_t)fd)
+			len *= 2;
+		grown = realloc(tls_by_fd, len * sizeof(*grown));
+		if (grown == NULL)
+			lg_fail(LG_EXIT_ERROR, "out of memory");
+		memset(grown + tls_by_fd_len, 0,
+		    (len - tls_by_fd_len) * sizeof(*grown));
+		tls_by_fd = grown;
+		tls_by_fd_len = len;
+	}
+	tls_by_fd[fd] = ssl;
+	return ssl;
+}
+
+/* The handshake is done: it must have been a full one. */
+static void
+lg_tls_established(SSL *ssl)
+{
+	if (SSL_session_reused(ssl))
+		lg_fail(LG_EXIT_ERROR, "TLS session resumed: every handshake "
+		    "must be a full one");
+	if (tls_params[0] == '\0')
+		snprintf(tls_params, sizeof(tls_params), " tls=%s cipher=%s",
+		    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}
+
+/* The whole handshake on a blocking socket (the set-up of a tunnel). */
+static void
+lg_tls_connect_blocking(int fd)
+{
+	SSL *ssl = lg_tls_attach(fd);
+	int ret;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_connect(ssl)) != 1) {
+		lg_tls_note(ssl, SSL_get_error(ssl, ret));
+		lg_fail(LG_EXIT_ERROR, "%s", tls_error);
+	}
+	lg_tls_established(ssl);
+}
+
+/* A TLS call returned ret (not 1): 1 to make it again (the readiness it
+ * wanted the other way round came), 0 at the end of the stream, -1 with
+ * errno (EAGAIN: wait for the readiness a plain socket would wait for). */
+static int
+lg_tls_after(int fd, SSL *ssl, int ret, int writing)
+{
+	int err = SSL_get_error(ssl, ret);
+
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		if ((err == SSL_ERROR_WANT_WRITE) == (writing != 0)) {
+			errno = EAGAIN;
+			return -1;
+		}
+		return lg_wait(fd, err == SSL_ERROR_WANT_READ ? POLLIN :
+		    POLLOUT) == 0 ? 1 : -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;	/* close_notify, or a FIN (see lg_tls_init) */
+	case SSL_ERROR_SYSCALL:
+		if (errno != 0)
+			return -1;
+		/* FALLTHROUGH */
+	default:
+		lg_tls_note(ssl, err);
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+static ssize_t
+lg_tls_read(int fd, SSL *ssl, void *buf, size_t len, int peek)
+{
+	size_t n;
+	int ret;
+
+	do {
+		ERR_clear_error();
+		errno = 0;
+		if ((peek ? SSL_peek_ex(ssl, buf, len, &n) :
+		    SSL_read_ex(ssl, buf, len, &n)) == 1)
+			return (ssize_t)n;
+	} while ((ret = lg_tls_after(fd, ssl, 0, 0)) == 1);
+	return ret;
+}
+
+static ssize_t
+lg_tls_write(int fd, SSL *ssl, const void *buf, size_t len)
+{
+	size_t n;
+	int ret;
+
+	do {
+		ERR_clear_error();
+		errno = 0;
+		if (SSL_write_ex(ssl, buf, len, &n) == 1)
+			return (ssize_t)n;
+	} while ((ret = lg_tls_after(fd, ssl, 0, 1)) == 1);
+	if (ret == 0)		/* the server's close_notify: no more writes */
+		errno = EPIPE;
+	return ret == 0 ? -1 : ret;
+}
+
+/* read(2) from a tunnel, plain or TLS. */
+static ssize_t
+lg_recv(int fd, void *buf, size_t len)
+{
+	SSL *ssl = lg_tls(fd);
+
+	return ssl != NULL ? lg_tls_read(fd, ssl, buf, len, 0) :
+	    read(fd, buf, len);
+}
+
+/* recv(2) with MSG_PEEK from a tunnel (TLS: from the current record). */
+static ssize_t
+lg_peek(int fd, void *buf, size_t len)
+{
+	SSL *ssl = lg_tls(fd);
+
+	return ssl != NULL ? lg_tls_read(fd, ssl, buf, len, 1) :
+	    recv(fd, buf, len, MSG_PEEK);
+}
+
+/* send(2) into a tunnel, plain or TLS. */
+static ssize_t
+lg_send(int fd, const void *buf, size_t len)
+{
+	SSL *ssl = lg_tls(fd);
+
+	return ssl != NULL ? lg_tls_write(fd, ssl, buf, len) :
+	    send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+/* After a read that brought bytes, whether to read again before waiting
+ * for readiness: a plain socket never (one read per readiness, level-
+ * triggered epoll comes back); a TLS one while OpenSSL holds bytes epoll
+ * cannot see, and otherwise until *reads (counted here) reaches
+ * LG_TLS_READS: a read brings one record at most, and reading on spares
+ * epoll_wait calls. Start *reads at LG_TLS_READS to read on only for what
+ * OpenSSL holds (one message awaited at a time). */
+static int
+lg_read_again(int fd, int *reads)
+{
+	SSL *ssl = lg_tls(fd);
+
+	if (ssl == NULL)
+		return 0;
+	return SSL_has_pending(ssl) || ++*reads < LG_TLS_READS;
+}
+
+/* close(2) a tunnel; a TLS one first says close_notify (not waited for
+ * the server's), as a client ending its session does. */
+static void
+lg_close(int fd)
+{
+	SSL *ssl = lg_tls(fd);
+
+	if (ssl != NULL) {
+		ERR_clear_error();
+		(void)SSL_shutdown(ssl);
+		ERR_clear_error();
+		SSL_free(ssl);
+		tls_by_fd[fd] = NULL;
+	}
+	close(fd);
+}
+
+static int
+lg_nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	return flags != -1 && (flags & O_NONBLOCK) != 0;
+}
+
+/* All of buf into a tunnel. A non-blocking socket that is full is waited
+ * for; on a blocking one EAGAIN is its SO_SNDTIMEO, a failure. */
 static int
 lg_write_all(int fd, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = lg_send(fd, p, len);
 
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == EAGAIN && lg_nonblocking(fd)) {
+			if (lg_wait(fd, POLLOUT) == -1)
+				return -1;
+			continue;
+		}
 		if (n <= 0)
 			return -1;
 		p += n;
@@ -103,13 +428,14 @@ lg_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Exactly len bytes from a blocking tunnel. */
 static int
 lg_read_exact(int fd, void *buf, size_t len)
 {
 	unsigned char *p = buf;
 
 	while (len > 0) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n = lg_recv(fd, p, len);
 
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -315,7 +641,8 @@ lg_http_head_end(const unsigned char *buf, size_t have)
 
 /* Take the response head from a blocking socket and not one byte more:
  * the tunnel's first bytes (a source sends at once) may share its read.
- * Each read is peeked first, then only the head's part of it taken. */
+ * Each read is peeked first, then only the head's part of it taken (over
+ * TLS a peek sees one record, and what is not taken stays in OpenSSL). */
 static void
 lg_http_read_head(int fd)
 {
@@ -325,7 +652,7 @@ lg_http_read_head(int fd)
 	ssize_t n;
 
 	for (;;) {
-		n = recv(fd, buf + have, sizeof(buf) - have, MSG_PEEK);
+		n = lg_peek(fd, buf + have, sizeof(buf) - have);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == 0)
@@ -333,12 +660,12 @@ lg_http_read_head(int fd)
 			    "closed after %zu bytes", have);
 		if (n < 0)
 			lg_fail(LG_EXIT_ERROR, "HTTP response: %s",
-			    strerror(errno));
+			    lg_strerror(errno));
 		end = lg_http_head_end(buf, have + (size_t)n);
 		take = end != NULL ? (size_t)(end - buf) - have : (size_t)n;
 		if (lg_read_exact(fd, buf + have, take) == -1)
 			lg_fail(LG_EXIT_ERROR, "HTTP response: %s",
-			    strerror(errno));
+			    lg_strerror(errno));
 		have += take;
 		if (end != NULL)
 			return;
@@ -356,7 +683,8 @@ lg_set_timeouts(int fd, int seconds)
 
 /* A blocking connection to dst (directly or through the proxy with cmd);
  * the proxy's bound address goes to bound when asked for. An HTTP tunnel
- * (CONNECT only) goes to -t or -n, whose request is built once. */
+ * (CONNECT only) goes to -t or -n, whose request is built once. With -T
+ * the TLS handshake with the proxy comes first. */
 static int
 lg_open(uint8_t cmd, const struct sockaddr_storage *dst, const char *name,
     struct sockaddr_storage *bound)
@@ -369,22 +697,24 @@ lg_open(uint8_t cmd, const struct sockaddr_storage *dst, const char *name,
 
 	fd = socket(to->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd == -1)
-		lg_fail(LG_EXIT_ERROR, "socket: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "socket: %s", lg_strerror(errno));
 	lg_set_timeouts(fd, LG_IO_TIMEOUT);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (const struct sockaddr *)to, to_len) == -1)
-		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "connect: %s", lg_strerror(errno));
 	if (!opt.proxied)
 		return fd;
+	if (tls_ctx != NULL)
+		lg_tls_connect_blocking(fd);
 	if (opt.http) {
 		if (lg_write_all(fd, http_request, http_request_len) == -1)
-			lg_fail(LG_EXIT_ERROR, "request: %s", strerror(errno));
+			lg_fail(LG_EXIT_ERROR, "request: %s", lg_strerror(errno));
 		lg_http_read_head(fd);
 		return fd;
 	}
 	len = lg_encode_greeting(buf);
 	if (lg_write_all(fd, buf, len) == -1 || lg_read_exact(fd, buf, 2) == -1)
-		lg_fail(LG_EXIT_ERROR, "greeting: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "greeting: %s", lg_strerror(errno));
 	if (buf[0] != 5 || buf[1] != (opt.user != NULL ? 2 : 0))
 		lg_fail(LG_EXIT_ERROR, "greeting refused (%02x %02x)",
 		    buf[0], buf[1]);
@@ -392,13 +722,13 @@ lg_open(uint8_t cmd, const struct sockaddr_storage *dst, const char *name,
 		len = lg_encode_auth(buf);
 		if (lg_write_all(fd, buf, len) == -1 ||
 		    lg_read_exact(fd, buf, 2) == -1)
-			lg_fail(LG_EXIT_ERROR, "auth: %s", strerror(errno));
+			lg_fail(LG_EXIT_ERROR, "auth: %s", lg_strerror(errno));
 		if (buf[1] != 0)
 			lg_fail(LG_EXIT_ERROR, "login refused (%02x)", buf[1]);
 	}
 	len = lg_encode_request(buf, cmd, dst, name);
 	if (lg_write_all(fd, buf, len) == -1 || lg_read_exact(fd, buf, 5) == -1)
-		lg_fail(LG_EXIT_ERROR, "request: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "request: %s", lg_strerror(errno));
 	len = lg_reply_length(buf);
 	if (len == 0 || lg_read_exact(fd, buf + 5, len - 5) == -1)
 		lg_fail(LG_EXIT_ERROR, "malformed reply");
@@ -431,7 +761,7 @@ lg_epoll(void)
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 
 	if (epfd == -1)
-		lg_fail(LG_EXIT_ERROR, "epoll_create1: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "epoll_create1: %s", lg_strerror(errno));
 	return epfd;
 }
 
@@ -441,7 +771,7 @@ lg_watch(int epfd, int op, int fd, uint32_t events, void *ptr)
 	struct epoll_event ev = { .events = events, .data.ptr = ptr };
 
 	if (epoll_ctl(epfd, op, fd, &ev) == -1)
-		lg_fail(LG_EXIT_ERROR, "epoll_ctl: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "epoll_ctl: %s", lg_strerror(errno));
 }
 
 static double
@@ -478,12 +808,12 @@ lg_open_streams(int epfd, uint32_t events)
 
 /* Take the sink's acknowledgements: each is the stream offset up to which
  * it has checked every byte, so it may only grow and never pass what was
- * sent. */
+ * sent. Read until EAGAIN (over TLS, until OpenSSL holds none either). */
 static void
 lg_bulk_read_acks(struct lg_stream *s)
 {
 	for (;;) {
-		ssize_t n = read(s->fd, s->ack + s->ack_have,
+		ssize_t n = lg_recv(s->fd, s->ack + s->ack_have,
 		    sizeof(s->ack) - s->ack_have);
 		uint64_t value;
 
@@ -496,7 +826,7 @@ lg_bulk_read_acks(struct lg_stream *s)
 			    (unsigned long long)s->acked,
 			    (unsigned long long)s->pos);
 		if (n < 0)
-			lg_fail(LG_EXIT_ERROR, "read: %s", strerror(errno));
+			lg_fail(LG_EXIT_ERROR, "read: %s", lg_strerror(errno));
 		s->ack_have += (size_t)n;
 		if (s->ack_have < sizeof(s->ack))
 			continue;
@@ -515,10 +845,10 @@ static void
 lg_report_bulk(const char *mode, uint64_t total, uint64_t elapsed_ns)
 {
 	printf("result mode=%s conns=%d seconds=%.3f bytes=%llu "
-	    "verified=%llu mb_per_s=%.1f\n", mode, opt.conns,
+	    "verified=%llu mb_per_s=%.1f%s\n", mode, opt.conns,
 	    lg_seconds(elapsed_ns), (unsigned long long)total,
 	    (unsigned long long)total,
-	    (double)total / 1e6 / lg_seconds(elapsed_ns));
+	    (double)total / 1e6 / lg_seconds(elapsed_ns), tls_params);
 }
 
 static void
@@ -556,12 +886,12 @@ lg_run_bulk_up(void)
 			if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				lg_bulk_read_acks(st);
 			if ((events[i].events & EPOLLOUT) && !stopped) {
-				ssize_t w = send(st->fd, pattern_at(st->pos),
-				    BENCH_CHUNK, MSG_NOSIGNAL);
+				ssize_t w = lg_send(st->fd,
+				    pattern_at(st->pos), BENCH_CHUNK);
 
 				if (w == -1 && errno != EAGAIN && errno != EINTR)
 					lg_fail(LG_EXIT_ERROR, "send: %s",
-					    strerror(errno));
+					    lg_strerror(errno));
 				if (w > 0)
 					st->pos += (uint64_t)w;
 			}
@@ -569,7 +899,7 @@ lg_run_bulk_up(void)
 	}
 	for (i = 0; i < opt.conns; i++) {
 		total += s[i].acked;
-		close(s[i].fd);
+		lg_close(s[i].fd);
 	}
 	lg_report_bulk("bulk-up", total, now - start);
 }
@@ -588,26 +918,33 @@ lg_run_bulk_down(void)
 
 		for (i = 0; i < n; i++) {
 			struct lg_stream *st = events[i].data.ptr;
-			ssize_t r = read(st->fd, io_buf, sizeof(io_buf));
+			int reads = 0;
+			ssize_t r;
 
-			if (r == -1 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (r == 0)
-				lg_fail(LG_EXIT_VERIFY, "stream ended after "
-				    "%llu bytes", (unsigned long long)st->pos);
-			if (r < 0)
-				lg_fail(LG_EXIT_ERROR, "read: %s",
-				    strerror(errno));
-			if (pattern_check(io_buf, (size_t)r, st->pos) == -1)
-				lg_fail(LG_EXIT_VERIFY, "bytes off the pattern "
-				    "near offset %llu",
-				    (unsigned long long)st->pos);
-			st->pos += (uint64_t)r;
+			do {
+				r = lg_recv(st->fd, io_buf, sizeof(io_buf));
+				if (r == -1 && (errno == EAGAIN ||
+				    errno == EINTR))
+					break;
+				if (r == 0)
+					lg_fail(LG_EXIT_VERIFY, "stream ended "
+					    "after %llu bytes",
+					    (unsigned long long)st->pos);
+				if (r < 0)
+					lg_fail(LG_EXIT_ERROR, "read: %s",
+					    lg_strerror(errno));
+				if (pattern_check(io_buf, (size_t)r,
+				    st->pos) == -1)
+					lg_fail(LG_EXIT_VERIFY, "bytes off the "
+					    "pattern near offset %llu",
+					    (unsigned long long)st->pos);
+				st->pos += (uint64_t)r;
+			} while (lg_read_again(st->fd, &reads));
 		}
 	}
 	for (i = 0; i < opt.conns; i++) {
 		total += s[i].pos;
-		close(s[i].fd);
+		lg_close(s[i].fd);
 	}
 	lg_report_bulk("bulk-down", total, now - start);
 }
@@ -628,7 +965,7 @@ lg_echo_send(struct lg_echo *e)
 	e->sent_at = clock_now_ns();
 	e->have = 0;
 	if (lg_write_all(e->fd, pattern_at(e->pos), opt.size) == -1)
-		lg_fail(LG_EXIT_ERROR, "send: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "send: %s", lg_strerror(errno));
 }
 
 static void
@@ -636,12 +973,12 @@ lg_print_latency(const char *mode, uint64_t ops, uint64_t elapsed,
     uint64_t errors)
 {
 	printf("result mode=%s conns=%d seconds=%.3f ops=%llu verified=%llu "
-	    "ops_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu\n", mode,
+	    "ops_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu%s\n", mode,
 	    opt.conns, lg_seconds(elapsed), (unsigned long long)ops,
 	    (unsigned long long)ops, (double)ops / lg_seconds(elapsed),
 	    (double)histogram_percentile(&latency, 0.50) / 1000.0,
 	    (double)histogram_percentile(&latency, 0.99) / 1000.0,
-	    (unsigned long long)errors);
+	    (unsigned long long)errors, tls_params);
 }
 
 static void
@@ -674,33 +1011,43 @@ lg_run_reqresp(void)
 			    outstanding);
 		for (i = 0; i < n; i++) {
 			struct lg_echo *c = events[i].data.ptr;
-			ssize_t r = read(c->fd, c->buf + c->have,
-			    opt.size - c->have);
+			/* One message in flight: over TLS, read on only for
+			 * what OpenSSL already holds. */
+			int reads = LG_TLS_READS;
 
-			if (r == -1 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (r <= 0)
-				lg_fail(LG_EXIT_VERIFY, "echo connection ended "
-				    "after %llu bytes", (unsigned long long)c->pos);
-			c->have += (size_t)r;
-			if (c->have < opt.size)
-				continue;
-			if (memcmp(c->buf, pattern_at(c->pos), opt.size) != 0)
-				lg_fail(LG_EXIT_VERIFY, "echoed message differs "
-				    "at offset %llu", (unsigned long long)c->pos);
-			c->pos += opt.size;
-			outstanding--;
-			if (now >= end)
-				continue;
-			histogram_add(&latency, now - c->sent_at);
-			ops++;
-			lg_echo_send(c);
-			outstanding++;
+			do {
+				ssize_t r = lg_recv(c->fd, c->buf + c->have,
+				    opt.size - c->have);
+
+				if (r == -1 && (errno == EAGAIN ||
+				    errno == EINTR))
+					break;
+				if (r <= 0)
+					lg_fail(LG_EXIT_VERIFY, "echo connection "
+					    "ended after %llu bytes",
+					    (unsigned long long)c->pos);
+				c->have += (size_t)r;
+				if (c->have < opt.size)
+					continue;
+				if (memcmp(c->buf, pattern_at(c->pos),
+				    opt.size) != 0)
+					lg_fail(LG_EXIT_VERIFY, "echoed message "
+					    "differs at offset %llu",
+					    (unsigned long long)c->pos);
+				c->pos += opt.size;
+				outstanding--;
+				if (now >= end)
+					continue;
+				histogram_add(&latency, now - c->sent_at);
+				ops++;
+				lg_echo_send(c);
+				outstanding++;
+			} while (lg_read_again(c->fd, &reads));
 		}
 	}
 	elapsed = (now < end ? now : end) - start;
 	for (i = 0; i < opt.conns; i++)
-		close(e[i].fd);
+		lg_close(e[i].fd);
 	lg_print_latency("reqresp", ops, elapsed, 0);
 }
 
@@ -708,6 +1055,7 @@ lg_run_reqresp(void)
 
 enum lg_cycle_state {
 	CYCLE_CONNECTING,
+	CYCLE_TLS,		/* the TLS handshake with the proxy (-T) */
 	CYCLE_GREETING,
 	CYCLE_AUTH,
 	CYCLE_REPLY,
@@ -717,6 +1065,7 @@ enum lg_cycle_state {
 
 struct lg_cycle {
 	int			 fd;
+	uint32_t		 events;	/* watched for, in epoll */
 	enum lg_cycle_state	 state;
 	uint64_t		 started;
 	size_t			 have, need;
@@ -727,9 +1076,19 @@ struct lg_cycle {
 static void
 lg_cycle_send(struct lg_cycle *c, const void *buf, size_t len)
 {
-	/* Handshake messages are tiny and the socket idle: all or nothing. */
-	if (send(c->fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
-		lg_fail(LG_EXIT_ERROR, "cycle send: %s", strerror(errno));
+	/* Handshake messages are tiny and the socket idle: one send(2) or
+	 * one TLS record, waited for in the rare case the socket is full. */
+	if (lg_write_all(c->fd, buf, len) == -1)
+		lg_fail(LG_EXIT_ERROR, "cycle send: %s", lg_strerror(errno));
+}
+
+static void
+lg_cycle_watch(int epfd, struct lg_cycle *c, uint32_t events)
+{
+	if (c->events == events)
+		return;
+	lg_watch(epfd, EPOLL_CTL_MOD, c->fd, events, c);
+	c->events = events;
 }
 
 static void
@@ -753,28 +1112,25 @@ lg_cycle_start(int epfd, struct lg_cycle *c, uint64_t cycle)
 	c->fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (c->fd == -1)
-		lg_fail(LG_EXIT_ERROR, "socket: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "socket: %s", lg_strerror(errno));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->state = CYCLE_CONNECTING;
 	if (connect(c->fd, (const struct sockaddr *)to, to_len) == -1 &&
 	    errno != EINPROGRESS)
-		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "connect: %s", lg_strerror(errno));
 	lg_watch(epfd, EPOLL_CTL_ADD, c->fd, EPOLLOUT, c);
+	c->events = EPOLLOUT;
 }
 
-/* The connection is up: start the SOCKS dialogue or send the HTTP CONNECT
- * (or go straight to the echo when there is no proxy). */
+/* The connection (and its TLS session) is up: start the SOCKS dialogue or
+ * send the HTTP CONNECT (or go straight to the echo when there is no
+ * proxy). */
 static void
-lg_cycle_connected(int epfd, struct lg_cycle *c)
+lg_cycle_begin(int epfd, struct lg_cycle *c)
 {
 	unsigned char buf[8];
-	int err = 0;
-	socklen_t len = sizeof(err);
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
-	    err != 0)
-		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(err));
-	lg_watch(epfd, EPOLL_CTL_MOD, c->fd, EPOLLIN, c);
+	lg_cycle_watch(epfd, c, EPOLLIN);
 	if (!opt.proxied) {
 		lg_cycle_send(c, &c->token, 1);
 		lg_cycle_expect(c, CYCLE_ECHO, 1);
@@ -788,6 +1144,51 @@ lg_cycle_connected(int epfd, struct lg_cycle *c)
 	}
 	lg_cycle_send(c, buf, lg_encode_greeting(buf));
 	lg_cycle_expect(c, CYCLE_GREETING, 2);
+}
+
+/* One step of the TLS handshake: on, or wait for what OpenSSL wants. */
+static void
+lg_cycle_tls(int epfd, struct lg_cycle *c)
+{
+	SSL *ssl = lg_tls(c->fd);
+	int ret, err;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_connect(ssl)) == 1) {
+		lg_tls_established(ssl);
+		lg_cycle_begin(epfd, c);
+		return;
+	}
+	switch ((err = SSL_get_error(ssl, ret))) {
+	case SSL_ERROR_WANT_READ:
+		lg_cycle_watch(epfd, c, EPOLLIN);
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		lg_cycle_watch(epfd, c, EPOLLOUT);
+		break;
+	default:
+		lg_tls_note(ssl, err);
+		lg_fail(LG_EXIT_ERROR, "%s", tls_error);
+	}
+}
+
+static void
+lg_cycle_connected(int epfd, struct lg_cycle *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
+	    err != 0)
+		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(err));
+	if (tls_ctx != NULL && opt.proxied) {
+		lg_tls_attach(c->fd);
+		c->state = CYCLE_TLS;
+		lg_cycle_tls(epfd, c);
+		return;
+	}
+	lg_cycle_begin(epfd, c);
 }
 
 /* A complete message for the current state is in c->buf (of an HTTP
@@ -848,6 +1249,7 @@ lg_cycle_advance(struct lg_cycle *c)
 			    c->buf[0], c->token);
 		return 1;
 	case CYCLE_CONNECTING:
+	case CYCLE_TLS:
 		break;
 	}
 	return 0;
@@ -865,7 +1267,7 @@ lg_run_connrate(void)
 		lg_fail(LG_EXIT_ERROR, "out of memory");
 	/* One cycle first, outside the clock: a password login is then
 	 * cached and a name resolved, as for any client after its first. */
-	close(lg_open(1, &opt.target, opt.name, NULL));
+	lg_close(lg_open(1, &opt.target, opt.name, NULL));
 	start = now = clock_now_ns();
 	end = start + (uint64_t)(opt.seconds * 1e9);
 	for (i = 0; i < opt.conns; i++)
@@ -876,29 +1278,44 @@ lg_run_connrate(void)
 		now = clock_now_ns();
 		for (i = 0; i < n; i++) {
 			struct lg_cycle *c = events[i].data.ptr;
+			/* One message awaited at a time: over TLS, read on
+			 * only for what OpenSSL already holds. */
+			int reads = LG_TLS_READS;
 			ssize_t r;
 
 			if (c->state == CYCLE_CONNECTING) {
 				lg_cycle_connected(epfd, c);
 				continue;
 			}
-			r = read(c->fd, c->buf + c->have, c->need - c->have);
-			if (r == -1 && (errno == EAGAIN || errno == EINTR))
+			if (c->state == CYCLE_TLS) {
+				lg_cycle_tls(epfd, c);
 				continue;
-			if (r <= 0)
-				lg_fail(LG_EXIT_ERROR, "connection closed in "
-				    "cycle state %d", (int)c->state);
-			c->have += (size_t)r;
-			if ((c->have < c->need && c->state != CYCLE_HTTP) ||
-			    !lg_cycle_advance(c))
-				continue;
-			close(c->fd);
-			histogram_add(&latency, now - c->started);
-			cycles++;
-			if (now < end)
-				lg_cycle_start(epfd, c, started++);
-			else
-				active--;
+			}
+			do {
+				r = lg_recv(c->fd, c->buf + c->have,
+				    c->need - c->have);
+				if (r == -1 && (errno == EAGAIN ||
+				    errno == EINTR))
+					break;
+				if (r <= 0)
+					lg_fail(LG_EXIT_ERROR, "connection "
+					    "closed in cycle state %d%s%s",
+					    (int)c->state, r < 0 ? ": " : "",
+					    r < 0 ? lg_strerror(errno) : "");
+				c->have += (size_t)r;
+				if ((c->have < c->need &&
+				    c->state != CYCLE_HTTP) ||
+				    !lg_cycle_advance(c))
+					continue;
+				lg_close(c->fd);
+				histogram_add(&latency, now - c->started);
+				cycles++;
+				if (now < end)
+					lg_cycle_start(epfd, c, started++);
+				else
+					active--;
+				break;
+			} while (lg_read_again(c->fd, &reads));
 		}
 		for (i = 0; i < opt.conns; i++)
 			if (now - w[i].started > LG_CYCLE_TIMEOUT &&
@@ -950,9 +1367,9 @@ lg_run_idle(void)
 			    "echo", i);
 	}
 	for (i = 0; i < opt.conns; i++)
-		close(fds[i]);
-	printf("result mode=idle conns=%d verified=%d\n", opt.conns,
-	    opt.conns);
+		lg_close(fds[i]);
+	printf("result mode=idle conns=%d verified=%d%s\n", opt.conns,
+	    opt.conns, tls_params);
 }
 
 /* -- UDP ----------------------------------------------------------------- */
@@ -980,7 +1397,7 @@ lg_udp_send(struct lg_assoc *a)
 	memcpy(payload + 8, pattern_at(seq * 61), opt.size - 8);
 	if (send(a->fd, a->out, a->header + opt.size, 0) == -1 &&
 	    errno != EAGAIN && errno != ENOBUFS)
-		lg_fail(LG_EXIT_ERROR, "udp send: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "udp send: %s", lg_strerror(errno));
 	a->inflight++;
 }
 
@@ -993,20 +1410,20 @@ lg_udp_open(struct lg_assoc *a)
 
 	a->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (a->fd == -1)
-		lg_fail(LG_EXIT_ERROR, "socket: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "socket: %s", lg_strerror(errno));
 	memset(&local, 0, sizeof(local));
 	((struct sockaddr_in *)&local)->sin_family = AF_INET;
 	((struct sockaddr_in *)&local)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(a->fd, (struct sockaddr *)&local, sizeof(struct sockaddr_in))
 	    == -1 || getsockname(a->fd, (struct sockaddr *)&local, &len) == -1)
-		lg_fail(LG_EXIT_ERROR, "udp bind: %s", strerror(errno));
+		lg_fail(LG_EXIT_ERROR, "udp bind: %s", lg_strerror(errno));
 	if (!opt.proxied) {
 		a->control = -1;
 		a->header = 0;
 		if (connect(a->fd, (const struct sockaddr *)&opt.target,
 		    opt.target_len) == -1)
 			lg_fail(LG_EXIT_ERROR, "udp connect: %s",
-			    strerror(errno));
+			    lg_strerror(errno));
 		return;
 	}
 	a->control = lg_open(3, &local, NULL, &relay);
@@ -1018,7 +1435,7 @@ lg_udp_open(struct lg_assoc *a)
 	    AF_INET ? sizeof(struct sockaddr_in) :
 	    sizeof(struct sockaddr_in6)) == -1)
 		lg_fail(LG_EXIT_ERROR, "udp connect to relay: %s",
-		    strerror(errno));
+		    lg_strerror(errno));
 	a->header = 10;
 	memset(a->out, 0, 3);
 	a->out[3] = 1;
@@ -1137,7 +1554,7 @@ main(int argc, char **argv)
 		lg_usage();
 	opt.mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:c:d:n:p:P:s:t:w:W:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:c:d:n:p:P:s:t:T:w:W:")) != -1) {
 		switch (ch) {
 		case 'a':
 			opt.user = optarg;
@@ -1178,6 +1595,9 @@ main(int argc, char **argv)
 		case 't':
 			target = optarg;
 			break;
+		case 'T':
+			opt.cafile = optarg;
+			break;
 		case 'w':
 			opt.window = atoi(optarg);
 			break;
@@ -1198,11 +1618,17 @@ main(int argc, char **argv)
 	}
 	if (opt.http && strcmp(opt.mode, "udp") == 0)
 		lg_usage();		/* HTTP has no UDP ASSOCIATE */
+	/* TLS is to a proxy; UDP associations carry their datagrams
+	 * outside the TCP connection anyway. */
+	if (opt.cafile != NULL && (!opt.proxied || strcmp(opt.mode, "udp") == 0))
+		lg_usage();
 	if (opt.http)
 		lg_build_http_request();
 	pattern_init();
 	fd_raise_limit();
 	signal(SIGPIPE, SIG_IGN);
+	if (opt.cafile != NULL)
+		lg_tls_init();
 	if (strcmp(opt.mode, "bulk-up") == 0)
 		lg_run_bulk_up();
 	else if (strcmp(opt.mode, "bulk-down") == 0)

@@ -2,7 +2,9 @@
 socks5d (SOCKS5D_BIN's binary), Dante and microsocks must verify its data
 and print sane tables, and the load generator must report a proxy that
 corrupts, drops or garbles data as a failure, never as a number, through
-SOCKS5 and through HTTP CONNECT (-P http) alike.
+SOCKS5 and through HTTP CONNECT (-P http) alike, in the clear and inside
+TLS (-T). The tls scenario (socks5d's [tls] port, stunnel in front of Dante,
+socks5d's plain port) must post a number in every cell.
 
 The load generator and targets come from $LOADGEN_BIN and $TARGETS_BIN
 (default build/bench/, relative paths from the repo root), as for
@@ -20,6 +22,7 @@ import pytest
 
 from conftest import USERS
 from harness.daemon import REPO_ROOT, binary_path
+from harness.net import free_port, is_listening, wait_until
 
 LOADGEN = REPO_ROOT / os.environ.get("LOADGEN_BIN", "build/bench/loadgen")
 TARGETS = REPO_ROOT / os.environ.get("TARGETS_BIN", "build/bench/targets")
@@ -188,6 +191,26 @@ class FakeProxy:
                 sock.close()
             except OSError:
                 pass
+
+
+@pytest.fixture(scope="module")
+def bench_tls(tmp_path_factory):
+    """The tls scenario's kind of certificate (EC P-256, self-signed, for
+    localhost and 127.0.0.1: the load generator's -T CA is the certificate
+    itself), its key (0600), and a second one no client should trust."""
+    directory = tmp_path_factory.mktemp("bench-tls")
+    files = {}
+    for name in ("proxy", "stranger"):
+        cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=60)
+        key.chmod(0o600)
+        files[name] = (cert, key)
+    return files
 
 
 @pytest.fixture
@@ -379,7 +402,10 @@ def test_loadgen_bad_arguments(bench_binaries):
                  ["bulk-up", "-t", "127.0.0.1:1", "-W", "0"],
                  ["bulk-up", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-P", "ftp"],
                  # HTTP has no UDP ASSOCIATE.
-                 ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-P", "http"]):
+                 ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-P", "http"],
+                 # TLS is to a proxy, and not for UDP associations.
+                 ["bulk-up", "-t", "127.0.0.1:1", "-T", "/dev/null"],
+                 ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-T", "/dev/null"]):
         proc = loadgen(*args)
         assert proc.returncode == 2, (args, proc.returncode)
         assert "usage" in proc.stderr
@@ -462,6 +488,176 @@ def test_loadgen_http_rejects_bytes_before_the_echo(targets, fake_proxy):
                    "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.3")
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     assert "1 bytes after the HTTP response head" in proc.stderr, proc.stderr
+
+
+def start_tls_daemon(start_daemon, bench_tls, hosts=("127.0.0.1",)):
+    """socks5d with its plain port and a [tls] port (on each of hosts) with
+    the bench's certificate; gives (daemon, tls port)."""
+    cert, key = bench_tls["proxy"]
+    port = free_port()
+    d = start_daemon(tls={"listen": ", ".join(f"{h}:{port}" for h in hosts),
+                          "certificate": str(cert), "key": str(key)})
+    for host in hosts:
+        wait_until(lambda: is_listening(host, port), 5, what=f"the TLS port on {host}")
+    return d, port
+
+
+@pytest.mark.deadline(60)
+def test_loadgen_tls_through_socks5d(targets, start_daemon, bench_tls):
+    """-T: every proxied scenario through socks5d's [tls] port, SOCKS5 and
+    HTTP CONNECT inside TLS, posts a verified result naming the TLS it
+    spoke, idle tunnels held and proven again included; every session was
+    a TLS 1.3 one with a full handshake (none resumed)."""
+    d, port = start_tls_daemon(start_daemon, bench_tls)
+    cert = bench_tls["proxy"][0]
+    proxy = ["-p", f"127.0.0.1:{port}", "-T", cert]
+    for http in ([], ["-P", "http"]):
+        for mode, target, extra in (("connrate", "echo", ["-c", "4"]),
+                                    ("bulk-down", "source", []), ("bulk-up", "sink", []),
+                                    ("reqresp", "echo", ["-c", "2"])):
+            proc = loadgen(mode, *proxy, *http, "-t", f"127.0.0.1:{targets[target]}",
+                           "-d", "0.2", *extra)
+            assert proc.returncode == 0, (mode, http, proc.stderr)
+            fields = result_fields(proc.stdout)
+            assert float(fields.get("ops", fields.get("bytes"))) > 0, (mode, fields)
+            assert fields.get("tls") == "TLSv1.3", fields
+            assert fields.get("cipher", "").startswith("TLS_"), fields
+    idle = subprocess.Popen([str(LOADGEN), "idle", *map(str, proxy), "-t",
+                             f"127.0.0.1:{targets['echo']}", "-c", "20"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert idle.stdout.readline().startswith("ready conns=20"), idle.stderr.read()
+        out, err = idle.communicate("release\n", timeout=30)
+    finally:
+        if idle.poll() is None:
+            idle.kill()
+            idle.wait()
+    assert idle.returncode == 0, err
+    assert result_fields(out)["verified"] == "20"
+    d.wait_session(proto="http", tls="1.3")
+    sessions = d.session_lines()
+    assert {f.get("proto") for f in sessions} == {"socks5", "http"}, sessions[:3]
+    assert all(f.get("tls") == "1.3" and "resumed" not in f for f in sessions), \
+        [f for f in sessions if f.get("tls") != "1.3" or "resumed" in f][:3]
+
+
+@pytest.mark.deadline(60)
+def test_loadgen_tls_refuses_a_proxy_it_cannot_trust(targets, start_daemon, bench_tls):
+    """The proxy's certificate must verify against -T's CA and name the
+    address -p gave; and a plain port is no TLS proxy. Each fails at once
+    with status 1, in the blocking set-up (bulk) and in connrate's
+    non-blocking handshakes alike, and never posts a number."""
+    d, port = start_tls_daemon(start_daemon, bench_tls, hosts=("127.0.0.1", "127.0.0.2"))
+    cert, stranger = bench_tls["proxy"][0], bench_tls["stranger"][0]
+    cases = [
+        (f"127.0.0.1:{port}", stranger, "the proxy's certificate: self-signed certificate"),
+        # The certificate names 127.0.0.1 (and localhost), not 127.0.0.2.
+        (f"127.0.0.2:{port}", cert, "the proxy's certificate: IP address mismatch"),
+        # socks5d closes on a ClientHello to its plain port.
+        (f"127.0.0.1:{d.port}", cert, "TLS: "),
+    ]
+    for proxy, cafile, error in cases:
+        for mode, target in (("bulk-down", "source"), ("connrate", "echo")):
+            started = time.monotonic()
+            proc = loadgen(mode, "-p", proxy, "-T", cafile,
+                           "-t", f"127.0.0.1:{targets[target]}", "-d", "0.3")
+            assert proc.returncode == 1, (proxy, mode, proc.returncode, proc.stderr)
+            assert error in proc.stderr, (proxy, mode, proc.stderr)
+            assert "result" not in proc.stdout
+            assert time.monotonic() - started < 5, (proxy, mode)
+    proc = loadgen("bulk-down", "-p", f"127.0.0.1:{port}", "-T", "/nonexistent/ca.pem",
+                   "-t", f"127.0.0.1:{targets['source']}", "-d", "0.3")
+    assert proc.returncode == 1 and "-T /nonexistent/ca.pem" in proc.stderr, proc.stderr
+
+
+@pytest.mark.deadline(60)
+def test_loadgen_tls_detects_a_corrupting_proxy(targets, fake_proxy, bench_tls,
+                                                 tmp_path):
+    """Inside TLS as in the clear: the fake proxy behind stunnel (the TLS
+    end, as stunnel is in front of Dante in the tls scenario) flipping a
+    byte coming back or dropping bytes going out is a verify failure
+    (status 3), and garbage for a greeting a refusal (status 1)."""
+    from harness.tls import StunnelServer
+    cert, key = bench_tls["proxy"]
+    for kind, mode, target, status, errors in (
+            ("flip", "bulk-down", "source", 3, ("off the pattern",)),
+            ("drop", "bulk-up", "sink", 3, ("never all acknowledged",
+                                            "the sink closes on data off the pattern")),
+            ("garbage", "connrate", "echo", 1, ("greeting refused",))):
+        proxy = fake_proxy(kind)
+        with StunnelServer(None, connect=("127.0.0.1", proxy.port),
+                           workdir=tmp_path / kind, cert=(cert, key)) as port:
+            proc = loadgen(mode, "-p", f"127.0.0.1:{port}", "-T", cert,
+                           "-t", f"127.0.0.1:{targets[target]}", "-d", "0.5", "-W", "2")
+        assert proc.returncode == status, (kind, proc.returncode, proc.stdout, proc.stderr)
+        assert any(e in proc.stderr for e in errors), (kind, proc.stderr)
+        assert "result" not in proc.stdout
+
+
+@pytest.mark.deadline(150)
+def test_bench_quick_tls_rows(tmp_path, bench_binaries, socks5d_binary):
+    """The tls scenario, briefly: socks5d's [tls] port (HTTPS proxy and
+    SOCKS5 over TLS), stunnel in front of Dante and socks5d's plain port
+    post a verified number in every cell of every table, both ratio
+    columns are filled, the four TLS targets get a verdict, and both
+    servers spoke TLS 1.3. A broken TLS path fails the run (status 1) or
+    shows FAILED in its cell."""
+    env = dict(os.environ, BENCH_SECONDS="0.2", BENCH_REPS="1")
+    proc = subprocess.run(
+        ["/usr/bin/python3", str(RUN), "--quick", "--no-profile", "--scenarios", "tls",
+         "--servers", "socks5d,stunnel-dante", "--idle-conns", "50",
+         "--socks5d", str(binary_path())],
+        capture_output=True, text=True, timeout=140, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    assert "FAILED" not in text, text
+    assert re.search(r"^- Servers: .*; stunnel \d+\.\d+ \(server mode, in front of "
+                     r"Dante", text, re.M), text
+    for title in ("### TLS bulk transfer (1 stream)", "### New TLS sessions",
+                  "### TLS request/response", "### Idle TLS sessions"):
+        assert title in text
+    assert text.count("| test | socks5d TLS | stunnel+Dante | socks5d plain | "
+                      "socks5d TLS/stunnel+Dante | socks5d TLS/socks5d plain |") == 3
+    assert "| test | socks5d TLS | stunnel+Dante | socks5d plain |\n" in text
+    assert re.search(r"^TLS negotiated: socks5d TLS TLSv1\.3 TLS_\w+; stunnel\+Dante "
+                     r"TLSv1\.3 TLS_\w+ ", text, re.M), text
+
+    def cells(label):
+        row = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
+        return [c.strip() for c in row.strip("|").split("|")][1:]
+
+    for proto in ("HTTPS proxy", "SOCKS5 over TLS"):
+        for direction in ("upload", "download"):
+            row = cells(f"1 stream {direction}, {proto}")
+            assert all(float(c.replace(",", "")) > 0 for c in row[:3]), row
+            assert all(re.fullmatch(r"\d+\.\d\dx", c) for c in row[3:]), row
+    for label in ("new TLS sessions, full handshakes (no resumption), SOCKS5 over TLS",
+                  "new TLS sessions, full handshakes (no resumption), HTTPS proxy",
+                  "16 connections, 64-byte messages, SOCKS5 over TLS"):
+        row = cells(label)
+        for cell in row[:3]:
+            match = re.fullmatch(r"([\d,.]+) \(([\d,.]+) / ([\d,.]+) us\)", cell)
+            assert match, (label, row)
+            ops, p50, p99 = (float(x.replace(",", "")) for x in match.groups())
+            assert ops > 0 and 0 < p50 <= p99, (label, row)
+        assert all(re.fullmatch(r"\d+\.\d\dx", c) for c in row[3:]), (label, row)
+    row = cells("50 idle connections, SOCKS5 over TLS")
+    sizes = [re.fullmatch(r"(-?[\d,]+) B, ([\d.]+) fd \((\d+) proc\)", c) for c in row]
+    assert all(sizes) and len(row) == 3, row
+    # A TLS session holds OpenSSL's state: more than nothing, on the two
+    # descriptors of any session; stunnel+Dante's two hops hold four.
+    assert int(sizes[0].group(1).replace(",", "")) > 0 and sizes[0].group(2) == "2.00", row
+    assert float(sizes[1].group(2)) >= 4, row
+    for target in (r"HTTPS-proxy bulk >= 1\.5x stunnel\+Dante \(1 stream upload and "
+                   r"download\) \| upload \d+\.\d\dx; download \d+\.\d\dx",
+                   r"SOCKS5-over-TLS bulk >= 1\.5x stunnel\+Dante \(1 stream upload and "
+                   r"download\) \| upload \d+\.\d\dx; download \d+\.\d\dx",
+                   r"new TLS sessions per second \(full handshakes\) >= stunnel\+Dante "
+                   r"\| SOCKS5 over TLS \d+\.\d\dx; HTTPS proxy \d+\.\d\dx",
+                   r"idle TLS sessions <= 40 KiB PSS each \| [\d.]+ KiB, 2\.00 fd per "
+                   r"session \(50 sessions, 1 process\(es\)\); stunnel\+Dante [\d.]+ KiB"):
+        assert re.search(rf"^\| {target}.* \| (met|NOT MET) \|$", text, re.M), (target, text)
 
 
 @pytest.mark.deadline(150)
@@ -787,3 +983,59 @@ def test_bench_chain_checks():
     checks = {c[0]: c for c in run.check_targets({}, 8000, {})}
     assert checks[chain][1] == "upload n/a; download n/a"
     assert checks[chain][2] == "n/a" and checks[chain][3] is None
+
+
+def test_bench_tls_checks():
+    """The TLS targets divide socks5d's [tls] port by stunnel+Dante row by
+    row: bulk each direction >= 1.5x (HTTPS proxy, and SOCKS5 over TLS
+    alike), new sessions both rows >= 1.0x; an idle TLS session <= 40 KiB
+    of PSS, whatever the number held. A missed bulk or session target
+    profiles its worst row on socks5d's [tls] port; rows not run are n/a."""
+    run = load_driver()
+
+    def row(label, tls, stunnel, metric="mb_per_s"):
+        return {"label": label, "metric": metric,
+                "cells": {"socks5d-tls": {metric: tls}, "stunnel-dante": {metric: stunnel},
+                          "socks5d-plain": {metric: 2 * tls}}}
+    sessions = run.TLS_SESSIONS
+    assert sessions == "new TLS sessions, full handshakes (no resumption)"
+
+    def checks(https_up, socks_down, conn_https, idle_bytes):
+        rows = {"tls-bulk": [row("1 stream upload, HTTPS proxy", https_up, 100),
+                             row("1 stream download, HTTPS proxy", 160, 100),
+                             row("1 stream upload, SOCKS5 over TLS", 150, 100),
+                             row("1 stream download, SOCKS5 over TLS", socks_down, 100)],
+                "tls-connrate": [row(sessions + ", SOCKS5 over TLS", 300, 200, "ops_per_s"),
+                                 row(sessions + ", HTTPS proxy", conn_https, 200,
+                                     "ops_per_s")],
+                "tls-idle": [{"label": "2000 idle connections, SOCKS5 over TLS",
+                              "metric": "idle", "cells": {
+                                  "socks5d-tls": {"idle": idle_bytes, "fds": 2.0, "procs": 1},
+                                  "stunnel-dante": {"idle": 400000.0, "fds": 4.4,
+                                                    "procs": 90},
+                                  "socks5d-plain": {"idle": 600.0, "fds": 2.0,
+                                                    "procs": 1}}}]}
+        return {c[0]: c for c in run.check_targets(rows, 8000, {})}
+    https = "HTTPS-proxy bulk >= 1.5x stunnel+Dante (1 stream upload and download)"
+    socks = "SOCKS5-over-TLS bulk >= 1.5x stunnel+Dante (1 stream upload and download)"
+    conn = "new TLS sessions per second (full handshakes) >= stunnel+Dante"
+    idle = "idle TLS sessions <= 40 KiB PSS each"
+    c = checks(150, 150, 200, 40 * 1024.0)
+    assert c[https][1:] == ("upload 1.50x; download 1.60x", "met",
+                            ("tls-bulk", "1 stream upload, HTTPS proxy"))
+    assert c[socks][1:3] == ("upload 1.50x; download 1.50x", "met")
+    assert c[conn][1:] == ("SOCKS5 over TLS 1.50x; HTTPS proxy 1.00x", "met",
+                           ("tls-connrate", sessions + ", HTTPS proxy"))
+    assert c[idle][1] == ("40.0 KiB, 2.00 fd per session (2,000 sessions, 1 process(es)); "
+                          "stunnel+Dante 390.6 KiB, 4.40 fd; socks5d plain 0.6 KiB")
+    assert c[idle][2] == "met" and c[idle][3] is None
+    c = checks(149, 149, 199, 40 * 1024.0 + 1)
+    assert c[https][2] == "NOT MET" and c[https][3] == ("tls-bulk",
+                                                        "1 stream upload, HTTPS proxy")
+    assert c[socks][2] == "NOT MET" and c[socks][3] == ("tls-bulk",
+                                                        "1 stream download, SOCKS5 over TLS")
+    assert c[conn][2] == "NOT MET" and c[idle][2] == "NOT MET"
+    # The tls scenario not run (or socks5d not in it): n/a, nothing to profile.
+    c = {c[0]: c for c in run.check_targets({}, 8000, {})}
+    for text in (https, socks, conn, idle):
+        assert c[text][2] == "n/a" and c[text][3] is None, c[text]
