@@ -226,6 +226,18 @@ frontend_refuse_untrusted_header(struct session *s)
 
 static void frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+/* After a read that brought bytes: OpenSSL may hold more (the rest of a
+ * record larger than the room left, or records it read ahead), and no
+ * socket event will say so. (Stopping the watcher, as a close does,
+ * drops the fed event.) */
+static void
+frontend_tls_read_on(struct session *s)
+{
+	if (s->ssl != NULL && (SSL_pending(s->ssl) > 0 ||
+	    SSL_has_pending(s->ssl)))
+		ev_feed_event(s->srv->loop, &s->client_io, EV_READ);
+}
+
 /* TLS is up: the client's bytes come through it from now on. */
 static void
 frontend_tls_done(struct session *s)
@@ -236,6 +248,8 @@ frontend_tls_done(struct session *s)
 	ev_set_cb(&s->client_io, frontend_read_cb);
 	ev_io_modify(&s->client_io, EV_READ);
 	ev_io_start(loop, &s->client_io);
+	/* The client's first bytes may have come with its Finished. */
+	frontend_tls_read_on(s);
 }
 
 static enum frontend_step
@@ -386,11 +400,7 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	hs->len += (size_t)n;
 	frontend_watch(s, EV_READ);
-	/* A TLS record larger than the room left: OpenSSL holds the rest,
-	 * and no socket event will say so. (Stopping the watcher, as a
-	 * close does, drops the fed event.) */
-	if (s->ssl != NULL && SSL_pending(s->ssl) > 0)
-		ev_feed_event(loop, w, EV_READ);
+	frontend_tls_read_on(s);
 	if (s->state != SESSION_HANDSHAKE && s->state != SESSION_TLS)
 		return;         /* early payload, kept for the target */
 	while (frontend_advance(s) == FRONTEND_CONTINUE)

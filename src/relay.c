@@ -196,9 +196,13 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 	if (d->buf == NULL && (d->buf = relay_copy_buf_get()) == NULL)
 		return -1;
 	*room = relay_dir_capacity(r, d) - end;
-	if (d->from_ssl != NULL)
-		return tls_io_read(d->from_ssl, d->buf + end, *room,
+	if (d->from_ssl != NULL) {
+		ssize_t n = tls_io_read(d->from_ssl, d->buf + end, *room,
 		    &d->from_wants);
+
+		d->from_starved = n < 0 && d->from_wants == EV_READ;
+		return n;
+	}
 	return read(d->from, d->buf + end, *room);
 }
 
@@ -405,6 +409,17 @@ relay_watch(struct relay *r, ev_io *w, int fd, int events)
 	ev_io_start(r->loop, w);
 }
 
+/* Does OpenSSL hold bytes of this direction that no socket event will
+ * announce: decrypted ones, or whole records read ahead? (Not a partial
+ * record: that needs the socket, and coming back for it would spin.) */
+static bool
+relay_dir_tls_holds(const struct relay_dir *d)
+{
+	return d->from_ssl != NULL && d->from_wants == 0 &&
+	    (SSL_pending(d->from_ssl) > 0 ||
+	    (!d->from_starved && SSL_has_pending(d->from_ssl)));
+}
+
 /* The events a socket is watched for: those its reading direction
  * (reads) and its writing direction (writes) wait on. */
 static int
@@ -427,13 +442,12 @@ relay_update_watchers(struct relay *r)
 	    relay_side_events(r, &r->up, &r->down));
 	relay_watch(r, r->target_io, r->down.from,
 	    relay_side_events(r, &r->down, &r->up));
-	/* Decrypted bytes OpenSSL still holds (read before the relay
-	 * started) make no socket readable: come back for them. */
-	if (r->up.from_ssl != NULL && relay_dir_wants_read(r, &r->up) &&
-	    SSL_pending(r->up.from_ssl) > 0)
+	/* Bytes OpenSSL holds (read ahead, or before the relay started)
+	 * make no socket readable: come back for them. */
+	if (relay_dir_tls_holds(&r->up) && relay_dir_wants_read(r, &r->up))
 		ev_feed_event(r->loop, r->client_io, EV_READ);
-	if (r->down.from_ssl != NULL && relay_dir_wants_read(r, &r->down) &&
-	    SSL_pending(r->down.from_ssl) > 0)
+	if (relay_dir_tls_holds(&r->down) &&
+	    relay_dir_wants_read(r, &r->down))
 		ev_feed_event(r->loop, r->target_io, EV_READ);
 }
 

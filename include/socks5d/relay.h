@@ -53,6 +53,8 @@ struct relay_dir {
 	SSL *to_ssl;           /* TLS on "to", or NULL */
 	int from_wants;        /* a TLS read waits for this event on
 	                          "from" (EV_WRITE: a key update to send) */
+	bool from_starved;     /* the last TLS read found no whole record:
+	                          what OpenSSL holds needs the socket */
 	int to_wants;          /* a TLS write waits for this one on "to" */
 	int pipe[2];           /* splicing: -1 while nothing is in flight */
 	size_t pipe_size;      /* bytes the pipe held now takes */

@@ -744,3 +744,50 @@ def test_key_update_mid_tunnel_keeps_the_bytes_flowing(start_daemon, tls_pki,
     assert out.count(b"before\r\n") == 1 and b"after the update\r\n" in out, out
     assert b"K\r\n" not in out        # a command, not data
     d.wait_session(proto="http", tls="1.3")
+
+
+def test_records_read_ahead_are_not_forgotten(start_daemon, tls_pki, echo_target):
+    """Greeting, request and payload as three TLS records in one segment,
+    right behind the client's Finished: the daemon reads them all at
+    once, and must serve each though no socket event follows."""
+    d, tls_addr = start_tls(start_daemon, tls_pki)
+    ctx = tls_client_context(tls_pki)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    raw = socket.create_connection(tls_addr, timeout=IO_TIMEOUT)
+
+    def pump_until(done):
+        while not done():
+            if outgoing.pending:
+                raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            assert data, "closed by the daemon"
+            incoming.write(data)
+
+    def handshake_done():
+        try:
+            tls.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+
+    pump_until(handshake_done)
+    host, port = echo_target.address
+    tls.write(b"\x05\x01\x00")
+    tls.write(b"\x05\x01\x00\x01" + socket.inet_aton(host) + port.to_bytes(2, "big"))
+    tls.write(b"payload behind the request")
+    raw.sendall(outgoing.read())       # one segment, three records
+    got = b""
+
+    def answered():
+        nonlocal got
+        try:
+            got += tls.read(65536)
+        except ssl.SSLWantReadError:
+            pass
+        return len(got) >= 2 + 10 + 26
+    pump_until(answered)
+    assert got[:2] == b"\x05\x00"          # no login
+    assert got[2:4] == b"\x05\x00"         # connected
+    assert got[12:] == b"payload behind the request"
+    raw.close()
