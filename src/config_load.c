@@ -460,8 +460,12 @@ config_member_is_us(const struct config *cfg, const struct upstream_member *m)
 	else
 		return false;
 	addr_normalize(&a.sa, &a);
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		addr_normalize((const struct sockaddr *)&cfg->listen[i].ss, &l);
+	/* [server] listen, then [tls] listen: a TLS member may be us too. */
+	for (size_t i = 0; i < cfg->nlisten + cfg->tls_nlisten; i++) {
+		const struct config_addr *ours = i < cfg->nlisten ?
+		    &cfg->listen[i] : &cfg->tls_listen[i - cfg->nlisten];
+
+		addr_normalize((const struct sockaddr *)&ours->ss, &l);
 		bool wildcard = l.sa.sa_family == AF_INET ?
 		    l.in.sin_addr.s_addr == htonl(INADDR_ANY) :
 		    IN6_IS_ADDR_UNSPECIFIED(&l.in6.sin6_addr);

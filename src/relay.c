@@ -235,8 +235,11 @@ relay_dir_filter(struct relay_dir *d)
 		result = d->filter(d->buf + held_at, &len,
 		    RELAY_COPY_BUFSIZE - held_at, &release);
 	d->pending = d->released + len;
+	/* Full is when no further read fits: through TLS, a whole record
+	 * must (relay_dir_wants_read), or the direction would stall. */
 	if (result == RELAY_FILTER_DONE || d->eof ||
-	    d->off + d->pending >= RELAY_COPY_BUFSIZE - RELAY_FILTER_ROOM) {
+	    d->off + d->pending + (d->from_ssl != NULL ? TLS_RECORD_MAX : 1) >
+	    RELAY_COPY_BUFSIZE - RELAY_FILTER_ROOM) {
 		d->filter = NULL;
 		d->released = 0;
 		return;

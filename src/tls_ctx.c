@@ -500,6 +500,9 @@ tls_ctx_new_ssl(struct tls_ctx *ctx, int fd)
 		goto bad;
 	}
 	SSL_set_accept_state(ssl);
+	/* The login rule of the context that verifies this client: a
+	 * reload during its handshake must not change which field counts. */
+	SSL_set_app_data(ssl, (void *)(uintptr_t)ctx->client_user);
 	return ssl;
 bad:
 	ERR_clear_error();
@@ -510,4 +513,10 @@ enum tls_client_user
 tls_ctx_client_user(const struct tls_ctx *ctx)
 {
 	return ctx->client_user;
+}
+
+enum tls_client_user
+tls_ssl_client_user(const SSL *ssl)
+{
+	return (enum tls_client_user)(uintptr_t)SSL_get_app_data(ssl);
 }

@@ -107,7 +107,7 @@ static void
 tls_front_established(struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
-	enum tls_client_user how = (enum tls_client_user)cfg->tls_client_user;
+	enum tls_client_user how = tls_ssl_client_user(s->ssl);
 	char *user;
 
 	metrics_count_tls_session(SSL_version(s->ssl),

@@ -1,7 +1,12 @@
 /*
- * Stateless session tickets: their keys are derived per hour from one
- * secret made before the workers fork, so a ticket any worker issued
- * resumes at every other, and across reloads, until the daemon restarts.
+ * Stateless session tickets. Their keys change every hour and come from a
+ * secret that ratchets one way each hour (the next is a key derivation of
+ * the current one, which is then wiped): every process, started from the
+ * same secret made before the workers fork, walks the same chain by the
+ * clock, so a ticket any worker issued resumes at every other and across
+ * reloads; and what a process holds opens only the tickets of this hour
+ * and the last, never older ones (forward secrecy for tickets, which in
+ * TLS 1.2 carry the session's master secret).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,6 +22,7 @@
 #include "socks5d/tls_tickets.h"
 
 #define TLS_TICKET_KDF_CONTEXT "sk5dtick"
+#define TLS_TICKET_RATCHET_CONTEXT "sk5drtch"
 
 struct tls_ticket_keys {
 	unsigned char name[TLS_TICKET_NAME_LEN];
@@ -24,20 +30,43 @@ struct tls_ticket_keys {
 	unsigned char hmac[32];        /* HMAC-SHA256 */
 };
 
-static unsigned char tls_ticket_secret[crypto_kdf_KEYBYTES];
+static unsigned char tls_ticket_secret[crypto_kdf_KEYBYTES];   /* now */
+static unsigned char tls_ticket_previous[crypto_kdf_KEYBYTES]; /* -1 h */
+static uint64_t tls_ticket_period;     /* the one tls_ticket_secret is for */
+static bool tls_ticket_has_previous;
 static bool tls_ticket_ready;
 
-/* The keys of one period: name, cipher and MAC key, all from the secret,
- * so every worker derives the same ones without talking to the others. */
+/* The keys of the period whose secret this is: name, cipher and MAC key. */
 static void
-tls_ticket_keys(uint64_t period, struct tls_ticket_keys *k)
+tls_ticket_keys(const unsigned char *secret, struct tls_ticket_keys *k)
 {
-	crypto_kdf_derive_from_key(k->name, sizeof(k->name), period * 3,
-	    TLS_TICKET_KDF_CONTEXT, tls_ticket_secret);
-	crypto_kdf_derive_from_key(k->aes, sizeof(k->aes), period * 3 + 1,
-	    TLS_TICKET_KDF_CONTEXT, tls_ticket_secret);
-	crypto_kdf_derive_from_key(k->hmac, sizeof(k->hmac), period * 3 + 2,
-	    TLS_TICKET_KDF_CONTEXT, tls_ticket_secret);
+	crypto_kdf_derive_from_key(k->name, sizeof(k->name), 0,
+	    TLS_TICKET_KDF_CONTEXT, secret);
+	crypto_kdf_derive_from_key(k->aes, sizeof(k->aes), 1,
+	    TLS_TICKET_KDF_CONTEXT, secret);
+	crypto_kdf_derive_from_key(k->hmac, sizeof(k->hmac), 2,
+	    TLS_TICKET_KDF_CONTEXT, secret);
+}
+
+void
+tls_tickets_advance(void)
+{
+	uint64_t now = (uint64_t)time(NULL) / TLS_TICKET_PERIOD;
+
+	/* A clock set back keeps the newest secret: the old ones are gone. */
+	while (tls_ticket_ready && tls_ticket_period < now) {
+		memcpy(tls_ticket_previous, tls_ticket_secret,
+		    sizeof(tls_ticket_previous));
+		crypto_kdf_derive_from_key(tls_ticket_secret,
+		    sizeof(tls_ticket_secret), 0, TLS_TICKET_RATCHET_CONTEXT,
+		    tls_ticket_previous);
+		tls_ticket_period++;
+		/* Only the last step's secret is still good for anything. */
+		tls_ticket_has_previous = tls_ticket_period == now;
+	}
+	if (!tls_ticket_has_previous)
+		sodium_memzero(tls_ticket_previous,
+		    sizeof(tls_ticket_previous));
 }
 
 /*
@@ -52,22 +81,26 @@ tls_ticket_cb(SSL *ssl, unsigned char name[TLS_TICKET_NAME_LEN],
     unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX *cctx,
     EVP_MAC_CTX *hctx, int enc)
 {
-	uint64_t period = (uint64_t)time(NULL) / TLS_TICKET_PERIOD;
 	char digest[] = "SHA256";
 	struct tls_ticket_keys k;
 	OSSL_PARAM params[3];
 	int rc = 1;
 
 	(void)ssl;
-	tls_ticket_keys(period, &k);
+	tls_tickets_advance();
+	tls_ticket_keys(tls_ticket_secret, &k);
 	if (enc) {
 		memcpy(name, k.name, sizeof(k.name));
 		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(
 		    EVP_aes_256_cbc())) != 1)
 			rc = -1;
 	} else if (sodium_memcmp(name, k.name, sizeof(k.name)) != 0) {
-		tls_ticket_keys(period - 1, &k);
-		rc = sodium_memcmp(name, k.name, sizeof(k.name)) == 0 ? 2 : 0;
+		rc = 0;
+		if (tls_ticket_has_previous) {
+			tls_ticket_keys(tls_ticket_previous, &k);
+			if (sodium_memcmp(name, k.name, sizeof(k.name)) == 0)
+				rc = 2;
+		}
 	}
 	if (rc > 0) {
 		params[0] = OSSL_PARAM_construct_octet_string(
@@ -89,6 +122,9 @@ tls_tickets_init(void)
 	if (sodium_init() < 0)
 		return -1;
 	crypto_kdf_keygen(tls_ticket_secret);
+	sodium_memzero(tls_ticket_previous, sizeof(tls_ticket_previous));
+	tls_ticket_period = (uint64_t)time(NULL) / TLS_TICKET_PERIOD;
+	tls_ticket_has_previous = false;
 	tls_ticket_ready = true;
 	return 0;
 }

@@ -29,6 +29,7 @@
 #include "socks5d/metrics.h"
 #include "socks5d/notify.h"
 #include "socks5d/server.h"
+#include "socks5d/tls_ctx.h"
 #include "socks5d/workers.h"
 #include "socks5d/workers_private.h"
 
@@ -315,6 +316,7 @@ workers_timers(double now)
 {
 	unsigned sessions;
 
+	tls_tickets_advance();
 	if (sup.watchdog_interval > 0 && now >= sup.next_watchdog) {
 		notify_watchdog();
 		sup.next_watchdog = now + sup.watchdog_interval;

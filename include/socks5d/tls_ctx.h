@@ -53,8 +53,10 @@ void tls_ctx_free(struct tls_ctx *ctx);
  * The context may be freed while SSLs made from it live on. */
 SSL *tls_ctx_new_ssl(struct tls_ctx *ctx, int fd);
 
-/* How a context's client certificates become logins. */
+/* How a context's client certificates become logins; _ssl: that of the
+ * context an SSL of tls_ctx_new_ssl came from. */
 enum tls_client_user tls_ctx_client_user(const struct tls_ctx *ctx);
+enum tls_client_user tls_ssl_client_user(const SSL *ssl);
 
 /*
  * After a handshake: the login the verified client certificate names, as a
@@ -77,5 +79,11 @@ char *tls_cert_user(X509 *cert, enum tls_client_user how);
  * (libsodium failed).
  */
 int tls_tickets_init(void);
+
+/* Step the ticket secret to the clock's hour, wiping the ones it leaves
+ * behind. The ticket callback calls it; a process that makes no tickets
+ * but forks those that do (the workers' supervisor) calls it now and
+ * then, so it holds no old secret either. */
+void tls_tickets_advance(void);
 
 #endif

@@ -16,8 +16,9 @@
 #include <openssl/ssl.h>
 
 /* The most plaintext one TLS record carries: a read into at least this
- * much room takes a whole record, so OpenSSL holds nothing back (read
- * ahead is off) and the socket's readiness tells the whole story. */
+ * much room takes a whole record, so OpenSSL keeps no decrypted bytes
+ * back (SSL_pending is 0). Records it read ahead it may still hold
+ * (SSL_has_pending): readers come back for those themselves. */
 #define TLS_RECORD_MAX 16384
 
 /* *wants gets EV_READ or EV_WRITE (the libev constants) when the call

@@ -537,6 +537,13 @@ def test_config_errors_name_file_line_and_key(check_config, tls_pki, tmp_path):
     assert result.returncode == 2 and "client_ca" in result.stderr
     result, path = check_config(conf(certificate=cert, key=key))
     assert result.returncode == 0, result.stderr
+    # A TLS member that is our own [tls] port would loop.
+    port = free_port()
+    result, path = check_config(
+        f"[tls]\nlisten = 127.0.0.1:{port}\ncertificate = {cert}\n"
+        f"key = {key}\n[upstream u]\nurl = https://127.0.0.1:{port}\n")
+    assert result.returncode == 2
+    assert "own listener (a loop)" in result.stderr, result.stderr
 
 
 # -- more real clients ---------------------------------------------------------
