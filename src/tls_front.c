@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -149,6 +150,12 @@ tls_front_handshake(struct session *s)
 		metrics_count_tls_failure(reason);
 		tls_front_log_failure(s, reason);
 		ERR_clear_error();
+		/* A certificate that does not verify is a failed login, and
+		 * counts toward [limits] auth_failures like a password. */
+		if (strcmp(reason, "tls-client-cert") == 0) {
+			metrics_count_auth(false);
+			policy_login_failed(s);
+		}
 		session_close(s, reason);
 		return;
 	}

@@ -798,3 +798,19 @@ def test_records_read_ahead_are_not_forgotten(start_daemon, tls_pki, echo_target
     assert got[2:4] == b"\x05\x00"         # connected
     assert got[12:] == b"payload behind the request"
     raw.close()
+
+
+def test_failed_client_certificates_count_toward_the_ban(start_daemon, tls_pki,
+                                                        echo_target):
+    d, tls_addr = start_tls(start_daemon, tls_pki, tls=mtls(tls_pki),
+                            limits={"auth_failures": 2, "auth_window": 60,
+                                    "auth_ban": 60})
+    greeting = b"\x05\x01\x00"
+    bad = tls_client_context(tls_pki, client_cert=tls_pki.wrong_ca_client)
+    for _ in range(2):
+        assert tls_rejection(tls_addr, bad, send=greeting) is not None
+    d.wait_log(r"client 127\.0\.0\.1 banned for 60s after 2 failed logins")
+    # Now even the right certificate gets nowhere from that address.
+    good = tls_client_context(tls_pki, client_cert=tls_pki.alice)
+    assert tls_rejection(tls_addr, good, send=greeting) is not None
+    assert not any(l.get("user") == "alice" for l in d.session_lines())
