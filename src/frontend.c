@@ -338,20 +338,6 @@ frontend_full_probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		session_close(s, "client-eof");
 }
 
-/* Watch the client for these events (EV_READ, or EV_WRITE while TLS
- * has to send first), changing the watcher only when they change. */
-static void
-frontend_watch(struct session *s, int events)
-{
-	struct ev_loop *loop = s->srv->loop;
-
-	if ((s->client_io.events & (EV_READ | EV_WRITE)) == events)
-		return;
-	ev_io_stop(loop, &s->client_io);
-	ev_io_modify(&s->client_io, events);
-	ev_io_start(loop, &s->client_io);
-}
-
 static void
 frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -379,8 +365,8 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR) {
 			/* TLS may have to send (a key update) first. */
-			frontend_watch(s, wants == EV_WRITE ? EV_WRITE :
-			    EV_READ);
+			session_watch(s, &s->client_io, wants == EV_WRITE ?
+			    EV_WRITE : EV_READ);
 			return;
 		}
 		session_close(s, errno == ECONNRESET ? "reset" :
@@ -399,7 +385,7 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	hs->len += (size_t)n;
-	frontend_watch(s, EV_READ);
+	session_watch(s, &s->client_io, EV_READ);
 	frontend_tls_read_on(s);
 	if (s->state != SESSION_HANDSHAKE && s->state != SESSION_TLS)
 		return;         /* early payload, kept for the target */

@@ -502,6 +502,18 @@ session_send_reply(struct session *s, uint8_t rep, const struct sockaddr *bnd)
 	return session_client_write(s, msg, len) == (ssize_t)len ? 0 : -1;
 }
 
+void
+session_watch(struct session *s, ev_io *w, int events)
+{
+	struct ev_loop *loop = s->srv->loop;
+
+	if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(loop, w);
+	ev_io_modify(w, events);
+	ev_io_start(loop, w);
+}
+
 ssize_t
 session_client_read(struct session *s, void *buf, size_t len, int *wants)
 {

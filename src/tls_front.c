@@ -32,21 +32,6 @@ tls_front_session(ev_io *w)
 	    client_io));
 }
 
-/* Watch the client for events only, leaving the fd as it is (a watcher
- * set again on the same fd would make libev add it to epoll again). */
-static void
-tls_front_watch(struct session *s, int events)
-{
-	struct ev_loop *loop = s->srv->loop;
-
-	if (ev_is_active(&s->client_io) &&
-	    (s->client_io.events & (EV_READ | EV_WRITE)) == events)
-		return;
-	ev_io_stop(loop, &s->client_io);
-	ev_io_modify(&s->client_io, events);
-	ev_io_start(loop, &s->client_io);
-}
-
 /* The access log's word for why a handshake failed, from OpenSSL's
  * error queue (the first error is the cause). */
 static const char *
@@ -140,10 +125,10 @@ tls_front_handshake(struct session *s)
 	}
 	switch ((error = SSL_get_error(s->ssl, ret))) {
 	case SSL_ERROR_WANT_READ:
-		tls_front_watch(s, EV_READ);
+		session_watch(s, &s->client_io, EV_READ);
 		return;
 	case SSL_ERROR_WANT_WRITE:
-		tls_front_watch(s, EV_WRITE);
+		session_watch(s, &s->client_io, EV_WRITE);
 		return;
 	default:
 		reason = tls_front_failure(error);

@@ -466,12 +466,7 @@ dial_tls_step(struct upstream_dial *d)
 		dial_tls_failed(d);
 		return;
 	}
-	if ((s->target_io.events & (EV_READ | EV_WRITE)) != events ||
-	    !ev_is_active(&s->target_io)) {
-		ev_io_stop(s->srv->loop, &s->target_io);
-		ev_io_modify(&s->target_io, events);
-		ev_io_start(s->srv->loop, &s->target_io);
-	}
+	session_watch(s, &s->target_io, events);
 }
 
 static void

@@ -164,6 +164,11 @@ ssize_t session_client_write(struct session *s, const void *buf, size_t len);
  * the count of what a burst leaves behind. */
 void session_tls_attached(struct session *s);
 
+/* Watch one of the session's sockets (w: &s->client_io or &s->target_io,
+ * already set on its fd) for events, changing the watcher only when they
+ * change: set again on the same fd, libev would add it to epoll again. */
+void session_watch(struct session *s, ev_io *w, int events);
+
 /* Switch the session's state, logging the transition at debug level. */
 void session_set_state(struct session *s, enum session_state state);
 
