@@ -645,9 +645,13 @@ def test_bench_quick_tls_rows(tmp_path, bench_binaries, socks5d_binary):
     row = cells("50 idle connections, SOCKS5 over TLS")
     sizes = [re.fullmatch(r"(-?[\d,]+) B, ([\d.]+) fd \((\d+) proc\)", c) for c in row]
     assert all(sizes) and len(row) == 3, row
-    # A TLS session holds OpenSSL's state: more than nothing, on the two
-    # descriptors of any session; stunnel+Dante's two hops hold four.
-    assert int(sizes[0].group(1).replace(",", "")) > 0 and sizes[0].group(2) == "2.00", row
+    # An idle TLS session keeps no OpenSSL buffers (they would be 16-64
+    # KiB each), on the two descriptors of any session; stunnel+Dante's
+    # two hops hold four. With 50 sessions the growth is within the PSS
+    # noise (a heap trim can make it negative), so only the bound is
+    # checked here; make bench measures it with 2,000.
+    assert int(sizes[0].group(1).replace(",", "")) < 40 * 1024, row
+    assert sizes[0].group(2) == "2.00", row
     assert float(sizes[1].group(2)) >= 4, row
     for target in (r"HTTPS-proxy bulk >= 1\.5x stunnel\+Dante \(1 stream upload and "
                    r"download\) \| upload \d+\.\d\dx; download \d+\.\d\dx",
@@ -655,7 +659,7 @@ def test_bench_quick_tls_rows(tmp_path, bench_binaries, socks5d_binary):
                    r"download\) \| upload \d+\.\d\dx; download \d+\.\d\dx",
                    r"new TLS sessions per second \(full handshakes\) >= stunnel\+Dante "
                    r"\| SOCKS5 over TLS \d+\.\d\dx; HTTPS proxy \d+\.\d\dx",
-                   r"idle TLS sessions <= 40 KiB PSS each \| [\d.]+ KiB, 2\.00 fd per "
+                   r"idle TLS sessions <= 40 KiB PSS each \| -?[\d.]+ KiB, 2\.00 fd per "
                    r"session \(50 sessions, 1 process\(es\)\); stunnel\+Dante [\d.]+ KiB"):
         assert re.search(rf"^\| {target}.* \| (met|NOT MET) \|$", text, re.M), (target, text)
 
