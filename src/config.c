@@ -58,6 +58,14 @@ static const struct config_enum_name config_family_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name config_rate_per_names[] = {
+	{ "user", RATE_PER_USER },
+	{ "client", RATE_PER_CLIENT },
+	{ "session", RATE_PER_SESSION },
+	{ "rule", RATE_PER_RULE },
+	{ NULL, 0 },
+};
+
 static const struct config_enum_name config_tls_client_cert_names[] = {
 	{ "none", TLS_CLIENT_CERT_NONE },
 	{ "optional", TLS_CLIENT_CERT_OPTIONAL },
@@ -100,6 +108,8 @@ static const struct config_enum_name config_tls_client_user_names[] = {
 	{ ROW(sec, name, CONFIG_PORT_RANGE, field, dflt) }
 #define ROW_EGRESS(sec, name, field, dflt)                              \
 	{ ROW(sec, name, CONFIG_EGRESS, field, dflt) }
+#define ROW_RATE(sec, name, field, dflt)                                \
+	{ ROW(sec, name, CONFIG_RATE, field, dflt) }
 #define ROW_HOSTPORT(sec, name, field, dflt)                            \
 	{ ROW(sec, name, CONFIG_HOSTPORT, field, dflt) }
 /* least 0: an empty list is allowed (no such listeners). */
@@ -225,6 +235,9 @@ const struct config_row config_rows[] = {
 	    1000000),
 	ROW_UINT("limits", "auth_window", limits.auth_window, "60", 1, 86400),
 	ROW_UINT("limits", "auth_ban", limits.auth_ban, "300", 1, 86400),
+	ROW_RATE("limits", "rate_up", rate.up, "0"),
+	ROW_RATE("limits", "rate_down", rate.down, "0"),
+	ROW_ENUM("limits", "rate_per", rate.per, "user", config_rate_per_names),
 
 	ROW_BOOL("http", "via", http_via, "yes"),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
@@ -249,6 +262,9 @@ const struct config_row config_rows[] = {
 	ROW_RULE("egress", false),
 	ROW_RULE("egress_select", false),
 	ROW_RULE("via", false),
+	ROW_RULE("rate_up", false),
+	ROW_RULE("rate_down", false),
+	ROW_RULE("rate_per", false),
 
 	ROW_UPSTREAM_URLS("url"),
 	ROW_UPSTREAM_UINT("fail_after", fail_after, "3", 1, 100),
@@ -336,7 +352,8 @@ config_row_appends(const struct config_row *row)
 {
 	return row->type == CONFIG_RULE && strcmp(row->key, "action") != 0 &&
 	    strcmp(row->key, "egress_select") != 0 &&
-	    strcmp(row->key, "via") != 0;
+	    strcmp(row->key, "via") != 0 &&
+	    strncmp(row->key, "rate_", 5) != 0;
 }
 
 const struct config_row *

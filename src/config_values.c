@@ -15,6 +15,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/cidr.h"
 #include "socks5d/config_values.h"
+#include "socks5d/ratelimit.h"
 #include "socks5d/rules.h"
 
 /* Enum fields are stored through an int. */
@@ -22,6 +23,7 @@ _Static_assert(sizeof(enum relay_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum auth_method) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum dns_family) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum log_target) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum rate_per) == sizeof(int), "enum size");
 
 static const char *const config_true_words[] = { "yes", "true", "on", "1" };
 static const char *const config_false_words[] = { "no", "false", "off", "0" };
@@ -567,6 +569,9 @@ config_value_parse(const struct config_row *row, void *base,
 		break;
 	case CONFIG_RULE:
 		rc = rules_set(base, row->key, v, why, whylen);
+		break;
+	case CONFIG_RATE:
+		rc = rate_parse(v, config_field(row, base), why, whylen);
 		break;
 	case CONFIG_EGRESS:
 		rc = config_parse_egress(row, base, v, why, whylen);

@@ -67,6 +67,7 @@ static const char *const udp_drop_labels[METRICS_UDP_DROP_COUNT] = {
 	[METRICS_UDP_DROP_DNS] = "dns",
 	[METRICS_UDP_DROP_DENIED] = "denied",
 	[METRICS_UDP_DROP_SEND] = "send",
+	[METRICS_UDP_DROP_RATE] = "rate",
 };
 
 /* Upper bounds of the DNS latency buckets, with the text of their "le"

@@ -5,6 +5,7 @@
  * flooding the log.
  */
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/policy.h"
+#include "socks5d/ratelimit.h"
 #include "socks5d/rules.h"
 #include "socks5d/session.h"
 #include "socks5d/upstream.h"
@@ -85,6 +87,80 @@ policy_release(struct session *s)
 	if (s->user_counted)
 		limits_user_leave(l, s->user);
 	s->client_counted = s->user_counted = false;
+	rate_bucket_release(s->rate_up);
+	rate_bucket_release(s->rate_down);
+	s->rate_up = s->rate_down = NULL;
+	free(s->rate_rule);
+	s->rate_rule = NULL;
+}
+
+/* The verdict v allowed the session: remember its bandwidth limit, the
+ * rule's keys over [limits]'. The rule's name is copied, as a reload may
+ * free it before the relay starts. */
+static void
+policy_note_rate(struct session *s, const struct rules_verdict *v)
+{
+	s->rate = rate_spec_merge(&s->srv->cfg->rate, v->rate);
+	free(s->rate_rule);
+	s->rate_rule = NULL;
+	if (s->rate.per == RATE_PER_RULE && (s->rate.up | s->rate.down) != 0)
+		s->rate_rule = strdup(v->rule != NULL ? v->rule : "(limits)");
+}
+
+/* The bucket table's key of the budget s shares, or NULL for its own. */
+static const char *
+policy_rate_key(const struct session *s, char *buf, size_t len)
+{
+	char ip[ADDR_STRLEN];
+
+	switch (s->rate.per) {
+	case RATE_PER_SESSION:
+		return NULL;
+	case RATE_PER_RULE:
+		if (s->rate_rule == NULL)
+			return NULL;
+		snprintf(buf, len, "r:%s", s->rate_rule);
+		return buf;
+	case RATE_PER_USER:
+		if (s->user != NULL) {
+			snprintf(buf, len, "u:%s", s->user);
+			return buf;
+		}
+		/* Without a login: the client's address. */
+		/* FALLTHROUGH */
+	case RATE_PER_CLIENT:
+	default:
+		addr_format_ip(&s->client_addr.sa, ip, sizeof(ip));
+		snprintf(buf, len, "c:%s", ip);
+		return buf;
+	}
+}
+
+void
+policy_rate_start(struct session *s)
+{
+	/* "u:" and a user name of at most 255 bytes, or a rule's. */
+	char key[300], keyed[310];
+	const char *k;
+	struct ev_loop *loop = s->srv->loop;
+
+	if ((s->rate.up | s->rate.down) == 0 || s->rate_up != NULL ||
+	    s->rate_down != NULL)
+		return;
+	k = policy_rate_key(s, key, sizeof(key));
+	/* Up and down are separate budgets of the same owner. */
+	if (s->rate.up != 0) {
+		if (k != NULL)
+			snprintf(keyed, sizeof(keyed), "up %s", k);
+		s->rate_up = rate_bucket_acquire(loop, k != NULL ? keyed :
+		    NULL, s->rate.up);
+	}
+	if (s->rate.down != 0) {
+		if (k != NULL)
+			snprintf(keyed, sizeof(keyed), "down %s", k);
+		s->rate_down = rate_bucket_acquire(loop, k != NULL ? keyed :
+		    NULL, s->rate.down);
+	}
 }
 
 void
@@ -177,6 +253,8 @@ policy_allow_request(struct session *s)
 	v = policy_judge(s, rules_evaluate_any_dest(s->srv->cfg->rules, &q));
 	if (!v.allow)
 		policy_record(s, v.rule);
+	else
+		policy_note_rate(s, &v);
 	return v.allow;
 }
 
@@ -217,6 +295,10 @@ policy_dest(struct session *s, const char *name, const struct sockaddr *addr,
 		policy_record(s, v.rule);
 		return false;
 	}
+	/* A UDP association's limit is the one that admitted it; each
+	 * datagram's verdict says only whether it may pass. */
+	if (s->cmd != REQUEST_CMD_UDP)
+		policy_note_rate(s, &v);
 	if (route != NULL)
 		policy_pick_source(s, &v, addr, route);
 	return true;
@@ -268,6 +350,8 @@ policy_route_request(struct session *s, const struct upstream **via)
 	*via = v.via_set ? v.via : s->srv->cfg->via;
 	if (*via != NULL && !v.allow)
 		policy_record(s, v.rule);
+	else if (v.allow)
+		policy_note_rate(s, &v);
 	return v.allow;
 }
 
@@ -328,8 +412,10 @@ policy_allow_bind_peer(struct session *s, const char *name,
 	q.dest_addr = peer;
 	q.port = port;
 	v = policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
-	if (v.allow)
+	if (v.allow) {
+		policy_note_rate(s, &v);
 		return true;
+	}
 	metrics_count_refused(METRICS_REFUSED_BIND_PEER);
 	/* Anyone can dial a listener: one line a second, however many. */
 	if (log_ratelimit_pass(&bind_peer_log, ev_now(s->srv->loop),

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,7 +99,7 @@ relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 	if (d->from_ssl != NULL && other->to_wants != 0 &&
 	    SSL_get_key_update_type(d->from_ssl) != SSL_KEY_UPDATE_NONE)
 		return false;
-	return !d->eof && !d->stalled &&
+	return !d->eof && !d->stalled && d->rate_wait.next == NULL &&
 	    d->off + d->pending + least <= relay_dir_capacity(r, d);
 }
 
@@ -178,8 +179,17 @@ relay_dir_finish(const struct relay *r, struct relay_dir *d)
 	}
 }
 
+/* What a bandwidth limit lets this read take of room: all of it without
+ * one. */
+static size_t
+relay_dir_allowed(const struct relay_dir *d, size_t room)
+{
+	return d->rate == NULL ? room : rate_bucket_allow(d->rate, room);
+}
+
 /* Read from d->from into the pipe or buffer, at most *room bytes (set
- * here); read(2) conventions. */
+ * here, and at most what the direction's rate allows, at least 1);
+ * read(2) conventions. */
 static ssize_t
 relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 {
@@ -189,13 +199,13 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 		if (d->pipe[0] == -1 && pipe_pool_get(r->pipes, d->pipe,
 		    d->bulk, &d->pipe_size) == -1)
 			return -1;
-		*room = d->pipe_size - d->pending;
+		*room = relay_dir_allowed(d, d->pipe_size - d->pending);
 		return splice(d->from, NULL, d->pipe[1], NULL, *room,
 		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 	}
 	if (d->buf == NULL && (d->buf = relay_copy_buf_get()) == NULL)
 		return -1;
-	*room = relay_dir_capacity(r, d) - end;
+	*room = relay_dir_allowed(d, relay_dir_capacity(r, d) - end);
 	if (d->from_ssl != NULL) {
 		ssize_t n = tls_io_read(d->from_ssl, d->buf + end, *room,
 		    &d->from_wants);
@@ -289,11 +299,18 @@ relay_move(struct relay *r, struct relay_dir *d)
 	while (moved < RELAY_BUDGET) {
 		bool filled = false, write_blocked = false, drained = false;
 
-		if (relay_dir_wants_read(r, d)) {
+		if (relay_dir_wants_read(r, d) && d->rate != NULL &&
+		    rate_bucket_allow(d->rate, 1) == 0) {
+			/* Out of budget: read on when the bucket wakes us
+			 * (relay_dir_wants_read is false until then). */
+			rate_bucket_wait(d->rate, &d->rate_wait);
+		} else if (relay_dir_wants_read(r, d)) {
 			bool spliced = relay_dir_splicing(r, d);
 			size_t room = 0;
 
 			n = relay_fill(r, d, &room);
+			if (n > 0 && d->rate != NULL)
+				rate_bucket_spend(d->rate, (size_t)n);
 			if (n > 0 && d->limited) {
 				size_t keep = (uint64_t)n < d->limit ?
 				    (size_t)n : (size_t)d->limit;
@@ -557,6 +574,35 @@ relay_limit_up(struct relay *r, uint64_t limit)
 	r->up.limit = limit;
 }
 
+/* A bucket that made a direction wait has refilled. */
+static void
+relay_rate_wake_up(struct rate_waiter *w)
+{
+	struct relay *r = (struct relay *)(void *)((char *)w -
+	    offsetof(struct relay, up.rate_wait));
+
+	relay_update_watchers(r);
+}
+
+static void
+relay_rate_wake_down(struct rate_waiter *w)
+{
+	struct relay *r = (struct relay *)(void *)((char *)w -
+	    offsetof(struct relay, down.rate_wait));
+
+	relay_update_watchers(r);
+}
+
+void
+relay_limit_rate(struct relay *r, struct rate_bucket *up,
+    struct rate_bucket *down)
+{
+	r->up.rate = up;
+	r->up.rate_wait.wake = relay_rate_wake_up;
+	r->down.rate = down;
+	r->down.rate_wait.wake = relay_rate_wake_down;
+}
+
 void
 relay_filter_down(struct relay *r, relay_filter_fn *filter)
 {
@@ -571,6 +617,8 @@ relay_stop(struct relay *r)
 	r->running = false;
 	ev_io_stop(r->loop, r->client_io);
 	ev_io_stop(r->loop, r->target_io);
+	rate_waiter_cancel(&r->up.rate_wait);
+	rate_waiter_cancel(&r->down.rate_wait);
 	relay_dir_release(r, &r->up);
 	relay_dir_release(r, &r->down);
 }

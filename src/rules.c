@@ -368,6 +368,8 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 		return egress_add(&rule->egress, value, why, whylen);
 	if (strcmp(key, "via") == 0)
 		return rules_set_via(rule, value, why, whylen);
+	if (strncmp(key, "rate_", 5) == 0)
+		return rate_spec_set(&rule->rate, key, value, why, whylen);
 	if (strcmp(key, "egress_select") == 0) {
 		if ((copy = strdup(value)) == NULL)
 			return rules_why(why, whylen, "out of memory");
@@ -612,6 +614,7 @@ rules_verdict_of(const struct rule *r)
 		.egress_select = r->egress_select,
 		.via_set = r->via_set,
 		.via = r->via,
+		.rate = rate_spec_given(&r->rate) ? &r->rate : NULL,
 	};
 
 	return v;

@@ -174,6 +174,8 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 	s->target_fd = -1;
 	s->reply = -1;
 	s->started = ev_now(srv->loop);
+	/* [limits]' bandwidth limit, until a rule's verdict says more. */
+	s->rate = srv->cfg->rate;
 	s->state = SESSION_HANDSHAKE;
 	memcpy(&s->client_addr, peer, addr_len(peer));
 
@@ -593,6 +595,9 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		session_close(s, "nomem");
 		return;
 	}
+	policy_rate_start(s);
+	if (s->rate_up != NULL || s->rate_down != NULL)
+		relay_limit_rate(&s->relay, s->rate_up, s->rate_down);
 	if (s->frontend->relay_setup != NULL)
 		s->frontend->relay_setup(s, &s->relay);
 	session_free_handshake(s);

@@ -298,6 +298,7 @@ udp_begin(struct session *s, int fd, const union sockaddr_any *member,
 		return;
 	}
 	s->command_state = a;
+	policy_rate_start(s);
 	if (fd != -1 && udp_upstream_attach(a, fd, member, up_bnd) == -1) {
 		log_warnx("udp: no relay socket toward the upstream's relay");
 		session_fail(s, REPLY_FAILURE);

@@ -403,6 +403,13 @@ udp_accept_up(struct udp_assoc *a, int i, bool *held)
 		return UDP_ROUTE_NONE;
 	}
 	a->last_activity = ev_now(a->s->srv->loop);
+	/* Over the rate, a datagram is dropped: holding it would only
+	 * add delay to what the sender must slow down for anyway. */
+	if (a->s->rate_up != NULL &&
+	    !rate_bucket_take(a->s->rate_up, len - used)) {
+		a->stats.drops[METRICS_UDP_DROP_RATE]++;
+		return UDP_ROUTE_NONE;
+	}
 	b->offset[i] = used;
 	if (a->up_ctl_fd != -1)
 		return udp_accept_for_upstream(a, i, &hdr.dst, len - used);
@@ -514,6 +521,11 @@ udp_forward_down(struct udp_assoc *a, int n)
 		if (hlen + len > a->client_max) {
 			/* Fine for us to receive, too big once wrapped. */
 			a->stats.drops[METRICS_UDP_DROP_OVERSIZE]++;
+			continue;
+		}
+		if (a->s->rate_down != NULL &&
+		    !rate_bucket_take(a->s->rate_down, len)) {
+			a->stats.drops[METRICS_UDP_DROP_RATE]++;
 			continue;
 		}
 		b->out_iov[count][0].iov_base = b->header[count];

@@ -16,6 +16,7 @@
 #include "socks5d/egress.h"
 #include "socks5d/upstream.h"
 #include "socks5d/limits.h"
+#include "socks5d/ratelimit.h"
 
 #define CONFIG_DEFAULT_PATH   "/etc/socks5d/socks5d.conf"
 #define CONFIG_MAX_LISTEN     32
@@ -105,6 +106,8 @@ struct config {
 
 	/* [limits] */
 	struct limits_config limits;
+	struct rate_spec rate;         /* every session's, unless its rule
+	                                * sets its own */
 
 	/* [rule NAME] sections, compiled; NULL when there are none */
 	struct rules *rules;

@@ -33,6 +33,7 @@ enum metrics_udp_drop {
 	METRICS_UDP_DROP_DNS,          /* the name did not resolve */
 	METRICS_UDP_DROP_DENIED,       /* a rule said no */
 	METRICS_UDP_DROP_SEND,         /* the kernel refused it */
+	METRICS_UDP_DROP_RATE,         /* over the bandwidth limit */
 	METRICS_UDP_DROP_COUNT,
 };
 

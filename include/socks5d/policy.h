@@ -29,7 +29,13 @@ bool policy_admit_client(struct server *srv, const struct sockaddr *peer);
  * refuses the real client (logged, counted); the caller closes. */
 bool policy_readmit_client(struct session *s, const struct sockaddr *real);
 
-/* The session ends: release its client and user counts. */
+/* The session relays (or its UDP association starts): take the buckets
+ * of the bandwidth limit that allowed it into s->rate_up and rate_down
+ * (left NULL where unlimited). policy_release gives them back. */
+void policy_rate_start(struct session *s);
+
+/* The session ends: release its client and user counts and its rate
+ * buckets. */
 void policy_release(struct session *s);
 
 /* A login succeeded or failed (failures count towards the ban). */

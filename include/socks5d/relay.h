@@ -16,6 +16,7 @@
 
 #include "socks5d/config.h"
 #include "socks5d/pipe_pool.h"
+#include "socks5d/ratelimit.h"
 
 /* The copy buffer per direction, and the bytes after which a callback
  * stops reading, so one busy session cannot starve the others (the read
@@ -73,6 +74,8 @@ struct relay_dir {
 	bool limited;          /* copying only; what passes "limit" is read
 	                          and dropped */
 	uint64_t limit;        /* limited: bytes that may still pass */
+	struct rate_bucket *rate;      /* a bandwidth limit, or NULL */
+	struct rate_waiter rate_wait;  /* queued while rate is empty */
 };
 
 struct relay;
@@ -130,6 +133,12 @@ void relay_filter_down(struct relay *r, relay_filter_fn *filter);
  * ends where a pipelined next request, meant for another origin, would
  * begin). Call right after relay_start. */
 void relay_limit_up(struct relay *r, uint64_t limit);
+
+/* Hold each direction to a bucket's rate (NULL: unlimited). The caller
+ * keeps the buckets and releases them after relay_stop. Call right after
+ * relay_start. */
+void relay_limit_rate(struct relay *r, struct rate_bucket *up,
+    struct rate_bucket *down);
 
 /* Stop watchers and release pipes and buffers; the fds are not closed. */
 void relay_stop(struct relay *r);

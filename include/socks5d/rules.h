@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "socks5d/egress.h"
+#include "socks5d/ratelimit.h"
 
 struct rules;   /* the compiled rule set of one config (NULL: no rules) */
 
@@ -43,6 +44,8 @@ struct rules_verdict {
 	enum egress_select egress_select;  /* the rule's, or EGRESS_UNSET */
 	bool via_set;                  /* false: the rule has no via */
 	const struct upstream *via;    /* with via_set: NULL is direct */
+	const struct rate_spec *rate;  /* the rule's rate keys, NULL when
+	                                * it sets none ([limits]' apply) */
 };
 
 /*
@@ -106,6 +109,8 @@ const char *rules_name(const struct rules *rules, size_t i);
  *            suffixes (".example.org" matches example.org itself and any
  *            name ending in ".example.org", not "badexample.org")
  *   port     N or LOW-HIGH, 0-65535 (0 is what BIND/UDP send for "any")
+ *   rate_up, rate_down, rate_per   a bandwidth limit (ratelimit.h) for
+ *            the sessions the rule allows, in place of [limits]'s
  *
  * Lists are comma-separated. Setting a list key again appends to it, so
  * long lists can span lines. A key never set matches anything.

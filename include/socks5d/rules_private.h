@@ -12,6 +12,7 @@
 
 #include "socks5d/cidr.h"
 #include "socks5d/egress.h"
+#include "socks5d/ratelimit.h"
 
 /* Port lists as inclusive ranges, merged and searched like CIDR sets. */
 struct rules_span_port {
@@ -42,6 +43,7 @@ struct rule {
 	bool via_set;                   /* false: [outbound] via */
 	char *via_name;                 /* NULL (with via_set): direct */
 	const struct upstream *via;     /* via_name's, set at load */
+	struct rate_spec rate;          /* rate_up, rate_down, rate_per */
 };
 
 /* One user name a rule names, pointing at that rule. */

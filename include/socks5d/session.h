@@ -85,6 +85,11 @@ struct session {
 	const char *linger_reason;         /* why, once an error was sent */
 	char *rule;                        /* the rule (or limit) that refused */
 	char *via;                         /* the [upstream NAME] dialled */
+	struct rate_spec rate;             /* the bandwidth limit of what
+	                                    * allowed it (rule or [limits]) */
+	char *rate_rule;                   /* rate_per = rule: whose */
+	struct rate_bucket *rate_up;       /* held while it relays; NULL: */
+	struct rate_bucket *rate_down;     /* unlimited */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

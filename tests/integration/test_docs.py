@@ -175,10 +175,11 @@ TYPE_PHRASES = {
     "PORTS": r"Port range\b",
     "DNS": r"List of name servers\b",
     "CIDRS": r"List of CIDRs\b",
-    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,|direct, or the NAME)",
+    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,|direct, or the NAME|A rate, as|As \[limits\] rate_per)",
     "EGRESS": r"List of IPv4 and IPv6 addresses and CIDRs\b",
     "VIA": r"direct, or the NAME of an \[upstream NAME\] section\.",
     "URLS": r"List of URLs\b",
+    "RATE": r"A rate\b",
 }
 
 
@@ -213,7 +214,10 @@ def type_problem(row, text):
 
 RULE_FALLBACKS = {"egress": "[outbound] egress",
                   "egress_select": "[outbound] egress_select",
-                  "via": "[outbound] via"}
+                  "via": "[outbound] via",
+                  "rate_up": "[limits] rate_up",
+                  "rate_down": "[limits] rate_down",
+                  "rate_per": "[limits] rate_per"}
 
 
 def default_problem(row, text):
