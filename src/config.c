@@ -9,6 +9,7 @@
 #include "socks5d/config.h"
 #include "socks5d/config_values.h"
 #include "socks5d/log.h"
+#include "socks5d/quota.h"
 #include "socks5d/request.h"
 #include "socks5d/rules.h"
 #include "socks5d/tls_ctx.h"
@@ -141,6 +142,26 @@ static const struct config_enum_name config_tls_client_user_names[] = {
 	  .name_valid = rules_name_valid, .key = (name),                \
 	  .type = CONFIG_RULE, .required = (req) }
 
+/* A [quota NAME] key, with the instance a struct quota. */
+#define ROW_QUOTA(name, req)                                            \
+	{ .section = "quota ", .named = true,                           \
+	  .instance = config_quota_instance,                            \
+	  .name_valid = quotas_name_valid, .key = (name),               \
+	  .type = CONFIG_QUOTA, .required = (req) }
+
+static void *
+config_quota_instance(struct config *cfg, const char *name, bool *created)
+{
+	struct quota *q;
+
+	if (cfg->quotas == NULL && (cfg->quotas = quotas_new()) == NULL)
+		return NULL;
+	if ((q = quotas_find(cfg->quotas, name)) != NULL)
+		return q;
+	*created = true;
+	return quotas_add(cfg->quotas, name);
+}
+
 /* Each [rule NAME] section appends one rule, so file order is kept. */
 static void *
 config_rule_instance(struct config *cfg, const char *name, bool *created)
@@ -193,6 +214,7 @@ const struct config_row config_rows[] = {
 	ROW_ENUM_SET("server", "protocols", protocols, "socks5, http",
 	    config_protocol_names),
 	ROW_CIDRS("server", "proxy_protocol_from", proxy_from, ""),
+	ROW_PATH("server", "state_dir", state_dir, "/var/lib/socks5d"),
 
 	ROW_ENUM("auth", "method", auth_method, "none", config_auth_names),
 	ROW_PATH("auth", "users_file", users_file, "/etc/socks5d/users"),
@@ -265,6 +287,10 @@ const struct config_row config_rows[] = {
 	ROW_RULE("rate_up", false),
 	ROW_RULE("rate_down", false),
 	ROW_RULE("rate_per", false),
+
+	ROW_QUOTA("user", false),
+	ROW_QUOTA("bytes", true),
+	ROW_QUOTA("period", true),
 
 	ROW_UPSTREAM_URLS("url"),
 	ROW_UPSTREAM_UINT("fail_after", fail_after, "3", 1, 100),
@@ -350,6 +376,8 @@ config_row_index(const char *section, const char *key)
 bool
 config_row_appends(const struct config_row *row)
 {
+	if (row->type == CONFIG_QUOTA)
+		return strcmp(row->key, "user") == 0;
 	return row->type == CONFIG_RULE && strcmp(row->key, "action") != 0 &&
 	    strcmp(row->key, "egress_select") != 0 &&
 	    strcmp(row->key, "via") != 0 &&

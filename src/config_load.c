@@ -20,6 +20,7 @@
 #include "socks5d/file.h"
 #include "socks5d/hosts.h"
 #include "socks5d/log.h"
+#include "socks5d/quota.h"
 #include "socks5d/rules.h"
 #include "socks5d/tls_client.h"
 #include "socks5d/tls_ctx.h"
@@ -855,6 +856,7 @@ config_free(struct config *cfg)
 	hosts_unref(cfg->hosts);
 	tls_ctx_free(cfg->tls);
 	rules_free(cfg->rules);
+	quotas_free(cfg->quotas);
 	upstreams_free(cfg->upstreams);
 	free(cfg->path);
 	free(cfg);

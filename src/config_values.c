@@ -15,6 +15,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/cidr.h"
 #include "socks5d/config_values.h"
+#include "socks5d/quota.h"
 #include "socks5d/ratelimit.h"
 #include "socks5d/rules.h"
 
@@ -569,6 +570,9 @@ config_value_parse(const struct config_row *row, void *base,
 		break;
 	case CONFIG_RULE:
 		rc = rules_set(base, row->key, v, why, whylen);
+		break;
+	case CONFIG_QUOTA:
+		rc = quota_set(base, row->key, v, why, whylen);
 		break;
 	case CONFIG_RATE:
 		rc = rate_parse(v, config_field(row, base), why, whylen);

@@ -13,6 +13,7 @@
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/passwd.h"
+#include "socks5d/quota_service.h"
 #include "socks5d/server.h"
 #include "socks5d/tls_ctx.h"
 #include "socks5d/version.h"
@@ -143,6 +144,11 @@ main(int argc, char **argv)
 	/* A peer that vanishes mid-write must cost an EPIPE, not the
 	 * process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Before the workers fork: they all count into one table. */
+	if (quota_service_start(cfg) == -1) {
+		config_free(cfg);
+		return 1;
+	}
 	if (workers_count(cfg) > 1)
 		return workers_run(cfg);
 	return server_run(cfg);

@@ -158,6 +158,7 @@ static const char *const refusal_labels[METRICS_REFUSED_COUNT] = {
 	[METRICS_REFUSED_BANNED] = "banned",
 	[METRICS_REFUSED_RULE] = "rule",
 	[METRICS_REFUSED_BIND_PEER] = "bind_peer",
+	[METRICS_REFUSED_QUOTA] = "quota",
 };
 
 void

@@ -92,6 +92,7 @@ policy_release(struct session *s)
 	s->rate_up = s->rate_down = NULL;
 	free(s->rate_rule);
 	s->rate_rule = NULL;
+	policy_quota_release(s);
 }
 
 /* The verdict v allowed the session: remember its bandwidth limit, the
@@ -235,6 +236,8 @@ policy_allow_request(struct session *s)
 	struct rules_query q = policy_query(s);
 	struct rules_verdict v;
 
+	if (!policy_quota_admit(s))
+		return false;
 	if (s->user_over_limit) {
 		metrics_count_refused(METRICS_REFUSED_USER);
 		policy_log_refusal(&user_full_log, ev_now(s->srv->loop),

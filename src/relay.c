@@ -405,8 +405,11 @@ relay_pump(struct relay *r, struct relay_dir *d)
 	uint64_t before = d->bytes;
 	const char *reason = relay_move(r, d);
 
-	if (d->bytes != before)
+	if (d->bytes != before) {
 		metrics_count_bytes(d == &r->up, d->bytes - before);
+		if (r->meter != NULL && reason == NULL)
+			reason = r->meter(r, d->bytes - before);
+	}
 	return reason;
 }
 
@@ -539,6 +542,7 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	r->pipes = pipes;
 	r->mode = mode;
 	r->on_end = on_end;
+	r->meter = NULL;
 	relay_dir_init(&r->up, client.fd, target.fd);
 	relay_dir_init(&r->down, target.fd, client.fd);
 	r->up.from_ssl = r->down.to_ssl = client.ssl;

@@ -5,6 +5,7 @@
  * [timeouts] shutdown seconds to finish.
  */
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,9 @@
 #include "socks5d/metrics_http.h"
 #include "socks5d/notify.h"
 #include "socks5d/nofile.h"
+#include "socks5d/policy.h"
 #include "socks5d/privdrop.h"
+#include "socks5d/quota_service.h"
 #include "socks5d/resolver.h"
 #include "socks5d/rules.h"
 #include "socks5d/server.h"
@@ -175,6 +178,7 @@ server_reload_config(struct server *srv)
 	auth_set_users(srv->auth, next->users);
 	next->users = NULL;
 	limits_configure(srv->limits, &next->limits);
+	quota_service_reload(next);
 	old_max_clients = old->max_clients;
 	srv->cfg = next;
 	srv->config_generation++;
@@ -187,12 +191,41 @@ server_reload_config(struct server *srv)
 	    srv->nlisteners, srv->nsessions);
 }
 
+/* A quota used up by one session (or a worker) ends the user's other
+ * sessions too, idle ones included; those that move bytes notice at
+ * once. Runs only while [quota] sections exist. */
+static void
+server_quota_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = (struct server *)(void *)((char *)w -
+	    offsetof(struct server, quota_sweep));
+	struct session *s, *next;
+
+	(void)loop;
+	(void)revents;
+	for (s = srv->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->nquotas > 0 && policy_quota_exhausted(s))
+			session_close(s, "quota");
+	}
+}
+
+static void
+server_quota_sweep_apply(struct server *srv)
+{
+	if (quotas_count(srv->cfg->quotas) > 0)
+		ev_timer_again(srv->loop, &srv->quota_sweep);
+	else
+		ev_timer_stop(srv->loop, &srv->quota_sweep);
+}
+
 static void
 server_reload(struct server *srv)
 {
 	workers_worker_reloading();
 	notify_state("RELOADING=1");
 	server_reload_config(srv);
+	server_quota_sweep_apply(srv);
 	notify_state("READY=1");
 	workers_worker_reloaded();
 }
@@ -287,6 +320,9 @@ server_run(struct config *cfg)
 		goto out;
 	}
 	limits_configure(srv.limits, &cfg->limits);
+	ev_init(&srv.quota_sweep, server_quota_sweep_cb);
+	srv.quota_sweep.repeat = 1.0;
+	server_quota_sweep_apply(&srv);
 	notify_init(srv.loop, &srv);
 
 	listener_start_all(&srv);
@@ -304,6 +340,7 @@ out:
 		listener_close_all(&srv);
 		metrics_http_close();
 		session_close_all(&srv, "shutdown");
+		ev_timer_stop(srv.loop, &srv.quota_sweep);
 		heap_watch_stop(&srv.heap);
 		notify_close(srv.loop);
 	}
@@ -314,6 +351,8 @@ out:
 	pipe_pool_clear(&srv.pipes);
 	if (srv.loop != NULL)
 		ev_loop_destroy(srv.loop);
+	/* The last write: after every session counted its bytes. */
+	quota_service_stop();
 	config_free(srv.cfg);
 	return status;
 }

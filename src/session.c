@@ -578,6 +578,16 @@ session_relay_end(struct relay *r, const char *reason)
 	session_close(s, reason);
 }
 
+/* Every pump's bytes count toward the user's quotas. */
+static const char *
+session_relay_meter(struct relay *r, uint64_t bytes)
+{
+	struct session *s = (struct session *)
+	    ((char *)r - offsetof(struct session, relay));
+
+	return policy_quota_count(s, bytes);
+}
+
 void
 session_start_relay(struct session *s, const struct sockaddr *bnd)
 {
@@ -595,6 +605,8 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		session_close(s, "nomem");
 		return;
 	}
+	if (s->nquotas > 0)
+		s->relay.meter = session_relay_meter;
 	policy_rate_start(s);
 	if (s->rate_up != NULL || s->rate_down != NULL)
 		relay_limit_rate(&s->relay, s->rate_up, s->rate_down);

@@ -403,7 +403,20 @@ udp_publish_stats(struct udp_assoc *a)
 			metrics_count_udp_drops(reason,
 			    now->drops[reason] - seen->drops[reason]);
 	}
+	if (a->s->nquotas > 0 && (now->bytes_up != seen->bytes_up ||
+	    now->bytes_down != seen->bytes_down))
+		(void)policy_quota_count(a->s, now->bytes_up - seen->bytes_up +
+		    now->bytes_down - seen->bytes_down);
 	*seen = *now;
+}
+
+bool
+udp_quota_spent(struct udp_assoc *a)
+{
+	if (a->s->nquotas == 0 || !policy_quota_exhausted(a->s))
+		return false;
+	session_close(a->s, "quota");
+	return true;
 }
 
 /* Release every socket and buffer of the association. */

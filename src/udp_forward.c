@@ -483,6 +483,7 @@ udp_relay_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 	}
 	udp_publish_stats(a);
+	(void)udp_quota_spent(a);
 }
 
 /* -- remote to client ------------------------------------------------------ */
@@ -562,6 +563,7 @@ udp_out_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 	}
 	udp_publish_stats(o->a);
+	(void)udp_quota_spent(o->a);
 }
 
 /* -- lifetime ------------------------------------------------------------ */

@@ -28,6 +28,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/notify.h"
+#include "socks5d/quota_service.h"
 #include "socks5d/server.h"
 #include "socks5d/tls_ctx.h"
 #include "socks5d/workers.h"
@@ -509,6 +510,8 @@ out:
 		close(sup.report_write);
 	if (sup.shared_generation != NULL)
 		munmap(sup.shared_generation, sizeof(*sup.shared_generation));
+	/* The workers are gone: their counts are all in. */
+	quota_service_stop();
 	config_free(sup.cfg);
 	sup.cfg = NULL;
 	return sup.failed || sup.running > 0 ? 1 : 0;

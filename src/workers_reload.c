@@ -13,6 +13,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/notify.h"
+#include "socks5d/quota_service.h"
 #include "socks5d/workers.h"
 #include "socks5d/workers_private.h"
 
@@ -212,6 +213,7 @@ workers_reload(void)
 		workers_swap_text(&sup.cfg->run_user, &next->run_user);
 		workers_swap_text(&sup.cfg->run_group, &next->run_group);
 	}
+	quota_service_reload(next);
 	config_free(sup.cfg);
 	sup.cfg = next;
 	log_set_level(next->log_level);

@@ -109,6 +109,10 @@ struct config {
 	struct rate_spec rate;         /* every session's, unless its rule
 	                                * sets its own */
 
+	/* [quota NAME] sections; NULL when there are none */
+	struct quotas *quotas;
+	char *state_dir;               /* [server]: where usage is kept */
+
 	/* [rule NAME] sections, compiled; NULL when there are none */
 	struct rules *rules;
 	struct upstreams *upstreams;   /* [upstream NAME] sections */

@@ -30,6 +30,7 @@ enum config_type {
 	CONFIG_UPSTREAM_URLS,   /* [upstream NAME] url: the instance's members */
 	CONFIG_RULE,            /* [rule NAME] key: rules_set, struct rule */
 	CONFIG_RATE,            /* uint64_t bytes per second, 0: unlimited */
+	CONFIG_QUOTA,           /* [quota NAME] key: quota_set, struct quota */
 };
 
 struct config_enum_name {
@@ -68,7 +69,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 70
+#define CONFIG_NROWS 74
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

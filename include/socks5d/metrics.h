@@ -45,6 +45,7 @@ enum metrics_refusal {
 	METRICS_REFUSED_BANNED,        /* failed-login ban */
 	METRICS_REFUSED_RULE,          /* an access rule denied a request */
 	METRICS_REFUSED_BIND_PEER,     /* a rule denied a peer BIND accepted */
+	METRICS_REFUSED_QUOTA,         /* the user's [quota] is used up */
 	METRICS_REFUSED_COUNT,
 };
 

@@ -34,8 +34,18 @@ bool policy_readmit_client(struct session *s, const struct sockaddr *real);
  * (left NULL where unlimited). policy_release gives them back. */
 void policy_rate_start(struct session *s);
 
-/* The session ends: release its client and user counts and its rate
- * buckets. */
+/* The user's quotas (policy_quota.c). admit: find those that apply to
+ * s->user, once, and false (rule=quota:NAME recorded, counted, logged)
+ * while one is used up. count: bytes the session moved; "quota" (the
+ * rule recorded) when that used one up, else NULL. exhausted: is one used
+ * up now (recorded)? release: at the end (policy_release calls it). */
+bool policy_quota_admit(struct session *s);
+const char *policy_quota_count(struct session *s, uint64_t bytes);
+bool policy_quota_exhausted(struct session *s);
+void policy_quota_release(struct session *s);
+
+/* The session ends: release its client and user counts, its rate
+ * buckets and its quotas. */
 void policy_release(struct session *s);
 
 /* A login succeeded or failed (failures count towards the ban). */

@@ -82,6 +82,9 @@ struct relay;
 /* Called once when the relay ends: both directions finished, an error, or
  * a failure to allocate. reason is a short static word for the log. */
 typedef void relay_end_cb(struct relay *r, const char *reason);
+/* Told of the bytes each pump delivered (either way); a reason word ends
+ * the relay as an error would, NULL goes on. */
+typedef const char *relay_meter_fn(struct relay *r, uint64_t bytes);
 
 struct relay {
 	struct ev_loop *loop;
@@ -95,6 +98,7 @@ struct relay {
 	ev_io *target_io;
 	ev_tstamp last_activity;
 	relay_end_cb *on_end;
+	relay_meter_fn *meter;     /* NULL: nobody counts */
 	bool running;
 };
 

@@ -36,6 +36,8 @@ struct server {
 	unsigned ntls;                 /* of them, with a TLS connection */
 	unsigned max_clients;          /* in effect: see nofile_fit() */
 	struct heap_watch heap;        /* gives memory back after bursts */
+	ev_timer quota_sweep;          /* ends idle sessions whose user's
+	                                * quota another session used up */
 	bool stopping;
 	struct server_signals *signals;
 };

@@ -90,6 +90,8 @@ struct session {
 	char *rate_rule;                   /* rate_per = rule: whose */
 	struct rate_bucket *rate_up;       /* held while it relays; NULL: */
 	struct rate_bucket *rate_down;     /* unlimited */
+	struct session_quota *quotas;      /* the user's [quota]s, counted */
+	uint8_t nquotas;                   /* into; NULL/0: none */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

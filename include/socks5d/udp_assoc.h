@@ -83,6 +83,10 @@ int udp_socket(int family);
 void udp_arm_timer(struct udp_assoc *a);
 /* Hand /metrics what the counters gained since the last call. */
 void udp_publish_stats(struct udp_assoc *a);
+/* After a callback's datagrams were published: when they used up one of
+ * the user's quotas, end the session ("quota") and return true (a is
+ * gone; the caller returns). */
+bool udp_quota_spent(struct udp_assoc *a);
 
 /* The route through the upstream relay (by its family). */
 enum udp_route udp_upstream_route(const struct udp_assoc *a);

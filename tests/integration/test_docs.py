@@ -69,8 +69,8 @@ def parser_rows():
     rows = {}
     for kind, args in re.findall(r"ROW_(\w+)\(([^()]*)\)", " ".join(table.group(1).split())):
         a = next(csv.reader([args], skipinitialspace=True))
-        if kind == "RULE":
-            rows[("rule", a[0])] = Row(kind, required=a[1] == "true", key=a[0])
+        if kind in ("RULE", "QUOTA"):
+            rows[(kind.lower(), a[0])] = Row(kind, required=a[1] == "true", key=a[0])
             continue
         if kind == "UPSTREAM_URLS":
             rows[("upstream", a[0])] = Row("URLS", required=True)
@@ -180,6 +180,7 @@ TYPE_PHRASES = {
     "VIA": r"direct, or the NAME of an \[upstream NAME\] section\.",
     "URLS": r"List of URLs\b",
     "RATE": r"A rate\b",
+    "QUOTA": r"(List of user names|Size: |day, week, month)",
 }
 
 
@@ -230,9 +231,11 @@ def default_problem(row, text):
     if row.kind == "URLS":
         return None if doc == "none" and "Required" in text else \
             f"default '{doc}': a required key says 'Default: none' and 'Required'"
-    if row.kind == "RULE":
+    if row.kind in ("RULE", "QUOTA"):
         # A rule's route keys fall back to [outbound]'s, not to "any".
-        expected = RULE_FALLBACKS.get(row.key, "none" if row.required else "any")
+        expected = RULE_FALLBACKS.get(row.key, "none" if row.required else
+                                      "every user with a login" if row.kind == "QUOTA"
+                                      else "any")
         if row.required and "Required" not in text:
             return "a required key not called Required"
         return None if doc == expected else f"default '{doc}', expected '{expected}'"
@@ -292,7 +295,8 @@ def test_manual_examples_make_a_valid_config(tmp_path, users_file):
     for (section, key), entry in manual_entries().items():
         if entry.example:
             value = files.get((section, key), entry.example[1])
-            name = f"{section} doc-example" if section in ("rule", "upstream") else section
+            name = (f"{section} doc-example" if section in ("rule", "upstream", "quota")
+                    else section)
             sections.setdefault(name, []).append(f"{key} = {value}")
     text = "".join(f"[{name}]\n" + "\n".join(lines) + "\n\n" for name, lines in sections.items())
     path = tmp_path / "examples.conf"
