@@ -263,6 +263,7 @@ const struct config_row config_rows[] = {
 
 	ROW_BOOL("http", "via", http_via, "yes"),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
+	ROW_PATH("control", "socket", control_socket, ""),
 
 	ROW_LISTEN("tls", "listen", tls_listen, tls_nlisten, "", 0,
 	    CONFIG_MAX_LISTEN),

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "socks5d/config.h"
+#include "socks5d/ctl.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/passwd.h"
@@ -25,13 +26,18 @@ usage(FILE *out)
 	fprintf(out,
 	    "usage: socks5d [-c FILE] [-u USER] [-t] [-V] [-h]\n"
 	    "       socks5d passwd NAME\n"
+	    "       socks5d ctl [-s SOCKET] [-c FILE] [--json] COMMAND\n"
 	    "\n"
 	    "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
 	    "  -u USER  run as USER after binding, whatever [server] user says\n"
 	    "  -t       check the configuration, print \"config ok\" and exit\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n"
-	    "  passwd NAME  read a password, print a users-file line for NAME\n");
+	    "  passwd NAME  read a password, print a users-file line for NAME\n"
+	    "  ctl COMMAND  ask the running daemon: sessions, kill ID|--user "
+	    "NAME|--client CIDR,\n"
+	    "               users, quota reset USER [QUOTA], ping "
+	    "(socks5d ctl -h)\n");
 }
 
 /*
@@ -91,6 +97,8 @@ main(int argc, char **argv)
 		return 1;
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
 
 	while ((ch = getopt(argc, argv, "c:u:tVh")) != -1) {
 		switch (ch) {

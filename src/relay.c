@@ -392,8 +392,19 @@ relay_move(struct relay *r, struct relay_dir *d)
 	}
 	relay_dir_idle(r, d);
 	relay_dir_finish(r, d);
-	if (d->bytes != before || d->eof != was_eof)
-		r->last_activity = ev_now(r->loop);
+	if (d->bytes != before || d->eof != was_eof) {
+		ev_tstamp now = ev_now(r->loop);
+
+		r->last_activity = now;
+		if (now - r->rate_at >= 1.0) {
+			uint64_t total = r->up.bytes + r->down.bytes;
+
+			r->rate_last = (double)(total - r->rate_mark) /
+			    (now - r->rate_at);
+			r->rate_mark = total;
+			r->rate_at = now;
+		}
+	}
 	return NULL;
 }
 
@@ -558,7 +569,9 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	ev_set_cb(r->client_io, relay_io_cb);
 	ev_set_cb(r->target_io, relay_io_cb);
 	r->client_io->data = r->target_io->data = r;
-	r->last_activity = ev_now(loop);
+	r->last_activity = r->rate_at = ev_now(loop);
+	r->rate_mark = 0;
+	r->rate_last = 0.;
 	if (prefix_len > RELAY_COPY_BUFSIZE ||
 	    relay_preload(r, prefix, prefix_len) == -1) {
 		log_warn("%s: cannot hold early data", __func__);
@@ -569,6 +582,20 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	/* Only arm watchers: nothing moves before relay_start returns. */
 	relay_update_watchers(r);
 	return 0;
+}
+
+double
+relay_rate(const struct relay *r)
+{
+	ev_tstamp now = ev_now(r->loop), age = now - r->rate_at;
+	uint64_t since = r->up.bytes + r->down.bytes - r->rate_mark;
+
+	if (!r->running || age <= 0)
+		return 0.;
+	/* A window not closed for a while: what moved in it, spread. */
+	if (age >= 2.0 || r->rate_last == 0.)
+		return (double)since / age;
+	return r->rate_last;
 }
 
 void

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "socks5d/auth.h"
+#include "socks5d/control.h"
 #include "socks5d/limits.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
@@ -299,6 +300,11 @@ server_run(struct config *cfg)
 	/* Bind first, while privileged ports are still ours to take. */
 	if (listener_open_all(&srv) == -1 || metrics_http_open(&srv) == -1)
 		goto out;
+	/* Before the privileges go: the socket file is made for the user
+	 * the daemon becomes. A worker answers its supervisor instead. */
+	if (control_start(&srv, !workers_in_worker(),
+	    workers_control_fd()) == -1)
+		goto out;
 	if (privdrop_apply(cfg->run_user, cfg->run_group) == -1)
 		goto out;
 	workers_worker_privdropped();
@@ -339,6 +345,7 @@ out:
 		server_stop_signals(&srv, &sig);
 		listener_close_all(&srv);
 		metrics_http_close();
+		control_stop(&srv);
 		session_close_all(&srv, "shutdown");
 		ev_timer_stop(srv.loop, &srv.quota_sweep);
 		heap_watch_stop(&srv.heap);

@@ -174,6 +174,7 @@ session_accept(struct server *srv, int fd, const struct sockaddr *peer)
 	s->target_fd = -1;
 	s->reply = -1;
 	s->started = ev_now(srv->loop);
+	s->id = ++srv->next_session_id;
 	/* [limits]' bandwidth limit, until a rule's verdict says more. */
 	s->rate = srv->cfg->rate;
 	s->state = SESSION_HANDSHAKE;
@@ -202,7 +203,7 @@ session_local_addr(const struct session *s, union sockaddr_any *out)
 	return getsockname(s->client_fd, &out->sa, &len) == 0;
 }
 
-static const char *
+const char *
 session_command_name(const struct session *s)
 {
 	if (s->command != NULL)
@@ -221,6 +222,27 @@ session_totals(const struct session *s, uint64_t *up, uint64_t *down,
 	extra[0] = '\0';
 	if (s->command != NULL && s->command->log_fields != NULL)
 		s->command->log_fields(s, up, down, extra, extralen);
+}
+
+void
+session_bytes(const struct session *s, uint64_t *up, uint64_t *down)
+{
+	char extra[512];
+
+	session_totals(s, up, down, extra, sizeof(extra));
+}
+
+double
+session_rate(const struct session *s)
+{
+	uint64_t up, down;
+	ev_tstamp age = ev_now(s->srv->loop) - s->started;
+
+	if (s->state == SESSION_RELAY && s->relay.running)
+		return relay_rate(&s->relay);
+	/* A UDP association: its average. */
+	session_bytes(s, &up, &down);
+	return age > 0 ? (double)(up + down) / age : 0.;
 }
 
 /* " tls=1.3 sni=NAME resumed=yes" for a TLS client whose handshake got

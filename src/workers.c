@@ -28,6 +28,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/notify.h"
+#include "socks5d/control_sup.h"
 #include "socks5d/quota_service.h"
 #include "socks5d/server.h"
 #include "socks5d/tls_ctx.h"
@@ -121,9 +122,25 @@ workers_set_socket_owner(const struct config *cfg)
 		(void)setfsuid(pw->pw_uid);
 }
 
+/* A worker's end of its control socket pair; -1 without one. */
+static int worker_control_fd = -1;
+static bool worker_is_child;
+
+bool
+workers_in_worker(void)
+{
+	return worker_is_child;
+}
+
+int
+workers_control_fd(void)
+{
+	return worker_control_fd;
+}
+
 /* The forked child: undo what belongs to the supervisor, then serve. */
 static void __attribute__((noreturn))
-workers_child(unsigned slot)
+workers_child(unsigned slot, int control_end)
 {
 	struct config *cfg = sup.cfg;
 	sigset_t mask = sup.old_mask;
@@ -138,6 +155,9 @@ workers_child(unsigned slot)
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	close(sup.sigfd);
 	close(sup.report_read);
+	control_sup_child(control_end);
+	worker_control_fd = control_end;
+	worker_is_child = true;
 	/* Only the supervisor speaks for the service. */
 	notify_close(NULL);
 	unsetenv("NOTIFY_SOCKET");
@@ -166,15 +186,18 @@ static int
 workers_spawn(unsigned slot)
 {
 	struct worker *w = &sup.slots[slot];
+	int control_end = control_sup_pair(slot);
 	pid_t pid;
 
 	if ((pid = fork()) == -1) {
 		log_warn("worker %u: fork", slot + 1);
+		control_sup_forked(control_end);
 		w->restart_at = workers_now() + WORKERS_RESTART_INTERVAL;
 		return -1;
 	}
 	if (pid == 0)
-		workers_child(slot);
+		workers_child(slot, control_end);
+	control_sup_forked(control_end);
 	w->pid = pid;
 	w->started = workers_now();
 	w->ready = false;
@@ -229,6 +252,7 @@ workers_exited(pid_t pid, int status)
 		return;
 	slot = (unsigned)(w - sup.slots);
 	w->pid = 0;
+	control_sup_worker_gone(slot);
 	/* Its replacement starts with the new file: no answer to wait for. */
 	w->awaited = false;
 	sup.running--;
@@ -460,7 +484,7 @@ workers_run(struct config *cfg)
 	log_set_target(cfg->log_target == LOG_TARGET_SYSLOG);
 	workers_take_activation();
 	if ((!sup.activated && workers_probe_listeners(cfg) == -1) ||
-	    workers_setup() == -1) {
+	    workers_setup() == -1 || control_sup_start(cfg, sup.count) == -1) {
 		sup.failed = true;
 		goto out;
 	}
@@ -510,6 +534,7 @@ out:
 		close(sup.report_write);
 	if (sup.shared_generation != NULL)
 		munmap(sup.shared_generation, sizeof(*sup.shared_generation));
+	control_sup_stop();
 	/* The workers are gone: their counts are all in. */
 	quota_service_stop();
 	config_free(sup.cfg);

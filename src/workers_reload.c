@@ -12,6 +12,7 @@
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
+#include "socks5d/control_sup.h"
 #include "socks5d/notify.h"
 #include "socks5d/quota_service.h"
 #include "socks5d/workers.h"
@@ -214,6 +215,7 @@ workers_reload(void)
 		workers_swap_text(&sup.cfg->run_group, &next->run_group);
 	}
 	quota_service_reload(next);
+	control_sup_set_config(next);
 	config_free(sup.cfg);
 	sup.cfg = next;
 	log_set_level(next->log_level);

@@ -112,6 +112,7 @@ struct config {
 	/* [quota NAME] sections; NULL when there are none */
 	struct quotas *quotas;
 	char *state_dir;               /* [server]: where usage is kept */
+	char *control_socket;          /* [control] socket; NULL: none */
 
 	/* [rule NAME] sections, compiled; NULL when there are none */
 	struct rules *rules;

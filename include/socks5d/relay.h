@@ -97,6 +97,11 @@ struct relay {
 	ev_io *client_io;
 	ev_io *target_io;
 	ev_tstamp last_activity;
+	/* The rate over the last second or two, for the control socket:
+	 * bytes both ways at rate_at, and the rate of the window before. */
+	ev_tstamp rate_at;
+	uint64_t rate_mark;
+	double rate_last;
 	relay_end_cb *on_end;
 	relay_meter_fn *meter;     /* NULL: nobody counts */
 	bool running;
@@ -143,6 +148,9 @@ void relay_limit_up(struct relay *r, uint64_t limit);
  * relay_start. */
 void relay_limit_rate(struct relay *r, struct rate_bucket *up,
     struct rate_bucket *down);
+
+/* Bytes per second both ways, over about the last second. */
+double relay_rate(const struct relay *r);
 
 /* Stop watchers and release pipes and buffers; the fds are not closed. */
 void relay_stop(struct relay *r);

@@ -33,6 +33,8 @@ struct server {
 	struct pipe_pool pipes;
 	struct session *sessions;      /* doubly linked, newest first */
 	unsigned nsessions;
+	uint64_t next_session_id;      /* for socks5d ctl */
+	struct control *control;       /* [control] socket, or NULL */
 	unsigned ntls;                 /* of them, with a TLS connection */
 	unsigned max_clients;          /* in effect: see nofile_fit() */
 	struct heap_watch heap;        /* gives memory back after bursts */

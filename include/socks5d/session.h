@@ -101,6 +101,7 @@ struct session {
 	uint8_t active_cmd;                /* cmd as /metrics counts it open */
 	int reply;                         /* -1 until a reply is sent */
 	ev_tstamp started;
+	uint64_t id;                       /* PID.id names it to socks5d ctl */
 };
 
 /* Take over an accepted, non-blocking client socket: NULL (the socket
@@ -181,6 +182,12 @@ void session_set_state(struct session *s, enum session_state state);
 
 /* Arm the session's single timer for this many seconds. */
 void session_set_timeout(struct session *s, ev_tstamp seconds);
+
+/* For the control socket: bytes moved each way so far (UDP: payload),
+ * the command's name ("-" before a request), and the rate both ways. */
+void session_bytes(const struct session *s, uint64_t *up, uint64_t *down);
+const char *session_command_name(const struct session *s);
+double session_rate(const struct session *s);
 
 /* Close every session (shutdown). */
 void session_close_all(struct server *srv, const char *reason);

@@ -21,6 +21,11 @@ unsigned workers_for_cpus(long cpus);
  * ownership of cfg. Returns the process exit status. */
 int workers_run(struct config *cfg);
 
+/* In a worker: true, and the worker's end of its control socket pair
+ * (-1 without [control] socket). In one process: false and -1. */
+bool workers_in_worker(void);
+int workers_control_fd(void);
+
 /* In a worker (no-ops in a single process): privileges were dropped, so
  * re-arm the parent-death signal the credential change cleared; the
  * listeners are open and the loop is about to run; a SIGHUP is being
