@@ -325,6 +325,14 @@ auth_set_users(struct auth *auth, struct users *users)
 		    "every login will be slow");
 }
 
+bool
+auth_knows_user(const struct auth *auth, const char *user)
+{
+	size_t index;
+
+	return users_find(auth->users, user, &index) != NULL;
+}
+
 static void
 auth_queue_wipe(struct auth_queue *queue)
 {

@@ -215,6 +215,7 @@ const struct config_row config_rows[] = {
 	    config_protocol_names),
 	ROW_CIDRS("server", "proxy_protocol_from", proxy_from, ""),
 	ROW_PATH("server", "state_dir", state_dir, "/var/lib/socks5d"),
+	ROW_BOOL("server", "reload_recheck", reload_recheck, "yes"),
 
 	ROW_ENUM("auth", "method", auth_method, "none", config_auth_names),
 	ROW_PATH("auth", "users_file", users_file, "/etc/socks5d/users"),

@@ -401,6 +401,68 @@ policy_route_association(struct session *s, int family,
 	policy_pick_source(s, &v, &any.sa, route);
 }
 
+/* Split s->dest ("host:port", "[v6]:port") for a query: a literal goes
+ * to *literal and q->dest_addr, a name to name and q->dest_name. */
+static bool
+policy_dest_of(const struct session *s, struct rules_query *q, char *name,
+    size_t len, union sockaddr_any *literal)
+{
+	struct sockaddr_storage ss;
+	const char *colon;
+	unsigned long port;
+
+	if (s->dest == NULL || (colon = strrchr(s->dest, ':')) == NULL)
+		return false;
+	port = strtoul(colon + 1, NULL, 10);
+	q->port = (uint16_t)port;
+	if (addr_parse_hostport(s->dest, &ss, NULL, true) == 0) {
+		memcpy(literal, &ss, addr_len((struct sockaddr *)&ss));
+		q->dest_addr = &literal->sa;
+		return true;
+	}
+	snprintf(name, len, "%.*s", (int)(colon - s->dest), s->dest);
+	q->dest_name = name;
+	/* Connected directly: the address the name led to, as judged. */
+	if (s->via == NULL && s->target_addr.sa.sa_family != 0 &&
+	    s->cmd == REQUEST_CMD_CONNECT)
+		q->dest_addr = &s->target_addr.sa;
+	return true;
+}
+
+bool
+policy_recheck(struct session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct rules_query q;
+	struct rules_verdict v;
+	union sockaddr_any literal;
+	char name[SOCKS5_NAME_MAX + 1];
+
+	if (s->user != NULL && !s->cert_login &&
+	    cfg->auth_method == AUTH_PASSWORD &&
+	    !auth_knows_user(s->srv->auth, s->user)) {
+		free(s->rule);
+		s->rule = strdup("(user-removed)");
+		return false;
+	}
+	if (s->frontend == NULL || s->cmd == REQUEST_CMD_NONE ||
+	    (s->state != SESSION_RELAY && s->cmd != REQUEST_CMD_UDP))
+		return true;
+	q = policy_query(s);
+	if (s->cmd == REQUEST_CMD_UDP)
+		v = rules_evaluate_any_dest(cfg->rules, &q);
+	else if (policy_dest_of(s, &q, name, sizeof(name), &literal))
+		v = rules_evaluate(cfg->rules, &q);
+	else
+		return true;
+	v = policy_judge(s, v);
+	if (v.allow)
+		return true;
+	free(s->rule);
+	s->rule = strdup(v.rule != NULL ? v.rule : "(default)");
+	return false;
+}
+
 bool
 policy_allow_bind_peer(struct session *s, const char *name,
     const struct sockaddr *peer, uint16_t port)

@@ -211,6 +211,26 @@ server_quota_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* [server] reload_recheck: end what the new users file or rules would
+ * not let in now. */
+static void
+server_recheck_sessions(struct server *srv)
+{
+	struct session *s, *next;
+	unsigned ended = 0;
+
+	for (s = srv->sessions; s != NULL; s = next) {
+		next = s->next;
+		if (!policy_recheck(s)) {
+			session_close(s, "reload");
+			ended++;
+		}
+	}
+	if (ended > 0)
+		log_info("reload: %u session(s) ended: no longer allowed",
+		    ended);
+}
+
 static void
 server_quota_sweep_apply(struct server *srv)
 {
@@ -226,6 +246,8 @@ server_reload(struct server *srv)
 	workers_worker_reloading();
 	notify_state("RELOADING=1");
 	server_reload_config(srv);
+	if (srv->cfg->reload_recheck)
+		server_recheck_sessions(srv);
 	server_quota_sweep_apply(srv);
 	notify_state("READY=1");
 	workers_worker_reloaded();

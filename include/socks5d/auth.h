@@ -46,6 +46,8 @@ struct auth *auth_create(struct ev_loop *loop);
 /* Take ownership of users (may be NULL), dropping the previous table and
  * with it the credential cache. */
 void auth_set_users(struct auth *auth, struct users *users);
+/* Is user in the users file in force? */
+bool auth_knows_user(const struct auth *auth, const char *user);
 void auth_destroy(struct auth *auth);
 
 /*

@@ -112,6 +112,7 @@ struct config {
 	/* [quota NAME] sections; NULL when there are none */
 	struct quotas *quotas;
 	char *state_dir;               /* [server]: where usage is kept */
+	bool reload_recheck;           /* [server]: a reload judges sessions */
 	char *control_socket;          /* [control] socket; NULL: none */
 
 	/* [rule NAME] sections, compiled; NULL when there are none */

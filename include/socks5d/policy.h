@@ -44,6 +44,15 @@ const char *policy_quota_count(struct session *s, uint64_t bytes);
 bool policy_quota_exhausted(struct session *s);
 void policy_quota_release(struct session *s);
 
+/* After a reload ([server] reload_recheck): may the session go on under
+ * the new users file and rules? Its login must still exist (a
+ * certificate's need not be in the file), and a relaying session's
+ * destination (a UDP association: the association) must still be
+ * allowed. false: why recorded as its rule= (the denying rule, or
+ * "(user-removed)"). Sessions still in their handshake are judged as
+ * they go on. */
+bool policy_recheck(struct session *s);
+
 /* The session ends: release its client and user counts, its rate
  * buckets and its quotas. */
 void policy_release(struct session *s);

@@ -150,14 +150,40 @@ def test_udp_datagrams_are_checked_per_destination(start_daemon):
 
 
 def test_reload_applies_a_new_rule_to_new_requests(start_daemon, dns_server, echo_target):
+    """With reload_recheck = no, a new rule judges new requests only."""
     d = start_daemon()
     with open_tunnel(d.address, *echo_target.address) as live:
-        rewrite_config(d, dns_server, **{"rule no-loopback": {
-            "action": "deny", "dest": "127.0.0.0/8"}})
+        rewrite_config(d, dns_server, server={"reload_recheck": "no"},
+                       **{"rule no-loopback": {"action": "deny", "dest": "127.0.0.0/8"}})
         d.send_signal(signal.SIGHUP)
         d.wait_log(r"reloaded: ")
         assert_denied(d, *echo_target.address, "no-loopback")
         assert_echo(live, b"the established relay keeps running\n")
+
+
+def test_reload_recheck_ends_sessions_the_new_rules_deny(start_daemon, dns_server,
+                                                         echo_target, make_target):
+    """By default a reload judges the established sessions again: those
+    the new rules deny end (close=reload, rule= the denying rule), the
+    others go on."""
+    other = make_target(hosts=("127.0.0.2",))
+    d = start_daemon()
+    denied = open_tunnel(d.address, *echo_target.address)
+    kept = open_tunnel(d.address, *other.address)
+    try:
+        rewrite_config(d, dns_server, **{
+            "rule no-127-0-0-1": {"action": "deny", "dest": "127.0.0.1/32"},
+            "rule rest": {"action": "allow"}})
+        d.send_signal(signal.SIGHUP)
+        d.wait_log(r"reload: 1 session\(s\) ended: no longer allowed")
+        fields = d.wait_session(close="reload")
+        assert fields["rule"] == "no-127-0-0-1"
+        assert fields["dest"] == "%s:%d" % echo_target.address
+        assert denied.sock.recv(16) == b""
+        assert_echo(kept, b"a session the new rules allow keeps running\n")
+    finally:
+        denied.close()
+        kept.close()
 
 
 def test_open_proxy_guard_accepts_a_client_rule(check_config):

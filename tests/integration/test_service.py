@@ -206,8 +206,9 @@ def test_reload_of_the_users_file_alone(start_daemon, users_file, tmp_path,
                                         echo_target):
     """SIGHUP with only the users file changed: a new user can log in, a
     removed user and a changed password are refused (even one that logged
-    in before, which the credential cache must not remember), and the
-    removed user's established session keeps relaying."""
+    in before, which the credential cache must not remember); the removed
+    user's established session ends (close=reload), while one of a user
+    still in the file, password changed or not, keeps relaying."""
     hashes = dict(line.split(":", 1) for line in users_file.read_text().splitlines()
                   if line and not line.startswith("#"))
     users = tmp_path / "users"
@@ -221,12 +222,17 @@ def test_reload_of_the_users_file_alone(start_daemon, users_file, tmp_path,
     d.wait_session(user="alice", close="eof")
     bob = open_tunnel(d.address, *echo_target.address, user="bob",
                       password=bob_password)
+    alice = open_tunnel(d.address, *echo_target.address, user="alice",
+                        password=alice_old)
     try:
         config_before = d.config_path.read_text()
         # alice takes bob's password; carol gets alice's old one; bob goes.
         users.write_text(f"alice:{hashes['bob']}\ncarol:{hashes['alice']}\n")
         d.send_signal(signal.SIGHUP)
-        d.wait_log(r"reloaded: 1 listener\(s\), 1 session\(s\) kept")
+        d.wait_log(r"reloaded: 1 listener\(s\), 2 session\(s\) kept")
+        fields = d.wait_session(user="bob", close="reload")
+        assert fields["rule"] == "(user-removed)"
+        assert bob.sock.recv(16) == b""
         assert d.config_path.read_text() == config_before
 
         def login(user, password):
@@ -239,10 +245,11 @@ def test_reload_of_the_users_file_alone(start_daemon, users_file, tmp_path,
         with open_tunnel(d.address, *echo_target.address, user="carol",
                          password=alice_old) as client:
             assert_echo(client)
-        assert_echo(bob, b"bob was removed, his session was not\n")
+        assert_echo(alice, b"alice is still in the file\n")
     finally:
         bob.close()
-    d.wait_session(user="bob", close="eof")
+        alice.close()
+    d.wait_log(r"user=alice .* close=eof", count=2)
 
 
 def test_reload_keeps_a_bind_waiting_for_its_peer(start_daemon, dns_server):
@@ -286,8 +293,11 @@ def test_reload_moves_listener_and_keeps_relay(start_daemon, dns_server, echo_ta
         assert_echo(client)
 
 
-def test_reload_keeps_relay_and_udp_association_while_a_rule_takes_effect(
+def test_reload_recheck_ends_the_relay_a_rule_denies_and_keeps_udp(
         start_daemon, dns_server, echo_target):
+    """A rule that denies CONNECT to loopback, added by a reload, ends the
+    established relay (close=reload) while the UDP association, which the
+    new rules still admit, goes on."""
     d = start_daemon()
     echo = UdpServer(LOOPBACK4)
     a = Association(d.address)
@@ -303,11 +313,13 @@ def test_reload_keeps_relay_and_udp_association_while_a_rule_takes_effect(
                           "rule rest": {"action": "allow"}})
         d.send_signal(signal.SIGHUP)
         d.wait_log(r"reloaded: 1 listener\(s\), 2 session\(s\) kept")
-        # The new rule refuses a new CONNECT...
+        # The new rule refuses a new CONNECT and ends the old one...
         with Socks5Client(d.address) as client:
             assert client.connect(*echo_target.address).rep == 0x02
-        # ...while the established relay and association keep working.
-        assert_echo(tunnel, b"relay after the reload\n")
+        fields = d.wait_session(cmd="connect", close="reload")
+        assert fields["rule"] == "no-tcp-to-loopback"
+        assert tunnel.sock.recv(16) == b""
+        # ...while the association keeps working.
         a.send(LOOPBACK4, echo.port, b"after the reload")
         assert a.recv() == (LOOPBACK4, echo.port, b"after the reload")
         tunnel.close()
@@ -321,8 +333,11 @@ def test_reload_applies_auth_to_new_requests_only(start_daemon, dns_server,
                                                   echo_target, users_file):
     d = start_daemon()
     with open_tunnel(d.address, *echo_target.address) as old:
-        rewrite_config(d, dns_server, auth={"method": "password",
-                                            "users_file": str(users_file)})
+        # Without the recheck: a reload that asks for logins would end
+        # this session, which has none.
+        rewrite_config(d, dns_server, server={"reload_recheck": "no"},
+                       auth={"method": "password",
+                             "users_file": str(users_file)})
         d.send_signal(signal.SIGHUP)
         d.wait_log(r"reloaded: ")
         with Socks5Client(d.address) as client:
