@@ -13,6 +13,7 @@
 #include "socks5d/ctl.h"
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics_users.h"
 #include "socks5d/passwd.h"
 #include "socks5d/quota_service.h"
 #include "socks5d/server.h"
@@ -153,7 +154,8 @@ main(int argc, char **argv)
 	 * process. */
 	signal(SIGPIPE, SIG_IGN);
 	/* Before the workers fork: they all count into one table. */
-	if (quota_service_start(cfg) == -1) {
+	if (quota_service_start(cfg) == -1 ||
+	    (workers_count(cfg) > 1 && metrics_users_share() == -1)) {
 		config_free(cfg);
 		return 1;
 	}

@@ -18,6 +18,8 @@
 #include "socks5d/log.h"
 
 #include "socks5d/metrics.h"
+#include "socks5d/metrics_text.h"
+#include "socks5d/metrics_users.h"
 #include "socks5d/request.h"
 #include "socks5d/socks5.h"
 #include "socks5d/upstream.h"
@@ -526,73 +528,6 @@ metrics_sum(struct metrics_slot *total)
 	}
 }
 
-/* The exposition being written: like snprintf, len keeps counting past
- * cap so the caller learns how much room the whole text needs. */
-struct metrics_out {
-	char *buf;
-	size_t cap;
-	size_t len;
-};
-
-static void
-metrics_printf(struct metrics_out *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-metrics_printf(struct metrics_out *out, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	if (out->len < out->cap)
-		n = vsnprintf(out->buf + out->len, out->cap - out->len, fmt, ap);
-	else
-		n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		out->len += (size_t)n;
-}
-
-static void
-metrics_family(struct metrics_out *out, const char *name, const char *type,
-    const char *help)
-{
-	metrics_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-	    type);
-}
-
-static void
-metrics_sample(struct metrics_out *out, const char *name, const char *label,
-    const char *value, uint64_t n)
-{
-	if (label == NULL)
-		metrics_printf(out, "%s %" PRIu64 "\n", name, n);
-	else
-		metrics_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label,
-		    value, n);
-}
-
-/* A label value as the text format wants it: backslash, double quote and
- * line feed escaped. No config value holds them today; should one ever,
- * it must not break the exposition. */
-static void
-metrics_print_value(struct metrics_out *out, const char *s)
-{
-	size_t n;
-
-	for (;;) {
-		n = strcspn(s, "\\\"\n");
-		if (n > 0)
-			metrics_printf(out, "%.*s", (int)n, s);
-		s += n;
-		if (*s == '\0')
-			return;
-		metrics_printf(out, "\\%c", *s == '\n' ? 'n' : *s);
-		s++;
-	}
-}
-
 static void
 metrics_render_sessions(struct metrics_out *out, const struct metrics_slot *c)
 {
@@ -888,6 +823,8 @@ metrics_render(char *buf, size_t cap, const struct metrics_gauges *g)
 	metrics_render_udp(&out, &total);
 	metrics_render_refusals(&out, &total);
 	metrics_render_upstreams(&out, &total, g);
+	metrics_users_render(&out, g->rules, g->quotas, g->quota_table,
+	    (int64_t)g->now);
 	metrics_render_process(&out, &total, g);
 	return out.len;
 }

@@ -21,6 +21,7 @@
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
 #include "socks5d/metrics_http.h"
+#include "socks5d/quota_service.h"
 
 /* Scrapers are few; more at once is a client misbehaving. */
 #define METRICS_HTTP_MAX_CONNS      16
@@ -233,6 +234,9 @@ metrics_http_gauges(struct metrics_gauges *g)
 	/* This process's config and clock: the ones upstream_report used. */
 	g->upstreams = srv->cfg->upstreams;
 	g->now = ev_now(srv->loop);
+	g->rules = srv->cfg->rules;
+	g->quotas = srv->cfg->quotas;
+	g->quota_table = quota_service_table();
 }
 
 /* -- connections ------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include "socks5d/limits.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
+#include "socks5d/metrics_users.h"
 #include "socks5d/policy.h"
 #include "socks5d/ratelimit.h"
 #include "socks5d/rules.h"
@@ -236,6 +237,11 @@ policy_allow_request(struct session *s)
 	struct rules_query q = policy_query(s);
 	struct rules_verdict v;
 
+	/* A user the config names gets /metrics series of their own. */
+	if (s->user != NULL && s->user_stats == NULL &&
+	    metrics_users_named(s->srv->cfg->rules, s->srv->cfg->quotas,
+	    s->user))
+		s->user_stats = metrics_user_get(s->user);
 	if (!policy_quota_admit(s))
 		return false;
 	if (s->user_over_limit) {

@@ -427,6 +427,18 @@ quota_period(const struct quota *q)
 	return &q->q_period;
 }
 
+size_t
+quota_user_count(const struct quota *q)
+{
+	return q->q_nusers;
+}
+
+const char *
+quota_user_at(const struct quota *q, size_t i)
+{
+	return i < q->q_nusers ? q->q_users[i] : NULL;
+}
+
 bool
 quota_applies(const struct quota *q, const char *user)
 {

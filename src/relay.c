@@ -419,7 +419,7 @@ relay_pump(struct relay *r, struct relay_dir *d)
 	if (d->bytes != before) {
 		metrics_count_bytes(d == &r->up, d->bytes - before);
 		if (r->meter != NULL && reason == NULL)
-			reason = r->meter(r, d->bytes - before);
+			reason = r->meter(r, d == &r->up, d->bytes - before);
 	}
 	return reason;
 }

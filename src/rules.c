@@ -528,6 +528,50 @@ rules_count(const struct rules *rules)
 	return rules != NULL ? rules->n : 0;
 }
 
+static int
+rules_ref_user_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct rules_user_ref *)elem)->user);
+}
+
+bool
+rules_name_user(const struct rules *rules, const char *user)
+{
+	if (rules == NULL)
+		return false;
+	/* The index has every named user sorted: once per login, cheap. */
+	if (rules->indexed)
+		return bsearch(user, rules->refs, rules->nrefs,
+		    sizeof(*rules->refs), rules_ref_user_cmp) != NULL;
+	for (size_t i = 0; i < rules->n; i++)
+		for (size_t u = 0; u < rules->v[i]->users.n; u++)
+			if (strcmp(rules->v[i]->users.v[u], user) == 0)
+				return true;
+	return false;
+}
+
+void
+rules_each_user(const struct rules *rules,
+    bool (*fn)(const char *user, void *arg), void *arg)
+{
+	if (rules == NULL)
+		return;
+	for (size_t i = 0; i < rules->n; i++)
+		for (size_t u = 0; u < rules->v[i]->users.n; u++) {
+			const char *user = rules->v[i]->users.v[u];
+			bool seen = false;
+
+			/* Named by an earlier rule, or earlier in this one. */
+			for (size_t j = 0; j <= i && !seen; j++)
+				for (size_t k = 0; k < rules->v[j]->users.n &&
+				    (j < i || k < u) && !seen; k++)
+					seen = strcmp(rules->v[j]->users.v[k],
+					    user) == 0;
+			if (!seen && !fn(user, arg))
+				return;
+		}
+}
+
 const char *
 rules_name(const struct rules *rules, size_t i)
 {

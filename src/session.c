@@ -21,6 +21,7 @@
 #include "socks5d/log.h"
 #include "socks5d/limits.h"
 #include "socks5d/metrics.h"
+#include "socks5d/metrics_users.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/tls_io.h"
@@ -53,6 +54,8 @@ session_sync_active(struct session *s)
 	if (s->cmd == s->active_cmd)
 		return;
 	metrics_add_active(s->active_cmd, -1);
+	if (s->user_stats != NULL)
+		metrics_user_count(s->user_stats, 1, 0, 0);
 	metrics_add_active(s->cmd, 1);
 	s->active_cmd = s->cmd;
 }
@@ -600,14 +603,18 @@ session_relay_end(struct relay *r, const char *reason)
 	session_close(s, reason);
 }
 
-/* Every pump's bytes count toward the user's quotas. */
+/* Every pump's bytes count toward the user's quotas and, for a user the
+ * config names, the user's /metrics. */
 static const char *
-session_relay_meter(struct relay *r, uint64_t bytes)
+session_relay_meter(struct relay *r, bool up, uint64_t bytes)
 {
 	struct session *s = (struct session *)
 	    ((char *)r - offsetof(struct session, relay));
 
-	return policy_quota_count(s, bytes);
+	if (s->user_stats != NULL)
+		metrics_user_count(s->user_stats, 0, up ? bytes : 0,
+		    up ? 0 : bytes);
+	return s->nquotas > 0 ? policy_quota_count(s, bytes) : NULL;
 }
 
 void
@@ -627,7 +634,7 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		session_close(s, "nomem");
 		return;
 	}
-	if (s->nquotas > 0)
+	if (s->nquotas > 0 || s->user_stats != NULL)
 		s->relay.meter = session_relay_meter;
 	policy_rate_start(s);
 	if (s->rate_up != NULL || s->rate_down != NULL)

@@ -18,6 +18,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/command.h"
 #include "socks5d/log.h"
+#include "socks5d/metrics_users.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/udp_assoc.h"
@@ -403,6 +404,10 @@ udp_publish_stats(struct udp_assoc *a)
 			metrics_count_udp_drops(reason,
 			    now->drops[reason] - seen->drops[reason]);
 	}
+	if (a->s->user_stats != NULL)
+		metrics_user_count(a->s->user_stats, 0,
+		    now->bytes_up - seen->bytes_up,
+		    now->bytes_down - seen->bytes_down);
 	if (a->s->nquotas > 0 && (now->bytes_up != seen->bytes_up ||
 	    now->bytes_down != seen->bytes_down))
 		(void)policy_quota_count(a->s, now->bytes_up - seen->bytes_up +

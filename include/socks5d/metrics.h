@@ -57,6 +57,11 @@ struct metrics_gauges {
 	 * get series, and the loop's ev_now to tell which are down now. */
 	const struct upstreams *upstreams;
 	double now;
+	/* The users rules and quotas name get per-user series; the quota
+	 * table (NULL: none) their quota use. */
+	const struct rules *rules;
+	const struct quotas *quotas;
+	struct quota_table *quota_table;
 };
 
 /*

@@ -104,6 +104,10 @@ const char *quota_name(const struct quota *q);
 uint64_t quota_bytes(const struct quota *q);
 const struct quota_period *quota_period(const struct quota *q);
 
+/* The users q's user key names (none: it counts every user). */
+size_t quota_user_count(const struct quota *q);
+const char *quota_user_at(const struct quota *q, size_t i);
+
 /* Does q count user's traffic? Never for user NULL (no login). */
 bool quota_applies(const struct quota *q, const char *user);
 /* Store the first max quotas that apply to user, in file order, in out;

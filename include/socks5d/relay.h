@@ -82,9 +82,9 @@ struct relay;
 /* Called once when the relay ends: both directions finished, an error, or
  * a failure to allocate. reason is a short static word for the log. */
 typedef void relay_end_cb(struct relay *r, const char *reason);
-/* Told of the bytes each pump delivered (either way); a reason word ends
- * the relay as an error would, NULL goes on. */
-typedef const char *relay_meter_fn(struct relay *r, uint64_t bytes);
+/* Told of the bytes each pump delivered (up: client to target); a reason
+ * word ends the relay as an error would, NULL goes on. */
+typedef const char *relay_meter_fn(struct relay *r, bool up, uint64_t bytes);
 
 struct relay {
 	struct ev_loop *loop;

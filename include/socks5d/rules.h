@@ -89,6 +89,13 @@ void rules_warn_egress(const struct rules *rules);
 bool rules_resolve_via(struct rules *rules, const struct upstreams *u,
     const char **rule, const char **name);
 
+/* Does some rule name user in its user list? */
+bool rules_name_user(const struct rules *rules, const char *user);
+/* The user names rules name, each once, in no set order: calls fn for
+ * each until it returns false. */
+void rules_each_user(const struct rules *rules,
+    bool (*fn)(const char *user, void *arg), void *arg);
+
 /* The NAME of rule i (file order), or NULL past the end. */
 const char *rules_name(const struct rules *rules, size_t i);
 

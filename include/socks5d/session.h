@@ -92,6 +92,7 @@ struct session {
 	struct rate_bucket *rate_down;     /* unlimited */
 	struct session_quota *quotas;      /* the user's [quota]s, counted */
 	uint8_t nquotas;                   /* into; NULL/0: none */
+	struct metrics_user *user_stats;   /* a named user's /metrics */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

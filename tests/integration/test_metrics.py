@@ -16,7 +16,8 @@ import pytest
 from conftest import USERS, base_config
 from harness.daemon import merge_config, render_config, run_binary
 from harness.net import (LOOPBACK4, LOOPBACK6, closed_port, format_hostport,
-                         free_port, is_listening, peer_closed, recv_until_eof,
+                         free_port, is_listening, peer_closed, recv_exact,
+                         recv_until_eof,
                          wait_until)
 from harness.socks5 import (CMD_BIND, METHOD_NONE, METHOD_PASSWORD, METHOD_REJECT,
                             REP_HOST_UNREACH, REP_REFUSED, REP_SUCCESS, Socks5Client,
@@ -537,3 +538,33 @@ def test_config_values(check_config):
         result, _ = check_config(f"[server]\nlisten = 127.0.0.1:{port}\n"
                                  f"[metrics]\nlisten = {value}\n")
         assert result.returncode == 0 and "config ok" in result.stdout, value
+
+
+def test_per_user_series_for_named_users_only(start_daemon, users_file, tmp_path,
+                                              echo_target):
+    """Users a rule or a quota names get sessions and bytes of their own,
+    summed over workers; a quota shows its limit and each named user's
+    use; a user nothing names gets no series (label cardinality stays
+    what the config says)."""
+    d, port = start_with_metrics(
+        start_daemon, server={"workers": 2, "state_dir": str(tmp_path / "state")},
+        auth={"method": "password", "users_file": str(users_file)},
+        **{"rule alice": {"action": "allow", "user": "alice"},
+           "rule rest": {"action": "allow"},
+           "quota monthly": {"user": "alice", "bytes": "1G", "period": "month"}})
+    for _ in range(4):
+        with open_tunnel(d.address, *echo_target.address, user="alice",
+                         password=USERS["alice"]) as t:
+            t.sock.sendall(b"m" * 1000)
+            assert recv_exact(t.sock, 1000) == b"m" * 1000
+    with open_tunnel(d.address, *echo_target.address, user="bob",
+                     password=USERS["bob"]) as t:
+        assert_echo(t)
+    wait_until(lambda: scrape(port)("socks5d_user_sessions_total", user="alice") == 4,
+               5, what="alice's four sessions counted")
+    m = scrape(port)
+    assert m("socks5d_user_bytes_total", user="alice", direction="up") == 4000
+    assert m("socks5d_user_bytes_total", user="alice", direction="down") == 4000
+    assert m.labels("socks5d_user_sessions_total", "user") == {"alice"}
+    assert m("socks5d_quota_limit_bytes", quota="monthly") == 1 << 30
+    assert m("socks5d_quota_used_bytes", quota="monthly", user="alice") == 8000
