@@ -3,82 +3,17 @@
 splice and copy relays and for UDP datagrams; four sessions of one user
 share one budget; an unlimited user beside a limited one is not slowed;
 bad values are config errors naming file, line and key."""
-import socket
 import threading
 import time
 
 from harness.net import wait_until
+from harness.rate import (MIB, WARM_UP, WINDOW, Reader, Writer, assert_near,
+                          window_rate)
 from harness.socks5 import open_tunnel
 from harness.targets import behave_sink, source
 from harness.udp import Association, UdpServer
 
 from conftest import USERS
-
-# The bucket starts full (one second of burst) and the socket buffers on
-# the way fill up: measure after this much.
-WARM_UP = 2.0
-WINDOW = 5.0
-TOLERANCE = 0.10
-MIB = 1024 * 1024
-
-
-class Reader(threading.Thread):
-    """Read a tunnel as fast as Python can, counting bytes over time."""
-
-    def __init__(self, client):
-        super().__init__(daemon=True)
-        self.sock = client.sock
-        self.sock.settimeout(1.0)
-        self.total = 0
-        self.stop = threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                data = self.sock.recv(262144)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            self.total += len(data)
-
-
-class Writer(threading.Thread):
-    """Write into a tunnel as fast as it takes bytes."""
-
-    def __init__(self, client):
-        super().__init__(daemon=True)
-        self.sock = client.sock
-        self.sock.settimeout(1.0)
-        self.stop = threading.Event()
-
-    def run(self):
-        block = b"u" * 65536
-        while not self.stop.is_set():
-            try:
-                self.sock.send(block)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-
-
-def window_rate(sample):
-    """Bytes per second of sample() over WINDOW, after WARM_UP."""
-    time.sleep(WARM_UP)
-    start, t0 = sample(), time.monotonic()
-    time.sleep(WINDOW)
-    return (sample() - start) / (time.monotonic() - t0)
-
-
-def assert_near(measured, configured, what):
-    low, high = configured * (1 - TOLERANCE), configured * (1 + TOLERANCE)
-    assert low <= measured <= high, (
-        f"{what}: {measured / 1024:.0f} KiB/s, configured "
-        f"{configured / 1024:.0f} KiB/s (allowed {low / 1024:.0f}-{high / 1024:.0f})")
-
 
 def rate_daemon(start_daemon, users_file, relay="splice"):
     """alice is held to 2 MiB/s down and 1 MiB/s up, shared by all her

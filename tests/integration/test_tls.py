@@ -817,3 +817,39 @@ def test_failed_client_certificates_count_toward_the_ban(start_daemon, tls_pki,
     good = tls_client_context(tls_pki, client_cert=tls_pki.alice)
     assert tls_rejection(tls_addr, good, send=greeting) is not None
     assert not any(l.get("user") == "alice" for l in d.session_lines())
+
+
+def test_rate_limits_hold_through_tls_and_the_http_proxy(start_daemon, tls_pki,
+                                                         make_target):
+    """rate_down holds, within 10% over 5 s, for a tunnel inside TLS
+    (copied through OpenSSL) and for a forwarded HTTP request (copied with
+    the response-head filter), each session its own budget."""
+    from harness.httpd import HttpServer
+    from harness.rate import MIB, WARM_UP, WINDOW, Reader, assert_near
+    from harness.targets import source
+
+    d, tls_addr = start_tls(start_daemon, tls_pki,
+                            limits={"rate_down": "1M", "rate_per": "session"})
+    big = make_target(source(1 << 40))
+    origin = HttpServer()
+    tunnel = socks5_over_tls(tls_addr, *big.address, tls_client_context(tls_pki))
+    http = socket.create_connection(d.address, timeout=IO_TIMEOUT)
+    readers = [Reader(tunnel), Reader(http)]
+    try:
+        http.sendall(f"GET http://127.0.0.1:{origin.port}/blob/{32 * MIB} HTTP/1.1\r\n"
+                     f"Host: 127.0.0.1:{origin.port}\r\n\r\n".encode())
+        for r in readers:
+            r.start()
+        time.sleep(WARM_UP)
+        start, t0 = [r.total for r in readers], time.monotonic()
+        time.sleep(WINDOW)
+        elapsed = time.monotonic() - t0
+        rates = [(r.total - s0) / elapsed for r, s0 in zip(readers, start)]
+    finally:
+        for r in readers:
+            r.stop.set()
+        tunnel.close()
+        http.close()
+        origin.close()
+    assert_near(rates[0], 1 * MIB, "a SOCKS5 tunnel inside TLS")
+    assert_near(rates[1], 1 * MIB, "a forwarded HTTP response")
