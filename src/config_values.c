@@ -18,6 +18,7 @@
 #include "socks5d/quota.h"
 #include "socks5d/ratelimit.h"
 #include "socks5d/rules.h"
+#include "socks5d/why.h"
 
 /* Enum fields are stored through an int. */
 _Static_assert(sizeof(enum relay_mode) == sizeof(int), "enum size");
@@ -28,21 +29,6 @@ _Static_assert(sizeof(enum rate_per) == sizeof(int), "enum size");
 
 static const char *const config_true_words[] = { "yes", "true", "on", "1" };
 static const char *const config_false_words[] = { "no", "false", "off", "0" };
-
-static int
-config_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-config_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static char *
 config_trim(char *s)
@@ -84,7 +70,7 @@ config_parse_bool(const struct config_row *row, void *base, char *value,
 	else if (config_word_in(value, config_false_words, n))
 		*field = false;
 	else
-		return config_why(why, whylen, "must be yes or no (or "
+		return why_set(why, whylen, "must be yes or no (or "
 		    "true/false, on/off, 1/0), got \"%s\"", value);
 	return 0;
 }
@@ -101,7 +87,7 @@ config_parse_uint(const struct config_row *row, void *base, char *value,
 	/* strtoul would take a sign or leading blanks; a count must not. */
 	if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 ||
 	    v < row->min || v > row->max)
-		return config_why(why, whylen, "must be a number from %u to "
+		return why_set(why, whylen, "must be a number from %u to "
 		    "%u, got \"%s\"", row->min, row->max, value);
 	*(unsigned *)config_field(row, base) = (unsigned)v;
 	return 0;
@@ -146,7 +132,7 @@ config_store_string(const struct config_row *row, void *base, char *s,
 	char **field = config_field(row, base);
 
 	if (s == NULL)
-		return config_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	free(*field);
 	*field = s;
 	return 0;
@@ -220,12 +206,12 @@ config_parse_enum_set(const struct config_row *row, void *base, char *value,
 		if (e->name == NULL)
 			return config_enum_why(row->names, item, why, whylen);
 		if (set & (1u << e->value))
-			return config_why(why, whylen, "\"%s\" listed twice",
+			return why_set(why, whylen, "\"%s\" listed twice",
 			    e->name);
 		set |= 1u << e->value;
 	}
 	if (set == 0)
-		return config_why(why, whylen, "must list at least one");
+		return why_set(why, whylen, "must list at least one");
 	*(unsigned *)config_field(row, base) = set;
 	return 0;
 }
@@ -235,17 +221,17 @@ config_listen_add(const struct config_row *row, struct config_addr *list,
     size_t n, const char *item, char *why, size_t whylen)
 {
 	if (*item == '\0')
-		return config_why(why, whylen, n == 0 ? "must list at least "
+		return why_set(why, whylen, n == 0 ? "must list at least "
 		    "one address:port" : "empty item in the list");
 	if (n == row->max)
-		return config_why(why, whylen, "more than %u addresses",
+		return why_set(why, whylen, "more than %u addresses",
 		    row->max);
 	if (addr_parse_hostport(item, &list[n].ss, &list[n].len, false) == -1)
-		return config_why(why, whylen, "\"%s\" is not an IP:port (IP "
+		return why_set(why, whylen, "\"%s\" is not an IP:port (IP "
 		    "literal, IPv6 in brackets, port 1-65535)", item);
 	for (size_t i = 0; i < n; i++)
 		if (config_addr_same(&list[i], &list[n]))
-			return config_why(why, whylen, "\"%s\" is listed twice",
+			return why_set(why, whylen, "\"%s\" is listed twice",
 			    item);
 	return 0;
 }
@@ -260,7 +246,7 @@ config_parse_listen(const struct config_row *row, void *base, char *value,
 
 	list = calloc(row->max, sizeof(*list));
 	if (list == NULL)
-		return config_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	/* A row with min 0 takes an empty list: no such listeners. */
 	if (*value == '\0' && row->min == 0)
 		cursor = NULL;
@@ -288,7 +274,7 @@ config_parse_hostport(const struct config_row *row, void *base, char *value,
 	memset(&a, 0, sizeof(a));
 	if (*value != '\0' &&
 	    addr_parse_hostport(value, &a.ss, &a.len, false) == -1)
-		return config_why(why, whylen, "\"%s\" is not an IP:port (IP "
+		return why_set(why, whylen, "\"%s\" is not an IP:port (IP "
 		    "literal, IPv6 in brackets, port 1-65535), or empty for "
 		    "none", value);
 	*field = a;
@@ -309,9 +295,9 @@ config_parse_ip(const struct config_row *row, void *base, char *value,
 	if (addr_parse_ip(value, &a.ss, &a.len) == -1 ||
 	    a.ss.ss_family != row->family) {
 		if (row->family == AF_INET)
-			return config_why(why, whylen, "must be an IPv4 "
+			return why_set(why, whylen, "must be an IPv4 "
 			    "address literal, got \"%s\"", value);
-		return config_why(why, whylen, "must be an IPv6 address "
+		return why_set(why, whylen, "must be an IPv6 address "
 		    "literal without brackets, got \"%s\"", value);
 	}
 	*field = a;
@@ -338,12 +324,12 @@ config_parse_ip_pair(const struct config_row *row, void *base, char *value,
 			item++;
 		}
 		if (addr_parse_ip(item, &a.ss, &a.len) == -1)
-			return config_why(why, whylen, "must be IP address "
+			return why_set(why, whylen, "must be IP address "
 			    "literals, at most one IPv4 and one IPv6, got "
 			    "\"%s\"", item);
 		slot = a.ss.ss_family == AF_INET ? &pair.ipv4 : &pair.ipv6;
 		if (slot->len != 0)
-			return config_why(why, whylen, "at most one address "
+			return why_set(why, whylen, "at most one address "
 			    "per family, got a second: \"%s\"", item);
 		*slot = a;
 	}
@@ -367,8 +353,8 @@ config_parse_cidrs(const struct config_row *row, void *base, char *value,
 			continue;
 		cidr_set_release(&set);
 		if (rc == -2)
-			return config_why(why, whylen, "out of memory");
-		return config_why(why, whylen, "bad CIDR \"%s\" (a.b.c.d/n, "
+			return why_set(why, whylen, "out of memory");
+		return why_set(why, whylen, "bad CIDR \"%s\" (a.b.c.d/n, "
 		    "x::/n or an address)", item);
 	}
 	cidr_set_finish(&set);
@@ -404,10 +390,10 @@ config_parse_via(const struct config_row *row, void *base, char *value,
 
 	if (strcasecmp(value, "direct") != 0) {
 		if (!upstream_name_valid(value))
-			return config_why(why, whylen, "\"%s\" is neither direct "
+			return why_set(why, whylen, "\"%s\" is neither direct "
 			    "nor an upstream's name", value);
 		if ((name = strdup(value)) == NULL)
-			return config_why(why, whylen, "out of memory");
+			return why_set(why, whylen, "out of memory");
 	}
 	free(*field);
 	*field = name;
@@ -439,7 +425,7 @@ config_parse_port_range(const struct config_row *row, void *base,
 	field->high = (unsigned)high;
 	return 0;
 bad:
-	return config_why(why, whylen, "must be LOW-HIGH with 1 <= LOW <= "
+	return why_set(why, whylen, "must be LOW-HIGH with 1 <= LOW <= "
 	    "HIGH <= 65535, got \"%s\"", value);
 }
 
@@ -501,11 +487,11 @@ config_parse_dns(const struct config_row *row, void *base, char *value,
 	cap = (strlen(value) + 1) * (sizeof(one) + 1);
 	csv = malloc(cap);
 	if (csv == NULL)
-		return config_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	while ((item = config_next_item(&cursor)) != NULL) {
 		if (*item == '\0' ||
 		    config_dns_item(item, one, sizeof(one)) == -1) {
-			config_why(why, whylen, *item == '\0' ? "empty item in "
+			why_set(why, whylen, *item == '\0' ? "empty item in "
 			    "the list" : "\"%s\" is not an IP or IP:port (IPv6 "
 			    "as [addr] or [addr]:port)", item);
 			free(csv);
@@ -526,7 +512,7 @@ config_value_parse(const struct config_row *row, void *base,
 
 	copy = strdup(value);
 	if (copy == NULL)
-		return config_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	v = config_trim(copy);
 	switch (row->type) {
 	case CONFIG_BOOL:

@@ -14,7 +14,9 @@
 #include <sys/mman.h>
 
 #include "socks5d/quota.h"
+#include "socks5d/rules.h"
 #include "socks5d/size.h"
+#include "socks5d/why.h"
 
 struct quota {
 	char			*q_name;
@@ -28,21 +30,6 @@ struct quotas {
 	struct quota		**qs_v;
 	size_t			 qs_n;
 };
-
-static int
-quota_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-quota_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- periods ---- */
 
@@ -244,16 +231,16 @@ quota_add_user(struct quota *q, const char *user, char *why, size_t whylen)
 	char **v;
 
 	if (*user == '\0')
-		return quota_why(why, whylen, "empty item in the user list");
+		return why_set(why, whylen, "empty item in the user list");
 	if (strlen(user) > QUOTA_USER_MAX)
-		return quota_why(why, whylen, "user \"%.32s...\" is longer "
+		return why_set(why, whylen, "user \"%.32s...\" is longer "
 		    "than %d bytes", user, QUOTA_USER_MAX);
 	v = reallocarray(q->q_users, q->q_nusers + 1, sizeof(*v));
 	if (v == NULL)
-		return quota_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	q->q_users = v;
 	if ((v[q->q_nusers] = strdup(user)) == NULL)
-		return quota_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	q->q_nusers++;
 	return 0;
 }
@@ -286,12 +273,12 @@ quota_set_value(struct quota *q, const char *key, char *v, char *why,
 		return quota_set_users(q, v, why, whylen);
 	if (strcmp(key, "bytes") == 0) {
 		if (size_parse(v, &n) == -1)
-			return quota_why(why, whylen, "bad size \"%.32s\"", v);
+			return why_set(why, whylen, "bad size \"%.32s\"", v);
 		if (n == 0)
-			return quota_why(why, whylen, "bytes must be more "
+			return why_set(why, whylen, "bytes must be more "
 			    "than 0");
 		if (n > QUOTA_BYTES_MAX)
-			return quota_why(why, whylen, "\"%.32s\" is more than "
+			return why_set(why, whylen, "\"%.32s\" is more than "
 			    "a quota can count (4095T)", v);
 		q->q_bytes = n;
 		return 0;
@@ -299,11 +286,11 @@ quota_set_value(struct quota *q, const char *key, char *v, char *why,
 	if (strcmp(key, "period") == 0) {
 		if (quota_period_parse(v, &q->q_period) == 0)
 			return 0;
-		return quota_why(why, whylen, "bad period \"%.40s\" (day, "
+		return why_set(why, whylen, "bad period \"%.40s\" (day, "
 		    "week, month or rolling:N with s, m, h or d, at most "
 		    "3650 days)", v);
 	}
-	return quota_why(why, whylen, "unknown key");
+	return why_set(why, whylen, "unknown key");
 }
 
 int
@@ -314,7 +301,7 @@ quota_set(struct quota *q, const char *key, const char *value, char *why,
 	int rc;
 
 	if ((copy = strdup(value)) == NULL)
-		return quota_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	rc = quota_set_value(q, key, quota_trim(copy), why, whylen);
 	free(copy);
 	return rc;
@@ -324,26 +311,19 @@ bool
 quota_complete(const struct quota *q, char *why, size_t whylen)
 {
 	if (q->q_bytes == 0)
-		quota_why(why, whylen, "bytes is missing");
+		why_set(why, whylen, "bytes is missing");
 	else if (q->q_period.kind == QUOTA_PERIOD_UNSET)
-		quota_why(why, whylen, "period is missing");
+		why_set(why, whylen, "period is missing");
 	else
 		return true;
 	return false;
 }
 
+/* Named as rules are. */
 bool
 quotas_name_valid(const char *name)
 {
-	size_t len = strlen(name);
-
-	if (len == 0 || len > QUOTA_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)name[i]) && name[i] != '_' &&
-		    name[i] != '.' && name[i] != '-')
-			return false;
-	return true;
+	return rules_name_valid(name);
 }
 
 struct quotas *

@@ -16,25 +16,11 @@
 
 #include "socks5d/log.h"
 #include "socks5d/quota.h"
+#include "socks5d/why.h"
 
 #define QUOTA_STATE_HEADER	"socks5d-quota 1"
 #define QUOTA_STATE_LINE_MAX	4096	/* a full line is about 1.5K */
 #define QUOTA_STATE_NUM_MAX	(INT64_C(1) << 58)
-
-static int
-quota_state_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-quota_state_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- writing ---- */
 
@@ -242,22 +228,22 @@ quota_state_numbers(char **f, char *rest, struct quota_state_entry *e,
 	if (quota_state_number(f[3], -QUOTA_STATE_NUM_MAX,
 	    QUOTA_STATE_NUM_MAX, &e->start) == -1 || (!rolling &&
 	    quota_period_start(&e->period, e->start) != e->start))
-		return quota_state_why(why, whylen, "bad start \"%.24s\"",
+		return why_set(why, whylen, "bad start \"%.24s\"",
 		    f[3]);
 	max = (rolling ? QUOTA_BUCKETS : 1) * (int64_t)QUOTA_BYTES_MAX;
 	if (quota_state_number(f[4], 0, max, &e->total) == -1)
-		return quota_state_why(why, whylen, "bad total \"%.24s\"",
+		return why_set(why, whylen, "bad total \"%.24s\"",
 		    f[4]);
 	while (rest != NULL)
 		if (quota_state_pair(strsep(&rest, " "), e) == -1)
-			return quota_state_why(why, whylen, "bad bucket");
+			return why_set(why, whylen, "bad bucket");
 	if (e->npairs != (rolling ? QUOTA_BUCKETS : 0))
-		return quota_state_why(why, whylen, "%zu buckets for a %s "
+		return why_set(why, whylen, "%zu buckets for a %s "
 		    "period", e->npairs, rolling ? "rolling" : "calendar");
 	for (size_t k = 0; k < e->npairs; k++)
 		sum += e->bytes[k];
 	if (rolling && sum != e->total)
-		return quota_state_why(why, whylen, "total is not the sum of "
+		return why_set(why, whylen, "total is not the sum of "
 		    "the buckets");
 	return 0;
 }
@@ -272,14 +258,14 @@ quota_state_parse(char *line, struct quota_state_entry *e, char *why,
 	memset(e, 0, sizeof(*e));
 	for (size_t i = 0; i < 5; i++)
 		if ((f[i] = strsep(&rest, " ")) == NULL || *f[i] == '\0')
-			return quota_state_why(why, whylen, "too few fields");
+			return why_set(why, whylen, "too few fields");
 	if (!quotas_name_valid(f[0]))
-		return quota_state_why(why, whylen, "bad quota name");
+		return why_set(why, whylen, "bad quota name");
 	snprintf(e->name, sizeof(e->name), "%s", f[0]);
 	if (quota_state_decode(f[1], e->user) == -1)
-		return quota_state_why(why, whylen, "bad user");
+		return why_set(why, whylen, "bad user");
 	if (quota_period_parse(f[2], &e->period) == -1)
-		return quota_state_why(why, whylen, "bad period \"%.40s\"",
+		return why_set(why, whylen, "bad period \"%.40s\"",
 		    f[2]);
 	return quota_state_numbers(f, rest, e, why, whylen);
 }
@@ -333,13 +319,13 @@ quota_state_line_in(char *line, ssize_t len, size_t lineno,
 	struct quota_state_entry e;
 
 	if (len > QUOTA_STATE_LINE_MAX)
-		return quota_state_why(why, whylen, "too long");
+		return why_set(why, whylen, "too long");
 	if (line[len - 1] != '\n')
-		return quota_state_why(why, whylen, "truncated");
+		return why_set(why, whylen, "truncated");
 	line[len - 1] = '\0';
 	if (lineno == 1) {
 		if (strcmp(line, QUOTA_STATE_HEADER) != 0)
-			return quota_state_why(why, whylen, "not \"%s\"",
+			return why_set(why, whylen, "not \"%s\"",
 			    QUOTA_STATE_HEADER);
 		return 0;
 	}
@@ -364,13 +350,13 @@ quota_state_pass(FILE *fp, struct quota_table *t, const struct quotas *defs,
 	while (rc == 0 && (len = getline(&line, &cap, fp)) != -1)
 		if ((rc = quota_state_line_in(line, len, ++lineno, t, defs,
 		    now, what, sizeof(what))) == -1)
-			quota_state_why(why, whylen, "line %zu: %s", lineno,
+			why_set(why, whylen, "line %zu: %s", lineno,
 			    what);
 	if (rc == 0 && ferror(fp))
-		rc = quota_state_why(why, whylen, "read error: %s",
+		rc = why_set(why, whylen, "read error: %s",
 		    strerror(errno));
 	else if (rc == 0 && lineno == 0)
-		rc = quota_state_why(why, whylen, "line 1: empty file");
+		rc = why_set(why, whylen, "line 1: empty file");
 	free(line);
 	return rc;
 }
@@ -384,9 +370,9 @@ quota_state_read(struct quota_table *t, const struct quotas *defs,
 
 	if ((fp = fopen(path, "re")) == NULL) {
 		if (errno != ENOENT)
-			return quota_state_why(why, whylen, "cannot open: %s",
+			return why_set(why, whylen, "cannot open: %s",
 			    strerror(errno));
-		quota_state_why(why, whylen, "no state file yet");
+		why_set(why, whylen, "no state file yet");
 		return 1;
 	}
 	/* Check all of it first, so a corrupt file loads nothing. */

@@ -20,26 +20,12 @@
 #include "socks5d/socks5.h"
 #include "socks5d/span.h"
 #include "socks5d/upstream.h"
+#include "socks5d/why.h"
 
 #define RULES_NAME_MAX  64
 #define RULES_HOST_MAX  253     /* a DNS name without the trailing dot */
 
 SPAN_FUNCS(rules_span_port, struct rules_span_port, uint16_t)
-
-static int
-rules_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-rules_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- building ---- */
 
@@ -120,13 +106,13 @@ rules_add_dest(struct rule *r, const char *item, char *why, size_t whylen)
 	    inet_pton(AF_INET, item, &a4) == 1) {
 		rc = cidr_set_add(&r->dest, item);
 		if (rc == -1)
-			return rules_why(why, whylen, "bad pattern \"%s\"",
+			return why_set(why, whylen, "bad pattern \"%s\"",
 			    item);
 		return rc;
 	}
 	if (!rules_name_fold(item + suffix, name, sizeof(name)) ||
 	    !rules_hostname_ok(name, strlen(name)))
-		return rules_why(why, whylen, "bad pattern \"%s\"", item);
+		return why_set(why, whylen, "bad pattern \"%s\"", item);
 	if (rules_names_add(suffix ? &r->suffixes : &r->exact, name,
 	    strlen(name)) == -1)
 		return -2;
@@ -154,7 +140,7 @@ rules_add_port(struct rule *r, const char *item, char *why, size_t whylen)
 		return -2;
 	return 0;
 bad:
-	return rules_why(why, whylen, "bad port \"%s\" (0-65535 or LOW-HIGH)",
+	return why_set(why, whylen, "bad port \"%s\" (0-65535 or LOW-HIGH)",
 	    item);
 }
 
@@ -190,7 +176,7 @@ rules_add_command(struct rule *r, const char *item, char *why, size_t whylen)
 			return 0;
 		}
 	}
-	return rules_why(why, whylen, "bad command \"%s\" (connect, bind, "
+	return why_set(why, whylen, "bad command \"%s\" (connect, bind, "
 	    "udp, resolve or resolve_ptr)", item);
 }
 
@@ -203,7 +189,7 @@ rules_add_protocol(struct rule *r, const char *item, char *why, size_t whylen)
 			return 0;
 		}
 	}
-	return rules_why(why, whylen, "bad protocol \"%s\" (socks5, socks4 "
+	return why_set(why, whylen, "bad protocol \"%s\" (socks5, socks4 "
 	    "or http)", item);
 }
 
@@ -213,7 +199,7 @@ rules_add_client(struct rule *r, const char *item, char *why, size_t whylen)
 	int rc = cidr_set_add(&r->client, item);
 
 	if (rc == -1)
-		return rules_why(why, whylen, "bad CIDR \"%s\"", item);
+		return why_set(why, whylen, "bad CIDR \"%s\"", item);
 	return rc;
 }
 
@@ -233,7 +219,7 @@ rules_set_action(struct rule *r, const char *value, char *why, size_t whylen)
 	else if (strcasecmp(value, "deny") == 0)
 		r->action = RULES_ACTION_DENY;
 	else
-		return rules_why(why, whylen, "\"%s\" is not allow or deny",
+		return why_set(why, whylen, "\"%s\" is not allow or deny",
 		    value);
 	return 0;
 }
@@ -274,10 +260,10 @@ rules_set_list(struct rule *r, rules_item_fn *add, const char *value,
 	int rc = 0;
 
 	if ((copy = strdup(value)) == NULL)
-		return rules_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	cursor = copy;
 	if (*rules_trim(copy) == '\0')
-		rc = rules_why(why, whylen, "empty list (leave the key out to "
+		rc = why_set(why, whylen, "empty list (leave the key out to "
 		    "match anything)");
 	while (rc == 0 && cursor != NULL) {
 		item = cursor;
@@ -285,9 +271,9 @@ rules_set_list(struct rule *r, rules_item_fn *add, const char *value,
 			*cursor++ = '\0';
 		item = rules_trim(item);
 		if (*item == '\0')
-			rc = rules_why(why, whylen, "empty item in the list");
+			rc = why_set(why, whylen, "empty item in the list");
 		else if ((rc = add(r, item, why, whylen)) == -2)
-			rc = rules_why(why, whylen, "out of memory");
+			rc = why_set(why, whylen, "out of memory");
 	}
 	free(copy);
 	return rc;
@@ -301,7 +287,7 @@ rules_set_via(struct rule *r, const char *value, char *why, size_t whylen)
 	int rc = 0;
 
 	if ((copy = strdup(value)) == NULL)
-		return rules_why(why, whylen, "out of memory");
+		return why_set(why, whylen, "out of memory");
 	v = rules_trim(copy);
 	free(r->via_name);
 	r->via_name = NULL;
@@ -309,7 +295,7 @@ rules_set_via(struct rule *r, const char *value, char *why, size_t whylen)
 	if (strcasecmp(v, "direct") == 0)
 		free(copy);
 	else if (!upstream_name_valid(v)) {
-		rc = rules_why(why, whylen, "\"%.64s\" is neither direct nor "
+		rc = why_set(why, whylen, "\"%.64s\" is neither direct nor "
 		    "an upstream's name", v);
 		free(copy);
 	} else {
@@ -358,7 +344,7 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 
 	if (strcmp(key, "action") == 0) {
 		if ((copy = strdup(value)) == NULL)
-			return rules_why(why, whylen, "out of memory");
+			return why_set(why, whylen, "out of memory");
 		v = rules_trim(copy);
 		rc = rules_set_action(rule, v, why, whylen);
 		free(copy);
@@ -372,10 +358,10 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 		return rate_spec_set(&rule->rate, key, value, why, whylen);
 	if (strcmp(key, "egress_select") == 0) {
 		if ((copy = strdup(value)) == NULL)
-			return rules_why(why, whylen, "out of memory");
+			return why_set(why, whylen, "out of memory");
 		v = rules_trim(copy);
 		rule->egress_select = egress_select_parse(v);
-		rc = rule->egress_select == EGRESS_UNSET ? rules_why(why,
+		rc = rule->egress_select == EGRESS_UNSET ? why_set(why,
 		    whylen, "\"%.32s\" is not user, session, random or "
 		    "round-robin", v) : 0;
 		free(copy);
@@ -386,7 +372,7 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 		if (strcmp(key, rules_list_keys[i].key) == 0)
 			return rules_set_list(rule, rules_list_keys[i].add,
 			    value, why, whylen);
-	return rules_why(why, whylen, "unknown key");
+	return why_set(why, whylen, "unknown key");
 }
 
 bool
