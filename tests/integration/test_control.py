@@ -137,7 +137,9 @@ def test_sessions_kill_users_in_one_process(start_daemon, users_file, tmp_path,
 
 def test_sessions_kill_users_with_workers(start_daemon, users_file, tmp_path,
                                           make_target):
-    d, path = control_daemon(start_daemon, users_file, tmp_path, workers=2)
+    d, path = control_daemon(start_daemon, users_file, tmp_path, workers=2,
+                             **{"quota big": {"user": "alice", "bytes": "1G",
+                                              "period": "day"}})
     echo = make_target(behave_echo)
     # Enough sessions that both workers hold some: the supervisor must
     # list them all.
@@ -151,6 +153,13 @@ def test_sessions_kill_users_with_workers(start_daemon, users_file, tmp_path,
             c.close()
     wait_until(lambda: ctl_json(path, "sessions") == [], 5, what="sessions to end")
     check_sessions_kill_and_users(d, path, echo)
+    # The quota table is one for all workers: the supervisor reads and
+    # resets it itself.
+    alice = {r["user"]: r for r in ctl_json(path, "users")}["alice"]
+    assert alice["quota"] == "big" and alice["used"] == 2000, alice
+    assert ctl_json(path, "quota", "reset", "alice", "big")[0]["entries"] == 1
+    assert {r["user"]: r for r in ctl_json(path, "users")}["alice"]["used"] == 0
+    assert ctl(path, "ping").returncode == 0
 
 
 def test_users_show_quota_use_and_reset_lets_in_again(start_daemon, users_file,
