@@ -22,8 +22,11 @@
 #include "socks5d/log.h"
 #include "socks5d/quota_service.h"
 
-/* How long a worker may take to answer, and a client to ask or read. */
+/* How long a worker may take to answer, a client to send its request
+ * line (the thread holds the lock meanwhile, and the supervisor waits on
+ * it to fork: a local client sends at once), and to read the answer. */
 #define CONTROL_SUP_WORKER_MS 3000
+#define CONTROL_SUP_ASK_S     1
 #define CONTROL_SUP_CLIENT_S  5
 #define CONTROL_SUP_ANSWER_MAX (64u << 20)
 
@@ -232,13 +235,14 @@ control_sup_answer(const char *line, size_t len, struct control_reply *r)
 static void
 control_sup_serve(int fd)
 {
+	struct timeval ask = { .tv_sec = CONTROL_SUP_ASK_S };
 	struct timeval tv = { .tv_sec = CONTROL_SUP_CLIENT_S };
 	struct control_reply r = { 0 };
 	char line[CONTROL_LINE_MAX];
 	size_t len = 0, sent = 0;
 	ssize_t n;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &ask, sizeof(ask));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	while (len < sizeof(line) && memchr(line, '\n', len) == NULL) {
 		if ((n = recv(fd, line + len, sizeof(line) - len, 0)) <= 0)
