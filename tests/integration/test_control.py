@@ -188,8 +188,9 @@ def test_users_show_quota_use_and_reset_lets_in_again(start_daemon, users_file,
         assert c.connect(*echo.address, "alice", USERS["alice"]).rep == REP_SUCCESS
 
 
-def test_malformed_requests_get_errors(start_daemon, users_file, tmp_path):
-    d, path = control_daemon(start_daemon, users_file, tmp_path)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_malformed_requests_get_errors(start_daemon, users_file, tmp_path, workers):
+    d, path = control_daemon(start_daemon, users_file, tmp_path, workers=workers)
     for bad, why in [(b"v2 ping\n", "version"), (b"v1 bogus\n", "command"),
                      (b"v1 kill\n", ""), (b"v1 kill 12\n", ""),
                      (b"v1 kill client 300.1.2.3/8\n", ""),
