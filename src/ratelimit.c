@@ -29,6 +29,7 @@ struct rate_bucket {
 	unsigned refs;
 	ev_timer timer;                /* running while anyone waits */
 	struct rate_waiter waiters;    /* list head: prev/next of a ring */
+	struct rate_waiter *turn;      /* woken to read, until it has */
 	struct rate_bucket *chain;     /* next in its table slot */
 };
 
@@ -159,34 +160,52 @@ rate_wake_level(const struct rate_bucket *b)
 	return level < 1.0 ? 1.0 : level;
 }
 
+/* Arm the timer for the next turn: when the bucket holds a read's
+ * worth, or at once. */
+static void
+rate_timer_arm(struct rate_bucket *b, double after)
+{
+	ev_timer_stop(b->loop, &b->timer);
+	ev_timer_set(&b->timer, after > 0 ? after : 0., 0.);
+	ev_timer_start(b->loop, &b->timer);
+}
+
+static double
+rate_refill_time(const struct rate_bucket *b)
+{
+	return (rate_wake_level(b) - b->tokens) / (double)b->rate;
+}
+
+/*
+ * A tick: the turn given at the last one is over, used or not (its owner
+ * may have had nothing to read), and the first waiter gets the next once
+ * the bucket holds a read's worth.
+ */
 static void
 rate_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct rate_bucket *b = w->data;
-	struct rate_waiter woken;
+	struct rate_waiter *first;
 
 	(void)loop;
 	(void)revents;
 	rate_refill(b);
-	if (b->waiters.next == &b->waiters)
+	if (b->turn != NULL) {
+		b->turn->bucket = NULL;
+		b->turn = NULL;
+	}
+	if ((first = b->waiters.next) == &b->waiters)
 		return;
 	if (b->tokens < rate_wake_level(b)) {
-		ev_timer_set(&b->timer, (rate_wake_level(b) - b->tokens) /
-		    (double)b->rate, 0.);
-		ev_timer_start(b->loop, &b->timer);
+		rate_timer_arm(b, rate_refill_time(b));
 		return;
 	}
-	/* Move the queue aside first: a woken waiter may wait again. */
-	woken.next = b->waiters.next;
-	woken.prev = b->waiters.prev;
-	woken.next->prev = woken.prev->next = &woken;
-	b->waiters.next = b->waiters.prev = &b->waiters;
-	while (woken.next != &woken) {
-		struct rate_waiter *wt = woken.next;
-
-		rate_waiter_cancel(wt);
-		wt->wake(wt);
-	}
+	rate_waiter_cancel(first);
+	first->bucket = b;
+	b->turn = first;
+	/* Until the turn is used (spend brings the next one forward). */
+	rate_timer_arm(b, RATE_WAKE_SECONDS);
+	first->wake(first);
 }
 
 struct rate_bucket *
@@ -248,18 +267,29 @@ rate_bucket_release(struct rate_bucket *b)
 }
 
 size_t
-rate_bucket_allow(struct rate_bucket *b, size_t want)
+rate_bucket_allow(struct rate_bucket *b, const struct rate_waiter *w,
+    size_t want)
 {
 	rate_refill(b);
+	/* Others queued first, or holding the turn: wait behind them. */
+	if (b->turn != w && (b->turn != NULL || b->waiters.next != &b->waiters))
+		return 0;
 	if (b->tokens < 1.0)
 		return 0;
 	return b->tokens < (double)want ? (size_t)b->tokens : want;
 }
 
 void
-rate_bucket_spend(struct rate_bucket *b, size_t n)
+rate_bucket_spend(struct rate_bucket *b, struct rate_waiter *w, size_t n)
 {
 	b->tokens -= (double)n;
+	if (b->turn != w || w == NULL)
+		return;
+	w->bucket = NULL;
+	b->turn = NULL;
+	/* The next waiter's turn: now if a read's worth is left. */
+	if (b->waiters.next != &b->waiters)
+		rate_timer_arm(b, rate_refill_time(b));
 }
 
 bool
@@ -275,26 +305,34 @@ rate_bucket_take(struct rate_bucket *b, size_t len)
 void
 rate_bucket_wait(struct rate_bucket *b, struct rate_waiter *w)
 {
+	w->bucket = b;
 	w->next = &b->waiters;
 	w->prev = b->waiters.prev;
 	w->prev->next = w;
 	b->waiters.prev = w;
 	if (!ev_is_active(&b->timer)) {
 		rate_refill(b);
-		ev_timer_set(&b->timer, b->tokens >= rate_wake_level(b) ? 0. :
-		    (rate_wake_level(b) - b->tokens) / (double)b->rate, 0.);
-		ev_timer_start(b->loop, &b->timer);
+		rate_timer_arm(b, rate_refill_time(b));
 	}
 }
 
 void
 rate_waiter_cancel(struct rate_waiter *w)
 {
-	if (w->next == NULL)
-		return;
-	w->prev->next = w->next;
-	w->next->prev = w->prev;
-	w->next = w->prev = NULL;
+	struct rate_bucket *b = w->bucket;
+
+	if (w->next != NULL) {
+		w->prev->next = w->next;
+		w->next->prev = w->prev;
+		w->next = w->prev = NULL;
+	}
+	/* A turn given back (its session ends) passes on at once. */
+	if (b != NULL && b->turn == w) {
+		b->turn = NULL;
+		if (b->waiters.next != &b->waiters)
+			rate_timer_arm(b, 0.);
+	}
+	w->bucket = NULL;
 }
 
 size_t

@@ -184,7 +184,8 @@ relay_dir_finish(const struct relay *r, struct relay_dir *d)
 static size_t
 relay_dir_allowed(const struct relay_dir *d, size_t room)
 {
-	return d->rate == NULL ? room : rate_bucket_allow(d->rate, room);
+	return d->rate == NULL ? room :
+	    rate_bucket_allow(d->rate, &d->rate_wait, room);
 }
 
 /* Read from d->from into the pipe or buffer, at most *room bytes (set
@@ -300,7 +301,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 		bool filled = false, write_blocked = false, drained = false;
 
 		if (relay_dir_wants_read(r, d) && d->rate != NULL &&
-		    rate_bucket_allow(d->rate, 1) == 0) {
+		    rate_bucket_allow(d->rate, &d->rate_wait, 1) == 0) {
 			/* Out of budget: read on when the bucket wakes us
 			 * (relay_dir_wants_read is false until then). */
 			rate_bucket_wait(d->rate, &d->rate_wait);
@@ -310,7 +311,8 @@ relay_move(struct relay *r, struct relay_dir *d)
 
 			n = relay_fill(r, d, &room);
 			if (n > 0 && d->rate != NULL)
-				rate_bucket_spend(d->rate, (size_t)n);
+				rate_bucket_spend(d->rate, &d->rate_wait,
+				    (size_t)n);
 			if (n > 0 && d->limited) {
 				size_t keep = (uint64_t)n < d->limit ?
 				    (size_t)n : (size_t)d->limit;

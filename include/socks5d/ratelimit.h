@@ -3,8 +3,10 @@
  * one second of its rate (the burst) and refills continuously; sessions
  * that share a budget (one user's, one client address's, one rule's) share
  * one bucket in the process, found by key. A relay direction that finds
- * its bucket empty waits on it, and the bucket's one timer wakes every
- * waiter once enough has refilled: no busy loop, no timer per session.
+ * its bucket empty waits on it. While any wait, the bucket's one timer
+ * gives turns in arrival order: the first waiter is woken to take one
+ * read's worth, and goes to the back if it wants more, so sessions that
+ * share a budget share it evenly. No busy loop, no timer per session.
  */
 #ifndef SOCKS5D_RATELIMIT_H
 #define SOCKS5D_RATELIMIT_H
@@ -45,9 +47,10 @@ struct rate_spec rate_spec_merge(const struct rate_spec *base,
     const struct rate_spec *over);
 
 /* Something waiting on a bucket: wake is called once, from the bucket's
- * timer, after which the waiter is no longer queued. */
+ * timer, when it is the waiter's turn; it is no longer queued then. */
 struct rate_waiter {
 	struct rate_waiter *prev, *next;
+	struct rate_bucket *bucket;    /* queued on, or holding the turn of */
 	void (*wake)(struct rate_waiter *w);
 };
 
@@ -63,17 +66,20 @@ struct rate_bucket *rate_bucket_acquire(struct ev_loop *loop, const char *key,
     uint64_t rate);
 void rate_bucket_release(struct rate_bucket *b);
 
-/* How many of want bytes may pass now (0: none; then wait). */
-size_t rate_bucket_allow(struct rate_bucket *b, size_t want);
-/* n bytes passed (a datagram may leave the bucket in debt, paid back
- * before anything else passes). */
-void rate_bucket_spend(struct rate_bucket *b, size_t n);
+/* How many of want bytes may w's owner read now (0: none; then wait).
+ * While others wait for their turn, only the one whose turn it is may. */
+size_t rate_bucket_allow(struct rate_bucket *b, const struct rate_waiter *w,
+    size_t want);
+/* w's owner read n bytes: its turn, if it had one, is over. */
+void rate_bucket_spend(struct rate_bucket *b, struct rate_waiter *w,
+    size_t n);
 /* May a datagram pass now? Spends its length when it may. */
 bool rate_bucket_take(struct rate_bucket *b, size_t len);
 
-/* Queue w until the bucket has refilled enough to be worth a read. */
+/* Queue w (at the back) until its turn comes and the bucket has refilled
+ * enough to be worth a read. */
 void rate_bucket_wait(struct rate_bucket *b, struct rate_waiter *w);
-/* Take w off its bucket's queue, if it is on one. */
+/* Take w off its bucket's queue, or give back its turn. */
 void rate_waiter_cancel(struct rate_waiter *w);
 
 /* Buckets held in this process (tests, /metrics). */

@@ -86,8 +86,8 @@ def test_four_sessions_share_one_users_budget_both_ways(
             c.close()
     assert_near(down_rate, 2 * MIB, "four sessions' downloads together")
     assert_near(up_rate, 1 * MIB, "an upload beside them")
-    # Every session got some of the budget.
-    assert min(shares) > 0, shares
+    # Turns in order: each of the four gets about a fair share.
+    assert min(shares) > 0.15 * sum(shares), shares
 
 
 def test_copy_relay_and_udp_hold_their_rates(start_daemon, make_target):

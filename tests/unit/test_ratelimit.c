@@ -91,10 +91,10 @@ test_buckets_shared_by_key(void **state)
 	assert_int_equal(rate_buckets_live(), 3);
 	/* The burst is one second of the latest rate; what one spends, the
 	 * other no longer has. */
-	assert_int_equal(rate_bucket_allow(a, 5000), 1000);
-	rate_bucket_spend(a, 700);
-	assert_true(rate_bucket_allow(b, 5000) <= 300 + 10);
-	assert_int_equal(rate_bucket_allow(c, 5000), 1000);
+	assert_int_equal(rate_bucket_allow(a, NULL, 5000), 1000);
+	rate_bucket_spend(a, NULL, 700);
+	assert_true(rate_bucket_allow(b, NULL, 5000) <= 300 + 10);
+	assert_int_equal(rate_bucket_allow(c, NULL, 5000), 1000);
 	rate_bucket_release(a);
 	assert_int_equal(rate_buckets_live(), 3);
 	rate_bucket_release(b);
@@ -117,7 +117,7 @@ test_datagram_debt(void **state)
 	assert_true(rate_bucket_take(b, 900));
 	assert_true(rate_bucket_take(b, 900));
 	assert_false(rate_bucket_take(b, 1));
-	assert_int_equal(rate_bucket_allow(b, 100), 0);
+	assert_int_equal(rate_bucket_allow(b, NULL, 100), 0);
 	rate_bucket_release(b);
 	ev_loop_destroy(loop);
 }
@@ -125,46 +125,107 @@ test_datagram_debt(void **state)
 struct waker {
 	struct rate_waiter w;
 	int woken;
-	ev_tstamp at;
-	struct ev_loop *loop;
+	int order;
+	struct rate_bucket *b;
+	size_t took;
 };
 
+static int test_wakes;
+
+/* A woken relay direction: read what its turn allows, then queue again
+ * at the back, as the relay does. */
 static void
 test_wake(struct rate_waiter *w)
 {
 	struct waker *k = (struct waker *)(void *)w;
+	size_t n = rate_bucket_allow(k->b, w, 1 << 20);
 
 	k->woken++;
-	k->at = ev_time();
+	k->order = ++test_wakes;
+	rate_bucket_spend(k->b, w, n);
+	k->took += n;
+	assert_int_equal(rate_bucket_allow(k->b, w, 1), 0);
 }
 
 static void
-test_waiters_woken_by_the_timer(void **state)
+test_stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+test_turns_in_order_and_even_shares(void **state)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	/* 20 ms of 100000 B/s is 2000 B: the level worth waking for. */
 	struct rate_bucket *b = rate_bucket_acquire(loop, "k", 100000);
-	struct waker one = { .w.wake = test_wake }, two = { .w.wake = test_wake };
-	struct waker gone = { .w.wake = test_wake };
-	ev_tstamp start;
+	struct waker k[3];
+	ev_timer stop;
 
 	(void)state;
-	rate_bucket_spend(b, rate_bucket_allow(b, 1 << 20));
-	assert_int_equal(rate_bucket_allow(b, 1), 0);
-	start = ev_time();
-	rate_bucket_wait(b, &one.w);
-	rate_bucket_wait(b, &two.w);
-	rate_bucket_wait(b, &gone.w);
-	rate_waiter_cancel(&gone.w);
-	rate_waiter_cancel(&gone.w);
+	memset(k, 0, sizeof(k));
+	test_wakes = 0;
+	rate_bucket_spend(b, NULL, rate_bucket_allow(b, NULL, 1 << 20));
+	for (int i = 0; i < 3; i++) {
+		k[i].w.wake = test_wake;
+		k[i].b = b;
+		rate_bucket_wait(b, &k[i].w);
+	}
+	/* One queued while others wait may not read ahead of them. */
+	assert_int_equal(rate_bucket_allow(b, NULL, 1), 0);
+	/* The first turn goes to the first to wait, then the next. */
+	ev_timer_init(&stop, test_stop_cb, 0.03, 0.);
+	ev_timer_start(loop, &stop);
 	ev_run(loop, 0);
-	assert_int_equal(one.woken, 1);
-	assert_int_equal(two.woken, 1);
-	assert_int_equal(gone.woken, 0);
-	assert_true(one.at - start >= 0.015);
-	assert_true(one.at - start < 0.5);
-	assert_null(one.w.next);
-	assert_true(rate_bucket_allow(b, 1 << 20) >= 1500);
+	assert_int_equal(k[0].woken, 1);
+	assert_int_equal(k[0].order, 1);
+	assert_true(k[0].took >= 1500 && k[0].took <= 3500);
+	/* Each woken one re-queues only by waiting again (the relay does). */
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 3; i++)
+			if (k[i].w.next == NULL && k[i].w.bucket == NULL)
+				rate_bucket_wait(b, &k[i].w);
+		ev_timer_set(&stop, 0.03, 0.);
+		ev_timer_start(loop, &stop);
+		ev_run(loop, 0);
+	}
+	/* About 0.63 s of 100000 B/s, shared three ways within a turn. */
+	for (int i = 0; i < 3; i++) {
+		assert_true(k[i].woken >= 5);
+		assert_true(k[i].took * 3 + 12000 >= k[0].took + k[1].took +
+		    k[2].took);
+	}
+	for (int i = 0; i < 3; i++)
+		rate_waiter_cancel(&k[i].w);
+	ev_timer_stop(loop, &stop);
+	rate_bucket_release(b);
+	ev_loop_destroy(loop);
+}
+
+static void
+test_a_turn_given_back_passes_on(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct rate_bucket *b = rate_bucket_acquire(loop, NULL, 100000);
+	struct rate_waiter gone = { .wake = NULL };
+	struct waker next = { .w.wake = test_wake };
+
+	(void)state;
+	test_wakes = 0;
+	next.b = b;
+	rate_bucket_spend(b, NULL, rate_bucket_allow(b, NULL, 1 << 20));
+	rate_bucket_wait(b, &gone);
+	rate_bucket_wait(b, &next.w);
+	/* gone's session ends while queued: next is first now. */
+	rate_waiter_cancel(&gone);
+	rate_waiter_cancel(&gone);
+	ev_run(loop, EVRUN_ONCE);
+	while (next.woken == 0)
+		ev_run(loop, EVRUN_ONCE);
+	assert_int_equal(next.woken, 1);
+	assert_true(next.took >= 1500);
 	rate_bucket_release(b);
 	ev_loop_destroy(loop);
 }
@@ -177,7 +238,8 @@ main(void)
 		cmocka_unit_test(test_spec_keys_and_merge),
 		cmocka_unit_test(test_buckets_shared_by_key),
 		cmocka_unit_test(test_datagram_debt),
-		cmocka_unit_test(test_waiters_woken_by_the_timer),
+		cmocka_unit_test(test_turns_in_order_and_even_shares),
+		cmocka_unit_test(test_a_turn_given_back_passes_on),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
