@@ -57,13 +57,6 @@ struct quic_packet {
 	size_t end;                     /* its length within the datagram */
 };
 
-/* Additional data fed to the AEAD in pieces: an opened header is partly
- * a copy (the bytes protection hid) and partly still the packet. */
-struct quic_span {
-	const uint8_t *p;
-	size_t len;
-};
-
 static const struct quic_version *
 quic_find_version(uint32_t number)
 {
@@ -149,9 +142,8 @@ quic_hp_mask(const struct sniff_quic_keys *k, const uint8_t *sample,
 	int n = 0;
 	bool ok;
 
-	ok = ctx != NULL &&
-	    EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL, k->hp, NULL) == 1 &&
-	    EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+	ok = ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL,
+	    k->hp, NULL) == 1 && EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
 	    EVP_EncryptUpdate(ctx, mask, &n, sample, QUIC_SAMPLE_LEN) == 1 &&
 	    n == QUIC_SAMPLE_LEN;
 	EVP_CIPHER_CTX_free(ctx);
@@ -162,7 +154,7 @@ quic_hp_mask(const struct sniff_quic_keys *k, const uint8_t *sample,
  * checking it. */
 static bool
 quic_gcm(const struct sniff_quic_keys *k, uint64_t pn, int enc,
-    const struct quic_span aad[3], const uint8_t *in, size_t len,
+    const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
     uint8_t *out, uint8_t tag[QUIC_TAG_LEN])
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
@@ -175,12 +167,9 @@ quic_gcm(const struct sniff_quic_keys *k, uint64_t pn, int enc,
 	for (i = 0; i < 8; i++)
 		nonce[sizeof(nonce) - 1 - i] ^= (uint8_t)(pn >> (8 * i));
 	ok = ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_128_gcm(), NULL,
-	    k->key, nonce, enc) == 1;
-	for (i = 0; ok && i < 3; i++)
-		ok = aad[i].len == 0 || EVP_CipherUpdate(ctx, NULL, &n,
-		    aad[i].p, (int)aad[i].len) == 1;
-	ok = ok && (len == 0 ||
-	    EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1);
+	    k->key, nonce, enc) == 1 &&
+	    EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+	    (len == 0 || EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1);
 	if (ok && !enc)
 		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG,
 		    QUIC_TAG_LEN, tag) == 1;
@@ -247,39 +236,35 @@ quic_parse_long(const uint8_t *p, size_t len, struct quic_packet *qp)
 }
 
 /*
- * Remove header protection and decrypt with k: false if the packet does
- * not open with them. The packet number is expanded from next_pn.
+ * Remove header protection and decrypt with k into buf: the header, then
+ * the plaintext from *off to the tag. false if the packet does not open
+ * with them. The packet number is expanded from next_pn.
  */
 static bool
 quic_open(const uint8_t *p, const struct quic_packet *qp,
-    const struct sniff_quic_keys *k, uint64_t next_pn, uint8_t *plain,
-    size_t *plain_len, uint64_t *pn)
+    const struct sniff_quic_keys *k, uint64_t next_pn,
+    uint8_t buf[SNIFF_QUIC_PACKET_MAX], size_t *off, uint64_t *pn)
 {
-	uint8_t mask[QUIC_SAMPLE_LEN], first, pnb[4], tag[QUIC_TAG_LEN];
-	size_t pn_len, i, ct_off, ct_len;
+	uint8_t mask[QUIC_SAMPLE_LEN], tag[QUIC_TAG_LEN];
+	size_t pn_len, i;
 	uint64_t truncated = 0;
 
-	if (qp->end - qp->pn_off < QUIC_SAMPLE_OFFSET + QUIC_SAMPLE_LEN ||
+	if (qp->end > SNIFF_QUIC_PACKET_MAX ||
+	    qp->end - qp->pn_off < QUIC_SAMPLE_OFFSET + QUIC_SAMPLE_LEN ||
 	    !quic_hp_mask(k, p + qp->pn_off + QUIC_SAMPLE_OFFSET, mask))
 		return false;
-	first = p[0] ^ (mask[0] & QUIC_HP_LONG_BITS);
-	pn_len = (size_t)(first & 3) + 1;
+	memcpy(buf, p, qp->pn_off + QUIC_SAMPLE_OFFSET);
+	buf[0] ^= mask[0] & QUIC_HP_LONG_BITS;
+	pn_len = (size_t)(buf[0] & 3) + 1;
 	for (i = 0; i < pn_len; i++) {
-		pnb[i] = p[qp->pn_off + i] ^ mask[1 + i];
-		truncated = truncated << 8 | pnb[i];
+		buf[qp->pn_off + i] ^= mask[1 + i];
+		truncated = truncated << 8 | buf[qp->pn_off + i];
 	}
-	ct_off = qp->pn_off + pn_len;
-	ct_len = qp->end - ct_off - QUIC_TAG_LEN;
-	if (ct_len > SNIFF_QUIC_PACKET_MAX)
-		return false;
+	*off = qp->pn_off + pn_len;
 	*pn = quic_decode_pn(next_pn, truncated, pn_len);
 	memcpy(tag, p + qp->end - QUIC_TAG_LEN, QUIC_TAG_LEN);
-	if (!quic_gcm(k, *pn, 0, (const struct quic_span[3]){
-	    { &first, 1 }, { p + 1, qp->pn_off - 1 }, { pnb, pn_len } },
-	    p + ct_off, ct_len, plain, tag))
-		return false;
-	*plain_len = ct_len;
-	return true;
+	return quic_gcm(k, *pn, 0, buf, *off, p + *off,
+	    qp->end - *off - QUIC_TAG_LEN, buf + *off, tag);
 }
 
 /* First writer wins: a byte sent again (or differently) is not stored. */
@@ -302,6 +287,18 @@ quic_store_crypto(struct sniff_quic *st, uint64_t off, const uint8_t *data,
 	}
 }
 
+/* Step over n varints; false if the packet ends first. */
+static bool
+quic_skip_varints(const uint8_t *p, size_t len, size_t *pos, uint64_t n)
+{
+	uint64_t v;
+
+	while (n-- > 0)
+		if (!quic_take_varint(p, len, pos, &v))
+			return false;
+	return true;
+}
+
 /*
  * The frames a client's Initial may carry (RFC 9000 12.4) that matter or
  * must be stepped over; anything else ends the walk of this packet.
@@ -309,8 +306,8 @@ quic_store_crypto(struct sniff_quic *st, uint64_t off, const uint8_t *data,
 static void
 quic_read_frames(struct sniff_quic *st, const uint8_t *p, size_t len)
 {
-	size_t pos = 0, fields;
-	uint64_t off, n, ranges, v;
+	size_t pos = 0;
+	uint64_t a = 0, b;
 	uint8_t type;
 
 	while (pos < len) {
@@ -320,35 +317,27 @@ quic_read_frames(struct sniff_quic *st, const uint8_t *p, size_t len)
 			break;
 		case QUIC_FRAME_ACK:
 		case QUIC_FRAME_ACK_ECN:
-			/* Largest, delay, count, first range; gap and length
-			 * per further range; three ECN counts. */
-			if (!quic_take_varint(p, len, &pos, &v) ||
-			    !quic_take_varint(p, len, &pos, &v) ||
-			    !quic_take_varint(p, len, &pos, &ranges) ||
-			    !quic_take_varint(p, len, &pos, &v) ||
-			    ranges > len)
+			/* Largest, delay, range count, first range; a gap and
+			 * a length per further range; three ECN counts. */
+			if (!quic_skip_varints(p, len, &pos, 2) ||
+			    !quic_take_varint(p, len, &pos, &a) || a > len ||
+			    !quic_skip_varints(p, len, &pos, 1 + 2 * a +
+			    (type == QUIC_FRAME_ACK_ECN ? 3 : 0)))
 				return;
-			fields = 2 * (size_t)ranges +
-			    (type == QUIC_FRAME_ACK_ECN ? 3 : 0);
-			while (fields-- > 0)
-				if (!quic_take_varint(p, len, &pos, &v))
-					return;
 			break;
 		case QUIC_FRAME_CRYPTO:
-			if (!quic_take_varint(p, len, &pos, &off) ||
-			    !quic_take_varint(p, len, &pos, &n) ||
-			    n > len - pos)
-				return;
-			quic_store_crypto(st, off, p + pos, n);
-			pos += (size_t)n;
-			break;
 		case QUIC_FRAME_CLOSE:
-			if (!quic_take_varint(p, len, &pos, &v) ||
-			    !quic_take_varint(p, len, &pos, &v) ||
-			    !quic_take_varint(p, len, &pos, &n) ||
-			    n > len - pos)
+			/* Offset, length, data; or error code, frame type,
+			 * reason length, reason. */
+			if ((type == QUIC_FRAME_CLOSE &&
+			    !quic_skip_varints(p, len, &pos, 1)) ||
+			    !quic_take_varint(p, len, &pos, &a) ||
+			    !quic_take_varint(p, len, &pos, &b) ||
+			    b > len - pos)
 				return;
-			pos += (size_t)n;
+			if (type == QUIC_FRAME_CRYPTO)
+				quic_store_crypto(st, a, p + pos, b);
+			pos += (size_t)b;
 			break;
 		default:
 			return;
@@ -358,39 +347,34 @@ quic_read_frames(struct sniff_quic *st, const uint8_t *p, size_t len)
 
 /*
  * Open an Initial and keep its CRYPTO data. The keys that last worked come
- * first; then the packet's own DCID's, which are the right ones for a
- * client's first packets and again after a Retry (RFC 9001 5.2). Packets
- * to the server's chosen DCID still use the first keys.
+ * first: packets to the DCID the server chose still use the first ones.
+ * Then the packet's own DCID's, right for a client's first packets and
+ * again after a Retry (RFC 9001 5.2).
  */
 static bool
 quic_take_initial(struct sniff_quic *st, const uint8_t *p,
     const struct quic_packet *qp)
 {
-	uint8_t plain[SNIFF_QUIC_PACKET_MAX];
+	uint8_t buf[SNIFF_QUIC_PACKET_MAX];
 	struct sniff_quic_keys k;
-	size_t n = 0;
+	size_t off = 0;
 	uint64_t pn = 0;
-	bool ok = false, same;
+	bool ok = false;
 
-	same = st->started && st->version == qp->v->number &&
-	    st->dcid_len == qp->dcid_len &&
-	    memcmp(st->dcid, qp->dcid, qp->dcid_len) == 0;
 	if (st->started && st->version == qp->v->number)
-		ok = quic_open(p, qp, &st->keys, st->next_pn, plain, &n, &pn);
-	if (!ok && !same && quic_derive_keys(qp->v, qp->dcid, qp->dcid_len,
-	    &k) && quic_open(p, qp, &k, st->next_pn, plain, &n, &pn)) {
+		ok = quic_open(p, qp, &st->keys, st->next_pn, buf, &off, &pn);
+	if (!ok && quic_derive_keys(qp->v, qp->dcid, qp->dcid_len, &k) &&
+	    quic_open(p, qp, &k, st->next_pn, buf, &off, &pn)) {
 		ok = true;
 		st->keys = k;
 		st->version = qp->v->number;
-		st->dcid_len = (uint8_t)qp->dcid_len;
-		memcpy(st->dcid, qp->dcid, qp->dcid_len);
 	}
 	if (!ok)
 		return false;
 	st->started = true;
 	if (pn >= st->next_pn)
 		st->next_pn = pn + 1;
-	quic_read_frames(st, plain, n);
+	quic_read_frames(st, buf + off, qp->end - off - QUIC_TAG_LEN);
 	return true;
 }
 
@@ -449,7 +433,7 @@ size_t
 sniff_quic_seal(const struct sniff_quic_packet *p, uint8_t *out, size_t cap)
 {
 	const struct quic_version *v = quic_find_version(p->version);
-	uint8_t mask[QUIC_SAMPLE_LEN], tag[QUIC_TAG_LEN];
+	uint8_t mask[QUIC_SAMPLE_LEN];
 	struct sniff_quic_keys k;
 	size_t hdr, len, i;
 
@@ -463,7 +447,8 @@ sniff_quic_seal(const struct sniff_quic_packet *p, uint8_t *out, size_t cap)
 	    !quic_derive_keys(v, p->key_dcid ? p->key_dcid : p->dcid,
 	    p->key_dcid ? p->key_dcid_len : p->dcid_len, &k))
 		return 0;
-	out[0] = (uint8_t)(0xc0 | v->initial_type << 4 | (QUIC_SEAL_PN_LEN - 1));
+	out[0] = (uint8_t)(0xc0 | v->initial_type << 4 |
+	    (QUIC_SEAL_PN_LEN - 1));
 	for (i = 0; i < 4; i++)
 		out[1 + i] = (uint8_t)(p->version >> (24 - 8 * i));
 	out[5] = (uint8_t)p->dcid_len;
@@ -476,12 +461,9 @@ sniff_quic_seal(const struct sniff_quic_packet *p, uint8_t *out, size_t cap)
 	out[i++] = (uint8_t)len;
 	for (; i < hdr; i++)
 		out[i] = (uint8_t)(p->pn >> (8 * (hdr - 1 - i)));
-	if (!quic_gcm(&k, p->pn, 1, (const struct quic_span[3]){
-	    { out, hdr }, { NULL, 0 }, { NULL, 0 } }, p->payload,
-	    p->payload_len, out + hdr, tag))
-		return 0;
-	memcpy(out + hdr + p->payload_len, tag, QUIC_TAG_LEN);
-	if (!quic_hp_mask(&k, out + hdr, mask))
+	if (!quic_gcm(&k, p->pn, 1, out, hdr, p->payload, p->payload_len,
+	    out + hdr, out + hdr + p->payload_len) ||
+	    !quic_hp_mask(&k, out + hdr, mask))
 		return 0;
 	out[0] ^= mask[0] & QUIC_HP_LONG_BITS;
 	for (i = 0; i < QUIC_SEAL_PN_LEN; i++)

@@ -325,7 +325,7 @@ sniff_tls_client_hello(const uint8_t *buf, size_t len, struct sniff_info *out)
 		if (len - pos < TLS_RECORD_HEADER)
 			return SNIFF_NEED_MORE;
 		rec = (size_t)buf[pos + 3] << 8 | buf[pos + 4];
-		/* RFC 8446 5.1: no empty handshake fragments, none over 2^14. */
+		/* RFC 8446 5.1: no empty handshake fragment, none over 2^14. */
 		if (rec == 0 || rec > TLS_RECORD_MAX)
 			return SNIFF_NONE;
 		pos += TLS_RECORD_HEADER;

@@ -2,7 +2,8 @@
  * Inspection: the name a client is really going to, learnt from the first
  * bytes it sends (a TLS ClientHello, an HTTP/1.x request head, a QUIC
  * Initial) without decrypting anything of the connection's own. Pure
- * parsers: no I/O, no allocation of ours, no libev.
+ * parsers: no I/O, no libev, no allocation (but what libcrypto does
+ * inside the QUIC sniffer's HKDF and AES calls).
  */
 #ifndef SOCKS5D_SNIFF_H
 #define SOCKS5D_SNIFF_H
@@ -16,8 +17,8 @@
 #define SNIFF_TLS_HELLO_MAX     16384
 /* An HTTP request line longer than this is not HTTP worth reading. */
 #define SNIFF_HTTP_LINE_MAX     8192
-/* QUIC CRYPTO stream bytes kept: a ClientHello longer than this (less
- * its 4-byte header) is given up on. */
+/* QUIC CRYPTO stream bytes kept: a ClientHello message longer than this,
+ * its 4-byte header included, is given up on. */
 #define SNIFF_QUIC_CRYPTO_MAX   8192
 /* Largest QUIC packet decrypted; a bigger one is skipped. Initial
  * packets are padded to the path's first datagram, 1200-1500 bytes. */
@@ -75,9 +76,7 @@ struct sniff_quic_keys {
 struct sniff_quic {
 	uint8_t crypto[SNIFF_QUIC_CRYPTO_MAX];
 	uint8_t have[SNIFF_QUIC_CRYPTO_MAX / 8];        /* a bit per byte */
-	struct sniff_quic_keys keys;
-	uint8_t dcid[SNIFF_QUIC_CID_MAX];               /* keys are from */
-	uint8_t dcid_len;
+	struct sniff_quic_keys keys;    /* the last that opened a packet */
 	uint32_t version;               /* of the keys */
 	uint64_t next_pn;               /* largest packet number opened + 1 */
 	bool started;                   /* an Initial has been opened */
