@@ -67,6 +67,19 @@ static const struct config_enum_name config_rate_per_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct config_enum_name config_sniff_names[] = {
+	{ "tls", INSPECT_TLS },
+	{ "http", INSPECT_HTTP },
+	{ NULL, 0 },
+};
+
+static const struct config_enum_name config_mismatch_names[] = {
+	{ "allow", INSPECT_MISMATCH_ALLOW },
+	{ "log", INSPECT_MISMATCH_LOG },
+	{ "deny", INSPECT_MISMATCH_DENY },
+	{ NULL, 0 },
+};
+
 static const struct config_enum_name config_tls_client_cert_names[] = {
 	{ "none", TLS_CLIENT_CERT_NONE },
 	{ "optional", TLS_CLIENT_CERT_OPTIONAL },
@@ -92,6 +105,10 @@ static const struct config_enum_name config_tls_client_user_names[] = {
 #define ROW_ENUM(sec, name, field, dflt, list)                          \
 	{ ROW(sec, name, CONFIG_ENUM, field, dflt), .names = (list) }
 #define ROW_ENUM_SET(sec, name, field, dflt, list)                      \
+	{ ROW(sec, name, CONFIG_ENUM_SET, field, dflt), .names = (list),  \
+	  .min = 1 }
+/* The same, where an empty list means "none of them". */
+#define ROW_ENUM_SET_OPT(sec, name, field, dflt, list)                  \
 	{ ROW(sec, name, CONFIG_ENUM_SET, field, dflt), .names = (list) }
 #define ROW_CIDRS(sec, name, field, dflt)                                \
 	{ ROW(sec, name, CONFIG_CIDRS, field, dflt) }
@@ -263,6 +280,10 @@ const struct config_row config_rows[] = {
 	ROW_ENUM("limits", "rate_per", rate.per, "user", config_rate_per_names),
 
 	ROW_BOOL("http", "via", http_via, "yes"),
+	ROW_ENUM_SET_OPT("inspect", "sniff", inspect_sniff, "",
+	    config_sniff_names),
+	ROW_ENUM("inspect", "mismatch", inspect_mismatch, "log",
+	    config_mismatch_names),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
 	ROW_PATH("control", "socket", control_socket, ""),
 

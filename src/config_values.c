@@ -210,7 +210,7 @@ config_parse_enum_set(const struct config_row *row, void *base, char *value,
 			    e->name);
 		set |= 1u << e->value;
 	}
-	if (set == 0)
+	if (set == 0 && row->min > 0)
 		return why_set(why, whylen, "must list at least one");
 	*(unsigned *)config_field(row, base) = set;
 	return 0;

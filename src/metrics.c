@@ -115,6 +115,8 @@ struct metrics_slot {
 	uint64_t udp_up, udp_down;
 	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
 	uint64_t refused[METRICS_REFUSED_COUNT];
+	uint64_t sniffed[3];           /* tls, http, none */
+	uint64_t sniff_mismatches;
 	uint64_t pipes_small;
 	uint64_t upstream_untracked;   /* hops the full table had no room for */
 	/* Gauges: the worker's own, reset when it (re)starts. */
@@ -168,6 +170,22 @@ metrics_count_refused(enum metrics_refusal reason)
 {
 	if (reason < METRICS_REFUSED_COUNT)
 		METRICS_ADD(refused[reason], 1);
+}
+
+static const char *const sniff_labels[] = { "tls", "http", "none" };
+
+void
+metrics_count_sniffed(const char *kind)
+{
+	for (size_t i = 0; i < ARRAY_LEN(sniff_labels); i++)
+		if (strcmp(kind, sniff_labels[i]) == 0)
+			METRICS_ADD(sniffed[i], 1);
+}
+
+void
+metrics_count_sniff_mismatch(void)
+{
+	METRICS_ADD(sniff_mismatches, 1);
 }
 
 static unsigned
@@ -657,6 +675,17 @@ metrics_render_refusals(struct metrics_out *out, const struct metrics_slot *c)
 	for (size_t i = 0; i < METRICS_REFUSED_COUNT; i++)
 		metrics_sample(out, "socks5d_refused_total", "reason",
 		    refusal_labels[i], c->refused[i]);
+	metrics_family(out, "socks5d_sniffed_total", "counter",
+	    "CONNECT sessions whose first bytes [inspect] sniff looked at, by "
+	    "what they were (none: neither a TLS ClientHello nor an HTTP "
+	    "request it could read).");
+	for (size_t i = 0; i < ARRAY_LEN(sniff_labels); i++)
+		metrics_sample(out, "socks5d_sniffed_total", "kind",
+		    sniff_labels[i], c->sniffed[i]);
+	metrics_family(out, "socks5d_sniff_mismatches_total", "counter",
+	    "Sniffed names that were not the name the client asked for.");
+	metrics_sample(out, "socks5d_sniff_mismatches_total", NULL, NULL,
+	    c->sniff_mismatches);
 }
 
 /* One member's series summed over the slots. */

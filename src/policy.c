@@ -470,6 +470,24 @@ policy_recheck(struct session *s)
 }
 
 bool
+policy_recheck_name(struct session *s, const char *name)
+{
+	struct rules_query q = policy_query(s);
+	struct rules_verdict v;
+	union sockaddr_any literal;
+	char asked[SOCKS5_NAME_MAX + 1];
+
+	if (!policy_dest_of(s, &q, asked, sizeof(asked), &literal))
+		return true;
+	q.dest_name = name;
+	v = policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
+	if (v.allow)
+		return true;
+	policy_record(s, v.rule);
+	return false;
+}
+
+bool
 policy_allow_bind_peer(struct session *s, const char *name,
     const struct sockaddr *peer, uint16_t port)
 {

@@ -69,9 +69,10 @@ relay_dir_init(struct relay_dir *d, int from, int to)
 static bool
 relay_dir_splicing(const struct relay *r, const struct relay_dir *d)
 {
-	/* A filter, or a limit, sees bytes only in the copy buffer. */
+	/* A filter, a limit or a peek sees bytes only in the copy buffer. */
 	return r->mode == RELAY_SPLICE && d->bulk && d->buf == NULL &&
-	    d->filter == NULL && !d->limited;
+	    d->filter == NULL && !d->limited &&
+	    (d != &r->up || r->peek == NULL);
 }
 
 static size_t
@@ -307,9 +308,19 @@ relay_move(struct relay *r, struct relay_dir *d)
 			rate_bucket_wait(d->rate, &d->rate_wait);
 		} else if (relay_dir_wants_read(r, d)) {
 			bool spliced = relay_dir_splicing(r, d);
-			size_t room = 0;
+			size_t room = 0, at = d->off + d->pending;
 
 			n = relay_fill(r, d, &room);
+			if (n > 0 && d == &r->up && r->peek != NULL) {
+				const char *why = "error";
+				int seen = r->peek(r, d->buf + at, (size_t)n,
+				    &why);
+
+				if (seen != 0)
+					r->peek = NULL;
+				if (seen < 0)
+					return why;
+			}
 			if (n > 0 && d->rate != NULL)
 				rate_bucket_spend(d->rate, &d->rate_wait,
 				    (size_t)n);
@@ -556,6 +567,7 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	r->mode = mode;
 	r->on_end = on_end;
 	r->meter = NULL;
+	r->peek = NULL;
 	relay_dir_init(&r->up, client.fd, target.fd);
 	relay_dir_init(&r->down, target.fd, client.fd);
 	r->up.from_ssl = r->down.to_ssl = client.ssl;
@@ -634,6 +646,20 @@ relay_limit_rate(struct relay *r, struct rate_bucket *up,
 	r->up.rate_wait.wake = relay_rate_wake_up;
 	r->down.rate = down;
 	r->down.rate_wait.wake = relay_rate_wake_down;
+}
+
+int
+relay_peek_up(struct relay *r, relay_peek_fn *fn, const char **reason)
+{
+	int seen = 0;
+
+	/* Set first: fn may hand over to another peek for what follows. */
+	r->peek = fn;
+	if (r->up.pending > 0)
+		seen = fn(r, r->up.buf + r->up.off, r->up.pending, reason);
+	if (seen != 0)
+		r->peek = NULL;
+	return seen < 0 ? -1 : 0;
 }
 
 void

@@ -17,6 +17,7 @@
 #include "socks5d/command.h"
 #include "socks5d/frontend.h"
 #include "socks5d/happy.h"
+#include "socks5d/inspect.h"
 #include "socks5d/upstream_dial.h"
 #include "socks5d/log.h"
 #include "socks5d/limits.h"
@@ -248,7 +249,7 @@ session_rate(const struct session *s)
 	return age > 0 ? (double)(up + down) / age : 0.;
 }
 
-/* " tls=1.3 sni=NAME resumed=yes" for a TLS client whose handshake got
+/* " tls=1.3 tls_sni=NAME resumed=yes" for a TLS client whose handshake got
  * that far (sni and resumed only when there is something to say). */
 static void
 session_log_tls(const struct session *s, char *extra, size_t extralen)
@@ -264,7 +265,7 @@ session_log_tls(const struct session *s, char *extra, size_t extralen)
 	if (used < extralen && sni != NULL) {
 		log_safe_text(sni, name, sizeof(name));
 		used += (size_t)snprintf(extra + used, extralen - used,
-		    " sni=%s", name);
+		    " tls_sni=%s", name);
 	}
 	if (used < extralen && SSL_session_reused(s->ssl) == 1)
 		snprintf(extra + used, extralen - used, " resumed=yes");
@@ -306,6 +307,7 @@ session_log_access(const struct session *s, const char *reason)
 	}
 	if (s->ssl != NULL)
 		session_log_tls(s, extra, sizeof(extra));
+	inspect_log_fields(s, extra, sizeof(extra));
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s proto=%s cmd=%s dest=%s addr=%s "
 	    "reply=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
@@ -410,6 +412,7 @@ session_close(struct session *s, const char *reason)
 	free(s->dest);
 	free(s->rule);
 	free(s->via);
+	inspect_free(s);
 	free(s);
 	server_session_ended(srv);
 }
@@ -621,6 +624,7 @@ void
 session_start_relay(struct session *s, const struct sockaddr *bnd)
 {
 	struct server *srv = s->srv;
+	const char *reason = "error";
 
 	if (session_send_reply(s, REPLY_SUCCESS, bnd) == -1) {
 		session_close(s, "reset");
@@ -641,6 +645,10 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		relay_limit_rate(&s->relay, s->rate_up, s->rate_down);
 	if (s->frontend->relay_setup != NULL)
 		s->frontend->relay_setup(s, &s->relay);
+	if (inspect_start(s, &reason) == -1) {
+		session_close(s, reason);
+		return;
+	}
 	session_free_handshake(s);
 	session_set_state(s, SESSION_RELAY);
 	session_set_timeout(s, srv->cfg->timeout_idle);

@@ -27,6 +27,11 @@ enum relay_mode { RELAY_SPLICE, RELAY_COPY };
 enum auth_method { AUTH_NONE, AUTH_PASSWORD };
 enum dns_family { DNS_FAMILY_AUTO, DNS_FAMILY_IPV4, DNS_FAMILY_IPV6 };
 enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
+/* What [inspect] sniff may look for, and what a sniffed name that is not
+ * the one asked for does. */
+enum inspect_kind { INSPECT_TLS, INSPECT_HTTP };
+enum inspect_mismatch { INSPECT_MISMATCH_ALLOW, INSPECT_MISMATCH_LOG,
+	INSPECT_MISMATCH_DENY };
 
 struct tls_ctx;
 
@@ -121,6 +126,10 @@ struct config {
 
 	/* [http] */
 	bool http_via;                 /* add Via to forwarded requests */
+
+	/* [inspect] */
+	unsigned inspect_sniff;        /* 1 << enum inspect_kind, sniffed */
+	int inspect_mismatch;          /* enum inspect_mismatch */
 
 	/* [metrics] */
 	struct config_addr metrics_listen;     /* len 0: no /metrics */

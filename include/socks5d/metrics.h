@@ -70,6 +70,11 @@ struct metrics_gauges {
  * access log's close word.
  */
 void metrics_count_session(uint8_t cmd, int reply, const char *reason);
+/* [inspect] sniff looked at a session's first bytes: what it found them
+ * to be ("tls", "http", "none"), and names that were not the one asked
+ * for. */
+void metrics_count_sniffed(const char *kind);
+void metrics_count_sniff_mismatch(void);
 /* A session ended that spoke this front-end (enum request_proto; -1: no
  * protocol was recognised). */
 void metrics_count_protocol(int proto);

@@ -53,6 +53,10 @@ void policy_quota_release(struct session *s);
  * they go on. */
 bool policy_recheck(struct session *s);
 
+/* [inspect] sniff learnt the name a session that asked for an address
+ * is really going to: may it go there? false: the rule recorded. */
+bool policy_recheck_name(struct session *s, const char *name);
+
 /* The session ends: release its client and user counts, its rate
  * buckets and its quotas. */
 void policy_release(struct session *s);

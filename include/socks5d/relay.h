@@ -82,6 +82,12 @@ struct relay;
 /* Called once when the relay ends: both directions finished, an error, or
  * a failure to allocate. reason is a short static word for the log. */
 typedef void relay_end_cb(struct relay *r, const char *reason);
+/* Shown the client's bytes as they are read, before they are sent on
+ * (copying, not splicing, while it looks): 0 to see more (it may set
+ * r->peek to another function for the rest), 1 when it has seen enough,
+ * -1 to end the relay before they go, with *reason. */
+typedef int relay_peek_fn(struct relay *r, const uint8_t *buf, size_t len,
+    const char **reason);
 /* Told of the bytes each pump delivered (up: client to target); a reason
  * word ends the relay as an error would, NULL goes on. */
 typedef const char *relay_meter_fn(struct relay *r, bool up, uint64_t bytes);
@@ -104,6 +110,7 @@ struct relay {
 	double rate_last;
 	relay_end_cb *on_end;
 	relay_meter_fn *meter;     /* NULL: nobody counts */
+	relay_peek_fn *peek;       /* NULL: nobody looks */
 	bool running;
 };
 
@@ -148,6 +155,11 @@ void relay_limit_up(struct relay *r, uint64_t limit);
  * relay_start. */
 void relay_limit_rate(struct relay *r, struct rate_bucket *up,
     struct rate_bucket *down);
+
+/* Let fn see the client's bytes from the first on (call right after
+ * relay_start): those the client sent ahead of the reply at once. -1 when
+ * fn refused them (*reason set): the caller ends the session. */
+int relay_peek_up(struct relay *r, relay_peek_fn *fn, const char **reason);
 
 /* Bytes per second both ways, over about the last second. */
 double relay_rate(const struct relay *r);

@@ -93,6 +93,8 @@ struct session {
 	struct session_quota *quotas;      /* the user's [quota]s, counted */
 	uint8_t nquotas;                   /* into; NULL/0: none */
 	struct metrics_user *user_stats;   /* a named user's /metrics */
+	struct inspect *inspect;           /* first bytes being sniffed */
+	struct inspect_found *inspected;   /* what they said, or NULL */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

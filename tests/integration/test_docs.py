@@ -85,7 +85,7 @@ def parser_rows():
         row = Row(kind, default=a[4] if kind == "LISTEN" else a[3])
         if kind == "UINT":
             row.lo, row.hi = number(a[4]), number(a[5])
-        elif kind in ("ENUM", "ENUM_SET"):
+        elif kind in ("ENUM", "ENUM_SET", "ENUM_SET_OPT"):
             row.names = enums[a[4]]
         elif kind == "IP":
             row.family = a[4]
@@ -199,7 +199,7 @@ def type_problem(row, text):
         if names != set(row.names):
             return f"type lists {sorted(names)}, the parser accepts {sorted(row.names)}"
         return None
-    if row.kind == "ENUM_SET":
+    if row.kind in ("ENUM_SET", "ENUM_SET_OPT"):
         m = re.match(r"List of \w+: ([\w, ]+?)\.(\s|$)", text)
         names = set(re.split(r",\s*", m.group(1))) if m else set()
         if names != set(row.names):
@@ -356,9 +356,14 @@ def access_log_fields():
     fields.append("rule")
     assert '" via=%s"' in session, "session.c no longer writes via="
     fields.append("via")
-    for tls_field in ('" tls=%s"', '" sni=%s"', '" resumed=yes"'):
+    for tls_field in ('" tls=%s"', '" tls_sni=%s"', '" resumed=yes"'):
         assert tls_field in session, f"session.c no longer writes {tls_field}"
         fields.append(re.search(r"(\w+)=", tls_field).group(1))
+    inspect = (REPO_ROOT / "src/inspect.c").read_text()
+    for sniff_field in ('" sni=%s"', '" host=%s"', '" alpn=%s"', '" ech=1"',
+                        '" sni_mismatch=1"'):
+        assert sniff_field in inspect, f"inspect.c no longer writes {sniff_field}"
+        fields.append(re.search(r"(\w+)=", sniff_field).group(1))
     assert fields[:3] == ["client", "user", "proto"] and "drop_stranger" in fields, fields
     return fields
 

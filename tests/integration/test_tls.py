@@ -176,7 +176,7 @@ def test_socks5_over_tls_and_the_plain_port_side_by_side(start_daemon, tls_pki,
     plain.close()
     line = d.wait_session(proto="socks5", close="eof", tls="1.3")
     assert int(line["up"]) == 4 * 1024 * 1024
-    assert line["sni"] == "localhost"
+    assert line["tls_sni"] == "localhost"
     assert "resumed" not in line
     # The plain session's line says nothing of TLS.
     assert "tls" not in d.wait_session(proto="socks5", close="eof", up="0")

@@ -484,7 +484,7 @@ test_unknown_section_and_key(void **state)
 	assert_null(l.cfg);
 	test_has_error(&l, 3, "[bogus]: unknown section (known: [server], "
 	    "[auth], [timeouts], [dns], [outbound], [bind], [udp], [limits], "
-	    "[http], [metrics], [control], [tls], [rule NAME], [quota NAME], [upstream NAME])");
+	    "[http], [inspect], [metrics], [control], [tls], [rule NAME], [quota NAME], [upstream NAME])");
 	test_has_error(&l, 8, "[dns] nope: unknown key");
 	test_has_error(&l, 9, "[rules office]: unknown section");
 	/* Keys under an unknown section are not errors of their own. */

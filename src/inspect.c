@@ -1,0 +1,225 @@
+/*
+ * [inspect] sniff for a CONNECT session: the relay shows the client's first
+ * bytes here before they go on; the TLS ClientHello's server name or the
+ * HTTP request's Host is learnt (sniff_*.c), judged by the rules when the
+ * client asked for a bare address, compared with the name it asked for,
+ * and kept for the access log. Nothing is decrypted, nothing delayed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "socks5d/addr.h"
+#include "socks5d/inspect.h"
+#include "socks5d/log.h"
+#include "socks5d/metrics.h"
+#include "socks5d/policy.h"
+#include "socks5d/request.h"
+#include "socks5d/session.h"
+#include "socks5d/sniff.h"
+
+/* The client's first bytes are looked at up to this many, then given up
+ * on: a ClientHello with post-quantum key shares is about 2 KiB. */
+#define INSPECT_BYTES_MAX (16 * 1024)
+
+struct inspect {
+	enum inspect_kind kind;
+	size_t len;
+	uint8_t buf[INSPECT_BYTES_MAX];
+};
+
+/* What was learnt, kept to the end of the session. */
+struct inspect_found {
+	enum inspect_kind kind;
+	bool ech, mismatch;
+	char alpn[64];
+	char name[256];
+};
+
+void
+inspect_free(struct session *s)
+{
+	free(s->inspect);
+	s->inspect = NULL;
+	free(s->inspected);
+	s->inspected = NULL;
+}
+
+/* The host the client asked for, when it asked by name: lower case, no
+ * trailing dot; "" for an address. */
+static void
+inspect_asked_name(const struct session *s, char *out, size_t len)
+{
+	const char *colon = s->dest != NULL ? strrchr(s->dest, ':') : NULL;
+	struct sockaddr_storage ss;
+	size_t n;
+
+	out[0] = '\0';
+	if (colon == NULL || addr_parse_hostport(s->dest, &ss, NULL, true) == 0)
+		return;
+	n = (size_t)(colon - s->dest);
+	if (n > 0 && s->dest[n - 1] == '.')
+		n--;
+	snprintf(out, len, "%.*s", (int)n, s->dest);
+	for (char *c = out; *c != '\0'; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+}
+
+/*
+ * A name was found: a client that asked for an address is judged again
+ * by the rules with it; one that asked for another name is a mismatch
+ * ([inspect] mismatch says what that does). 0, or -1 with *reason.
+ */
+static int
+inspect_decide(struct session *s, struct inspect_found *f,
+    const char **reason)
+{
+	char asked[256];
+
+	metrics_count_sniffed(f->kind == INSPECT_TLS ? "tls" : "http");
+	if (f->name[0] == '\0')
+		return 0;
+	inspect_asked_name(s, asked, sizeof(asked));
+	if (asked[0] == '\0') {
+		if (!policy_recheck_name(s, f->name)) {
+			*reason = "rejected";
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(asked, f->name) == 0 ||
+	    s->srv->cfg->inspect_mismatch == INSPECT_MISMATCH_ALLOW)
+		return 0;
+	f->mismatch = true;
+	metrics_count_sniff_mismatch();
+	if (s->srv->cfg->inspect_mismatch == INSPECT_MISMATCH_DENY) {
+		*reason = "sni-mismatch";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+inspect_keep(struct session *s, const struct sniff_info *info,
+    const char **reason)
+{
+	struct inspect_found *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return 1;               /* only the log would have it */
+	f->kind = s->inspect->kind;
+	f->ech = info->ech;
+	memcpy(f->alpn, info->alpn, sizeof(f->alpn));
+	memcpy(f->name, info->name, sizeof(f->name));
+	s->inspected = f;
+	return inspect_decide(s, f, reason) == -1 ? -1 : 1;
+}
+
+static int
+inspect_peek(struct relay *r, const uint8_t *buf, size_t len,
+    const char **reason)
+{
+	struct session *s = (struct session *)
+	    ((char *)r - offsetof(struct session, relay));
+	struct inspect *in = s->inspect;
+	struct sniff_info info;
+	enum sniff_result result;
+	size_t take = len < sizeof(in->buf) - in->len ? len :
+	    sizeof(in->buf) - in->len;
+	int seen = 1;
+
+	memcpy(in->buf + in->len, buf, take);
+	in->len += take;
+	result = in->kind == INSPECT_TLS ?
+	    sniff_tls_client_hello(in->buf, in->len, &info) :
+	    sniff_http_host(in->buf, in->len, &info);
+	if (result == SNIFF_FOUND)
+		seen = inspect_keep(s, &info, reason);
+	else if (result == SNIFF_NEED_MORE && in->len < sizeof(in->buf))
+		return 0;
+	else
+		metrics_count_sniffed("none");
+	free(s->inspect);
+	s->inspect = NULL;
+	return seen;
+}
+
+/* Which parser the first byte calls for, if [inspect] sniff lists it. */
+static bool
+inspect_kind_of(const struct session *s, uint8_t first,
+    enum inspect_kind *kind)
+{
+	unsigned want = s->srv->cfg->inspect_sniff;
+
+	if (first == 0x16 && (want & (1u << INSPECT_TLS))) {
+		*kind = INSPECT_TLS;
+		return true;
+	}
+	if (first >= 'A' && first <= 'Z' && (want & (1u << INSPECT_HTTP))) {
+		*kind = INSPECT_HTTP;
+		return true;
+	}
+	return false;
+}
+
+/* The first bytes decide the parser: the peek that sees them first. */
+static int
+inspect_first_peek(struct relay *r, const uint8_t *buf, size_t len,
+    const char **reason)
+{
+	struct session *s = (struct session *)
+	    ((char *)r - offsetof(struct session, relay));
+	enum inspect_kind kind;
+
+	if (len == 0)
+		return 0;
+	if (!inspect_kind_of(s, buf[0], &kind) ||
+	    (s->inspect = malloc(sizeof(*s->inspect))) == NULL) {
+		metrics_count_sniffed("none");
+		return 1;
+	}
+	s->inspect->kind = kind;
+	s->inspect->len = 0;
+	r->peek = inspect_peek;
+	return inspect_peek(r, buf, len, reason);
+}
+
+int
+inspect_start(struct session *s, const char **reason)
+{
+	if ((s->srv->cfg->inspect_sniff & ((1u << INSPECT_TLS) |
+	    (1u << INSPECT_HTTP))) == 0 || s->cmd != REQUEST_CMD_CONNECT)
+		return 0;
+	return relay_peek_up(&s->relay, inspect_first_peek, reason);
+}
+
+void
+inspect_log_fields(const struct session *s, char *extra, size_t len)
+{
+	const struct inspect_found *f = s->inspected;
+	size_t used = strlen(extra);
+	char name[256];
+
+	if (f == NULL)
+		return;
+	if (f->name[0] != '\0') {
+		log_safe_text(f->name, name, sizeof(name));
+		if (f->kind == INSPECT_TLS)
+			used += (size_t)snprintf(extra + used, len - used,
+			    " sni=%s", name);
+		else
+			used += (size_t)snprintf(extra + used, len - used,
+			    " host=%s", name);
+	}
+	if (used < len && f->alpn[0] != '\0') {
+		log_safe_text(f->alpn, name, sizeof(name));
+		used += (size_t)snprintf(extra + used, len - used, " alpn=%s",
+		    name);
+	}
+	if (used < len && f->ech)
+		used += (size_t)snprintf(extra + used, len - used, " ech=1");
+	if (used < len && f->mismatch)
+		snprintf(extra + used, len - used, " sni_mismatch=1");
+}

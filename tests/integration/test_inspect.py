@@ -1,0 +1,111 @@
+"""[inspect] sniff, black-box: the name in a TLS ClientHello (also split
+over segments) and the Host of an HTTP request reach the access log
+(sni=, host=, alpn=); a client that asked for an address is judged by the
+rules with the sniffed name before a byte goes on; a name other than the
+one asked for is logged (sni_mismatch=1) or refused ([inspect] mismatch);
+nothing of it happens when sniff is off."""
+import ssl
+import time
+
+from harness.net import recv_exact, wait_until
+from harness.socks5 import open_tunnel
+from harness.targets import behave_echo
+
+
+def client_hello(name, alpn=("h2", "http/1.1")):
+    """The first flight of a real TLS client for name."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(list(alpn))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def sniff_daemon(start_daemon, **extra):
+    return start_daemon(inspect={"sniff": "tls, http", **extra.pop("inspect", {})},
+                        **extra)
+
+
+def echo_back(tunnel, data):
+    tunnel.sock.sendall(data)
+    assert recv_exact(tunnel.sock, len(data)) == data
+
+
+def test_sni_and_host_reach_the_access_log(start_daemon, make_target):
+    d = sniff_daemon(start_daemon)
+    echo = make_target(behave_echo)
+    hello = client_hello("Www.Example.ORG.")
+    with open_tunnel(d.address, *echo.address) as t:
+        # Split over two segments, the second after a pause.
+        t.sock.sendall(hello[:40])
+        time.sleep(0.2)
+        t.sock.sendall(hello[40:])
+        assert recv_exact(t.sock, len(hello)) == hello
+    fields = d.wait_session(cmd="connect", sni="www.example.org")
+    assert fields["alpn"] == "h2"
+    assert "sni_mismatch" not in fields and "host" not in fields
+    with open_tunnel(d.address, *echo.address) as t:
+        echo_back(t, b"GET / HTTP/1.1\r\nHost: Api.Example.NET:8080\r\n\r\n")
+    fields = d.wait_session(host="api.example.net")
+    assert "sni" not in fields
+    # Neither: nothing to say, and the bytes still go through.
+    with open_tunnel(d.address, *echo.address) as t:
+        echo_back(t, b"\x00\x01binary protocol")
+    wait_until(lambda: d.log().count("close=eof") >= 3, 5, what="three sessions")
+    assert sum("sni=" in l or "host=" in l for l in d.log().splitlines()
+               if "session client=" in l) == 2
+
+
+def test_a_rule_on_names_judges_an_address_by_its_sni(start_daemon, make_target):
+    d = sniff_daemon(start_daemon, **{
+        "rule no-blocked": {"action": "deny", "dest": ".blocked.test"},
+        "rule rest": {"action": "allow"}})
+    echo = make_target(behave_echo)
+    with open_tunnel(d.address, *echo.address) as t:
+        t.sock.sendall(client_hello("ads.blocked.test"))
+        assert t.sock.recv(65536) == b""
+    fields = d.wait_session(close="rejected", cmd="connect")
+    assert fields["rule"] == "no-blocked" and fields["sni"] == "ads.blocked.test"
+    # Not a byte reached the destination.
+    echo.wait_connection(0).wait()
+    assert echo.records[0].received_len == 0
+    # Another name to the same address is fine.
+    with open_tunnel(d.address, *echo.address) as t:
+        hello = client_hello("fine.example")
+        echo_back(t, hello)
+
+
+def test_a_name_other_than_the_one_asked_for(start_daemon, make_target):
+    echo = make_target(behave_echo)
+    hello = client_hello("elsewhere.example")
+    logged = sniff_daemon(start_daemon)
+    with open_tunnel(logged.address, "localhost", echo.port) as t:
+        echo_back(t, hello)
+    fields = logged.wait_session(sni="elsewhere.example")
+    assert fields["sni_mismatch"] == "1" and fields["close"] == "eof"
+    # The same name as asked (any case, trailing dot) is no mismatch.
+    with open_tunnel(logged.address, "localhost", echo.port) as t:
+        echo_back(t, client_hello("LOCALHOST."))
+    assert "sni_mismatch" not in logged.wait_session(sni="localhost")
+
+    denied = sniff_daemon(start_daemon, inspect={"mismatch": "deny"})
+    with open_tunnel(denied.address, "localhost", echo.port) as t:
+        t.sock.sendall(hello)
+        assert t.sock.recv(65536) == b""
+    fields = denied.wait_session(close="sni-mismatch")
+    assert fields["sni_mismatch"] == "1"
+
+
+def test_off_by_default(start_daemon, make_target):
+    d = start_daemon()
+    echo = make_target(behave_echo)
+    with open_tunnel(d.address, *echo.address) as t:
+        echo_back(t, client_hello("www.example.org"))
+    fields = d.wait_session(cmd="connect", close="eof")
+    assert "sni" not in fields and "alpn" not in fields
