@@ -282,6 +282,8 @@ const struct config_row config_rows[] = {
 	ROW_BOOL("http", "via", http_via, "yes"),
 	ROW_ENUM_SET_OPT("inspect", "sniff", inspect_sniff, "",
 	    config_sniff_names),
+	ROW_UINT("inspect", "sniff_timeout", sniff_timeout_ms, "200", 10,
+	    10000),
 	ROW_ENUM("inspect", "mismatch", inspect_mismatch, "log",
 	    config_mismatch_names),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),

@@ -18,6 +18,7 @@
 #include "socks5d/connect.h"
 #include "socks5d/egress.h"
 #include "socks5d/happy.h"
+#include "socks5d/inspect.h"
 #include "socks5d/log.h"
 #include "socks5d/upstream_dial.h"
 #include "socks5d/policy.h"
@@ -220,7 +221,7 @@ connect_via_done(struct session *s, uint8_t rep, int fd,
 }
 
 static void
-connect_start(struct session *s)
+connect_go(struct session *s)
 {
 	const struct upstream *via;
 	bool allowed = policy_route_request(s, &via);
@@ -238,11 +239,25 @@ connect_start(struct session *s)
 		connect_addresses(s, 1);
 }
 
+static void
+connect_start(struct session *s)
+{
+	/* A bare address the rules could judge otherwise by name: the
+	 * client's first bytes say the name first. */
+	if (inspect_should_wait(s)) {
+		inspect_wait(s, connect_go);
+		return;
+	}
+	connect_go(s);
+}
+
 /* The session timer fired while connecting: the race (or the upstream
  * dial) asked for it. */
 static void
 connect_timeout(struct session *s)
 {
+	if (inspect_wait_timeout(s))
+		return;
 	if (s->hs->dial != NULL)
 		upstream_dial_timeout(s->hs->dial);
 	else

@@ -355,7 +355,13 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	if (space == 0) {
-		/* Only early payload fills the buffer: wait for the relay. */
+		/* Only early payload fills the buffer: wait for the relay
+		 * (or tell a command that waits on it: it is all there is). */
+		if (hs->early_data != NULL) {
+			ev_io_stop(loop, w);
+			hs->early_data(s);
+			return;
+		}
 		ev_io_stop(loop, w);
 		if (!ev_is_active(&hs->full_probe))
 			ev_timer_start(loop, &hs->full_probe);
@@ -387,8 +393,13 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	hs->len += (size_t)n;
 	session_watch(s, &s->client_io, EV_READ);
 	frontend_tls_read_on(s);
-	if (s->state != SESSION_HANDSHAKE && s->state != SESSION_TLS)
-		return;         /* early payload, kept for the target */
+	if (s->state != SESSION_HANDSHAKE && s->state != SESSION_TLS) {
+		/* Early payload, kept for the target; a command that waits
+		 * for it to decide is told. */
+		if (hs->early_data != NULL)
+			hs->early_data(s);
+		return;
+	}
 	while (frontend_advance(s) == FRONTEND_CONTINUE)
 		;
 }

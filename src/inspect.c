@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include "socks5d/addr.h"
+#include "socks5d/frontend.h"
+#include "socks5d/rules.h"
 #include "socks5d/inspect.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
@@ -146,6 +148,105 @@ inspect_peek(struct relay *r, const uint8_t *buf, size_t len,
 	return seen;
 }
 
+/* Forward: the first byte picks the parser. */
+static bool inspect_kind_of(const struct session *s, uint8_t first,
+    enum inspect_kind *kind);
+
+/* -- deciding before connecting ------------------------------------------- */
+
+bool
+inspect_should_wait(const struct session *s)
+{
+	union sockaddr_any literal;
+
+	return (s->srv->cfg->inspect_sniff & ((1u << INSPECT_TLS) |
+	    (1u << INSPECT_HTTP))) != 0 && s->cmd == REQUEST_CMD_CONNECT &&
+	    addr_from_socks5(&s->hs->req.dst, &literal) &&
+	    rules_have_names(s->srv->cfg->rules);
+}
+
+/* Enough has been read (or waited for): decide with what was learnt. */
+static void
+inspect_wait_done(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	void (*then)(struct session *) = hs->sniffed;
+
+	hs->early_data = NULL;
+	hs->sniffed = NULL;
+	s->inspect_done = true;
+	then(s);
+}
+
+/* The client's bytes so far, in the handshake buffer: enough? */
+static void
+inspect_wait_read(struct session *s)
+{
+	struct handshake *hs = s->hs;
+	struct sniff_info info;
+	enum inspect_kind kind;
+	enum sniff_result result = SNIFF_NONE;
+	struct inspect_found *f;
+
+	if (hs->len == 0)
+		return;
+	if (inspect_kind_of(s, hs->buf[0], &kind))
+		result = kind == INSPECT_TLS ?
+		    sniff_tls_client_hello(hs->buf, hs->len, &info) :
+		    sniff_http_host(hs->buf, hs->len, &info);
+	if (result == SNIFF_NEED_MORE && hs->len < hs->cap)
+		return;
+	if (result == SNIFF_FOUND && (f = calloc(1, sizeof(*f))) != NULL) {
+		f->kind = kind;
+		f->ech = info.ech;
+		memcpy(f->alpn, info.alpn, sizeof(f->alpn));
+		memcpy(f->name, info.name, sizeof(f->name));
+		s->inspected = f;
+		metrics_count_sniffed(kind == INSPECT_TLS ? "tls" : "http");
+	} else {
+		metrics_count_sniffed("none");
+	}
+	inspect_wait_done(s);
+}
+
+void
+inspect_wait(struct session *s, void (*then)(struct session *))
+{
+	struct handshake *hs = s->hs;
+	union sockaddr_any none;
+
+	/* The reply a CONNECT gets says nothing of where it leaves from
+	 * yet: all zeros, as a server that cannot tell sends. */
+	memset(&none, 0, sizeof(none));
+	none.in.sin_family = AF_INET;
+	if (session_grow_handshake(s, INSPECT_BYTES_MAX) == -1 ||
+	    session_send_reply(s, REPLY_SUCCESS, &none.sa) == -1) {
+		session_close(s, "reset");
+		return;
+	}
+	hs->replied = true;
+	hs->sniffed = then;
+	hs->early_data = inspect_wait_read;
+	session_set_state(s, SESSION_WAITING);
+	session_set_timeout(s, s->srv->cfg->sniff_timeout_ms / 1000.);
+	/* Bytes sent behind the request are here already. */
+	inspect_wait_read(s);
+}
+
+bool
+inspect_wait_timeout(struct session *s)
+{
+	if (s->hs == NULL || s->hs->sniffed == NULL)
+		return false;
+	/* Nothing (or not enough) came: a protocol whose server speaks
+	 * first. The address alone decides. */
+	metrics_count_sniffed("none");
+	inspect_wait_done(s);
+	return true;
+}
+
+/* -- watching the relay --------------------------------------------------- */
+
 /* Which parser the first byte calls for, if [inspect] sniff lists it. */
 static bool
 inspect_kind_of(const struct session *s, uint8_t first,
@@ -189,10 +290,19 @@ inspect_first_peek(struct relay *r, const uint8_t *buf, size_t len,
 int
 inspect_start(struct session *s, const char **reason)
 {
+	if (s->inspect_done)
+		return 0;
 	if ((s->srv->cfg->inspect_sniff & ((1u << INSPECT_TLS) |
 	    (1u << INSPECT_HTTP))) == 0 || s->cmd != REQUEST_CMD_CONNECT)
 		return 0;
 	return relay_peek_up(&s->relay, inspect_first_peek, reason);
+}
+
+const char *
+inspect_name(const struct session *s)
+{
+	return s->inspected != NULL && s->inspected->name[0] != '\0' ?
+	    s->inspected->name : NULL;
 }
 
 void

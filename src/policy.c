@@ -12,6 +12,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
 #include "socks5d/frontend.h"
+#include "socks5d/inspect.h"
 #include "socks5d/limits.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics.h"
@@ -334,9 +335,11 @@ policy_request_verdict(struct session *s, union sockaddr_any *literal)
 	struct rules_query q = policy_query(s);
 	const struct socks5_addr *dst = &s->hs->req.dst;
 
-	if (addr_from_socks5(dst, literal))
+	/* An address, with the name [inspect] sniff learnt for it. */
+	if (addr_from_socks5(dst, literal)) {
 		q.dest_addr = &literal->sa;
-	else
+		q.dest_name = inspect_name(s);
+	} else
 		q.dest_name = dst->u.name;
 	q.port = dst->port;
 	return policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));

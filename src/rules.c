@@ -521,6 +521,15 @@ rules_ref_user_cmp(const void *key, const void *elem)
 }
 
 bool
+rules_have_names(const struct rules *rules)
+{
+	for (size_t i = 0; i < rules_count(rules); i++)
+		if (rules->v[i]->exact.n > 0 || rules->v[i]->suffixes.n > 0)
+			return true;
+	return false;
+}
+
+bool
 rules_name_user(const struct rules *rules, const char *user)
 {
 	if (rules == NULL)

@@ -506,8 +506,9 @@ session_find_dst(struct session *s, union sockaddr_any *out, resolver_cb *cb)
 	struct handshake *hs = s->hs;
 
 	if (addr_from_socks5(&hs->req.dst, out)) {
-		/* A literal (even a name that is one) meets CIDRs only. */
-		hs->dst_name = NULL;
+		/* A literal (even a name that is one) meets CIDRs only, and
+		 * the name [inspect] sniff learnt, when it did. */
+		hs->dst_name = inspect_name(s);
 		return true;
 	}
 	hs->dst_name = hs->req.dst.u.name;
@@ -570,6 +571,12 @@ session_answer(struct session *s, uint8_t rep, const struct sockaddr *bnd,
 	uint8_t msg[FRONTEND_REPLY_MAX];
 	size_t len;
 
+	/* The client was told success already and sent its data: no
+	 * reply can follow, only the close. */
+	if (s->hs != NULL && s->hs->replied) {
+		session_close(s, reason);
+		return;
+	}
 	len = s->frontend->encode_reply(s, rep, bnd, msg);
 	s->reply = rep;
 	metrics_count_reply(rep);
@@ -626,7 +633,7 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 	struct server *srv = s->srv;
 	const char *reason = "error";
 
-	if (session_send_reply(s, REPLY_SUCCESS, bnd) == -1) {
+	if (!s->hs->replied && session_send_reply(s, REPLY_SUCCESS, bnd) == -1) {
 		session_close(s, "reset");
 		return;
 	}

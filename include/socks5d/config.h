@@ -129,6 +129,8 @@ struct config {
 
 	/* [inspect] */
 	unsigned inspect_sniff;        /* 1 << enum inspect_kind, sniffed */
+	unsigned sniff_timeout_ms;     /* a decision waits this long for
+	                                * the client's first bytes */
 	int inspect_mismatch;          /* enum inspect_mismatch */
 
 	/* [metrics] */

@@ -70,7 +70,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 78
+#define CONFIG_NROWS 79
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

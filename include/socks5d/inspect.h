@@ -15,6 +15,22 @@ struct session;
  * sniff asks for it. -1 (*reason set) when bytes the client sent ahead
  * were already enough to refuse the session; the caller closes it. */
 int inspect_start(struct session *s, const char **reason);
+/*
+ * A CONNECT to a bare address whose verdict a name could change (rules
+ * with name patterns): should the decision wait for the client's first
+ * bytes? Then inspect_wait answers success now, reads them (up to 16 KiB,
+ * or [inspect] sniff_timeout), learns the name, and calls then(s) to
+ * decide and connect with it as the request's name (s->hs->dst_name); a
+ * failure after that can only close. inspect_wait_timeout: the session
+ * timer fired meanwhile (the command's timeout passes it on).
+ */
+bool inspect_should_wait(const struct session *s);
+void inspect_wait(struct session *s, void (*then)(struct session *));
+bool inspect_wait_timeout(struct session *s);
+
+/* The name sniffed (before connecting, or on the way), or NULL. */
+const char *inspect_name(const struct session *s);
+
 /* " sni=NAME alpn=h2 ech=1 sni_mismatch=1" as learnt, for the log. */
 void inspect_log_fields(const struct session *s, char *extra, size_t len);
 /* Release what the session holds of it (session_close). */

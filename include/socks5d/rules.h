@@ -89,6 +89,10 @@ void rules_warn_egress(const struct rules *rules);
 bool rules_resolve_via(struct rules *rules, const struct upstreams *u,
     const char **rule, const char **name);
 
+/* Does some rule have name patterns in its dest list (so a name may be
+ * judged otherwise than an address alone)? */
+bool rules_have_names(const struct rules *rules);
+
 /* Does some rule name user in its user list? */
 bool rules_name_user(const struct rules *rules, const char *user);
 /* The user names rules name, each once, in no set order: calls fn for

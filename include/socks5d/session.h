@@ -58,6 +58,12 @@ struct handshake {
 	struct upstream_dial *dial;    /* a command through an upstream */
 	const char *dst_name;          /* the name asked for; NULL: a literal */
 	struct session *session;       /* owner, for full_probe's callback */
+	bool replied;                  /* success sent before connecting
+	                                * ([inspect] sniff waits): a later
+	                                * failure can only close */
+	void (*early_data)(struct session *);  /* told of client bytes
+	                                * read while the command waits */
+	void (*sniffed)(struct session *);     /* inspect_wait's then */
 	ev_timer full_probe;           /* client gone? asked while buf is full */
 	uint8_t small[SESSION_HANDSHAKE_BUFSIZE];
 };
@@ -95,6 +101,7 @@ struct session {
 	struct metrics_user *user_stats;   /* a named user's /metrics */
 	struct inspect *inspect;           /* first bytes being sniffed */
 	struct inspect_found *inspected;   /* what they said, or NULL */
+	bool inspect_done;                 /* sniffed already (waiting) */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

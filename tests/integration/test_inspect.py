@@ -9,7 +9,7 @@ import time
 
 from harness.net import recv_exact, wait_until
 from harness.socks5 import open_tunnel
-from harness.targets import behave_echo
+from harness.targets import behave_echo, source
 
 
 def client_hello(name, alpn=("h2", "http/1.1")):
@@ -63,22 +63,48 @@ def test_sni_and_host_reach_the_access_log(start_daemon, make_target):
 
 
 def test_a_rule_on_names_judges_an_address_by_its_sni(start_daemon, make_target):
+    """Rules with name patterns and a client that gives an address: the
+    decision waits for its first bytes (success first, BND all zeros),
+    and a denied name is never connected to at all."""
     d = sniff_daemon(start_daemon, **{
         "rule no-blocked": {"action": "deny", "dest": ".blocked.test"},
         "rule rest": {"action": "allow"}})
     echo = make_target(behave_echo)
-    with open_tunnel(d.address, *echo.address) as t:
+    t = open_tunnel(d.address, *echo.address)
+    try:
+        assert t.reply.bound == ("0.0.0.0", 0)
         t.sock.sendall(client_hello("ads.blocked.test"))
         assert t.sock.recv(65536) == b""
+    finally:
+        t.close()
     fields = d.wait_session(close="rejected", cmd="connect")
     assert fields["rule"] == "no-blocked" and fields["sni"] == "ads.blocked.test"
-    # Not a byte reached the destination.
-    echo.wait_connection(0).wait()
-    assert echo.records[0].received_len == 0
-    # Another name to the same address is fine.
+    assert fields["addr"] == "-"
+    # Another name to the same address: connected, bytes both ways.
     with open_tunnel(d.address, *echo.address) as t:
-        hello = client_hello("fine.example")
-        echo_back(t, hello)
+        echo_back(t, client_hello("fine.example"))
+    d.wait_session(sni="fine.example", close="eof")
+    assert len(echo.records) == 1, "the denied name was connected to"
+    # HTTP: the Host decides alike.
+    with open_tunnel(d.address, *echo.address) as t:
+        t.sock.sendall(b"GET / HTTP/1.1\r\nHost: www.blocked.test\r\n\r\n")
+        assert t.sock.recv(65536) == b""
+    assert d.wait_session(host="www.blocked.test")["close"] == "rejected"
+
+
+def test_a_server_that_speaks_first_is_connected_after_sniff_timeout(
+        start_daemon, make_target):
+    d = sniff_daemon(start_daemon, inspect={"sniff_timeout": 300}, **{
+        "rule no-blocked": {"action": "deny", "dest": ".blocked.test"},
+        "rule rest": {"action": "allow"}})
+    banner = make_target(source(1000))
+    started = time.monotonic()
+    with open_tunnel(d.address, *banner.address) as t:
+        assert len(recv_exact(t.sock, 1000)) == 1000
+    waited = time.monotonic() - started
+    assert 0.25 <= waited < 3, waited
+    fields = d.wait_session(cmd="connect", down="1000")
+    assert "sni" not in fields and fields["addr"] == "%s:%d" % banner.address
 
 
 def test_a_name_other_than_the_one_asked_for(start_daemon, make_target):
