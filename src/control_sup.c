@@ -44,8 +44,10 @@ static struct {
 	unsigned npairs;
 	const struct config *cfg;
 	bool pairing;                  /* lock held from pair() to fork */
+	bool started;                  /* the thread is past its start-up */
+	pthread_cond_t start;
 } sup = { .listen_fd = -1, .stop = { -1, -1 },
-	  .lock = PTHREAD_MUTEX_INITIALIZER };
+	  .lock = PTHREAD_MUTEX_INITIALIZER, .start = PTHREAD_COND_INITIALIZER };
 
 /* -- asking the workers ---------------------------------------------------- */
 
@@ -268,6 +270,10 @@ control_sup_main(void *arg)
 	int fd;
 
 	(void)arg;
+	pthread_mutex_lock(&sup.lock);
+	sup.started = true;
+	pthread_cond_signal(&sup.start);
+	pthread_mutex_unlock(&sup.lock);
 	for (;;) {
 		if (poll(p, 2, -1) == -1 && errno != EINTR)
 			break;
@@ -314,6 +320,12 @@ control_sup_start(const struct config *cfg, unsigned nslots)
 	sup.running = pthread_create(&sup.thread, NULL, control_sup_main,
 	    NULL) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* As quota_writer_start: no worker may be forked while the new
+	 * thread is still starting up (it allocates meanwhile). */
+	pthread_mutex_lock(&sup.lock);
+	while (sup.running && !sup.started)
+		pthread_cond_wait(&sup.start, &sup.lock);
+	pthread_mutex_unlock(&sup.lock);
 	if (!sup.running)
 		log_warnx("control: cannot start the supervisor's thread");
 	return sup.running ? 0 : -1;

@@ -100,6 +100,20 @@ quota_service_reload(const struct config *next)
 }
 
 void
+quota_service_fork_prepare(void)
+{
+	if (quota_writer != NULL && getpid() == quota_owner)
+		quota_writer_hold(quota_writer);
+}
+
+void
+quota_service_fork_done(void)
+{
+	if (quota_writer != NULL && getpid() == quota_owner)
+		quota_writer_release(quota_writer);
+}
+
+void
 quota_service_stop(void)
 {
 	if (quota_writer == NULL || getpid() != quota_owner)

@@ -27,6 +27,7 @@ struct quota_writer {
 	char			*qw_path;
 	unsigned		 qw_interval;
 	bool			 qw_stop;
+	bool			 qw_running;	/* past its start-up */
 	struct log_ratelimit	 qw_warned;	/* the thread's alone */
 };
 
@@ -69,6 +70,8 @@ quota_writer_main(void *arg)
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	pthread_mutex_lock(&w->qw_lock);
+	w->qw_running = true;
+	pthread_cond_broadcast(&w->qw_wake);
 	while (!w->qw_stop) {
 		/* A slow write must not make a burst of catch-up ticks. */
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -84,9 +87,11 @@ quota_writer_main(void *arg)
 		if (++ticks < w->qw_interval)
 			continue;
 		ticks = 0;
-		pthread_mutex_unlock(&w->qw_lock);
+		/* Under the lock too: the supervisor takes it to fork, so no
+		 * worker starts life while this thread is in malloc or stdio
+		 * (a sanitizer's allocator, unlike glibc's, is not made safe
+		 * across fork). */
 		quota_writer_save(w, false);
-		pthread_mutex_lock(&w->qw_lock);
 	}
 	pthread_mutex_unlock(&w->qw_lock);
 	return NULL;
@@ -133,8 +138,16 @@ quota_writer_start(struct quota_table *t, const struct quotas *defs,
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	error = pthread_create(&w->qw_thread, NULL, quota_writer_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (error == 0)
+	if (error == 0) {
+		/* A thread starting up allocates (its stack, its TLS): a
+		 * worker forked meanwhile would inherit a locked allocator.
+		 * Return once it is parked in its own loop. */
+		pthread_mutex_lock(&w->qw_lock);
+		while (!w->qw_running)
+			pthread_cond_wait(&w->qw_wake, &w->qw_lock);
+		pthread_mutex_unlock(&w->qw_lock);
 		return w;
+	}
 	pthread_cond_destroy(&w->qw_wake);
 	pthread_mutex_destroy(&w->qw_lock);
 fail:
@@ -143,6 +156,18 @@ fail:
 	free(w->qw_path);
 	free(w);
 	return NULL;
+}
+
+void
+quota_writer_hold(struct quota_writer *w)
+{
+	pthread_mutex_lock(&w->qw_lock);
+}
+
+void
+quota_writer_release(struct quota_writer *w)
+{
+	pthread_mutex_unlock(&w->qw_lock);
 }
 
 void

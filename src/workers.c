@@ -189,14 +189,19 @@ workers_spawn(unsigned slot)
 	int control_end = control_sup_pair(slot);
 	pid_t pid;
 
+	/* The supervisor's threads wait while it forks (control_sup_pair
+	 * holds the control thread). */
+	quota_service_fork_prepare();
 	if ((pid = fork()) == -1) {
 		log_warn("worker %u: fork", slot + 1);
+		quota_service_fork_done();
 		control_sup_forked(control_end);
 		w->restart_at = workers_now() + WORKERS_RESTART_INTERVAL;
 		return -1;
 	}
 	if (pid == 0)
 		workers_child(slot, control_end);
+	quota_service_fork_done();
 	control_sup_forked(control_end);
 	w->pid = pid;
 	w->started = workers_now();

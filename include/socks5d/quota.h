@@ -247,6 +247,11 @@ struct quota_writer;
 
 struct quota_writer *quota_writer_start(struct quota_table *t,
     const struct quotas *defs, const char *path, unsigned interval_seconds);
+/* Keep the thread between ticks (hold) until release: around a fork, so
+ * the child is not born while the thread holds allocator or stdio
+ * locks. */
+void quota_writer_hold(struct quota_writer *w);
+void quota_writer_release(struct quota_writer *w);
 /* After a reload. Returns once the thread no longer uses the old defs
  * (it waits for a tick under way, microseconds to milliseconds). */
 void quota_writer_set_defs(struct quota_writer *w, const struct quotas *defs);

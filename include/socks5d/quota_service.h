@@ -30,6 +30,10 @@ void quota_service_reload(const struct config *next);
  * worker) nothing. */
 void quota_service_stop(void);
 
+/* Around the supervisor's fork of a worker: the writer thread waits. */
+void quota_service_fork_prepare(void);
+void quota_service_fork_done(void);
+
 /* The shared table, or NULL before quota_service_start. */
 struct quota_table *quota_service_table(void);
 
