@@ -70,6 +70,7 @@ static const struct config_enum_name config_rate_per_names[] = {
 static const struct config_enum_name config_sniff_names[] = {
 	{ "tls", INSPECT_TLS },
 	{ "http", INSPECT_HTTP },
+	{ "quic", INSPECT_QUIC },
 	{ NULL, 0 },
 };
 

@@ -39,11 +39,20 @@ struct inspect_found {
 	char name[256];
 };
 
+/* QUIC on a UDP association: the flow to its first destination. */
+struct inspect_quic {
+	union sockaddr_any dst;
+	bool decided;
+	struct sniff_quic state;
+};
+
 void
 inspect_free(struct session *s)
 {
 	free(s->inspect);
 	s->inspect = NULL;
+	free(s->inspect_quic);
+	s->inspect_quic = NULL;
 	free(s->inspected);
 	s->inspected = NULL;
 }
@@ -299,6 +308,45 @@ inspect_start(struct session *s, const char **reason)
 }
 
 const char *
+inspect_datagram(struct session *s, const union sockaddr_any *dst,
+    const uint8_t *payload, size_t len)
+{
+	struct inspect_quic *q = s->inspect_quic;
+	struct sniff_info info;
+	struct inspect_found *f;
+	enum sniff_result result;
+
+	if ((s->srv->cfg->inspect_sniff & (1u << INSPECT_QUIC)) == 0)
+		return NULL;
+	if (q == NULL) {
+		if ((q = s->inspect_quic = calloc(1, sizeof(*q))) == NULL)
+			return NULL;
+		q->dst = *dst;
+	}
+	if (!addr_same_ip(&q->dst, dst) ||
+	    addr_port(&q->dst.sa) != addr_port(&dst->sa))
+		return NULL;
+	if (q->decided)
+		return inspect_name(s);
+	result = sniff_quic_initial(&q->state, payload, len, &info);
+	if (result == SNIFF_NEED_MORE)
+		return NULL;
+	q->decided = true;
+	if (result != SNIFF_FOUND || (f = calloc(1, sizeof(*f))) == NULL) {
+		metrics_count_sniffed("none");
+		return NULL;
+	}
+	f->kind = INSPECT_QUIC;
+	f->ech = info.ech;
+	memcpy(f->alpn, info.alpn, sizeof(f->alpn));
+	memcpy(f->name, info.name, sizeof(f->name));
+	free(s->inspected);
+	s->inspected = f;
+	metrics_count_sniffed("quic");
+	return inspect_name(s);
+}
+
+const char *
 inspect_name(const struct session *s)
 {
 	return s->inspected != NULL && s->inspected->name[0] != '\0' ?
@@ -316,7 +364,7 @@ inspect_log_fields(const struct session *s, char *extra, size_t len)
 		return;
 	if (f->name[0] != '\0') {
 		log_safe_text(f->name, name, sizeof(name));
-		if (f->kind == INSPECT_TLS)
+		if (f->kind != INSPECT_HTTP)
 			used += (size_t)snprintf(extra + used, len - used,
 			    " sni=%s", name);
 		else

@@ -115,7 +115,7 @@ struct metrics_slot {
 	uint64_t udp_up, udp_down;
 	uint64_t udp_drops[METRICS_UDP_DROP_COUNT];
 	uint64_t refused[METRICS_REFUSED_COUNT];
-	uint64_t sniffed[3];           /* tls, http, none */
+	uint64_t sniffed[4];           /* tls, http, quic, none */
 	uint64_t sniff_mismatches;
 	uint64_t pipes_small;
 	uint64_t upstream_untracked;   /* hops the full table had no room for */
@@ -172,7 +172,7 @@ metrics_count_refused(enum metrics_refusal reason)
 		METRICS_ADD(refused[reason], 1);
 }
 
-static const char *const sniff_labels[] = { "tls", "http", "none" };
+static const char *const sniff_labels[] = { "tls", "http", "quic", "none" };
 
 void
 metrics_count_sniffed(const char *kind)
@@ -676,9 +676,9 @@ metrics_render_refusals(struct metrics_out *out, const struct metrics_slot *c)
 		metrics_sample(out, "socks5d_refused_total", "reason",
 		    refusal_labels[i], c->refused[i]);
 	metrics_family(out, "socks5d_sniffed_total", "counter",
-	    "CONNECT sessions whose first bytes [inspect] sniff looked at, by "
-	    "what they were (none: neither a TLS ClientHello nor an HTTP "
-	    "request it could read).");
+	    "Sessions whose first bytes (UDP associations: first datagrams) "
+	    "[inspect] sniff looked at, by what they were (none: nothing it "
+	    "could read).");
 	for (size_t i = 0; i < ARRAY_LEN(sniff_labels); i++)
 		metrics_sample(out, "socks5d_sniffed_total", "kind",
 		    sniff_labels[i], c->sniffed[i]);

@@ -14,6 +14,7 @@
 #include "socks5d/addr.h"
 #include "socks5d/egress.h"
 #include "socks5d/log.h"
+#include "socks5d/inspect.h"
 #include "socks5d/policy.h"
 #include "socks5d/session.h"
 #include "socks5d/udp_assoc.h"
@@ -413,8 +414,10 @@ udp_accept_up(struct udp_assoc *a, int i, bool *held)
 	b->offset[i] = used;
 	if (a->up_ctl_fd != -1)
 		return udp_accept_for_upstream(a, i, &hdr.dst, len - used);
+	/* An address: judged with the name a QUIC Initial to it gave. */
 	if (addr_from_socks5(&hdr.dst, &b->dst[i]))
-		return udp_admit(a, NULL, &b->dst[i], len - used);
+		return udp_admit(a, inspect_datagram(a->s, &b->dst[i],
+		    b->buf[i] + used, len - used), &b->dst[i], len - used);
 	return udp_route_name(a, &hdr.dst, b->buf[i] + used, len - used,
 	    &b->dst[i], held);
 }

@@ -29,7 +29,7 @@ enum dns_family { DNS_FAMILY_AUTO, DNS_FAMILY_IPV4, DNS_FAMILY_IPV6 };
 enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 /* What [inspect] sniff may look for, and what a sniffed name that is not
  * the one asked for does. */
-enum inspect_kind { INSPECT_TLS, INSPECT_HTTP };
+enum inspect_kind { INSPECT_TLS, INSPECT_HTTP, INSPECT_QUIC };
 enum inspect_mismatch { INSPECT_MISMATCH_ALLOW, INSPECT_MISMATCH_LOG,
 	INSPECT_MISMATCH_DENY };
 

@@ -8,6 +8,7 @@
 #define SOCKS5D_INSPECT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct session;
 
@@ -27,6 +28,13 @@ int inspect_start(struct session *s, const char **reason);
 bool inspect_should_wait(const struct session *s);
 void inspect_wait(struct session *s, void (*then)(struct session *));
 bool inspect_wait_timeout(struct session *s);
+
+/* A UDP association's datagram toward dst: QUIC Initial packets to its
+ * first destination are sniffed (when [inspect] sniff lists quic). The
+ * name learnt for dst, for the rules to judge the datagram by, or NULL. */
+union sockaddr_any;
+const char *inspect_datagram(struct session *s,
+    const union sockaddr_any *dst, const uint8_t *payload, size_t len);
 
 /* The name sniffed (before connecting, or on the way), or NULL. */
 const char *inspect_name(const struct session *s);

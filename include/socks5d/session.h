@@ -102,6 +102,7 @@ struct session {
 	struct inspect *inspect;           /* first bytes being sniffed */
 	struct inspect_found *inspected;   /* what they said, or NULL */
 	bool inspect_done;                 /* sniffed already (waiting) */
+	struct inspect_quic *inspect_quic; /* a UDP association's QUIC */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */

@@ -6,6 +6,7 @@ one asked for is logged (sni_mismatch=1) or refused ([inspect] mismatch);
 nothing of it happens when sniff is off."""
 import ssl
 import time
+from pathlib import Path
 
 from harness.net import recv_exact, wait_until
 from harness.socks5 import open_tunnel
@@ -135,3 +136,42 @@ def test_off_by_default(start_daemon, make_target):
         echo_back(t, client_hello("www.example.org"))
     fields = d.wait_session(cmd="connect", close="eof")
     assert "sni" not in fields and "alpn" not in fields
+
+
+# The protected client Initial of RFC 9001 Appendix A.2, as the parser's
+# fuzz corpus keeps it (behind the fuzz target's flags byte).
+QUIC_INITIAL = Path(__file__).resolve().parents[1] / "fuzz/corpus/sniff_quic/rfc9001_v1"
+
+
+def test_quic_initial_over_udp_names_the_association(start_daemon):
+    """A QUIC v1 Initial (RFC 9001 A.2: SNI example.com) sent through a UDP
+    association: the association's line says sni=; a rule on the name
+    drops the datagrams to that address, while others pass."""
+    from harness.udp import Association, UdpServer
+    initial = QUIC_INITIAL.read_bytes()[1:]
+    assert len(initial) == 1200 and initial[0] == 0xc0
+    server = UdpServer()
+    try:
+        d = start_daemon(inspect={"sniff": "quic"})
+        with Association(d.address) as a:
+            a.request()
+            a.send(*server.address, initial)
+            assert a.recv()[2] == initial
+        fields = d.wait_session(cmd="udp")
+        assert fields["sni"] == "example.com", fields
+
+        denied = start_daemon(inspect={"sniff": "quic"}, **{
+            "rule no-example": {"action": "deny", "dest": "example.com"},
+            "rule rest": {"action": "allow"}})
+        before = server.count()
+        with Association(denied.address) as a:
+            a.request()
+            a.send(*server.address, initial)
+            a.assert_nothing(0.5)
+            a.send(*server.address, initial)
+            a.assert_nothing(0.3)
+        assert server.count() == before
+        fields = denied.wait_session(cmd="udp")
+        assert int(fields["drop_denied"]) == 2 and fields["sni"] == "example.com"
+    finally:
+        server.close()
