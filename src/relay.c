@@ -100,7 +100,8 @@ relay_dir_wants_read(const struct relay *r, const struct relay_dir *d)
 	if (d->from_ssl != NULL && other->to_wants != 0 &&
 	    SSL_get_key_update_type(d->from_ssl) != SSL_KEY_UPDATE_NONE)
 		return false;
-	return !d->eof && !d->stalled && d->rate_wait.next == NULL &&
+	return !d->eof && !d->stalled &&
+	    (d->rate == NULL || d->rate->wait.next == NULL) &&
 	    d->off + d->pending + least <= relay_dir_capacity(r, d);
 }
 
@@ -186,7 +187,7 @@ static size_t
 relay_dir_allowed(const struct relay_dir *d, size_t room)
 {
 	return d->rate == NULL ? room :
-	    rate_bucket_allow(d->rate, &d->rate_wait, room);
+	    rate_bucket_allow(d->rate->bucket, &d->rate->wait, room);
 }
 
 /* Read from d->from into the pipe or buffer, at most *room bytes (set
@@ -302,10 +303,11 @@ relay_move(struct relay *r, struct relay_dir *d)
 		bool filled = false, write_blocked = false, drained = false;
 
 		if (relay_dir_wants_read(r, d) && d->rate != NULL &&
-		    rate_bucket_allow(d->rate, &d->rate_wait, 1) == 0) {
+		    rate_bucket_allow(d->rate->bucket, &d->rate->wait,
+		    1) == 0) {
 			/* Out of budget: read on when the bucket wakes us
 			 * (relay_dir_wants_read is false until then). */
-			rate_bucket_wait(d->rate, &d->rate_wait);
+			rate_bucket_wait(d->rate->bucket, &d->rate->wait);
 		} else if (relay_dir_wants_read(r, d)) {
 			bool spliced = relay_dir_splicing(r, d);
 			size_t room = 0, at = d->off + d->pending;
@@ -322,7 +324,7 @@ relay_move(struct relay *r, struct relay_dir *d)
 					return why;
 			}
 			if (n > 0 && d->rate != NULL)
-				rate_bucket_spend(d->rate, &d->rate_wait,
+				rate_bucket_spend(d->rate->bucket, &d->rate->wait,
 				    (size_t)n);
 			if (n > 0 && d->limited) {
 				size_t keep = (uint64_t)n < d->limit ?
@@ -621,31 +623,47 @@ relay_limit_up(struct relay *r, uint64_t limit)
 
 /* A bucket that made a direction wait has refilled. */
 static void
-relay_rate_wake_up(struct rate_waiter *w)
+relay_rate_wake(struct rate_waiter *w)
 {
-	struct relay *r = (struct relay *)(void *)((char *)w -
-	    offsetof(struct relay, up.rate_wait));
+	struct relay_rate *rate = (struct relay_rate *)(void *)((char *)w -
+	    offsetof(struct relay_rate, wait));
 
-	relay_update_watchers(r);
+	relay_update_watchers(rate->relay);
 }
 
 static void
-relay_rate_wake_down(struct rate_waiter *w)
+relay_dir_limit(struct relay *r, struct relay_dir *d,
+    struct rate_bucket *bucket)
 {
-	struct relay *r = (struct relay *)(void *)((char *)w -
-	    offsetof(struct relay, down.rate_wait));
+	if (bucket == NULL)
+		return;
+	if ((d->rate = calloc(1, sizeof(*d->rate))) == NULL) {
+		log_warnx("relay: out of memory; a session runs unlimited");
+		return;
+	}
+	d->rate->bucket = bucket;
+	d->rate->wait.wake = relay_rate_wake;
+	d->rate->relay = r;
+}
 
-	relay_update_watchers(r);
+/* Off its bucket's queue (or turn) and freed; the bucket is the
+ * caller's. */
+static void
+relay_dir_unlimit(struct relay_dir *d)
+{
+	if (d->rate == NULL)
+		return;
+	rate_waiter_cancel(&d->rate->wait);
+	free(d->rate);
+	d->rate = NULL;
 }
 
 void
 relay_limit_rate(struct relay *r, struct rate_bucket *up,
     struct rate_bucket *down)
 {
-	r->up.rate = up;
-	r->up.rate_wait.wake = relay_rate_wake_up;
-	r->down.rate = down;
-	r->down.rate_wait.wake = relay_rate_wake_down;
+	relay_dir_limit(r, &r->up, up);
+	relay_dir_limit(r, &r->down, down);
 }
 
 int
@@ -676,8 +694,8 @@ relay_stop(struct relay *r)
 	r->running = false;
 	ev_io_stop(r->loop, r->client_io);
 	ev_io_stop(r->loop, r->target_io);
-	rate_waiter_cancel(&r->up.rate_wait);
-	rate_waiter_cancel(&r->down.rate_wait);
+	relay_dir_unlimit(&r->up);
+	relay_dir_unlimit(&r->down);
 	relay_dir_release(r, &r->up);
 	relay_dir_release(r, &r->down);
 }

@@ -47,6 +47,16 @@ enum relay_filter_result { RELAY_FILTER_MORE, RELAY_FILTER_DONE };
 typedef enum relay_filter_result relay_filter_fn(uint8_t *buf, size_t *len,
     size_t cap, size_t *release);
 
+struct relay;
+
+/* A direction's bandwidth limit: its bucket, and its place in the
+ * bucket's queue of waiters. */
+struct relay_rate {
+	struct rate_bucket *bucket;
+	struct rate_waiter wait;
+	struct relay *relay;
+};
+
 struct relay_dir {
 	int from;
 	int to;
@@ -74,8 +84,9 @@ struct relay_dir {
 	bool limited;          /* copying only; what passes "limit" is read
 	                          and dropped */
 	uint64_t limit;        /* limited: bytes that may still pass */
-	struct rate_bucket *rate;      /* a bandwidth limit, or NULL */
-	struct rate_waiter rate_wait;  /* queued while rate is empty */
+	struct relay_rate *rate;       /* a bandwidth limit, or NULL: kept
+	                                * apart so unlimited sessions do not
+	                                * carry its waiter */
 };
 
 struct relay;
