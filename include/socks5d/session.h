@@ -96,18 +96,19 @@ struct session {
 	char *rate_rule;                   /* rate_per = rule: whose */
 	struct rate_bucket *rate_up;       /* held while it relays; NULL: */
 	struct rate_bucket *rate_down;     /* unlimited */
-	struct session_quota *quotas;      /* the user's [quota]s, counted */
-	uint8_t nquotas;                   /* into; NULL/0: none */
+	struct session_quota *quotas;      /* the user's [quota]s, counted
+	                                    * into (nquotas); NULL: none */
 	struct metrics_user *user_stats;   /* a named user's /metrics */
 	struct inspect *inspect;           /* first bytes being sniffed */
 	struct inspect_found *inspected;   /* what they said, or NULL */
-	bool inspect_done;                 /* sniffed already (waiting) */
 	struct inspect_quic *inspect_quic; /* a UDP association's QUIC */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */
 	bool cert_login;                   /* user named by a client
 	                                    * certificate: no password */
+	bool inspect_done;                 /* sniffed already (waiting) */
+	uint8_t nquotas;
 	uint8_t cmd;                       /* 0 until a request was read */
 	uint8_t active_cmd;                /* cmd as /metrics counts it open */
 	int reply;                         /* -1 until a reply is sent */
