@@ -18,6 +18,7 @@
 #include "socks5d/quota.h"
 #include "socks5d/ratelimit.h"
 #include "socks5d/rules.h"
+#include "socks5d/text.h"
 #include "socks5d/why.h"
 
 /* Enum fields are stored through an int. */
@@ -29,19 +30,6 @@ _Static_assert(sizeof(enum rate_per) == sizeof(int), "enum size");
 
 static const char *const config_true_words[] = { "yes", "true", "on", "1" };
 static const char *const config_false_words[] = { "no", "false", "off", "0" };
-
-static char *
-config_trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
 
 static void *
 config_field(const struct config_row *row, void *base)
@@ -186,7 +174,7 @@ config_next_item(char **cursor)
 	if (comma != NULL)
 		*comma++ = '\0';
 	*cursor = comma;
-	return config_trim(item);
+	return text_trim(item);
 }
 
 /* A comma-separated list of the row's names, each at most once; at least
@@ -513,7 +501,7 @@ config_value_parse(const struct config_row *row, void *base,
 	copy = strdup(value);
 	if (copy == NULL)
 		return why_set(why, whylen, "out of memory");
-	v = config_trim(copy);
+	v = text_trim(copy);
 	switch (row->type) {
 	case CONFIG_BOOL:
 		rc = config_parse_bool(row, base, v, why, whylen);

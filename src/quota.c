@@ -16,6 +16,7 @@
 #include "socks5d/quota.h"
 #include "socks5d/rules.h"
 #include "socks5d/size.h"
+#include "socks5d/text.h"
 #include "socks5d/why.h"
 
 struct quota {
@@ -212,19 +213,6 @@ quota_period_equal(const struct quota_period *a,
 
 /* ---- definitions ---- */
 
-static char *
-quota_trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 static int
 quota_add_user(struct quota *q, const char *user, char *why, size_t whylen)
 {
@@ -258,7 +246,7 @@ quota_set_users(struct quota *q, char *v, char *why, size_t whylen)
 		item = v;
 		if ((v = strchr(v, ',')) != NULL)
 			*v++ = '\0';
-		rc = quota_add_user(q, quota_trim(item), why, whylen);
+		rc = quota_add_user(q, text_trim(item), why, whylen);
 	}
 	return rc;
 }
@@ -302,7 +290,7 @@ quota_set(struct quota *q, const char *key, const char *value, char *why,
 
 	if ((copy = strdup(value)) == NULL)
 		return why_set(why, whylen, "out of memory");
-	rc = quota_set_value(q, key, quota_trim(copy), why, whylen);
+	rc = quota_set_value(q, key, text_trim(copy), why, whylen);
 	free(copy);
 	return rc;
 }

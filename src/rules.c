@@ -20,6 +20,7 @@
 #include "socks5d/socks5.h"
 #include "socks5d/span.h"
 #include "socks5d/upstream.h"
+#include "socks5d/text.h"
 #include "socks5d/why.h"
 
 #define RULES_NAME_MAX  64
@@ -238,19 +239,6 @@ static const struct {
 	{ "port", rules_add_port },
 };
 
-static char *
-rules_trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
 /* Feed each comma-separated item of value to add. */
 static int
 rules_set_list(struct rule *r, rules_item_fn *add, const char *value,
@@ -262,14 +250,14 @@ rules_set_list(struct rule *r, rules_item_fn *add, const char *value,
 	if ((copy = strdup(value)) == NULL)
 		return why_set(why, whylen, "out of memory");
 	cursor = copy;
-	if (*rules_trim(copy) == '\0')
+	if (*text_trim(copy) == '\0')
 		rc = why_set(why, whylen, "empty list (leave the key out to "
 		    "match anything)");
 	while (rc == 0 && cursor != NULL) {
 		item = cursor;
 		if ((cursor = strchr(cursor, ',')) != NULL)
 			*cursor++ = '\0';
-		item = rules_trim(item);
+		item = text_trim(item);
 		if (*item == '\0')
 			rc = why_set(why, whylen, "empty item in the list");
 		else if ((rc = add(r, item, why, whylen)) == -2)
@@ -288,7 +276,7 @@ rules_set_via(struct rule *r, const char *value, char *why, size_t whylen)
 
 	if ((copy = strdup(value)) == NULL)
 		return why_set(why, whylen, "out of memory");
-	v = rules_trim(copy);
+	v = text_trim(copy);
 	free(r->via_name);
 	r->via_name = NULL;
 	r->via_set = true;
@@ -345,7 +333,7 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 	if (strcmp(key, "action") == 0) {
 		if ((copy = strdup(value)) == NULL)
 			return why_set(why, whylen, "out of memory");
-		v = rules_trim(copy);
+		v = text_trim(copy);
 		rc = rules_set_action(rule, v, why, whylen);
 		free(copy);
 		return rc;
@@ -359,7 +347,7 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 	if (strcmp(key, "egress_select") == 0) {
 		if ((copy = strdup(value)) == NULL)
 			return why_set(why, whylen, "out of memory");
-		v = rules_trim(copy);
+		v = text_trim(copy);
 		rule->egress_select = egress_select_parse(v);
 		rc = rule->egress_select == EGRESS_UNSET ? why_set(why,
 		    whylen, "\"%.32s\" is not user, session, random or "
