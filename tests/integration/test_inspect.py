@@ -175,3 +175,25 @@ def test_quic_initial_over_udp_names_the_association(start_daemon):
         assert int(fields["drop_denied"]) == 2 and fields["sni"] == "example.com"
     finally:
         server.close()
+
+
+def test_a_sniffed_name_chooses_the_route(start_daemon, make_target):
+    """A rule with a via and a name pattern: a client that gives only the
+    address goes through the upstream when its ClientHello names a
+    matching host, and directly otherwise."""
+    echo = make_target(behave_echo)
+    up = start_daemon()
+    front = sniff_daemon(start_daemon, **{
+        "upstream up": {"url": f"socks5://{up.address[0]}:{up.address[1]}"},
+        "rule chained": {"action": "allow", "dest": ".via-upstream.test",
+                         "via": "up"},
+        "rule rest": {"action": "allow", "via": "direct"}})
+    with open_tunnel(front.address, *echo.address) as t:
+        echo_back(t, client_hello("www.via-upstream.test"))
+    assert front.wait_session(sni="www.via-upstream.test")["via"] == "up"
+    with open_tunnel(front.address, *echo.address) as t:
+        echo_back(t, client_hello("elsewhere.test"))
+    assert "via" not in front.wait_session(sni="elsewhere.test")
+    # The upstream saw the one routed through it, by address.
+    dests = [fields["dest"] for fields in up.session_lines()]
+    assert dests == ["%s:%d" % echo.address], dests
