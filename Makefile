@@ -130,12 +130,16 @@ valgrind: all
 # TLS, socks5d's [tls] port against stunnel in front of Dante), which
 # writes tests/bench/RESULTS.md. Knobs: BENCH_SECONDS, BENCH_REPS,
 # BENCH_SCENARIOS, BENCH_SERVERS (tests/bench/README).
-BENCH_BINS := build/bench/loadgen build/bench/targets
+BENCH_BINS := build/bench/loadgen build/bench/targets build/bench/mintrate
 bench-build: $(BENCH_BINS)
 # The load generator speaks TLS to the proxy (-T); the targets need nothing.
 build/bench/loadgen: BENCH_LIBS := -lssl -lcrypto
 build/bench/%: tests/bench/%.c tests/bench/common.c tests/bench/bench.h | build/bench
 	$(CC) $(CFLAGS) -Itests/bench -o $@ $< tests/bench/common.c $(LDFLAGS) $(BENCH_LIBS)
+
+# Leaves per second of the interception CA (mint.c), against the library.
+build/bench/mintrate: tests/bench/mintrate.c build/libsocks5d.a | build/bench
+	$(CC) $(CFLAGS) -o $@ $< build/libsocks5d.a $(LDFLAGS) $(LDLIBS)
 
 bench: deps-test
 	$(MAKE) all bench-build

@@ -1,7 +1,7 @@
 /*
  * Opening operator-named files for reading: O_NONBLOCK so a FIFO cannot
  * hold open() hostage, then a check that it really is a regular file of a
- * sane size before anything reads it.
+ * sane size before anything reads it; secrets must also be closed to others.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +38,36 @@ file_open_regular(const char *path, char *why, size_t whylen)
 	if ((fp = fdopen(fd, "r")) == NULL) {
 		snprintf(why, whylen, "cannot open: %s", strerror(errno));
 		close(fd);
+	}
+	return fp;
+}
+
+/*
+ * Judged on the descriptor that is then read, so the file cannot be
+ * swapped between the check and the read. Its group may read it: workers
+ * load the config again after dropping root, so a deployment is
+ * root:socks5d 0640.
+ */
+FILE *
+file_open_secret(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	FILE *fp;
+
+	if ((fp = file_open_regular(path, why, whylen)) == NULL)
+		return NULL;
+	if (fstat(fileno(fp), &st) == -1) {
+		snprintf(why, whylen, "cannot stat");
+		fclose(fp);
+		return NULL;
+	}
+	if (st.st_mode & S_IRWXO) {
+		snprintf(why, whylen, "%s by others (mode %04o); "
+		    "chmod o-rwx %s", st.st_mode & S_IROTH ? "readable" :
+		    st.st_mode & S_IWOTH ? "writable" : "accessible",
+		    (unsigned)(st.st_mode & 07777), path);
+		fclose(fp);
+		return NULL;
 	}
 	return fp;
 }

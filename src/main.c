@@ -14,6 +14,7 @@
 #include "socks5d/listener.h"
 #include "socks5d/log.h"
 #include "socks5d/metrics_users.h"
+#include "socks5d/mint.h"
 #include "socks5d/passwd.h"
 #include "socks5d/quota_service.h"
 #include "socks5d/server.h"
@@ -28,6 +29,7 @@ usage(FILE *out)
 	    "usage: socks5d [-c FILE] [-u USER] [-t] [-V] [-h]\n"
 	    "       socks5d passwd NAME\n"
 	    "       socks5d ctl [-s SOCKET] [-c FILE] [--json] COMMAND\n"
+	    "       socks5d ca create CERT KEY\n"
 	    "\n"
 	    "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
 	    "  -u USER  run as USER after binding, whatever [server] user says\n"
@@ -38,7 +40,9 @@ usage(FILE *out)
 	    "  ctl COMMAND  ask the running daemon: sessions, kill ID|--user "
 	    "NAME|--client CIDR,\n"
 	    "               users, quota reset USER [QUOTA], ping "
-	    "(socks5d ctl -h)\n");
+	    "(socks5d ctl -h)\n"
+	    "  ca create CERT KEY  make a CA for [inspect] TLS interception "
+	    "(socks5d ca -h)\n");
 }
 
 /*
@@ -100,6 +104,8 @@ main(int argc, char **argv)
 		return passwd_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return ctl_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "ca") == 0)
+		return mint_ca_main(argc - 1, argv + 1);
 
 	while ((ch = getopt(argc, argv, "c:u:tVh")) != -1) {
 		switch (ch) {

@@ -5,13 +5,13 @@
  * very file that is then read. Session tickets are stateless
  * (tls_tickets.c); the login a client certificate names is tls_user.c's.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -103,32 +103,16 @@ tls_open(const char *what, const char *path, char *why, size_t whylen)
 	return fp;
 }
 
-/*
- * The key must not be open to others. Its group may read it: workers load
- * the config again after dropping root, so a deployment is
- * root:socks5d 0640.
- */
+/* The key must not be open to others (file_open_secret); its group may
+ * read it. */
 static FILE *
 tls_open_key(const char *path, char *why, size_t whylen)
 {
-	struct stat st;
+	char reason[PATH_MAX + 128];
 	FILE *fp;
 
-	if ((fp = tls_open("key", path, why, whylen)) == NULL)
-		return NULL;
-	if (fstat(fileno(fp), &st) == -1) {
-		tls_fail(why, whylen, "key %s: cannot stat", path);
-		fclose(fp);
-		return NULL;
-	}
-	if (st.st_mode & S_IRWXO) {
-		tls_fail(why, whylen, "key %s: %s by others (mode %04o); "
-		    "chmod o-rwx %s", path, st.st_mode & S_IROTH ? "readable" :
-		    st.st_mode & S_IWOTH ? "writable" : "accessible",
-		    (unsigned)(st.st_mode & 07777), path);
-		fclose(fp);
-		return NULL;
-	}
+	if ((fp = file_open_secret(path, reason, sizeof(reason))) == NULL)
+		tls_fail(why, whylen, "key %s: %s", path, reason);
 	return fp;
 }
 
@@ -375,9 +359,10 @@ done:
  * HTTPS proxy clients offer http/1.1; SOCKS5 over TLS has no ALPN name of
  * its own, so anything else is left unanswered rather than refused.
  */
-static int
-tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-    const unsigned char *in, unsigned int inlen, void *arg)
+int
+tls_alpn_select_http11(SSL *ssl, const unsigned char **out,
+    unsigned char *outlen, const unsigned char *in, unsigned int inlen,
+    void *arg)
 {
 	const size_t want = sizeof(tls_alpn_http11) - 1;
 	unsigned int i = 0;
@@ -430,7 +415,7 @@ tls_protocol(SSL_CTX *sc, char *why, size_t whylen)
 	    SSL_CTX_set_tlsext_ticket_key_evp_cb(sc, tls_ticket_cb) != 1)
 		return tls_fail(why, whylen, "cannot set up TLS: %s",
 		    tls_reason());
-	SSL_CTX_set_alpn_select_cb(sc, tls_alpn_select, NULL);
+	SSL_CTX_set_alpn_select_cb(sc, tls_alpn_select_http11, NULL);
 	return 0;
 }
 

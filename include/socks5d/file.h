@@ -17,4 +17,9 @@
  * No such file or directory", "not a regular file") on failure. */
 FILE *file_open_regular(const char *path, char *why, size_t whylen);
 
+/* The same for a key or another secret, which must not be open to others
+ * (its group may read it): else NULL with "readable by others (mode
+ * 0644); chmod o-rwx PATH" (or "writable", "accessible") in why. */
+FILE *file_open_secret(const char *path, char *why, size_t whylen);
+
 #endif

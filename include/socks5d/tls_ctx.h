@@ -49,6 +49,12 @@ struct tls_ctx *tls_ctx_new(const struct tls_settings *set, char *why,
     size_t whylen);
 void tls_ctx_free(struct tls_ctx *ctx);
 
+/* The ALPN answer of our TLS servers: http/1.1 when the client offers it,
+ * else none (SSL_CTX_set_alpn_select_cb's callback). */
+int tls_alpn_select_http11(SSL *ssl, const unsigned char **out,
+    unsigned char *outlen, const unsigned char *in, unsigned int inlen,
+    void *arg);
+
 /* A server-side SSL on the accepted socket fd, or NULL (out of memory).
  * The context may be freed while SSLs made from it live on. */
 SSL *tls_ctx_new_ssl(struct tls_ctx *ctx, int fd);
