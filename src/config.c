@@ -129,6 +129,8 @@ static const struct config_enum_name config_tls_client_user_names[] = {
 	{ ROW(sec, name, CONFIG_EGRESS, field, dflt) }
 #define ROW_RATE(sec, name, field, dflt)                                \
 	{ ROW(sec, name, CONFIG_RATE, field, dflt) }
+#define ROW_BYPASS(sec, name, field, dflt)                              \
+	{ ROW(sec, name, CONFIG_BYPASS, field, dflt) }
 #define ROW_HOSTPORT(sec, name, field, dflt)                            \
 	{ ROW(sec, name, CONFIG_HOSTPORT, field, dflt) }
 /* least 0: an empty list is allowed (no such listeners). */
@@ -287,6 +289,13 @@ const struct config_row config_rows[] = {
 	    10000),
 	ROW_ENUM("inspect", "mismatch", inspect_mismatch, "log",
 	    config_mismatch_names),
+	ROW_PATH("inspect", "ca_certificate", inspect_ca_certificate, ""),
+	ROW_PATH("inspect", "ca_key", inspect_ca_key, ""),
+	ROW_PATH("inspect", "upstream_ca", inspect_upstream_ca, ""),
+	ROW_BOOL("inspect", "upstream_verify", inspect_upstream_verify, "yes"),
+	ROW_BYPASS("inspect", "bypass", inspect_bypass, ""),
+	ROW_UINT("inspect", "learn_bypass", learn_bypass, "3600", 0, 2592000),
+	ROW_BOOL("inspect", "log_query", inspect_log_query, "no"),
 	ROW_HOSTPORT("metrics", "listen", metrics_listen, ""),
 	ROW_PATH("control", "socket", control_socket, ""),
 
@@ -313,6 +322,7 @@ const struct config_row config_rows[] = {
 	ROW_RULE("rate_up", false),
 	ROW_RULE("rate_down", false),
 	ROW_RULE("rate_per", false),
+	ROW_RULE("intercept", false),
 
 	ROW_QUOTA("user", false),
 	ROW_QUOTA("bytes", true),

@@ -19,6 +19,7 @@
 #include "socks5d/config_values.h"
 #include "socks5d/file.h"
 #include "socks5d/hosts.h"
+#include "socks5d/intercept.h"
 #include "socks5d/log.h"
 #include "socks5d/quota.h"
 #include "socks5d/rules.h"
@@ -663,6 +664,67 @@ config_check_tls(struct config_load *ld)
 		config_tls_error(ld, why);
 }
 
+/*
+ * [inspect] interception: a CA and its key together, built now (so -t and
+ * a reload see a bad file before a client does); rules that ask for it
+ * need them, and only allow rules can ask. upstream_verify = no is said
+ * loudly: every origin's certificate is then taken on trust.
+ */
+static void
+config_check_intercept(struct config_load *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t cert = config_row_index("inspect", "ca_certificate");
+	size_t key = config_row_index("inspect", "ca_key");
+	size_t verify = config_row_index("inspect", "upstream_verify");
+	static const char *const keys[] = { "ca_certificate", "ca_key",
+	    "upstream_ca" };
+	const char *rule, *at = "ca_certificate";
+	char why[1024];
+	size_t n;
+
+	rules_finish(cfg->inspect_bypass);
+	if ((rule = rules_intercepting(cfg->rules, true)) != NULL)
+		config_error(ld, config_named_key_line(ld, "rule", rule,
+		    "intercept"), "[rule %s] intercept: only an allow rule "
+		    "can intercept", rule);
+	if (cfg->inspect_ca_certificate == NULL &&
+	    cfg->inspect_ca_key == NULL) {
+		if ((rule = rules_intercepting(cfg->rules, false)) != NULL)
+			config_error(ld, config_named_key_line(ld, "rule",
+			    rule, "intercept"), "[rule %s] intercept: needs "
+			    "[inspect] ca_certificate and ca_key", rule);
+		return;
+	}
+	if (cfg->inspect_ca_certificate == NULL ||
+	    cfg->inspect_ca_key == NULL) {
+		config_error(ld, ld->row_line[cfg->inspect_ca_key == NULL ?
+		    cert : key], "[inspect] %s: needs [inspect] %s too",
+		    cfg->inspect_ca_key == NULL ? "ca_certificate" : "ca_key",
+		    cfg->inspect_ca_key == NULL ? "ca_key" : "ca_certificate");
+		return;
+	}
+	if ((cfg->intercept = intercept_ctx_new(cfg->inspect_ca_certificate,
+	    cfg->inspect_ca_key, cfg->inspect_upstream_ca,
+	    cfg->inspect_upstream_verify, why, sizeof(why))) == NULL) {
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			n = strlen(keys[i]);
+			if (strncmp(why, keys[i], n) == 0 && why[n] == ' ') {
+				at = keys[i];
+				break;
+			}
+		}
+		config_error(ld, ld->row_line[config_row_index("inspect", at)],
+		    "[inspect] %s", why);
+		return;
+	}
+	if (!cfg->inspect_upstream_verify)
+		log_warnx("%s:%u: [inspect] upstream_verify = no: intercepted "
+		    "sessions take every origin's certificate on trust; a "
+		    "man in the middle between us and the origin reads them",
+		    cfg->path, ld->row_line[verify]);
+}
+
 /* Rules that let only some clients in are as good as a password here. */
 bool
 config_listener_allowed(const struct config *cfg, const struct sockaddr *sa)
@@ -808,6 +870,7 @@ config_load(const char *path, FILE *errors)
 		config_check_users(&ld);
 		config_check_hosts(&ld);
 		config_check_tls(&ld);
+		config_check_intercept(&ld);
 		config_check_open(&ld);
 	}
 	config_instances_free(&ld);
@@ -855,6 +918,7 @@ config_free(struct config *cfg)
 		users_free(cfg->users);
 	hosts_unref(cfg->hosts);
 	tls_ctx_free(cfg->tls);
+	intercept_ctx_unref(cfg->intercept);
 	rules_free(cfg->rules);
 	quotas_free(cfg->quotas);
 	upstreams_free(cfg->upstreams);

@@ -491,6 +491,30 @@ config_parse_dns(const struct config_row *row, void *base, char *value,
 	return config_store_string(row, base, csv, why, whylen);
 }
 
+/*
+ * Names and CIDRs in the syntax of a rule's dest list, kept as the dest
+ * of one allow rule: matching them is the rules' own matching. Repeating
+ * the key adds to the list.
+ */
+static int
+config_parse_bypass(const struct config_row *row, void *base, char *value,
+    char *why, size_t whylen)
+{
+	struct rules **field = config_field(row, base);
+	struct rule *r;
+
+	if (value[0] == '\0')
+		return 0;
+	if (*field == NULL) {
+		if ((*field = rules_new()) == NULL ||
+		    (r = rules_add(*field, "bypass")) == NULL ||
+		    rules_set(r, "action", "allow", why, whylen) == -1)
+			return why_set(why, whylen, "out of memory");
+	}
+	r = rules_find(*field, "bypass");
+	return rules_set(r, "dest", value, why, whylen);
+}
+
 int
 config_value_parse(const struct config_row *row, void *base,
     const char *value, const char *dir, char *why, size_t whylen)
@@ -557,6 +581,9 @@ config_value_parse(const struct config_row *row, void *base,
 	case CONFIG_VIA:
 		rc = config_parse_via(row, base, v, why, whylen);
 		break;
+	case CONFIG_BYPASS:
+		rc = config_parse_bypass(row, base, v, why, whylen);
+		break;
 	case CONFIG_UPSTREAM_URLS:
 		/* The row's field is the instance's member list. */
 		rc = upstream_set_urls(base, v, why, whylen);
@@ -569,6 +596,7 @@ config_value_parse(const struct config_row *row, void *base,
 void
 config_value_free(const struct config_row *row, void *base)
 {
+	struct rules **rules;
 	char **field;
 
 	switch (row->type) {
@@ -585,6 +613,11 @@ config_value_free(const struct config_row *row, void *base)
 		break;
 	case CONFIG_EGRESS:
 		egress_release(config_field(row, base));
+		break;
+	case CONFIG_BYPASS:
+		rules = config_field(row, base);
+		rules_free(*rules);
+		*rules = NULL;
 		break;
 	default:
 		break;

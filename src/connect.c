@@ -19,6 +19,7 @@
 #include "socks5d/egress.h"
 #include "socks5d/happy.h"
 #include "socks5d/inspect.h"
+#include "socks5d/intercept.h"
 #include "socks5d/log.h"
 #include "socks5d/upstream_dial.h"
 #include "socks5d/policy.h"
@@ -252,11 +253,12 @@ connect_start(struct session *s)
 }
 
 /* The session timer fired while connecting: the race (or the upstream
- * dial) asked for it. */
+ * dial) asked for it; or while the client's first bytes were awaited, or
+ * interception's handshakes. */
 static void
 connect_timeout(struct session *s)
 {
-	if (inspect_wait_timeout(s))
+	if (inspect_wait_timeout(s) || intercept_timeout(s))
 		return;
 	if (s->hs->dial != NULL)
 		upstream_dial_timeout(s->hs->dial);

@@ -159,6 +159,7 @@ http_front_advance(struct session *s)
 		frontend_consume(s, req.head_len);
 	} else {
 		hs->phase = PHASE_FORWARD;
+		hs->req.forwarded = true;
 		if (!http_front_rewrite(s, &req)) {
 			http_front_reject(s, 431, NULL, "bad-request");
 			return FRONTEND_STOP;

@@ -46,6 +46,22 @@ struct inspect_quic {
 	struct sniff_quic state;
 };
 
+/* What info says, kept for the session (NULL: out of memory, and only
+ * the log would have had it). */
+static struct inspect_found *
+inspect_found_new(enum inspect_kind kind, const struct sniff_info *info)
+{
+	struct inspect_found *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	f->kind = kind;
+	f->ech = info->ech;
+	memcpy(f->alpn, info->alpn, sizeof(f->alpn));
+	memcpy(f->name, info->name, sizeof(f->name));
+	return f;
+}
+
 void
 inspect_free(struct session *s)
 {
@@ -116,14 +132,10 @@ static int
 inspect_keep(struct session *s, const struct sniff_info *info,
     const char **reason)
 {
-	struct inspect_found *f = calloc(1, sizeof(*f));
+	struct inspect_found *f = inspect_found_new(s->inspect->kind, info);
 
 	if (f == NULL)
 		return 1;               /* only the log would have it */
-	f->kind = s->inspect->kind;
-	f->ech = info->ech;
-	memcpy(f->alpn, info->alpn, sizeof(f->alpn));
-	memcpy(f->name, info->name, sizeof(f->name));
 	s->inspected = f;
 	return inspect_decide(s, f, reason) == -1 ? -1 : 1;
 }
@@ -205,11 +217,8 @@ inspect_wait_read(struct session *s)
 		    sniff_http_host(hs->buf, hs->len, &info);
 	if (result == SNIFF_NEED_MORE && hs->len < hs->cap)
 		return;
-	if (result == SNIFF_FOUND && (f = calloc(1, sizeof(*f))) != NULL) {
-		f->kind = kind;
-		f->ech = info.ech;
-		memcpy(f->alpn, info.alpn, sizeof(f->alpn));
-		memcpy(f->name, info.name, sizeof(f->name));
+	if (result == SNIFF_FOUND &&
+	    (f = inspect_found_new(kind, &info)) != NULL) {
 		s->inspected = f;
 		metrics_count_sniffed(kind == INSPECT_TLS ? "tls" : "http");
 	} else {
@@ -307,6 +316,24 @@ inspect_start(struct session *s, const char **reason)
 	return relay_peek_up(&s->relay, inspect_first_peek, reason);
 }
 
+int
+inspect_record(struct session *s, const struct sniff_info *info,
+    const char **reason)
+{
+	struct inspect_found *f;
+
+	if (s->inspected != NULL)
+		return 0;
+	if ((f = inspect_found_new(INSPECT_TLS, info)) == NULL)
+		return 0;
+	s->inspected = f;
+	s->inspect_done = true;
+	/* Judged as the relay's peek judges it, when sniffing is on. */
+	if ((s->srv->cfg->inspect_sniff & (1u << INSPECT_TLS)) == 0)
+		return 0;
+	return inspect_decide(s, f, reason);
+}
+
 const char *
 inspect_datagram(struct session *s, const union sockaddr_any *dst,
     const uint8_t *payload, size_t len)
@@ -332,14 +359,11 @@ inspect_datagram(struct session *s, const union sockaddr_any *dst,
 	if (result == SNIFF_NEED_MORE)
 		return NULL;
 	q->decided = true;
-	if (result != SNIFF_FOUND || (f = calloc(1, sizeof(*f))) == NULL) {
+	if (result != SNIFF_FOUND ||
+	    (f = inspect_found_new(INSPECT_QUIC, &info)) == NULL) {
 		metrics_count_sniffed("none");
 		return NULL;
 	}
-	f->kind = INSPECT_QUIC;
-	f->ech = info.ech;
-	memcpy(f->alpn, info.alpn, sizeof(f->alpn));
-	memcpy(f->name, info.name, sizeof(f->name));
 	free(s->inspected);
 	s->inspected = f;
 	metrics_count_sniffed("quic");

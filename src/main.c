@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "socks5d/bypass.h"
 #include "socks5d/config.h"
 #include "socks5d/ctl.h"
 #include "socks5d/listener.h"
@@ -161,7 +162,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* Before the workers fork: they all count into one table. */
 	if (quota_service_start(cfg) == -1 ||
-	    (workers_count(cfg) > 1 && metrics_users_share() == -1)) {
+	    (workers_count(cfg) > 1 && (metrics_users_share() == -1 ||
+	    bypass_learned_share() == -1))) {
 		config_free(cfg);
 		return 1;
 	}

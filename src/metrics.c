@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <openssl/ssl.h>
 
+#include "socks5d/bypass.h"
 #include "socks5d/log.h"
-
 #include "socks5d/metrics.h"
 #include "socks5d/metrics_text.h"
 #include "socks5d/metrics_users.h"
@@ -117,6 +117,9 @@ struct metrics_slot {
 	uint64_t refused[METRICS_REFUSED_COUNT];
 	uint64_t sniffed[4];           /* tls, http, quic, none */
 	uint64_t sniff_mismatches;
+	uint64_t intercepts[7];        /* intercept_labels */
+	uint64_t http_exchanges;       /* intercepted sessions' http lines */
+	uint64_t leaves_minted, leaves_cached;
 	uint64_t pipes_small;
 	uint64_t upstream_untracked;   /* hops the full table had no room for */
 	/* Gauges: the worker's own, reset when it (re)starts. */
@@ -186,6 +189,32 @@ void
 metrics_count_sniff_mismatch(void)
 {
 	METRICS_ADD(sniff_mismatches, 1);
+}
+
+static const char *const intercept_labels[] = { "yes", "bypass", "learnt",
+    "plain", "none", "refused", "untrusted" };
+
+void
+metrics_count_intercept(const char *result)
+{
+	for (size_t i = 0; i < ARRAY_LEN(intercept_labels); i++)
+		if (strcmp(result, intercept_labels[i]) == 0)
+			METRICS_ADD(intercepts[i], 1);
+}
+
+void
+metrics_count_http_exchange(void)
+{
+	METRICS_ADD(http_exchanges, 1);
+}
+
+void
+metrics_count_leaf(bool minted)
+{
+	if (minted)
+		METRICS_ADD(leaves_minted, 1);
+	else
+		METRICS_ADD(leaves_cached, 1);
 }
 
 static unsigned
@@ -686,6 +715,32 @@ metrics_render_refusals(struct metrics_out *out, const struct metrics_slot *c)
 	    "Sniffed names that were not the name the client asked for.");
 	metrics_sample(out, "socks5d_sniff_mismatches_total", NULL, NULL,
 	    c->sniff_mismatches);
+	metrics_family(out, "socks5d_intercepted_total", "counter",
+	    "CONNECT sessions a rule with intercept = yes allowed, by what "
+	    "became of them (yes: intercepted; bypass, learnt: passed "
+	    "through by [inspect] bypass or learn_bypass; plain: not TLS; "
+	    "none: no ClientHello that could be read; "
+	    "refused: the origin failed verification; untrusted: the client "
+	    "refused our certificate).");
+	for (size_t i = 0; i < ARRAY_LEN(intercept_labels); i++)
+		metrics_sample(out, "socks5d_intercepted_total", "result",
+		    intercept_labels[i], c->intercepts[i]);
+	metrics_family(out, "socks5d_intercepted_http_total", "counter",
+	    "HTTP exchanges seen in intercepted sessions (http log lines).");
+	metrics_sample(out, "socks5d_intercepted_http_total", NULL, NULL,
+	    c->http_exchanges);
+	metrics_family(out, "socks5d_intercept_leaves_total", "counter",
+	    "Certificates for intercepted names, by whether they were made "
+	    "now or found in the cache.");
+	metrics_sample(out, "socks5d_intercept_leaves_total", "source",
+	    "minted", c->leaves_minted);
+	metrics_sample(out, "socks5d_intercept_leaves_total", "source",
+	    "cache", c->leaves_cached);
+	metrics_family(out, "socks5d_intercept_learnt_bypass", "gauge",
+	    "Names passing through now because a client refused the "
+	    "certificate made for them ([inspect] learn_bypass).");
+	metrics_sample(out, "socks5d_intercept_learnt_bypass", NULL, NULL,
+	    bypass_learned_count());
 }
 
 /* One member's series summed over the slots. */

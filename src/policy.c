@@ -97,12 +97,13 @@ policy_release(struct session *s)
 	policy_quota_release(s);
 }
 
-/* The verdict v allowed the session: remember its bandwidth limit, the
- * rule's keys over [limits]'. The rule's name is copied, as a reload may
- * free it before the relay starts. */
+/* The verdict v allowed the session: remember whether it intercepts,
+ * and its bandwidth limit, the rule's keys over [limits]'. The rule's
+ * name is copied, as a reload may free it before the relay starts. */
 static void
-policy_note_rate(struct session *s, const struct rules_verdict *v)
+policy_note_verdict(struct session *s, const struct rules_verdict *v)
 {
+	s->intercept_rule = v->intercept;
 	s->rate = rate_spec_merge(&s->srv->cfg->rate, v->rate);
 	free(s->rate_rule);
 	s->rate_rule = NULL;
@@ -264,7 +265,7 @@ policy_allow_request(struct session *s)
 	if (!v.allow)
 		policy_record(s, v.rule);
 	else
-		policy_note_rate(s, &v);
+		policy_note_verdict(s, &v);
 	return v.allow;
 }
 
@@ -308,7 +309,7 @@ policy_dest(struct session *s, const char *name, const struct sockaddr *addr,
 	/* A UDP association's limit is the one that admitted it; each
 	 * datagram's verdict says only whether it may pass. */
 	if (s->cmd != REQUEST_CMD_UDP)
-		policy_note_rate(s, &v);
+		policy_note_verdict(s, &v);
 	if (route != NULL)
 		policy_pick_source(s, &v, addr, route);
 	return true;
@@ -363,7 +364,7 @@ policy_route_request(struct session *s, const struct upstream **via)
 	if (*via != NULL && !v.allow)
 		policy_record(s, v.rule);
 	else if (v.allow)
-		policy_note_rate(s, &v);
+		policy_note_verdict(s, &v);
 	return v.allow;
 }
 
@@ -505,7 +506,7 @@ policy_allow_bind_peer(struct session *s, const char *name,
 	q.port = port;
 	v = policy_judge(s, rules_evaluate(s->srv->cfg->rules, &q));
 	if (v.allow) {
-		policy_note_rate(s, &v);
+		policy_note_verdict(s, &v);
 		return true;
 	}
 	metrics_count_refused(METRICS_REFUSED_BIND_PEER);

@@ -71,7 +71,7 @@ relay_dir_splicing(const struct relay *r, const struct relay_dir *d)
 {
 	/* A filter, a limit or a peek sees bytes only in the copy buffer. */
 	return r->mode == RELAY_SPLICE && d->bulk && d->buf == NULL &&
-	    d->filter == NULL && !d->limited &&
+	    d->filter == NULL && !d->limited && r->watch == NULL &&
 	    (d != &r->up || r->peek == NULL);
 }
 
@@ -323,6 +323,16 @@ relay_move(struct relay *r, struct relay_dir *d)
 				if (seen < 0)
 					return why;
 			}
+			if (n > 0 && r->watch != NULL) {
+				const char *why = "error";
+				int seen = r->watch(r, d == &r->up,
+				    d->buf + at, (size_t)n, &why);
+
+				if (seen != 0)
+					r->watch = NULL;
+				if (seen < 0)
+					return why;
+			}
 			if (n > 0 && d->rate != NULL)
 				rate_bucket_spend(d->rate->bucket, &d->rate->wait,
 				    (size_t)n);
@@ -570,6 +580,7 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	r->on_end = on_end;
 	r->meter = NULL;
 	r->peek = NULL;
+	r->watch = NULL;
 	relay_dir_init(&r->up, client.fd, target.fd);
 	relay_dir_init(&r->down, target.fd, client.fd);
 	r->up.from_ssl = r->down.to_ssl = client.ssl;
@@ -677,6 +688,20 @@ relay_peek_up(struct relay *r, relay_peek_fn *fn, const char **reason)
 		seen = fn(r, r->up.buf + r->up.off, r->up.pending, reason);
 	if (seen != 0)
 		r->peek = NULL;
+	return seen < 0 ? -1 : 0;
+}
+
+int
+relay_watch_both(struct relay *r, relay_watch_fn *fn, const char **reason)
+{
+	int seen = 0;
+
+	r->watch = fn;
+	if (r->up.pending > 0)
+		seen = fn(r, true, r->up.buf + r->up.off, r->up.pending,
+		    reason);
+	if (seen != 0)
+		r->watch = NULL;
 	return seen < 0 ? -1 : 0;
 }
 

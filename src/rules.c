@@ -323,6 +323,37 @@ rules_resolve_via(struct rules *rules, const struct upstreams *u,
 	return true;
 }
 
+static int
+rules_set_intercept(struct rule *r, const char *value, char *why,
+    size_t whylen)
+{
+	char *copy = strdup(value), *v;
+	int rc = 0;
+
+	if (copy == NULL)
+		return why_set(why, whylen, "out of memory");
+	v = text_trim(copy);
+	if (strcasecmp(v, "yes") == 0)
+		r->intercept = true;
+	else if (strcasecmp(v, "no") == 0)
+		r->intercept = false;
+	else
+		rc = why_set(why, whylen, "must be yes or no, got \"%.32s\"",
+		    v);
+	free(copy);
+	return rc;
+}
+
+const char *
+rules_intercepting(const struct rules *rules, bool deny_only)
+{
+	for (size_t i = 0; rules != NULL && i < rules->n; i++)
+		if (rules->v[i]->intercept && (!deny_only ||
+		    rules->v[i]->action == RULES_ACTION_DENY))
+			return rules->v[i]->name;
+	return NULL;
+}
+
 int
 rules_set(struct rule *rule, const char *key, const char *value, char *why,
     size_t whylen)
@@ -344,6 +375,8 @@ rules_set(struct rule *rule, const char *key, const char *value, char *why,
 		return rules_set_via(rule, value, why, whylen);
 	if (strncmp(key, "rate_", 5) == 0)
 		return rate_spec_set(&rule->rate, key, value, why, whylen);
+	if (strcmp(key, "intercept") == 0)
+		return rules_set_intercept(rule, value, why, whylen);
 	if (strcmp(key, "egress_select") == 0) {
 		if ((copy = strdup(value)) == NULL)
 			return why_set(why, whylen, "out of memory");
@@ -642,6 +675,7 @@ rules_verdict_of(const struct rule *r)
 		.via_set = r->via_set,
 		.via = r->via,
 		.rate = rate_spec_given(&r->rate) ? &r->rate : NULL,
+		.intercept = r->intercept,
 	};
 
 	return v;

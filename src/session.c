@@ -18,6 +18,7 @@
 #include "socks5d/frontend.h"
 #include "socks5d/happy.h"
 #include "socks5d/inspect.h"
+#include "socks5d/intercept.h"
 #include "socks5d/upstream_dial.h"
 #include "socks5d/log.h"
 #include "socks5d/limits.h"
@@ -308,6 +309,7 @@ session_log_access(const struct session *s, const char *reason)
 	if (s->ssl != NULL)
 		session_log_tls(s, extra, sizeof(extra));
 	inspect_log_fields(s, extra, sizeof(extra));
+	intercept_log_fields(s, extra, sizeof(extra));
 	ms = (uint64_t)((ev_now(s->srv->loop) - s->started) * 1000.);
 	log_info("session client=%s user=%s proto=%s cmd=%s dest=%s addr=%s "
 	    "reply=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
@@ -383,6 +385,8 @@ session_close(struct session *s, const char *reason)
 		SSL_free(s->target_ssl);
 		s->target_ssl = NULL;
 	}
+	/* Its http lines come before the session's. */
+	intercept_close(s);
 	ev_io_stop(srv->loop, &s->client_io);
 	ev_io_stop(srv->loop, &s->target_io);
 	ev_timer_stop(srv->loop, &s->timer);
@@ -413,6 +417,7 @@ session_close(struct session *s, const char *reason)
 	free(s->rule);
 	free(s->via);
 	inspect_free(s);
+	intercept_free(s);
 	free(s);
 	server_session_ended(srv);
 }
@@ -630,16 +635,29 @@ session_relay_meter(struct relay *r, bool up, uint64_t bytes)
 void
 session_start_relay(struct session *s, const struct sockaddr *bnd)
 {
-	struct server *srv = s->srv;
-	const char *reason = "error";
-
 	if (!s->hs->replied && session_send_reply(s, REPLY_SUCCESS, bnd) == -1) {
 		session_close(s, "reset");
 		return;
 	}
+	/* A rule asks for interception: TLS is set up on both sides
+	 * first, and the relay starts from there. */
+	if (intercept_wanted(s)) {
+		intercept_begin(s);
+		return;
+	}
+	session_relay(s, s->ssl, s->target_ssl, NULL);
+}
+
+void
+session_relay(struct session *s, SSL *client_ssl, SSL *target_ssl,
+    relay_watch_fn *watch)
+{
+	struct server *srv = s->srv;
+	const char *reason = "error";
+
 	if (relay_start(&s->relay, srv->loop, &srv->pipes, srv->cfg->relay,
-	    (struct relay_side){ s->client_fd, &s->client_io, s->ssl },
-	    (struct relay_side){ s->target_fd, &s->target_io, s->target_ssl },
+	    (struct relay_side){ s->client_fd, &s->client_io, client_ssl },
+	    (struct relay_side){ s->target_fd, &s->target_io, target_ssl },
 	    s->hs->buf, s->hs->len, s->hs->client_eof,
 	    session_relay_end) == -1) {
 		session_close(s, "nomem");
@@ -652,7 +670,8 @@ session_start_relay(struct session *s, const struct sockaddr *bnd)
 		relay_limit_rate(&s->relay, s->rate_up, s->rate_down);
 	if (s->frontend->relay_setup != NULL)
 		s->frontend->relay_setup(s, &s->relay);
-	if (inspect_start(s, &reason) == -1) {
+	if (inspect_start(s, &reason) == -1 || (watch != NULL &&
+	    relay_watch_both(&s->relay, watch, &reason) == -1)) {
 		session_close(s, reason);
 		return;
 	}

@@ -34,6 +34,8 @@ enum inspect_mismatch { INSPECT_MISMATCH_ALLOW, INSPECT_MISMATCH_LOG,
 	INSPECT_MISMATCH_DENY };
 
 struct tls_ctx;
+struct intercept_ctx;
+struct rules;
 
 struct config_addr {
 	struct sockaddr_storage ss;
@@ -132,6 +134,16 @@ struct config {
 	unsigned sniff_timeout_ms;     /* a decision waits this long for
 	                                * the client's first bytes */
 	int inspect_mismatch;          /* enum inspect_mismatch */
+	char *inspect_ca_certificate;  /* interception CA; NULL: none */
+	char *inspect_ca_key;
+	char *inspect_upstream_ca;     /* NULL: the system's store */
+	bool inspect_upstream_verify;
+	struct rules *inspect_bypass;  /* names and CIDRs never intercepted,
+	                                * as one rule's dest list; NULL */
+	unsigned learn_bypass;         /* seconds a refused name passes
+	                                * through; 0: never learnt */
+	bool inspect_log_query;        /* http lines keep the query */
+	struct intercept_ctx *intercept;   /* built when a CA is set */
 
 	/* [metrics] */
 	struct config_addr metrics_listen;     /* len 0: no /metrics */

@@ -31,6 +31,8 @@ enum config_type {
 	CONFIG_RULE,            /* [rule NAME] key: rules_set, struct rule */
 	CONFIG_RATE,            /* uint64_t bytes per second, 0: unlimited */
 	CONFIG_QUOTA,           /* [quota NAME] key: quota_set, struct quota */
+	CONFIG_BYPASS,          /* struct rules *: names and CIDRs as one
+	                         * rule's dest list, NULL when empty */
 };
 
 struct config_enum_name {
@@ -70,7 +72,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 79
+#define CONFIG_NROWS 87
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

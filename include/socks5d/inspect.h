@@ -29,6 +29,14 @@ bool inspect_should_wait(const struct session *s);
 void inspect_wait(struct session *s, void (*then)(struct session *));
 bool inspect_wait_timeout(struct session *s);
 
+/* TLS interception read the ClientHello itself (info): keep what it
+ * says for the log, unless the session learnt a name already, and judge
+ * it as sniffing would when [inspect] sniff lists tls. -1 (*reason set)
+ * when the rules refuse it; the caller closes. */
+struct sniff_info;
+int inspect_record(struct session *s, const struct sniff_info *info,
+    const char **reason);
+
 /* A UDP association's datagram toward dst: QUIC Initial packets to its
  * first destination are sniffed (when [inspect] sniff lists quic). The
  * name learnt for dst, for the rules to judge the datagram by, or NULL. */

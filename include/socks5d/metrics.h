@@ -75,6 +75,11 @@ void metrics_count_session(uint8_t cmd, int reply, const char *reason);
  * for. */
 void metrics_count_sniffed(const char *kind);
 void metrics_count_sniff_mismatch(void);
+/* TLS interception: what became of a session a rule asked to intercept
+ * ("yes", "bypass", "learnt", "plain", "none", "refused", "untrusted"); an http line written; a leaf made (or found cached). */
+void metrics_count_intercept(const char *result);
+void metrics_count_http_exchange(void);
+void metrics_count_leaf(bool minted);
 /* A session ended that spoke this front-end (enum request_proto; -1: no
  * protocol was recognised). */
 void metrics_count_protocol(int proto);

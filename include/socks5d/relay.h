@@ -99,6 +99,11 @@ typedef void relay_end_cb(struct relay *r, const char *reason);
  * -1 to end the relay before they go, with *reason. */
 typedef int relay_peek_fn(struct relay *r, const uint8_t *buf, size_t len,
     const char **reason);
+/* Shown every byte read, both ways (up: the client's), before it is
+ * sent on, for as long as it returns 0 (copying, not splicing, while it
+ * watches): 1 stops watching, -1 ends the relay with *reason. */
+typedef int relay_watch_fn(struct relay *r, bool up, const uint8_t *buf,
+    size_t len, const char **reason);
 /* Told of the bytes each pump delivered (up: client to target); a reason
  * word ends the relay as an error would, NULL goes on. */
 typedef const char *relay_meter_fn(struct relay *r, bool up, uint64_t bytes);
@@ -122,6 +127,7 @@ struct relay {
 	relay_end_cb *on_end;
 	relay_meter_fn *meter;     /* NULL: nobody counts */
 	relay_peek_fn *peek;       /* NULL: nobody looks */
+	relay_watch_fn *watch;     /* NULL: nobody watches */
 	bool running;
 };
 
@@ -171,6 +177,11 @@ void relay_limit_rate(struct relay *r, struct rate_bucket *up,
  * relay_start): those the client sent ahead of the reply at once. -1 when
  * fn refused them (*reason set): the caller ends the session. */
 int relay_peek_up(struct relay *r, relay_peek_fn *fn, const char **reason);
+
+/* Let fn watch both directions from the first byte on (call right after
+ * relay_start); -1 when it refused the client's bytes already here
+ * (*reason set): the caller ends the session. */
+int relay_watch_both(struct relay *r, relay_watch_fn *fn, const char **reason);
 
 /* Bytes per second both ways, over about the last second. */
 double relay_rate(const struct relay *r);

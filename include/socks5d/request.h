@@ -7,6 +7,7 @@
 #ifndef SOCKS5D_REQUEST_H
 #define SOCKS5D_REQUEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "socks5d/socks5.h"
@@ -53,6 +54,9 @@ enum request_proto {
  */
 struct request {
 	uint8_t cmd;                   /* enum request_cmd */
+	bool forwarded;                /* CONNECT that carries the client's
+	                                * own request (an HTTP proxy's
+	                                * absolute form), not a tunnel */
 	struct socks5_addr dst;
 };
 

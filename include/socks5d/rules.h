@@ -46,6 +46,7 @@ struct rules_verdict {
 	const struct upstream *via;    /* with via_set: NULL is direct */
 	const struct rate_spec *rate;  /* the rule's rate keys, NULL when
 	                                * it sets none ([limits]' apply) */
+	bool intercept;                /* the rule says intercept = yes */
 };
 
 /*
@@ -93,6 +94,10 @@ bool rules_resolve_via(struct rules *rules, const struct upstreams *u,
  * judged otherwise than an address alone)? */
 bool rules_have_names(const struct rules *rules);
 
+/* The first rule that says intercept = yes (deny_only: of the deny
+ * rules, where it would mean nothing), or NULL. */
+const char *rules_intercepting(const struct rules *rules, bool deny_only);
+
 /* Does some rule name user in its user list? */
 bool rules_name_user(const struct rules *rules, const char *user);
 /* The user names rules name, each once, in no set order: calls fn for
@@ -122,6 +127,8 @@ const char *rules_name(const struct rules *rules, size_t i);
  *   port     N or LOW-HIGH, 0-65535 (0 is what BIND/UDP send for "any")
  *   rate_up, rate_down, rate_per   a bandwidth limit (ratelimit.h) for
  *            the sessions the rule allows, in place of [limits]'s
+ *   intercept yes | no: TLS interception ([inspect]) for the CONNECT
+ *            sessions the rule allows
  *
  * Lists are comma-separated. Setting a list key again appends to it, so
  * long lists can span lines. A key never set matches anything.

@@ -44,6 +44,7 @@ struct rule {
 	char *via_name;                 /* NULL (with via_set): direct */
 	const struct upstream *via;     /* via_name's, set at load */
 	struct rate_spec rate;          /* rate_up, rate_down, rate_per */
+	bool intercept;                 /* intercept = yes */
 };
 
 /* One user name a rule names, pointing at that rule. */

@@ -102,12 +102,15 @@ struct session {
 	struct inspect *inspect;           /* first bytes being sniffed */
 	struct inspect_found *inspected;   /* what they said, or NULL */
 	struct inspect_quic *inspect_quic; /* a UDP association's QUIC */
+	struct intercept *intercept;       /* TLS interception under way */
 	bool client_counted;               /* held in [limits] per-IP counts */
 	bool user_counted;                 /* held in [limits] per-user counts */
 	bool user_over_limit;              /* logged in beyond max_per_user */
 	bool cert_login;                   /* user named by a client
 	                                    * certificate: no password */
 	bool inspect_done;                 /* sniffed already (waiting) */
+	bool intercept_rule;               /* allowed by a rule that says
+	                                    * intercept = yes */
 	uint8_t nquotas;
 	uint8_t cmd;                       /* 0 until a request was read */
 	uint8_t active_cmd;                /* cmd as /metrics counts it open */
@@ -164,6 +167,14 @@ void session_answer_name(struct session *s, const char *name,
  * (BIND): send the success reply with bnd and start relaying. Callers
  * return right after. */
 void session_start_relay(struct session *s, const struct sockaddr *bnd);
+
+/* Start relaying with these TLS connections on the two sockets (NULL:
+ * plain), the handshake buffer's bytes going to the target first, and
+ * watch (NULL: none) shown every byte: what session_start_relay does
+ * after its reply, and TLS interception once its handshakes are done.
+ * Callers return right after. */
+void session_relay(struct session *s, SSL *client_ssl, SSL *target_ssl,
+    relay_watch_fn *watch);
 
 /* Give the handshake a buffer of at least size bytes, keeping what it
  * holds. -1 when out of memory. */

@@ -175,12 +175,13 @@ TYPE_PHRASES = {
     "PORTS": r"Port range\b",
     "DNS": r"List of name servers\b",
     "CIDRS": r"List of CIDRs\b",
-    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,|direct, or the NAME|A rate, as|As \[limits\] rate_per)",
+    "RULE": r"(allow or deny\.|List of |user, session, random or round-robin,|direct, or the NAME|A rate, as|As \[limits\] rate_per|Boolean\.)",
     "EGRESS": r"List of IPv4 and IPv6 addresses and CIDRs\b",
     "VIA": r"direct, or the NAME of an \[upstream NAME\] section\.",
     "URLS": r"List of URLs\b",
     "RATE": r"A rate\b",
     "QUOTA": r"(List of user names|Size: |day, week, month)",
+    "BYPASS": r"List of names and CIDRs\b",
 }
 
 
@@ -218,7 +219,8 @@ RULE_FALLBACKS = {"egress": "[outbound] egress",
                   "via": "[outbound] via",
                   "rate_up": "[limits] rate_up",
                   "rate_down": "[limits] rate_down",
-                  "rate_per": "[limits] rate_per"}
+                  "rate_per": "[limits] rate_per",
+                  "intercept": "no"}
 
 
 def default_problem(row, text):
@@ -283,12 +285,22 @@ def tls_files(directory):
             ("tls", "client_ca"): str(cert)}
 
 
+def intercept_files(directory):
+    """An interception CA made by `socks5d ca create`, and a CA file for
+    upstream_ca (the [tls] example certificate, which tls_files makes)."""
+    cert, key = directory / "ca.pem", directory / "ca.key"
+    result = run_binary(["ca", "create", str(cert), str(key)])
+    assert result.returncode == 0, result.stderr
+    return {("inspect", "ca_certificate"): str(cert), ("inspect", "ca_key"): str(key),
+            ("inspect", "upstream_ca"): str(directory / "cert.pem")}
+
+
 def test_manual_examples_make_a_valid_config(tmp_path, users_file):
     """All the examples together are a config `socks5d -t` accepts (the
     [rule NAME] ones in one rule). Files an example names need not exist
     here, so the keys that name files point at files that do."""
     files = {("auth", "users_file"): str(users_file), ("dns", "hosts_file"): "/etc/hosts",
-             **tls_files(tmp_path),
+             **tls_files(tmp_path), **intercept_files(tmp_path),
              # via names the [upstream NAME] the examples make.
              ("outbound", "via"): "doc-example", ("rule", "via"): "doc-example"}
     sections = {}
@@ -364,6 +376,9 @@ def access_log_fields():
                         '" sni_mismatch=1"'):
         assert sniff_field in inspect, f"inspect.c no longer writes {sniff_field}"
         fields.append(re.search(r"(\w+)=", sniff_field).group(1))
+    intercept = (REPO_ROOT / "src/intercept.c").read_text()
+    assert '" intercept=%s"' in intercept, "intercept.c no longer writes intercept="
+    fields.append("intercept")
     assert fields[:3] == ["client", "user", "proto"] and "drop_stranger" in fields, fields
     return fields
 

@@ -764,10 +764,42 @@ test_user_index_matches_full_walk(void **state)
 	}
 }
 
+/* intercept = yes travels with the verdict of the rule that matched, and
+ * the loader can find the rules that ask for it. */
+static void
+test_intercept_key(void **state)
+{
+	struct rules *rules = test_build(
+	    "lab: action=allow; dest=10.0.0.0/8; intercept=yes",
+	    "rest: action=allow; intercept=no");
+	struct rules *denying = test_build("no: action=deny; intercept=yes");
+	union sockaddr_any a, b;
+	struct rules_query q = { .cmd = REQUEST_CMD_CONNECT, .port = 443 };
+	struct rule *r = rules_add(denying, "bad");
+	char why[128];
+
+	(void)state;
+	q.dest_addr = test_sa("10.1.2.3", &a);
+	assert_true(rules_evaluate(rules, &q).intercept);
+	q.dest_addr = test_sa("192.0.2.1", &b);
+	assert_false(rules_evaluate(rules, &q).intercept);
+	assert_string_equal(rules_intercepting(rules, false), "lab");
+	assert_null(rules_intercepting(rules, true));
+	assert_string_equal(rules_intercepting(denying, true), "no");
+	assert_int_equal(rules_set(r, "intercept", "maybe", why, sizeof(why)),
+	    -1);
+	assert_non_null(strstr(why, "yes or no"));
+	assert_int_equal(rules_set(r, "intercept", " YES ", why, sizeof(why)),
+	    0);
+	rules_free(rules);
+	rules_free(denying);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_intercept_key),
 		cmocka_unit_test(test_user_index_matches_full_walk),
 		cmocka_unit_test(test_no_rules),
 		cmocka_unit_test(test_action_and_default_deny),
