@@ -15,7 +15,7 @@ TEST_PKGS  := libcmocka-dev python3 python3-pytest python3-socks curl ncat proxy
               dnsmasq-base dante-client python3-pyftpdlib man-db systemd \
               clang libclang-rt-14-dev \
               dante-server microsocks strace linux-perf valgrind chromium git haproxy \
-              torsocks tinyproxy openssl stunnel4 libnss3-tools
+              torsocks tinyproxy openssl stunnel4 libnss3-tools squid-openssl mitmproxy
 # Third-party Node.js SOCKS client for the black-box tests (npm "socks"),
 # installed by `npm ci` from the npm registry. Any Node.js with npm will do;
 # Debian's packages are wanted only when there is none (a node from another
@@ -132,8 +132,10 @@ valgrind: all
 # BENCH_SCENARIOS, BENCH_SERVERS (tests/bench/README).
 BENCH_BINS := build/bench/loadgen build/bench/targets build/bench/mintrate
 bench-build: $(BENCH_BINS)
-# The load generator speaks TLS to the proxy (-T); the targets need nothing.
+# The load generator speaks TLS to the proxy (-T) and to the HTTPS origin
+# that the targets serve (-C/-K): both link OpenSSL.
 build/bench/loadgen: BENCH_LIBS := -lssl -lcrypto
+build/bench/targets: BENCH_LIBS := -lssl -lcrypto
 build/bench/%: tests/bench/%.c tests/bench/common.c tests/bench/bench.h | build/bench
 	$(CC) $(CFLAGS) -Itests/bench -o $@ $< tests/bench/common.c $(LDFLAGS) $(BENCH_LIBS)
 

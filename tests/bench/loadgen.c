@@ -1,6 +1,8 @@
 /* The benchmark's load generator: one scenario per run, direct or through
- * a SOCKS5 or HTTP CONNECT proxy, optionally over TLS to the proxy (-T), one
- * epoll loop, every byte checked against the pattern.
+ * a SOCKS5 or HTTP CONNECT proxy, optionally over TLS to the proxy (-T), or
+ * HTTPS to an origin through the tunnel (https-conn, https-req: what an
+ * intercepting proxy serves), one epoll loop, every byte checked against
+ * the pattern.
  * Prints one "result key=value ..." line; any data error exits 3, any other
  * failure 1, so a broken proxy reports a failure instead of a number. */
 #include <arpa/inet.h>
@@ -15,12 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "bench.h"
@@ -33,6 +38,9 @@
 #define LG_MAX_EVENTS	256
 #define LG_HTTP_HEAD_MAX 512	/* longest HTTP response head taken */
 #define LG_HTTP_REQ_MAX	1400	/* CONNECT, Host, a 684-byte Basic login */
+#define LG_HTTPS_HEAD_MAX 4096	/* longest response head from the origin */
+#define LG_HTTPS_BODY_MAX (16u << 20)	/* largest -s of https-conn/req */
+#define LG_HTTPS_NAME	"origin.bench.test"	/* -S's default */
 
 struct lg_options {
 	const char		*mode;
@@ -53,6 +61,14 @@ struct lg_options {
 	 * counts as a proxy that lost them. */
 	double			 settle;
 	const char		*cafile;	/* -T: TLS to the proxy */
+	/* https-conn, https-req: TLS to the origin through the tunnel, its
+	 * chain verified against origin_ca (-O: an intercepting proxy's CA,
+	 * or the origin's own without one), for the name sni (-S), the
+	 * issuer's CN required to be issuer (-I) when given. */
+	const char		*origin_ca;
+	const char		*sni;
+	const char		*issuer;
+	int			 https;		/* the mode is one of those */
 };
 
 static struct lg_options opt = {
@@ -86,8 +102,11 @@ lg_usage(void)
 	    "[-P socks5|http] [-n NAME]\n"
 	    "               [-a USER:PASS] [-c CONNS] [-d SECONDS] [-s SIZE] "
 	    "[-w WINDOW] [-W SETTLE]\n"
+	    "               [-O CAFILE [-S NAME] [-I ISSUER_CN]]\n"
 	    "modes: bulk-up bulk-down reqresp connrate idle udp "
-	    "(udp: not with -P http or -T)\n");
+	    "(udp: not with -P http or -T)\n"
+	    "       https-conn https-req (with -O, not with -T; -s is the "
+	    "body size)\n");
 	exit(2);
 }
 
@@ -131,10 +150,12 @@ lg_wait(int fd, short events)
 				 * holds already */
 
 static SSL_CTX *tls_ctx;
+static SSL_CTX *origin_ctx;	/* https-conn, https-req: TLS to the origin */
 static SSL **tls_by_fd;
 static size_t tls_by_fd_len;
 static char tls_error[256];	/* why the last TLS call failed */
 static char tls_params[128];	/* " tls=VERSION cipher=NAME", first session */
+static char tls_issuer[160];	/* " issuer=CN" the client saw, first session */
 
 static SSL *
 lg_tls(int fd)
@@ -159,8 +180,10 @@ lg_tls_note(SSL *ssl, int err)
 	long verify = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
 
 	if (verify != X509_V_OK)
-		snprintf(tls_error, sizeof(tls_error), "TLS: the proxy's "
-		    "certificate: %s", X509_verify_cert_error_string(verify));
+		snprintf(tls_error, sizeof(tls_error), "TLS: %s: %s",
+		    SSL_get_SSL_CTX(ssl) == origin_ctx ? "the certificate "
+		    "presented for the origin" : "the proxy's certificate",
+		    X509_verify_cert_error_string(verify));
 	else if (e != 0) {
 		strcpy(tls_error, "TLS: ");
 		ERR_error_string_n(e, tls_error + 5, sizeof(tls_error) - 5);
@@ -200,6 +223,27 @@ lg_tls_init(void)
 		SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS);
 }
 
+/* From now on lg_recv, lg_send and the rest go through ssl for fd. */
+static void
+lg_tls_register(int fd, SSL *ssl)
+{
+	if ((size_t)fd >= tls_by_fd_len) {
+		size_t len = tls_by_fd_len ? tls_by_fd_len : 64;
+		SSL **grown;
+
+		while (len <= (size_t)fd)
+			len *= 2;
+		grown = realloc(tls_by_fd, len * sizeof(*grown));
+		if (grown == NULL)
+			lg_fail(LG_EXIT_ERROR, "out of memory");
+		memset(grown + tls_by_fd_len, 0,
+		    (len - tls_by_fd_len) * sizeof(*grown));
+		tls_by_fd = grown;
+		tls_by_fd_len = len;
+	}
+	tls_by_fd[fd] = ssl;
+}
+
 /* A TLS client on the connected socket fd, checking the proxy's address. */
 static SSL *
 lg_tls_attach(int fd)
@@ -222,21 +266,7 @@ lg_tls_attach(int fd)
 		lg_tls_note(NULL, SSL_ERROR_SSL);
 		lg_fail(LG_EXIT_ERROR, "%s", tls_error);
 	}
-	if ((size_t)fd >= tls_by_fd_len) {
-		size_t len = tls_by_fd_len ? tls_by_fd_len : 64;
-		SSL **grown;
-
-		while (len <= (size_t)fd)
-			len *= 2;
-		grown = realloc(tls_by_fd, len * sizeof(*grown));
-		if (grown == NULL)
-			lg_fail(LG_EXIT_ERROR, "out of memory");
-		memset(grown + tls_by_fd_len, 0,
-		    (len - tls_by_fd_len) * sizeof(*grown));
-		tls_by_fd = grown;
-		tls_by_fd_len = len;
-	}
-	tls_by_fd[fd] = ssl;
+	lg_tls_register(fd, ssl);
 	return ssl;
 }
 
@@ -1372,6 +1402,708 @@ lg_run_idle(void)
 	    opt.conns, tls_params);
 }
 
+/* -- HTTPS through the tunnel: https-conn, https-req ----------------------- */
+
+/*
+ * What an intercepting proxy serves. After the tunnel (SOCKS5 or HTTP
+ * CONNECT to -t, or none: straight to the origin) the client is a TLS
+ * client to the origin for the name -S (its SNI, and the name the
+ * certificate must carry), the chain verified against -O's CA (an
+ * intercepting proxy's: the certificate it presents is one it made), no
+ * session offered (every handshake a full one, as for -T). Then HTTP/1.1
+ * GETs of /SIZE, each answer checked: status 200, Content-Length SIZE, and
+ * the body the pattern's first SIZE bytes (the targets' HTTPS origin).
+ *   https-conn: each of -c workers does connect, tunnel, handshake, one GET
+ *     (Connection: close) and its response, close_notify, close, and again:
+ *     new intercepted sessions per second (latency: the whole cycle). One
+ *     cycle runs before the clock, as in connrate.
+ *   https-req: -c keep-alive sessions opened before the clock, each with
+ *     one GET in flight at a time: requests per second (latency: request
+ *     to the response's last byte). Responses still out when time is up
+ *     must come back, but do not count.
+ * A session or response that goes wrong (closed or reset, a failed
+ * handshake, a status other than 200, a wrong length or body, no progress
+ * for 10 s) is counted, its session closed and a new one started; the
+ * result line gives the count (errors=) and any at all exit 3 after it. A
+ * certificate that does not verify, or whose issuer's CN is not -I's, ends
+ * the run at once (status 1): the proxy did not intercept, or not with the
+ * CA it was given. So do a refused tunnel and a proxy that cannot be
+ * reached, as in connrate.
+ */
+
+enum lg_https_state {
+	HTTPS_CONNECTING,
+	HTTPS_GREETING,
+	HTTPS_AUTH,
+	HTTPS_REPLY,
+	HTTPS_TUNNEL_HEAD,	/* the response head to the HTTP CONNECT */
+	HTTPS_HANDSHAKE,	/* TLS with the origin, through the tunnel */
+	HTTPS_READY,		/* https-req: up, no request in flight */
+	HTTPS_HEAD,		/* the response head to a GET */
+	HTTPS_BODY,
+	HTTPS_DONE,		/* no session: finished */
+};
+
+static const char *const lg_https_states[] = {
+	"connecting", "greeting", "login", "SOCKS5 reply", "CONNECT response",
+	"TLS handshake with the origin", "idle", "response head",
+	"response body", "done",
+};
+
+struct lg_https {
+	int			 fd;
+	uint32_t		 events;	/* watched for, in epoll */
+	enum lg_https_state	 state;
+	uint64_t		 started;	/* the session's start */
+	uint64_t		 sent_at;	/* the request's */
+	uint64_t		 since;		/* what it waits for, since */
+	size_t			 have, need;
+	uint64_t		 body_got;
+	int			 closing;	/* the response said close */
+	unsigned char		 buf[LG_HTTPS_HEAD_MAX];
+};
+
+static struct {
+	int		 epfd;
+	int		 keepalive;	/* https-req */
+	int		 warmup;	/* https-conn: the cycle before the clock */
+	int		 timed;		/* https-req: the clock has started */
+	uint64_t	 end;
+	uint64_t	 ops;		/* sessions or responses, all verified */
+	uint64_t	 failures;
+	char		 first_failure[320];
+	char		 request[512];
+	size_t		 request_len;
+} hx;
+
+static void
+lg_origin_init(void)
+{
+	origin_ctx = SSL_CTX_new(TLS_client_method());
+	if (origin_ctx == NULL ||
+	    SSL_CTX_set_min_proto_version(origin_ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_load_verify_locations(origin_ctx, opt.origin_ca,
+	    NULL) != 1) {
+		lg_tls_note(NULL, SSL_ERROR_SSL);
+		lg_fail(LG_EXIT_ERROR, "-O %s: %s", opt.origin_ca, tls_error);
+	}
+	SSL_CTX_set_verify(origin_ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_options(origin_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Full handshakes only, as for -T. */
+	SSL_CTX_set_session_cache_mode(origin_ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(origin_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+/* A TLS client to the origin on the tunnel fd: SNI and the name checked
+ * are -S's. */
+static void
+lg_origin_attach(int fd)
+{
+	SSL *ssl = SSL_new(origin_ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_set_tlsext_host_name(ssl, opt.sni) != 1 ||
+	    SSL_set1_host(ssl, opt.sni) != 1) {
+		lg_tls_note(NULL, SSL_ERROR_SSL);
+		lg_fail(LG_EXIT_ERROR, "%s", tls_error);
+	}
+	lg_tls_register(fd, ssl);
+}
+
+/* The issuer's CN of the certificate the client was shown must be -I's;
+ * the first session's goes to the result line. */
+static void
+lg_https_check_issuer(SSL *ssl)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	char cn[128];
+	size_t i, at;
+
+	if (cert == NULL)
+		lg_fail(LG_EXIT_ERROR, "no certificate for %s", opt.sni);
+	if (X509_NAME_get_text_by_NID(X509_get_issuer_name(cert),
+	    NID_commonName, cn, sizeof(cn)) < 0)
+		strcpy(cn, "(none)");
+	if (opt.issuer != NULL && strcmp(cn, opt.issuer) != 0)
+		lg_fail(LG_EXIT_ERROR, "the certificate for %s was issued by "
+		    "CN \"%s\", not \"%s\": the proxy did not intercept with "
+		    "that CA", opt.sni, cn, opt.issuer);
+	if (tls_issuer[0] != '\0')
+		return;
+	at = (size_t)snprintf(tls_issuer, sizeof(tls_issuer), " issuer=");
+	for (i = 0; cn[i] != '\0' && at + 1 < sizeof(tls_issuer); i++)
+		tls_issuer[at++] = cn[i] > ' ' && cn[i] < 0x7f ? cn[i] : '_';
+	tls_issuer[at] = '\0';
+}
+
+/* A message of the tunnel's set-up: tiny, the socket idle (as for
+ * lg_cycle_send). */
+static void
+lg_https_tunnel_send(int fd, const void *buf, size_t len)
+{
+	if (lg_write_all(fd, buf, len) == -1)
+		lg_fail(LG_EXIT_ERROR, "tunnel set-up: %s", lg_strerror(errno));
+}
+
+static void
+lg_https_watch(struct lg_https *c, uint32_t events)
+{
+	if (c->events == events)
+		return;
+	lg_watch(hx.epfd, EPOLL_CTL_MOD, c->fd, events, c);
+	c->events = events;
+}
+
+static void
+lg_https_expect(struct lg_https *c, enum lg_https_state state, size_t need,
+    uint64_t now)
+{
+	c->state = state;
+	c->have = 0;
+	c->need = need;
+	c->since = now;
+}
+
+/* Count a failed session or response, with why (the first one's is
+ * kept), and close the session. */
+static void __attribute__((format(printf, 2, 3)))
+lg_https_failed(struct lg_https *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (hx.failures++ == 0) {
+		int n = snprintf(hx.first_failure, sizeof(hx.first_failure),
+		    "%s: ", lg_https_states[c->state]);
+
+		va_start(ap, fmt);
+		vsnprintf(hx.first_failure + n, sizeof(hx.first_failure) -
+		    (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	lg_close(c->fd);
+	c->fd = -1;
+	c->state = HTTPS_DONE;
+}
+
+static void
+lg_https_start(struct lg_https *c, uint64_t now)
+{
+	const struct sockaddr_storage *to = opt.proxied ? &opt.proxy :
+	    &opt.target;
+	socklen_t to_len = opt.proxied ? opt.proxy_len : opt.target_len;
+	int one = 1;
+
+	c->fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (c->fd == -1)
+		lg_fail(LG_EXIT_ERROR, "socket: %s", lg_strerror(errno));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (const struct sockaddr *)to, to_len) == -1 &&
+	    errno != EINPROGRESS)
+		lg_fail(LG_EXIT_ERROR, "connect: %s", lg_strerror(errno));
+	lg_watch(hx.epfd, EPOLL_CTL_ADD, c->fd, EPOLLOUT, c);
+	c->events = EPOLLOUT;
+	c->started = now;
+	lg_https_expect(c, HTTPS_CONNECTING, 0, now);
+}
+
+/* After a session ended (done or failed): another one, or none. */
+static void
+lg_https_next(struct lg_https *c, uint64_t now)
+{
+	/* https-req's set-up replaces every session that failed. */
+	int setting_up = hx.keepalive && !hx.timed;
+
+	if (hx.warmup || (!setting_up && now >= hx.end))
+		return;			/* stays HTTPS_DONE */
+	lg_https_start(c, now);
+}
+
+/* Send the GET; 0, or -1 when the session failed. */
+static int
+lg_https_send(struct lg_https *c, uint64_t now)
+{
+	c->sent_at = now;
+	lg_https_expect(c, HTTPS_HEAD, sizeof(c->buf), now);
+	c->body_got = 0;
+	lg_https_watch(c, EPOLLIN);
+	if (lg_write_all(c->fd, hx.request, hx.request_len) == -1) {
+		lg_https_failed(c, "sending the request: %s",
+		    lg_strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* One step of the handshake with the origin: on to the request (or to
+ * idle), a wait for what OpenSSL wants, or a failure (a certificate that
+ * does not verify ends the run). */
+static void
+lg_https_handshake(struct lg_https *c, uint64_t now)
+{
+	SSL *ssl = lg_tls(c->fd);
+	int ret, err;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((ret = SSL_connect(ssl)) == 1) {
+		lg_tls_established(ssl);
+		lg_https_check_issuer(ssl);
+		if (hx.keepalive && (!hx.timed || now >= hx.end)) {
+			lg_https_expect(c, HTTPS_READY, 0, now);
+			lg_https_watch(c, EPOLLIN);
+		} else if (lg_https_send(c, now) == -1) {
+			lg_https_next(c, now);
+		}
+		return;
+	}
+	switch ((err = SSL_get_error(ssl, ret))) {
+	case SSL_ERROR_WANT_READ:
+		lg_https_watch(c, EPOLLIN);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		lg_https_watch(c, EPOLLOUT);
+		return;
+	default:
+		lg_tls_note(ssl, err);
+		if (SSL_get_verify_result(ssl) != X509_V_OK)
+			lg_fail(LG_EXIT_ERROR, "%s", tls_error);
+		lg_https_failed(c, "%s", tls_error);
+		lg_https_next(c, now);
+	}
+}
+
+static void
+lg_https_tunnel_up(struct lg_https *c, uint64_t now)
+{
+	lg_origin_attach(c->fd);
+	lg_https_expect(c, HTTPS_HANDSHAKE, 0, now);
+	lg_https_handshake(c, now);
+}
+
+static void
+lg_https_connected(struct lg_https *c, uint64_t now)
+{
+	unsigned char buf[600];
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 ||
+	    err != 0)
+		lg_fail(LG_EXIT_ERROR, "connect: %s", strerror(err));
+	lg_https_watch(c, EPOLLIN);
+	if (!opt.proxied) {
+		lg_https_tunnel_up(c, now);
+		return;
+	}
+	if (opt.http) {
+		lg_https_tunnel_send(c->fd, http_request, http_request_len);
+		lg_https_expect(c, HTTPS_TUNNEL_HEAD, LG_HTTP_HEAD_MAX, now);
+		return;
+	}
+	lg_https_tunnel_send(c->fd, buf, lg_encode_greeting(buf));
+	lg_https_expect(c, HTTPS_GREETING, 2, now);
+}
+
+/* The value of header name (lower case, with its colon) in the response
+ * head [head, end), or NULL; *len gets its length. */
+static const char *
+lg_https_header(const char *head, const char *end, const char *name,
+    size_t *len)
+{
+	size_t n = strlen(name);
+	const char *line = memchr(head, '\n', (size_t)(end - head));
+
+	while (line != NULL && ++line < end) {
+		const char *eol = memchr(line, '\r', (size_t)(end - line));
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - line) >= n &&
+		    strncasecmp(line, name, n) == 0) {
+			line += n;
+			while (line < eol && (*line == ' ' || *line == '\t'))
+				line++;
+			*len = (size_t)(eol - line);
+			return line;
+		}
+		line = memchr(eol, '\n', (size_t)(end - eol));
+	}
+	return NULL;
+}
+
+/* Whether a Connection header's value (len bytes) names close. */
+static int
+lg_https_has_close(const char *value, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 5 <= len; i++)
+		if (strncasecmp(value + i, "close", 5) == 0)
+			return 1;
+	return 0;
+}
+
+/* The response is all in and verified. In https-req a response that
+ * says `Connection: close` ends its session (no failure: a client opens
+ * another, and so does this one). */
+static void
+lg_https_complete(struct lg_https *c, uint64_t now)
+{
+	if (!hx.keepalive || c->closing) {
+		lg_close(c->fd);
+		c->fd = -1;
+		c->state = HTTPS_DONE;
+		if (!hx.warmup && (!hx.keepalive || now < hx.end)) {
+			histogram_add(&latency, now - (hx.keepalive ?
+			    c->sent_at : c->started));
+			hx.ops++;
+		}
+		lg_https_next(c, now);
+		return;
+	}
+	if (now >= hx.end) {
+		/* Out when time was up: verified, not counted. */
+		lg_https_expect(c, HTTPS_READY, 0, now);
+		return;
+	}
+	histogram_add(&latency, now - c->sent_at);
+	hx.ops++;
+	if (lg_https_send(c, now) == -1)
+		lg_https_next(c, now);
+}
+
+/* Body bytes at offset c->body_got; 0 to read on, 1 when the session
+ * went on (done, or failed and replaced). */
+static int
+lg_https_body(struct lg_https *c, const unsigned char *buf, size_t len,
+    uint64_t now)
+{
+	if (len > opt.size - c->body_got) {
+		lg_https_failed(c, "%zu bytes after the %zu-byte body",
+		    len - (size_t)(opt.size - c->body_got), opt.size);
+		lg_https_next(c, now);
+		return 1;
+	}
+	if (pattern_check(buf, len, c->body_got) == -1) {
+		lg_https_failed(c, "body off the pattern near offset %llu",
+		    (unsigned long long)c->body_got);
+		lg_https_next(c, now);
+		return 1;
+	}
+	c->body_got += len;
+	c->state = HTTPS_BODY;
+	if (c->body_got < opt.size)
+		return 0;
+	lg_https_complete(c, now);
+	return 1;
+}
+
+/* What has come of the response head: status 200, Content-Length the size
+ * asked for, no chunks. 0 to read on, 1 when the session went on. */
+static int
+lg_https_head(struct lg_https *c, uint64_t now)
+{
+	const char *head = (const char *)c->buf, *end, *value;
+	unsigned long long length;
+	size_t len, used;
+	char *stop;
+
+	end = memmem(head, c->have, "\r\n\r\n", 4);
+	if (end == NULL) {
+		if (c->have < sizeof(c->buf))
+			return 0;
+		lg_https_failed(c, "a head over %d bytes", LG_HTTPS_HEAD_MAX);
+		lg_https_next(c, now);
+		return 1;
+	}
+	used = (size_t)(end - head) + 4;
+	if ((strncmp(head, "HTTP/1.1 ", 9) != 0 &&
+	    strncmp(head, "HTTP/1.0 ", 9) != 0) ||
+	    strncmp(head + 9, "200", 3) != 0 ||
+	    (head[12] != ' ' && head[12] != '\r')) {
+		len = strcspn(head, "\r");
+		lg_https_failed(c, "\"%.*s\"", (int)(len < 80 ? len : 80),
+		    head);
+		lg_https_next(c, now);
+		return 1;
+	}
+	if (lg_https_header(head, end, "transfer-encoding:", &len) != NULL ||
+	    (value = lg_https_header(head, end, "content-length:",
+	    &len)) == NULL) {
+		lg_https_failed(c, "no Content-Length");
+		lg_https_next(c, now);
+		return 1;
+	}
+	errno = 0;
+	length = strtoull(value, &stop, 10);
+	if (errno != 0 || stop == value || length != opt.size) {
+		lg_https_failed(c, "Content-Length %.*s, asked for %zu",
+		    (int)(len < 20 ? len : 20), value, opt.size);
+		lg_https_next(c, now);
+		return 1;
+	}
+	value = lg_https_header(head, end, "connection:", &len);
+	c->closing = value != NULL && lg_https_has_close(value, len);
+	return lg_https_body(c, c->buf + used, c->have - used, now);
+}
+
+/* Bytes read in the current state; 0 to read on, 1 to stop reading (the
+ * state wants another readiness, or the session went on). */
+static int
+lg_https_took(struct lg_https *c, uint64_t now)
+{
+	unsigned char buf[600];
+	const unsigned char *end;
+
+	switch (c->state) {
+	case HTTPS_GREETING:
+		if (c->have < c->need)
+			return 0;
+		if (c->buf[0] != 5 || c->buf[1] != (opt.user ? 2 : 0))
+			lg_fail(LG_EXIT_ERROR, "greeting refused (%02x %02x)",
+			    c->buf[0], c->buf[1]);
+		if (opt.user != NULL) {
+			lg_https_tunnel_send(c->fd, buf, lg_encode_auth(buf));
+			lg_https_expect(c, HTTPS_AUTH, 2, now);
+			return 1;
+		}
+		lg_https_tunnel_send(c->fd, buf, lg_encode_request(buf, 1,
+		    &opt.target, opt.name));
+		lg_https_expect(c, HTTPS_REPLY, 5, now);
+		return 1;
+	case HTTPS_AUTH:
+		if (c->have < c->need)
+			return 0;
+		if (c->buf[1] != 0)
+			lg_fail(LG_EXIT_ERROR, "login refused (%02x)",
+			    c->buf[1]);
+		lg_https_tunnel_send(c->fd, buf, lg_encode_request(buf, 1,
+		    &opt.target, opt.name));
+		lg_https_expect(c, HTTPS_REPLY, 5, now);
+		return 1;
+	case HTTPS_REPLY:
+		if (c->have < c->need)
+			return 0;
+		if (c->need == 5) {
+			c->need = lg_reply_length(c->buf);
+			if (c->need == 0)
+				lg_fail(LG_EXIT_ERROR, "malformed reply");
+			if (c->have < c->need)
+				return 0;
+		}
+		if (c->buf[1] != 0)
+			lg_fail(LG_EXIT_ERROR, "CONNECT refused with reply %u",
+			    c->buf[1]);
+		lg_https_tunnel_up(c, now);
+		return 1;
+	case HTTPS_TUNNEL_HEAD:
+		end = lg_http_head_end(c->buf, c->have);
+		if (end == NULL)
+			return 0;
+		/* The origin says nothing before the ClientHello. */
+		if (end != c->buf + c->have)
+			lg_fail(LG_EXIT_ERROR, "%zu bytes after the HTTP "
+			    "response head", (size_t)(c->buf + c->have - end));
+		lg_https_tunnel_up(c, now);
+		return 1;
+	case HTTPS_HEAD:
+		return lg_https_head(c, now);
+	default:
+		return 1;
+	}
+}
+
+/* The session's socket is readable (or has an error). */
+static void
+lg_https_readable(struct lg_https *c, uint64_t now)
+{
+	int reads = 0;
+
+	for (;;) {
+		unsigned char *into = c->buf + c->have;
+		size_t room = c->need - c->have;
+		ssize_t r;
+
+		switch (c->state) {
+		case HTTPS_HANDSHAKE:
+			lg_https_handshake(c, now);
+			return;
+		case HTTPS_READY:
+			/* Nothing may come (a TLS 1.3 ticket is OpenSSL's). */
+			into = c->buf;
+			room = 1;
+			break;
+		case HTTPS_BODY:
+			into = io_buf;
+			room = opt.size - c->body_got;
+			if (room > sizeof(io_buf))
+				room = sizeof(io_buf);
+			break;
+		case HTTPS_CONNECTING:
+		case HTTPS_DONE:
+			return;
+		default:
+			break;
+		}
+		r = lg_recv(c->fd, into, room);
+		if (r == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0 || c->state == HTTPS_READY) {
+			if (r > 0)
+				lg_https_failed(c, "bytes from the origin "
+				    "with no request in flight");
+			else if (r == 0)
+				lg_https_failed(c, "connection closed after "
+				    "%llu bytes", (unsigned long long)(c->have +
+				    c->body_got));
+			else
+				lg_https_failed(c, "%s", lg_strerror(errno));
+			lg_https_next(c, now);
+			return;
+		}
+		if (c->state == HTTPS_BODY) {
+			if (lg_https_body(c, into, (size_t)r, now))
+				return;
+		} else {
+			c->have += (size_t)r;
+			if (lg_https_took(c, now))
+				return;
+		}
+		if (!lg_read_again(c->fd, &reads))
+			return;
+	}
+}
+
+/* Sessions neither finished nor (https-req) idle. */
+static int
+lg_https_busy(const struct lg_https *c, int n)
+{
+	int i, busy = 0;
+
+	for (i = 0; i < n; i++)
+		busy += c[i].state != HTTPS_DONE && c[i].state != HTTPS_READY;
+	return busy;
+}
+
+/* Run the sessions until none is busy and, once the clock runs for
+ * https-req, time is up; gives the time it stopped. A session that has
+ * waited 10 s for its next step fails. Setting up (before the clock) may
+ * take 20 s at most. */
+static uint64_t
+lg_https_loop(struct lg_https *c, int n)
+{
+	struct epoll_event events[LG_MAX_EVENTS];
+	uint64_t now = clock_now_ns(), since = now;
+	int i;
+
+	while (lg_https_busy(c, n) > 0 || (hx.timed && now < hx.end)) {
+		int k = epoll_wait(hx.epfd, events, LG_MAX_EVENTS, 50);
+
+		now = clock_now_ns();
+		for (i = 0; i < k; i++) {
+			struct lg_https *s = events[i].data.ptr;
+
+			if (s->state == HTTPS_CONNECTING)
+				lg_https_connected(s, now);
+			else if (s->state == HTTPS_HANDSHAKE)
+				lg_https_handshake(s, now);
+			else
+				lg_https_readable(s, now);
+		}
+		for (i = 0; i < n; i++) {
+			if (c[i].state == HTTPS_DONE ||
+			    c[i].state == HTTPS_READY ||
+			    now < c[i].since + LG_CYCLE_TIMEOUT)
+				continue;
+			lg_https_failed(&c[i], "nothing for %llu s",
+			    LG_CYCLE_TIMEOUT / 1000000000ULL);
+			lg_https_next(&c[i], now);
+		}
+		if (!hx.timed && hx.keepalive &&
+		    now > since + 2 * LG_CYCLE_TIMEOUT)
+			lg_fail(LG_EXIT_ERROR, "%d of %d sessions not set up in "
+			    "20 s (%llu failed, first: %s)", lg_https_busy(c, n),
+			    n, (unsigned long long)hx.failures,
+			    hx.failures ? hx.first_failure : "none");
+	}
+	return now;
+}
+
+static void
+lg_run_https(void)
+{
+	struct lg_https *c = calloc((size_t)opt.conns, sizeof(*c));
+	const struct sockaddr_in *t = (const struct sockaddr_in *)&opt.target;
+	uint16_t port = ntohs(t->sin_port);	/* same offset in sin6 */
+	char host[300];
+	uint64_t start, now, elapsed;
+	int i, n;
+
+	if (c == NULL)
+		lg_fail(LG_EXIT_ERROR, "out of memory");
+	hx.epfd = lg_epoll();
+	hx.keepalive = strcmp(opt.mode, "https-req") == 0;
+	if (port == 443)
+		snprintf(host, sizeof(host), "%s", opt.sni);
+	else
+		snprintf(host, sizeof(host), "%s:%u", opt.sni, port);
+	n = snprintf(hx.request, sizeof(hx.request), "GET /%zu HTTP/1.1\r\n"
+	    "Host: %s\r\nUser-Agent: socks5d-bench-loadgen\r\n%s\r\n",
+	    opt.size, host, hx.keepalive ? "" : "Connection: close\r\n");
+	hx.request_len = (size_t)n;
+	for (i = 0; i < opt.conns; i++)
+		c[i].state = HTTPS_DONE;
+	if (!hx.keepalive) {
+		/* One cycle before the clock: the proxy's first leaf for the
+		 * name is made, as for any session after a site's first. */
+		hx.warmup = 1;
+		hx.end = UINT64_MAX;
+		lg_https_start(&c[0], clock_now_ns());
+		lg_https_loop(c, 1);
+		hx.warmup = 0;
+		start = clock_now_ns();
+		hx.end = start + (uint64_t)(opt.seconds * 1e9);
+		for (i = 0; i < opt.conns; i++)
+			lg_https_start(&c[i], start);
+		now = lg_https_loop(c, opt.conns);
+		elapsed = now - start;
+	} else {
+		hx.end = UINT64_MAX;
+		now = clock_now_ns();
+		for (i = 0; i < opt.conns; i++)
+			lg_https_start(&c[i], now);
+		lg_https_loop(c, opt.conns);
+		hx.timed = 1;
+		start = clock_now_ns();
+		hx.end = start + (uint64_t)(opt.seconds * 1e9);
+		for (i = 0; i < opt.conns; i++)
+			if (c[i].state == HTTPS_READY &&
+			    lg_https_send(&c[i], start) == -1)
+				lg_https_next(&c[i], start);
+		lg_https_loop(c, opt.conns);
+		elapsed = hx.end - start;
+		for (i = 0; i < opt.conns; i++)
+			if (c[i].state != HTTPS_DONE)
+				lg_close(c[i].fd);
+	}
+	printf("result mode=%s conns=%d seconds=%.3f ops=%llu verified=%llu "
+	    "ops_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu size=%zu%s%s\n",
+	    opt.mode, opt.conns, lg_seconds(elapsed),
+	    (unsigned long long)hx.ops, (unsigned long long)hx.ops,
+	    (double)hx.ops / lg_seconds(elapsed),
+	    (double)histogram_percentile(&latency, 0.50) / 1000.0,
+	    (double)histogram_percentile(&latency, 0.99) / 1000.0,
+	    (unsigned long long)hx.failures, opt.size, tls_params, tls_issuer);
+	fflush(stdout);
+	if (hx.failures > 0)
+		lg_fail(LG_EXIT_VERIFY, "%llu %s failed beside %llu verified "
+		    "(the first: %s)", (unsigned long long)hx.failures,
+		    hx.keepalive ? "sessions or requests" : "sessions",
+		    (unsigned long long)hx.ops, hx.first_failure);
+}
+
 /* -- UDP ----------------------------------------------------------------- */
 
 #define LG_UDP_LOSS_NS	50000000ULL	/* silence that counts as a loss */
@@ -1548,13 +2280,15 @@ main(int argc, char **argv)
 {
 	const char *target = NULL;
 	char *colon;
-	int ch;
+	int ch, sni_given = 0;
 
 	if (argc < 2)
 		lg_usage();
 	opt.mode = argv[1];
 	optind = 2;
-	while ((ch = getopt(argc, argv, "a:c:d:n:p:P:s:t:T:w:W:")) != -1) {
+	opt.sni = LG_HTTPS_NAME;
+	while ((ch = getopt(argc, argv, "a:c:d:I:n:O:p:P:s:S:t:T:w:W:")) !=
+	    -1) {
 		switch (ch) {
 		case 'a':
 			opt.user = optarg;
@@ -1570,6 +2304,18 @@ main(int argc, char **argv)
 			break;
 		case 'd':
 			opt.seconds = atof(optarg);
+			break;
+		case 'I':
+			opt.issuer = optarg;
+			break;
+		case 'O':
+			opt.origin_ca = optarg;
+			break;
+		case 'S':
+			opt.sni = optarg;
+			sni_given = 1;
+			if (strlen(optarg) > 255)
+				lg_usage();
 			break;
 		case 'n':
 			opt.name = optarg;
@@ -1608,9 +2354,17 @@ main(int argc, char **argv)
 			lg_usage();
 		}
 	}
+	opt.https = strcmp(opt.mode, "https-conn") == 0 ||
+	    strcmp(opt.mode, "https-req") == 0;
 	if (target == NULL || addr_parse(target, &opt.target,
 	    &opt.target_len) == -1 || opt.conns < 1 || opt.seconds <= 0 || opt.settle <= 0 ||
-	    opt.size < 1 || opt.size > LG_MAX_MSG || opt.window < 1)
+	    opt.size < 1 || opt.size > (opt.https ? LG_HTTPS_BODY_MAX :
+	    LG_MAX_MSG) || opt.window < 1)
+		lg_usage();
+	/* HTTPS to the origin verifies against -O, and is not nested in TLS
+	 * to the proxy; -O, -S and -I are for those modes alone. */
+	if (opt.https ? opt.origin_ca == NULL || opt.cafile != NULL :
+	    opt.origin_ca != NULL || opt.issuer != NULL || sni_given)
 		lg_usage();
 	if (!opt.proxied) {
 		opt.name = NULL;	/* direct runs always go by IP */
@@ -1629,6 +2383,8 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (opt.cafile != NULL)
 		lg_tls_init();
+	if (opt.https)
+		lg_origin_init();
 	if (strcmp(opt.mode, "bulk-up") == 0)
 		lg_run_bulk_up();
 	else if (strcmp(opt.mode, "bulk-down") == 0)
@@ -1641,6 +2397,8 @@ main(int argc, char **argv)
 		lg_run_idle();
 	else if (strcmp(opt.mode, "udp") == 0)
 		lg_run_udp();
+	else if (opt.https)
+		lg_run_https();
 	else
 		lg_usage();
 	return 0;

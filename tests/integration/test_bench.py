@@ -4,7 +4,11 @@ and print sane tables, and the load generator must report a proxy that
 corrupts, drops or garbles data as a failure, never as a number, through
 SOCKS5 and through HTTP CONNECT (-P http) alike, in the clear and inside
 TLS (-T). The tls scenario (socks5d's [tls] port, stunnel in front of Dante,
-socks5d's plain port) must post a number in every cell.
+socks5d's plain port) must post a number in every cell. The HTTPS origin of
+the targets and the load generator's https-conn and https-req modes (the
+intercept scenario's) are checked directly against the origin: the
+intercept scenario itself is not run here, as its peers (Squid, mitmproxy)
+are slow to start and no part of socks5d.
 
 The load generator and targets come from $LOADGEN_BIN and $TARGETS_BIN
 (default build/bench/, relative paths from the repo root), as for
@@ -405,7 +409,14 @@ def test_loadgen_bad_arguments(bench_binaries):
                  ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-P", "http"],
                  # TLS is to a proxy, and not for UDP associations.
                  ["bulk-up", "-t", "127.0.0.1:1", "-T", "/dev/null"],
-                 ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-T", "/dev/null"]):
+                 ["udp", "-t", "127.0.0.1:1", "-p", "127.0.0.1:2", "-T", "/dev/null"],
+                 # HTTPS to the origin needs -O, is not nested in -T, and
+                 # -O, -S and -I are for those modes alone.
+                 ["https-conn", "-t", "127.0.0.1:1"],
+                 ["https-req", "-t", "127.0.0.1:1", "-O", "/dev/null", "-p",
+                  "127.0.0.1:2", "-T", "/dev/null"],
+                 ["connrate", "-t", "127.0.0.1:1", "-O", "/dev/null"],
+                 ["reqresp", "-t", "127.0.0.1:1", "-S", "origin.bench.test"]):
         proc = loadgen(*args)
         assert proc.returncode == 2, (args, proc.returncode)
         assert "usage" in proc.stderr
@@ -593,6 +604,130 @@ def test_loadgen_tls_detects_a_corrupting_proxy(targets, fake_proxy, bench_tls,
         assert proc.returncode == status, (kind, proc.returncode, proc.stdout, proc.stderr)
         assert any(e in proc.stderr for e in errors), (kind, proc.stderr)
         assert "result" not in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def bench_origin(tmp_path_factory):
+    """The intercept scenario's kind of certificates: the origin's CA, the
+    origin's leaf from it (origin.bench.test and 127.0.0.1), and another
+    CA (an interception CA) that signed nothing the origin serves."""
+    d = tmp_path_factory.mktemp("bench-origin")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for name, cn in (("origin-ca", "test-origin-CA"), ("other-ca", "test-other-CA")):
+        subprocess.run(["openssl", "req", "-x509", *ec, "-days", "2", "-subj",
+                        f"/CN={cn}", "-keyout", str(d / f"{name}-key.pem"),
+                        "-out", str(d / f"{name}.pem")],
+                       check=True, capture_output=True, timeout=60)
+    (d / "leaf.ext").write_text("basicConstraints=critical,CA:FALSE\n"
+                                "subjectAltName=DNS:origin.bench.test,IP:127.0.0.1\n")
+    subprocess.run(["openssl", "req", "-new", *ec, "-subj", "/CN=origin.bench.test",
+                    "-keyout", str(d / "origin-key.pem"), "-out", str(d / "origin.csr")],
+                   check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(d / "origin.csr"),
+                    "-CA", str(d / "origin-ca.pem"), "-CAkey", str(d / "origin-ca-key.pem"),
+                    "-set_serial", "0x1234", "-days", "2", "-extfile", str(d / "leaf.ext"),
+                    "-out", str(d / "origin.pem")],
+                   check=True, capture_output=True, timeout=60)
+    return d
+
+
+@pytest.fixture
+def https_targets(bench_binaries, bench_origin):
+    """build/bench/targets with the HTTPS origin: its ports line adds
+    https=PORT after the usual ones."""
+    proc = subprocess.Popen([str(TARGETS), "-C", str(bench_origin / "origin.pem"),
+                             "-K", str(bench_origin / "origin-key.pem")],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.match(r"ports sink=(\d+) source=(\d+) echo=(\d+) udp=(\d+) "
+                     r"echo6=\d https=(\d+)$", line)
+    assert match, f"targets printed {line!r}"
+    yield int(match.group(5))
+    proc.terminate()
+    assert proc.wait(10) == 0
+
+
+@pytest.mark.deadline(60)
+def test_loadgen_https_to_the_origin(https_targets, bench_origin, tmp_path):
+    """https-conn and https-req straight to the targets' HTTPS origin (no
+    proxy: its own CA is the one to trust) post verified figures naming
+    the TLS and the issuer the client saw; an untrusted chain, an issuer
+    other than -I's or a name the certificate lacks fails at once (1)."""
+    origin = f"127.0.0.1:{https_targets}"
+    ca = str(bench_origin / "origin-ca.pem")
+    for mode, size in (("https-conn", "1024"), ("https-req", "1024"),
+                       ("https-req", "300000")):
+        proc = loadgen(mode, "-t", origin, "-O", ca, "-I", "test-origin-CA",
+                       "-c", "4", "-s", size, "-d", "0.3")
+        assert proc.returncode == 0, (mode, proc.stderr)
+        fields = result_fields(proc.stdout)
+        assert int(fields["ops"]) > 0 and fields["errors"] == "0", fields
+        assert fields["size"] == size and fields["issuer"] == "test-origin-CA", fields
+        assert fields["tls"] == "TLSv1.3", fields
+    for args, error in (
+            (["-O", str(bench_origin / "other-ca.pem")],
+             "certificate presented for the origin: unable to get local issuer"),
+            (["-O", ca, "-I", "test-other-CA"],
+             'issued by CN "test-origin-CA", not "test-other-CA"'),
+            (["-O", ca, "-S", "elsewhere.bench.test"], "hostname mismatch")):
+        for mode in ("https-conn", "https-req"):
+            proc = loadgen(mode, "-t", origin, *args, "-d", "0.3")
+            assert proc.returncode == 1, (mode, args, proc.returncode, proc.stderr)
+            assert error in proc.stderr, (mode, proc.stderr)
+            assert "result" not in proc.stdout
+
+
+@pytest.mark.deadline(60)
+def test_loadgen_https_counts_bad_responses(bench_binaries, bench_origin):
+    """A response that is not a 200 with the body asked for is counted, its
+    session replaced, and the run exits 3 after its result line, naming
+    the first failure: a broken proxy never passes as merely slow."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(bench_origin / "origin.pem", bench_origin / "origin-key.pem")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    answers = {"status": b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+               "length": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"}
+    current = {}
+
+    def serve(sock):
+        try:
+            with ctx.wrap_socket(sock, server_side=True) as tls:
+                while True:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        chunk = tls.recv(4096)
+                        if not chunk:
+                            return
+                        head += chunk
+                    tls.sendall(answers[current["kind"]])
+        except (OSError, ssl.SSLError):
+            pass
+
+    def accept():
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(sock,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        for kind, error in (("status", 'response head: "HTTP/1.1 503 Busy"'),
+                            ("length", "Content-Length 3, asked for 64")):
+            current["kind"] = kind
+            for mode in ("https-conn", "https-req"):
+                proc = loadgen(mode, "-t", f"127.0.0.1:{listener.getsockname()[1]}",
+                               "-O", bench_origin / "origin-ca.pem", "-c", "2",
+                               "-d", "0.3")
+                assert proc.returncode == 3, (kind, mode, proc.returncode, proc.stderr)
+                assert int(result_fields(proc.stdout)["errors"]) > 0, proc.stdout
+                assert "verify failed" in proc.stderr and error in proc.stderr, \
+                    (kind, mode, proc.stderr)
+    finally:
+        listener.close()
 
 
 @pytest.mark.deadline(150)
@@ -1043,3 +1178,50 @@ def test_bench_tls_checks():
     c = {c[0]: c for c in run.check_targets({}, 8000, {})}
     for text in (https, socks, conn, idle):
         assert c[text][2] == "n/a" and c[text][3] is None, c[text]
+
+
+def test_bench_intercept_checks():
+    """The intercept targets divide socks5d intercepting by the faster of
+    Squid's ssl_bump and mitmproxy, row by row, and ask for 2x; a peer with
+    no figure leaves the other, with neither the check is n/a. The table
+    has the three columns and both ratios; the leaves row is socks5d's."""
+    run = load_driver()
+
+    def row(label, mine, squid, mitm):
+        cells = {"socks5d-intercept": {"ops_per_s": mine}}
+        for col, v in (("squid-bump", squid), ("mitmproxy", mitm)):
+            cells[col] = {"ops_per_s": v} if v is not None else {"na": "n/a (not installed)"}
+        return {"label": label, "metric": "ops_per_s", "cells": cells}
+    sessions = "new intercepted TLS sessions per second >= 2x the faster of Squid " \
+        "ssl-bump and mitmproxy"
+    requests = "intercepted requests per second (keep-alive, 16 connections) >= 2x " \
+        "the faster of Squid ssl-bump and mitmproxy"
+    assert run.INTERCEPT_SESSIONS == "new intercepted TLS sessions"
+    assert run.INTERCEPT_REQUESTS == "intercepted requests, keep-alive, 16 conns"
+
+    def checks(conn, req):
+        rows = {"intercept": [row(run.INTERCEPT_SESSIONS, *conn),
+                              row(run.INTERCEPT_REQUESTS, *req)]}
+        return rows, {c[0]: c for c in run.check_targets(rows, 8000, {})}
+    rows, c = checks((400, 100, 200), (5000, 2500, 800))
+    assert c[sessions][1:] == ("2.00x mitmproxy", "met",
+                               ("intercept", run.INTERCEPT_SESSIONS))
+    assert c[requests][1:3] == ("2.00x Squid ssl-bump", "met")
+    _, c = checks((399, 100, 200), (4999, 2500, None))
+    assert c[sessions][2] == "NOT MET"
+    assert c[requests][1:3] == ("2.00x Squid ssl-bump (mitmproxy: no figure)", "NOT MET")
+    _, c = checks((400, None, None), (5000, None, None))
+    assert c[sessions][1:] == ("n/a", "n/a", None) and c[requests][2] == "n/a"
+    c = {c[0]: c for c in run.check_targets({}, 8000, {})}
+    assert c[sessions][2] == "n/a" and c[requests][2] == "n/a"
+    rows["intercept"].append({"label": run.INTERCEPT_MINT, "metric": "leaves_per_second",
+                              "cells": {"socks5d-intercept": {
+                                  "leaves_per_second": 5000.0, "us_per_leaf": 200.0,
+                                  "hits_per_second": 2e6},
+                                  "squid-bump": {"na": "n/a"}, "mitmproxy": {"na": "n/a"}}})
+    table = run.render_table(rows, "intercept", run.INTERCEPT_COLUMNS)
+    assert ("| test | socks5d intercepting | Squid ssl-bump | mitmproxy | socks5d "
+            "intercepting/Squid ssl-bump | socks5d intercepting/mitmproxy |") in table
+    assert "| new intercepted TLS sessions | 400 | 100 | 200 | 4.00x | 2.00x |" in table
+    assert ("| leaves minted per second (socks5d, one core) | 5,000 (200 us per leaf; "
+            "2,000,000 cache hits/s) | n/a | n/a | n/a | n/a |") in table
