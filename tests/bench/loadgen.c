@@ -69,12 +69,18 @@ struct lg_options {
 	const char		*sni;
 	const char		*issuer;
 	int			 https;		/* the mode is one of those */
+	int			 hello;		/* -H: connrate's message is a
+						 * TLS ClientHello */
 };
 
 static struct lg_options opt = {
 	.conns = 1, .seconds = 3.0, .size = 64, .window = 8, .settle = 20.0,
 };
 static unsigned char io_buf[4 * BENCH_CHUNK];
+/* With -H every connrate cycle sends this ClientHello (echoed back), so
+ * a proxy that sniffs server names reads a whole one: built once. */
+static unsigned char lg_hello[1536];
+static size_t lg_hello_len;
 /* With -P http every tunnel sends the same request: built once. */
 static char http_request[LG_HTTP_REQ_MAX];
 static size_t http_request_len;
@@ -102,11 +108,13 @@ lg_usage(void)
 	    "[-P socks5|http] [-n NAME]\n"
 	    "               [-a USER:PASS] [-c CONNS] [-d SECONDS] [-s SIZE] "
 	    "[-w WINDOW] [-W SETTLE]\n"
-	    "               [-O CAFILE [-S NAME] [-I ISSUER_CN]]\n"
+	    "               [-O CAFILE [-S NAME] [-I ISSUER_CN]] [-H]\n"
 	    "modes: bulk-up bulk-down reqresp connrate idle udp "
 	    "(udp: not with -P http or -T)\n"
 	    "       https-conn https-req (with -O, not with -T; -s is the "
-	    "body size)\n");
+	    "body size)\n"
+	    "-H: connrate cycles send a TLS ClientHello for bench.example, "
+	    "not one byte\n");
 	exit(2);
 }
 
@@ -1100,7 +1108,7 @@ struct lg_cycle {
 	uint64_t		 started;
 	size_t			 have, need;
 	unsigned char		 token;
-	unsigned char		 buf[600];
+	unsigned char		 buf[sizeof(lg_hello)];
 };
 
 static void
@@ -1127,6 +1135,46 @@ lg_cycle_expect(struct lg_cycle *c, enum lg_cycle_state state, size_t need)
 	c->state = state;
 	c->have = 0;
 	c->need = need;
+}
+
+/* The cycle's message to the echo target: one byte, or the ClientHello. */
+static void
+lg_cycle_message(struct lg_cycle *c)
+{
+	if (opt.hello) {
+		lg_cycle_send(c, lg_hello, lg_hello_len);
+		lg_cycle_expect(c, CYCLE_ECHO, lg_hello_len);
+		return;
+	}
+	lg_cycle_send(c, &c->token, 1);
+	lg_cycle_expect(c, CYCLE_ECHO, 1);
+}
+
+/* -H: the first flight of a real TLS client (SNI bench.example, ALPN h2
+ * and http/1.1), taken from a memory BIO. */
+static void
+lg_make_hello(void)
+{
+	static const unsigned char alpn[] = "\x02h2\x08http/1.1";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	int n;
+
+	if (ssl == NULL || rb == NULL || wb == NULL)
+		lg_fail(LG_EXIT_ERROR, "cannot set up TLS for -H");
+	SSL_set_bio(ssl, rb, wb);
+	if (SSL_set_tlsext_host_name(ssl, "bench.example") != 1 ||
+	    SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1) != 0)
+		lg_fail(LG_EXIT_ERROR, "cannot set up TLS for -H");
+	SSL_set_connect_state(ssl);
+	(void)SSL_do_handshake(ssl);
+	n = BIO_read(wb, lg_hello, (int)sizeof(lg_hello));
+	if (n <= 0 || lg_hello[0] != 0x16 || BIO_pending(wb) > 0)
+		lg_fail(LG_EXIT_ERROR, "no ClientHello for -H");
+	lg_hello_len = (size_t)n;
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
 }
 
 static void
@@ -1162,8 +1210,7 @@ lg_cycle_begin(int epfd, struct lg_cycle *c)
 
 	lg_cycle_watch(epfd, c, EPOLLIN);
 	if (!opt.proxied) {
-		lg_cycle_send(c, &c->token, 1);
-		lg_cycle_expect(c, CYCLE_ECHO, 1);
+		lg_cycle_message(c);
 		return;
 	}
 	if (opt.http) {
@@ -1259,8 +1306,7 @@ lg_cycle_advance(struct lg_cycle *c)
 		if (c->buf[1] != 0)
 			lg_fail(LG_EXIT_ERROR, "CONNECT refused with reply %u",
 			    c->buf[1]);
-		lg_cycle_send(c, &c->token, 1);
-		lg_cycle_expect(c, CYCLE_ECHO, 1);
+		lg_cycle_message(c);
 		return 0;
 	case CYCLE_HTTP:
 		end = lg_http_head_end(c->buf, c->have);
@@ -1270,10 +1316,15 @@ lg_cycle_advance(struct lg_cycle *c)
 		if (end != c->buf + c->have)
 			lg_fail(LG_EXIT_ERROR, "%zu bytes after the HTTP "
 			    "response head", (size_t)(c->buf + c->have - end));
-		lg_cycle_send(c, &c->token, 1);
-		lg_cycle_expect(c, CYCLE_ECHO, 1);
+		lg_cycle_message(c);
 		return 0;
 	case CYCLE_ECHO:
+		if (opt.hello) {
+			if (memcmp(c->buf, lg_hello, lg_hello_len) != 0)
+				lg_fail(LG_EXIT_VERIFY, "the ClientHello came "
+				    "back changed");
+			return 1;
+		}
 		if (c->buf[0] != c->token)
 			lg_fail(LG_EXIT_VERIFY, "echoed byte %02x, sent %02x",
 			    c->buf[0], c->token);
@@ -2287,9 +2338,12 @@ main(int argc, char **argv)
 	opt.mode = argv[1];
 	optind = 2;
 	opt.sni = LG_HTTPS_NAME;
-	while ((ch = getopt(argc, argv, "a:c:d:I:n:O:p:P:s:S:t:T:w:W:")) !=
+	while ((ch = getopt(argc, argv, "a:c:d:HI:n:O:p:P:s:S:t:T:w:W:")) !=
 	    -1) {
 		switch (ch) {
+		case 'H':
+			opt.hello = 1;
+			break;
 		case 'a':
 			opt.user = optarg;
 			colon = strchr(optarg, ':');
@@ -2391,8 +2445,11 @@ main(int argc, char **argv)
 		lg_run_bulk_down();
 	else if (strcmp(opt.mode, "reqresp") == 0)
 		lg_run_reqresp();
-	else if (strcmp(opt.mode, "connrate") == 0)
+	else if (strcmp(opt.mode, "connrate") == 0) {
+		if (opt.hello)
+			lg_make_hello();
 		lg_run_connrate();
+	}
 	else if (strcmp(opt.mode, "idle") == 0)
 		lg_run_idle();
 	else if (strcmp(opt.mode, "udp") == 0)

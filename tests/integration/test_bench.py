@@ -360,6 +360,17 @@ def test_loadgen_verifies_direct_and_counts_bytes(targets):
     assert int(result_fields(proc.stdout)["ops"]) > 0
 
 
+def test_loadgen_hello_is_sniffed_through_socks5d(targets, start_daemon):
+    """connrate -H: each cycle's message is a real ClientHello, echoed
+    back whole; socks5d with [inspect] sniff reads its server name."""
+    d = start_daemon(inspect={"sniff": "tls, http"})
+    proc = loadgen("connrate", "-p", f"{d.host}:{d.port}", "-H",
+                   "-t", f"127.0.0.1:{targets['echo']}", "-d", "0.3", "-c", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert int(result_fields(proc.stdout)["verified"]) > 0
+    assert d.wait_session(sni="bench.example")["alpn"] == "h2"
+
+
 def test_loadgen_detects_a_corrupting_proxy(targets, fake_proxy):
     proxy = fake_proxy("flip")
     proc = loadgen("bulk-down", "-p", f"127.0.0.1:{proxy.port}",
