@@ -117,7 +117,7 @@ struct metrics_slot {
 	uint64_t refused[METRICS_REFUSED_COUNT];
 	uint64_t sniffed[4];           /* tls, http, quic, none */
 	uint64_t sniff_mismatches;
-	uint64_t intercepts[7];        /* intercept_labels */
+	uint64_t intercepts[7];        /* intercept_labels, in order */
 	uint64_t http_exchanges;       /* intercepted sessions' http lines */
 	uint64_t leaves_minted, leaves_cached;
 	uint64_t pipes_small;
@@ -175,14 +175,27 @@ metrics_count_refused(enum metrics_refusal reason)
 		METRICS_ADD(refused[reason], 1);
 }
 
+/* The index of label among n labels, or n for none of them. */
+static size_t
+metrics_label_index(const char *const *labels, size_t n, const char *label)
+{
+	size_t i = 0;
+
+	while (i < n && strcmp(label, labels[i]) != 0)
+		i++;
+	return i;
+}
+
 static const char *const sniff_labels[] = { "tls", "http", "quic", "none" };
 
 void
 metrics_count_sniffed(const char *kind)
 {
-	for (size_t i = 0; i < ARRAY_LEN(sniff_labels); i++)
-		if (strcmp(kind, sniff_labels[i]) == 0)
-			METRICS_ADD(sniffed[i], 1);
+	size_t i = metrics_label_index(sniff_labels, ARRAY_LEN(sniff_labels),
+	    kind);
+
+	if (i < ARRAY_LEN(sniff_labels))
+		METRICS_ADD(sniffed[i], 1);
 }
 
 void
@@ -193,13 +206,18 @@ metrics_count_sniff_mismatch(void)
 
 static const char *const intercept_labels[] = { "yes", "bypass", "learnt",
     "plain", "none", "refused", "untrusted" };
+_Static_assert(ARRAY_LEN(intercept_labels) ==
+    sizeof(((struct metrics_slot *)0)->intercepts) / sizeof(uint64_t),
+    "a counter per intercept result");
 
 void
 metrics_count_intercept(const char *result)
 {
-	for (size_t i = 0; i < ARRAY_LEN(intercept_labels); i++)
-		if (strcmp(result, intercept_labels[i]) == 0)
-			METRICS_ADD(intercepts[i], 1);
+	size_t i = metrics_label_index(intercept_labels,
+	    ARRAY_LEN(intercept_labels), result);
+
+	if (i < ARRAY_LEN(intercept_labels))
+		METRICS_ADD(intercepts[i], 1);
 }
 
 void
@@ -238,15 +256,12 @@ metrics_cmd_index(uint8_t cmd)
 	}
 }
 
-static unsigned
+/* The last label counts every reason the others do not name. */
+static size_t
 metrics_failure_index(const char *reason)
 {
-	unsigned i;
-
-	for (i = 0; i < FAILURE_COUNT - 1; i++)
-		if (reason != NULL && strcmp(reason, failure_labels[i]) == 0)
-			break;
-	return i;
+	return reason == NULL ? FAILURE_COUNT - 1 :
+	    metrics_label_index(failure_labels, FAILURE_COUNT - 1, reason);
 }
 
 void
@@ -324,12 +339,11 @@ metrics_count_tls_session(int version, bool resumed)
 void
 metrics_count_tls_failure(const char *reason)
 {
-	for (size_t i = 0; i < TLS_FAILURES; i++) {
-		if (strcmp(reason, tls_failure_labels[i]) == 0) {
-			METRICS_ADD(tls_failures[i], 1);
-			return;
-		}
-	}
+	size_t i = metrics_label_index(tls_failure_labels, TLS_FAILURES,
+	    reason);
+
+	if (i < TLS_FAILURES)
+		METRICS_ADD(tls_failures[i], 1);
 }
 
 void
