@@ -7,8 +7,6 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <arpa/inet.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,8 +24,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "socks5d/file.h"
 #include "socks5d/mint.h"
+#include "socks5d/pem.h"
 
 #define MINT_BACKDATE		3600		/* for clocks that lag */
 #define MINT_LIFETIME		(397L * 86400)	/* CA/B Forum's longest */
@@ -80,70 +78,6 @@ struct mint {
 };
 
 static int
-mint_fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-mint_fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	ERR_clear_error();
-	return -1;
-}
-
-/* OpenSSL's words for the first error it queued (see tls_ctx.c). */
-static const char *
-mint_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-	return r != NULL ? r : "unknown error";
-}
-
-/* OpenSSL 3's decoders say "unsupported" first for a file with no key. */
-static const char *
-mint_key_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-
-	if (ERR_GET_LIB(e) == ERR_LIB_OSSL_DECODER &&
-	    ERR_GET_REASON(e) == ERR_R_UNSUPPORTED) {
-		(void)ERR_get_error();
-		if (ERR_peek_error() == 0)
-			return "no PEM private key in it";
-	}
-	return mint_reason();
-}
-
-/* No terminal to ask a passphrase on: record that one was wanted rather
- * than let OpenSSL try /dev/tty. */
-static int
-mint_no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	if (arg != NULL)
-		*(bool *)arg = true;
-	return -1;
-}
-
-static void
-mint_time_text(const ASN1_TIME *t, char *out, size_t outlen)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) != 1 ||
-	    strftime(out, outlen, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(out, outlen, "unreadable");
-}
-
-static int
 mint_time_t(const ASN1_TIME *t, time_t *out)
 {
 	struct tm tm;
@@ -157,19 +91,16 @@ mint_time_t(const ASN1_TIME *t, time_t *out)
 static X509 *
 mint_load_ca(const char *path, char *why, size_t whylen)
 {
-	char reason[128];
 	X509 *ca;
 	FILE *fp;
 
-	if ((fp = file_open_regular(path, reason, sizeof(reason))) == NULL) {
-		mint_fail(why, whylen, "ca_certificate %s: %s", path, reason);
+	if ((fp = pem_open("ca_certificate", path, why, whylen)) == NULL)
 		return NULL;
-	}
-	ca = PEM_read_X509(fp, NULL, mint_no_passphrase, NULL);
+	ca = PEM_read_X509(fp, NULL, pem_no_passphrase, NULL);
 	fclose(fp);
 	if (ca == NULL)
-		mint_fail(why, whylen, "ca_certificate %s: cannot load: %s",
-		    path, mint_reason());
+		pem_fail(why, whylen, "ca_certificate %s: cannot load: %s",
+		    path, pem_reason());
 	return ca;
 }
 
@@ -184,37 +115,29 @@ mint_check_ca(struct mint *m, const char *path, char *why, size_t whylen)
 	uint32_t flags = X509_get_extension_flags(m->m_ca);
 	const ASN1_TIME *before = X509_get0_notBefore(m->m_ca);
 	const ASN1_TIME *after = X509_get0_notAfter(m->m_ca);
-	char text[64];
 
 	if (flags & EXFLAG_INVALID)
-		return mint_fail(why, whylen, "ca_certificate %s: its "
+		return pem_fail(why, whylen, "ca_certificate %s: its "
 		    "extensions are malformed", path);
 	if (!(flags & EXFLAG_CA))
-		return mint_fail(why, whylen, "ca_certificate %s: not a CA "
+		return pem_fail(why, whylen, "ca_certificate %s: not a CA "
 		    "certificate (no basicConstraints CA:TRUE)", path);
 	if ((flags & EXFLAG_KUSAGE) &&
 	    !(X509_get_key_usage(m->m_ca) & KU_KEY_CERT_SIGN))
-		return mint_fail(why, whylen, "ca_certificate %s: its keyUsage "
+		return pem_fail(why, whylen, "ca_certificate %s: its keyUsage "
 		    "lacks keyCertSign, so it may not sign certificates", path);
 	if ((flags & EXFLAG_XKUSAGE) &&
 	    !(X509_get_extended_key_usage(m->m_ca) &
 	    (XKU_SSL_SERVER | XKU_SGC)))
-		return mint_fail(why, whylen, "ca_certificate %s: its "
+		return pem_fail(why, whylen, "ca_certificate %s: its "
 		    "extendedKeyUsage lacks serverAuth, so clients would "
 		    "refuse the certificates it signs", path);
-	if (X509_cmp_current_time(after) <= 0) {
-		mint_time_text(after, text, sizeof(text));
-		return mint_fail(why, whylen, "ca_certificate %s: expired "
-		    "(notAfter %s)", path, text);
-	}
-	if (X509_cmp_current_time(before) >= 0) {
-		mint_time_text(before, text, sizeof(text));
-		return mint_fail(why, whylen, "ca_certificate %s: not valid "
-		    "yet (notBefore %s)", path, text);
-	}
+	if (pem_check_validity(m->m_ca, "ca_certificate", path, why,
+	    whylen) == -1)
+		return -1;
 	if (mint_time_t(before, &m->m_ca_not_before) == -1 ||
 	    mint_time_t(after, &m->m_ca_not_after) == -1)
-		return mint_fail(why, whylen, "ca_certificate %s: its validity "
+		return pem_fail(why, whylen, "ca_certificate %s: its validity "
 		    "is unreadable", path);
 	return 0;
 }
@@ -223,45 +146,29 @@ static int
 mint_load_key(struct mint *m, const char *path, const char *cert,
     char *why, size_t whylen)
 {
-	char reason[PATH_MAX + 128], buf[BUFSIZ];
-	bool asked = false;
 	EVP_PKEY *key;
-	FILE *fp;
 	int bits;
 
-	if ((fp = file_open_secret(path, reason, sizeof(reason))) == NULL)
-		return mint_fail(why, whylen, "ca_key %s: %s", path, reason);
-	/* Our own stdio buffer, so the key's text is wiped, not left in
-	 * freed memory. */
-	setvbuf(fp, buf, _IOFBF, sizeof(buf));
-	key = PEM_read_PrivateKey(fp, NULL, mint_no_passphrase, &asked);
-	fclose(fp);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (key == NULL && asked)
-		return mint_fail(why, whylen, "ca_key %s: encrypted with a "
-		    "passphrase, which socks5d cannot ask for; store it "
-		    "unencrypted (openssl pkey -in OLD -out NEW)", path);
-	if (key == NULL)
-		return mint_fail(why, whylen, "ca_key %s: cannot load: %s",
-		    path, mint_key_reason());
+	if ((key = pem_read_key("ca_key", path, why, whylen)) == NULL)
+		return -1;
 	m->m_ca_key = key;
 	/* Leaves are signed with SHA-256, which Ed25519 and the like do
 	 * not take. */
 	if (!EVP_PKEY_is_a(key, "RSA") && !EVP_PKEY_is_a(key, "EC"))
-		return mint_fail(why, whylen, "ca_key %s: a %s key; the CA's "
+		return pem_fail(why, whylen, "ca_key %s: a %s key; the CA's "
 		    "key must be RSA or EC", path,
 		    EVP_PKEY_get0_type_name(key) != NULL ?
 		    EVP_PKEY_get0_type_name(key) : "unknown");
 	/* Clients at OpenSSL's default security level refuse a chain
 	 * signed by less. */
 	if ((bits = EVP_PKEY_get_security_bits(key)) < 112)
-		return mint_fail(why, whylen, "ca_key %s: too weak (%d-bit "
+		return pem_fail(why, whylen, "ca_key %s: too weak (%d-bit "
 		    "%s, %d security bits; at least RSA 2048 or EC P-256)",
 		    path, EVP_PKEY_get_bits(key), EVP_PKEY_is_a(key, "RSA") ?
 		    "RSA" : "EC", bits);
 	if (X509_check_private_key(m->m_ca, key) != 1)
-		return mint_fail(why, whylen, "ca_key %s: does not match the "
-		    "certificate %s: %s", path, cert, mint_reason());
+		return pem_fail(why, whylen, "ca_key %s: does not match the "
+		    "certificate %s: %s", path, cert, pem_reason());
 	return 0;
 }
 
@@ -663,13 +570,13 @@ mint_probe(struct mint *m, const char *path, char *why, size_t whylen)
 
 	if ((x = mint_make(m, MINT_PROBE_NAME, strlen(MINT_PROBE_NAME),
 	    time(NULL), &not_after)) == NULL)
-		return mint_fail(why, whylen, "ca_key %s: cannot sign with it: "
-		    "%s", path, mint_reason());
+		return pem_fail(why, whylen, "ca_key %s: cannot sign with it: "
+		    "%s", path, pem_reason());
 	ok = X509_verify(x, X509_get0_pubkey(m->m_ca)) == 1;
 	X509_free(x);
 	if (!ok)
-		return mint_fail(why, whylen, "ca_key %s: its signatures do "
-		    "not verify: %s", path, mint_reason());
+		return pem_fail(why, whylen, "ca_key %s: its signatures do "
+		    "not verify: %s", path, pem_reason());
 	return 0;
 }
 
@@ -684,15 +591,15 @@ mint_new(const char *ca_certificate, const char *ca_key,
 	ERR_clear_error();
 	if (ca_certificate == NULL || *ca_certificate == '\0' ||
 	    ca_key == NULL || *ca_key == '\0') {
-		mint_fail(why, whylen, "needs a ca_certificate and a ca_key");
+		pem_fail(why, whylen, "needs a ca_certificate and a ca_key");
 		return NULL;
 	}
 	if (sodium_init() < 0) {
-		mint_fail(why, whylen, "cannot initialise libsodium");
+		pem_fail(why, whylen, "cannot initialise libsodium");
 		return NULL;
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
-		mint_fail(why, whylen, "out of memory");
+		pem_fail(why, whylen, "out of memory");
 		return NULL;
 	}
 	if ((m->m_ca = mint_load_ca(ca_certificate, why, whylen)) == NULL ||
@@ -700,8 +607,8 @@ mint_new(const char *ca_certificate, const char *ca_key,
 	    mint_load_key(m, ca_key, ca_certificate, why, whylen) == -1)
 		goto bad;
 	if ((m->m_leaf_key = mint_leaf_key_new()) == NULL) {
-		mint_fail(why, whylen, "cannot make the leaf key: %s",
-		    mint_reason());
+		pem_fail(why, whylen, "cannot make the leaf key: %s",
+		    pem_reason());
 		goto bad;
 	}
 	/* At most one entry per bucket on average. */
@@ -711,7 +618,7 @@ mint_new(const char *ca_certificate, const char *ca_key,
 	m->m_nbuckets = n;
 	if (mint_make_exts(m) == -1 ||
 	    (m->m_buckets = calloc(n, sizeof(*m->m_buckets))) == NULL) {
-		mint_fail(why, whylen, "out of memory");
+		pem_fail(why, whylen, "out of memory");
 		goto bad;
 	}
 	randombytes_buf(m->m_hashkey, sizeof(m->m_hashkey));

@@ -8,16 +8,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "socks5d/pem.h"
 #include "socks5d/tls_client.h"
-
-/* The first queued OpenSSL reason, for a message. */
-static const char *
-tls_client_reason(void)
-{
-	const char *r = ERR_reason_error_string(ERR_peek_error());
-
-	return r != NULL ? r : "unknown error";
-}
 
 SSL_CTX *
 tls_client_ctx_new(const char *ca_file, bool verify, char *why,
@@ -27,8 +19,7 @@ tls_client_ctx_new(const char *ca_file, bool verify, char *why,
 
 	ERR_clear_error();
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
-		snprintf(why, whylen, "cannot set up TLS: %s",
-		    tls_client_reason());
+		snprintf(why, whylen, "cannot set up TLS: %s", pem_reason());
 		goto fail;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
@@ -40,8 +31,7 @@ tls_client_ctx_new(const char *ca_file, bool verify, char *why,
 	 * OpenSSL holding nothing back, as on the server side. */
 	SSL_CTX_set_read_ahead(ctx, 0);
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-		snprintf(why, whylen, "cannot set up TLS: %s",
-		    tls_client_reason());
+		snprintf(why, whylen, "cannot set up TLS: %s", pem_reason());
 		goto fail;
 	}
 	/* The system's bundle is read now, whole: a directory of hashed
@@ -51,7 +41,7 @@ tls_client_ctx_new(const char *ca_file, bool verify, char *why,
 		ca_file = X509_get_default_cert_file();
 	if (SSL_CTX_load_verify_file(ctx, ca_file) != 1) {
 		snprintf(why, whylen, "%s: cannot load CA certificates: %s",
-		    ca_file, tls_client_reason());
+		    ca_file, pem_reason());
 		goto fail;
 	}
 	SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,

@@ -1,18 +1,14 @@
 /*
  * The TLS server context of the [tls] listeners (OpenSSL 3). Every file is
- * opened through file_open_regular and read from that descriptor, so a
- * FIFO cannot stall a reload, and the key's permissions are judged on the
- * very file that is then read. Session tickets are stateless
+ * opened through pem.c (file_open_regular) and read from that descriptor,
+ * so a FIFO cannot stall a reload, and the key's permissions are judged on
+ * the very file that is then read. Session tickets are stateless
  * (tls_tickets.c); the login a client certificate names is tls_user.c's.
  */
-#include <limits.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -20,7 +16,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "socks5d/file.h"
+#include "socks5d/pem.h"
 #include "socks5d/tls_ctx.h"
 #include "socks5d/tls_tickets.h"
 
@@ -30,126 +26,6 @@ struct tls_ctx {
 };
 
 static const unsigned char tls_alpn_http11[] = "http/1.1";
-
-static int
-tls_fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-tls_fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	ERR_clear_error();
-	return -1;
-}
-
-/*
- * OpenSSL's words for the first error it queued: the later ones mostly say
- * where it was passed on ("PEM lib"), the first what was wrong.
- */
-static const char *
-tls_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-	return r != NULL ? r : "unknown error";
-}
-
-/*
- * OpenSSL 3's decoders say "unsupported" first for anything they could not
- * read as a key: a file with no key, or a key broken in a way a later
- * error names.
- */
-static const char *
-tls_key_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-
-	if (ERR_GET_LIB(e) == ERR_LIB_OSSL_DECODER &&
-	    ERR_GET_REASON(e) == ERR_R_UNSUPPORTED) {
-		(void)ERR_get_error();
-		if (ERR_peek_error() == 0)
-			return "no PEM private key in it";
-	}
-	return tls_reason();
-}
-
-/* A daemon has no terminal to ask a passphrase on: OpenSSL's default
- * callback would try /dev/tty. Record that one was wanted. */
-static int
-tls_no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	if (arg != NULL)
-		*(bool *)arg = true;
-	return -1;
-}
-
-static FILE *
-tls_open(const char *what, const char *path, char *why, size_t whylen)
-{
-	char reason[128];
-	FILE *fp;
-
-	if ((fp = file_open_regular(path, reason, sizeof(reason))) == NULL)
-		tls_fail(why, whylen, "%s %s: %s", what, path, reason);
-	return fp;
-}
-
-/* The key must not be open to others (file_open_secret); its group may
- * read it. */
-static FILE *
-tls_open_key(const char *path, char *why, size_t whylen)
-{
-	char reason[PATH_MAX + 128];
-	FILE *fp;
-
-	if ((fp = file_open_secret(path, reason, sizeof(reason))) == NULL)
-		tls_fail(why, whylen, "key %s: %s", path, reason);
-	return fp;
-}
-
-static void
-tls_time_text(const ASN1_TIME *t, char *out, size_t outlen)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) != 1 ||
-	    strftime(out, outlen, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
-		snprintf(out, outlen, "unreadable");
-}
-
-/*
- * Only the leaf: an expired certificate fails every client, but chains
- * are served with expired cross-signs on purpose (for old trust stores),
- * and clients that trust a newer root never look at them.
- */
-static int
-tls_check_validity(X509 *leaf, const char *path, char *why, size_t whylen)
-{
-	const ASN1_TIME *before = X509_get0_notBefore(leaf);
-	const ASN1_TIME *after = X509_get0_notAfter(leaf);
-	char text[64];
-
-	if (X509_cmp_current_time(after) <= 0) {
-		tls_time_text(after, text, sizeof(text));
-		return tls_fail(why, whylen, "certificate %s: expired "
-		    "(notAfter %s)", path, text);
-	}
-	if (X509_cmp_current_time(before) >= 0) {
-		tls_time_text(before, text, sizeof(text));
-		return tls_fail(why, whylen, "certificate %s: not valid yet "
-		    "(notBefore %s)", path, text);
-	}
-	return 0;
-}
 
 /* The leaf, then the chain up to (not necessarily including) a root, as
  * SSL_CTX_use_certificate_chain_file reads it. *leafp gets a reference. */
@@ -162,28 +38,28 @@ tls_load_chain(SSL_CTX *sc, const char *path, X509 **leafp, char *why,
 	size_t n = 1;
 	FILE *fp;
 
-	if ((fp = tls_open("certificate", path, why, whylen)) == NULL)
+	if ((fp = pem_open("certificate", path, why, whylen)) == NULL)
 		return -1;
-	if ((leaf = PEM_read_X509_AUX(fp, NULL, tls_no_passphrase,
+	if ((leaf = PEM_read_X509_AUX(fp, NULL, pem_no_passphrase,
 	    NULL)) == NULL) {
 		fclose(fp);
-		return tls_fail(why, whylen, "certificate %s: cannot load: %s",
-		    path, tls_reason());
+		return pem_fail(why, whylen, "certificate %s: cannot load: %s",
+		    path, pem_reason());
 	}
 	/* Refused here when the security level finds its key too weak. */
 	if (SSL_CTX_use_certificate(sc, leaf) != 1) {
-		tls_fail(why, whylen, "certificate %s: cannot use it: %s",
-		    path, tls_reason());
+		pem_fail(why, whylen, "certificate %s: cannot use it: %s",
+		    path, pem_reason());
 		goto bad;
 	}
-	while ((x = PEM_read_X509(fp, NULL, tls_no_passphrase,
+	while ((x = PEM_read_X509(fp, NULL, pem_no_passphrase,
 	    NULL)) != NULL) {
 		n++;
 		if (SSL_CTX_add0_chain_cert(sc, x) != 1) {
 			X509_free(x);
-			tls_fail(why, whylen, "certificate %s: cannot use "
+			pem_fail(why, whylen, "certificate %s: cannot use "
 			    "certificate %zu of the chain: %s", path, n,
-			    tls_reason());
+			    pem_reason());
 			goto bad;
 		}
 	}
@@ -192,9 +68,9 @@ tls_load_chain(SSL_CTX *sc, const char *path, X509 **leafp, char *why,
 	e = ERR_peek_last_error();
 	if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
 	    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-		tls_fail(why, whylen, "certificate %s: cannot load "
+		pem_fail(why, whylen, "certificate %s: cannot load "
 		    "certificate %zu of the chain: %s", path, n + 1,
-		    tls_reason());
+		    pem_reason());
 		goto bad;
 	}
 	ERR_clear_error();
@@ -211,37 +87,21 @@ static int
 tls_load_key(SSL_CTX *sc, const char *path, X509 *leaf, const char *cert,
     char *why, size_t whylen)
 {
-	char buf[BUFSIZ];
-	bool asked = false;
 	EVP_PKEY *pkey;
-	FILE *fp;
 	int rc = -1;
 
-	if ((fp = tls_open_key(path, why, whylen)) == NULL)
+	if ((pkey = pem_read_key("key", path, why, whylen)) == NULL)
 		return -1;
-	/* Our own stdio buffer, so the key's text is wiped, not left in
-	 * freed memory. */
-	setvbuf(fp, buf, _IOFBF, sizeof(buf));
-	pkey = PEM_read_PrivateKey(fp, NULL, tls_no_passphrase, &asked);
-	fclose(fp);
-	OPENSSL_cleanse(buf, sizeof(buf));
-	if (pkey == NULL && asked)
-		return tls_fail(why, whylen, "key %s: encrypted with a "
-		    "passphrase, which socks5d cannot ask for; store it "
-		    "unencrypted (openssl pkey -in OLD -out NEW)", path);
-	if (pkey == NULL)
-		return tls_fail(why, whylen, "key %s: cannot load: %s", path,
-		    tls_key_reason());
 	/* Checked before SSL_CTX_use_PrivateKey, which files a key of
 	 * another type beside the certificate and only says "no
 	 * certificate assigned" later. */
 	if (X509_check_private_key(leaf, pkey) != 1)
-		tls_fail(why, whylen, "key %s: does not match the certificate "
-		    "%s: %s", path, cert, tls_reason());
+		pem_fail(why, whylen, "key %s: does not match the certificate "
+		    "%s: %s", path, cert, pem_reason());
 	else if (SSL_CTX_use_PrivateKey(sc, pkey) != 1 ||
 	    SSL_CTX_check_private_key(sc) != 1)
-		tls_fail(why, whylen, "key %s: cannot use it: %s", path,
-		    tls_reason());
+		pem_fail(why, whylen, "key %s: cannot use it: %s", path,
+		    pem_reason());
 	else
 		rc = 0;
 	EVP_PKEY_free(pkey);
@@ -263,13 +123,13 @@ tls_load_client_ca(SSL_CTX *sc, const char *path, EVP_MD_CTX *md, char *why,
 	FILE *fp;
 	int rc = 0;
 
-	if ((fp = tls_open("client_ca", path, why, whylen)) == NULL)
+	if ((fp = pem_open("client_ca", path, why, whylen)) == NULL)
 		return -1;
-	infos = PEM_X509_INFO_read(fp, NULL, tls_no_passphrase, NULL);
+	infos = PEM_X509_INFO_read(fp, NULL, pem_no_passphrase, NULL);
 	fclose(fp);
 	if (infos == NULL)
-		return tls_fail(why, whylen, "client_ca %s: cannot load: %s",
-		    path, tls_reason());
+		return pem_fail(why, whylen, "client_ca %s: cannot load: %s",
+		    path, pem_reason());
 	for (int i = 0; i < sk_X509_INFO_num(infos) && rc == 0; i++) {
 		X509_INFO *info = sk_X509_INFO_value(infos, i);
 		unsigned char *der = NULL;
@@ -278,7 +138,7 @@ tls_load_client_ca(SSL_CTX *sc, const char *path, EVP_MD_CTX *md, char *why,
 		/* A CRL here would look like revocation while nothing
 		 * checked it. */
 		if (info->crl != NULL) {
-			rc = tls_fail(why, whylen, "client_ca %s: holds a CRL, "
+			rc = pem_fail(why, whylen, "client_ca %s: holds a CRL, "
 			    "but socks5d does not check revocation; remove "
 			    "it (and the CA that issued a revoked "
 			    "certificate)", path);
@@ -290,15 +150,15 @@ tls_load_client_ca(SSL_CTX *sc, const char *path, EVP_MD_CTX *md, char *why,
 		    SSL_CTX_add_client_CA(sc, info->x509) != 1 ||
 		    (len = i2d_X509(info->x509, &der)) < 0 ||
 		    EVP_DigestUpdate(md, der, (size_t)len) != 1)
-			rc = tls_fail(why, whylen, "client_ca %s: cannot use "
+			rc = pem_fail(why, whylen, "client_ca %s: cannot use "
 			    "certificate %zu: %s", path, ncerts + 1,
-			    tls_reason());
+			    pem_reason());
 		OPENSSL_free(der);
 		ncerts++;
 	}
 	sk_X509_INFO_pop_free(infos, X509_INFO_free);
 	if (rc == 0 && ncerts == 0)
-		rc = tls_fail(why, whylen, "client_ca %s: no certificates in "
+		rc = pem_fail(why, whylen, "client_ca %s: no certificates in "
 		    "it", path);
 	ERR_clear_error();
 	return rc;
@@ -324,12 +184,12 @@ tls_client_auth(SSL_CTX *sc, const struct tls_settings *set, char *why,
 	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(md, "socks5d tls 1", 13) != 1 ||
 	    EVP_DigestUpdate(md, &mode, 1) != 1) {
-		tls_fail(why, whylen, "out of memory");
+		pem_fail(why, whylen, "out of memory");
 		goto done;
 	}
 	if (set->client_cert != TLS_CLIENT_CERT_NONE) {
 		if (set->client_ca == NULL || *set->client_ca == '\0') {
-			tls_fail(why, whylen, "client certificates need "
+			pem_fail(why, whylen, "client certificates need "
 			    "client_ca");
 			goto done;
 		}
@@ -343,8 +203,8 @@ tls_client_auth(SSL_CTX *sc, const struct tls_settings *set, char *why,
 	if (EVP_DigestFinal_ex(md, sid, &sidlen) != 1 ||
 	    sidlen > SSL_MAX_SID_CTX_LENGTH ||
 	    SSL_CTX_set_session_id_context(sc, sid, sidlen) != 1) {
-		tls_fail(why, whylen, "cannot set the session id context: %s",
-		    tls_reason());
+		pem_fail(why, whylen, "cannot set the session id context: %s",
+		    pem_reason());
 		goto done;
 	}
 	SSL_CTX_set_verify(sc, verify, NULL);
@@ -413,8 +273,8 @@ tls_protocol(SSL_CTX *sc, char *why, size_t whylen)
 	    SSL_CTX_set_num_tickets(sc, 1) != 1 ||
 	    SSL_CTX_set_dh_auto(sc, 1) != 1 ||
 	    SSL_CTX_set_tlsext_ticket_key_evp_cb(sc, tls_ticket_cb) != 1)
-		return tls_fail(why, whylen, "cannot set up TLS: %s",
-		    tls_reason());
+		return pem_fail(why, whylen, "cannot set up TLS: %s",
+		    pem_reason());
 	SSL_CTX_set_alpn_select_cb(sc, tls_alpn_select_http11, NULL);
 	return 0;
 }
@@ -429,27 +289,32 @@ tls_ctx_new(const struct tls_settings *set, char *why, size_t whylen)
 	ERR_clear_error();
 	if (set->certificate == NULL || *set->certificate == '\0' ||
 	    set->key == NULL || *set->key == '\0') {
-		tls_fail(why, whylen, "needs a certificate and a key");
+		pem_fail(why, whylen, "needs a certificate and a key");
 		return NULL;
 	}
 	/* Unit tests; the daemon makes the secret before it forks. */
 	if (!tls_tickets_ready() && tls_tickets_init() == -1) {
-		tls_fail(why, whylen, "cannot make the session ticket secret");
+		pem_fail(why, whylen, "cannot make the session ticket secret");
 		return NULL;
 	}
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
-		tls_fail(why, whylen, "out of memory");
+		pem_fail(why, whylen, "out of memory");
 		return NULL;
 	}
 	ctx->client_user = set->client_user;
 	if ((ctx->ssl_ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		tls_fail(why, whylen, "cannot set up TLS: %s", tls_reason());
+		pem_fail(why, whylen, "cannot set up TLS: %s", pem_reason());
 		goto bad;
 	}
+	/* Only the leaf's validity: an expired certificate fails every
+	 * client, but chains are served with expired cross-signs on purpose
+	 * (for old trust stores), and clients that trust a newer root never
+	 * look at them. */
 	if (tls_protocol(ctx->ssl_ctx, why, whylen) == -1 ||
 	    tls_load_chain(ctx->ssl_ctx, set->certificate, &leaf, why,
 	    whylen) == -1 ||
-	    tls_check_validity(leaf, set->certificate, why, whylen) == -1 ||
+	    pem_check_validity(leaf, "certificate", set->certificate, why,
+	    whylen) == -1 ||
 	    tls_load_key(ctx->ssl_ctx, set->key, leaf, set->certificate, why,
 	    whylen) == -1 ||
 	    tls_client_auth(ctx->ssl_ctx, set, why, whylen) == -1)
