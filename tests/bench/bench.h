@@ -1,6 +1,6 @@
 /* Shared by the benchmark's load generator and its target servers: the
  * byte pattern every stream is checked against, the monotonic clock, the
- * latency histogram and a few socket helpers. */
+ * latency histogram, a few socket helpers and HTTP head lookups. */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -48,5 +48,12 @@ int	 fd_set_nonblocking(int fd);
 int	 fd_raise_limit(void);
 /* "IP:PORT" or "[IP6]:PORT" into a sockaddr; 0 or -1. */
 int	 addr_parse(const char *, struct sockaddr_storage *, socklen_t *);
+
+/* The value of header name (lower case, with its colon) in the HTTP head
+ * [head, end), or NULL; *len gets its length. */
+const char *http_head_header(const char *head, const char *end,
+    const char *name, size_t *len);
+/* 1 when the head's Connection header names close, else 0. */
+int	 http_head_closes(const char *head, const char *end);
 
 #endif

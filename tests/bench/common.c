@@ -1,5 +1,5 @@
-/* The pieces both benchmark programs share: pattern, clock, histogram and
- * address parsing (see bench.h). */
+/* The pieces both benchmark programs share: pattern, clock, histogram,
+ * address parsing and HTTP head lookups (see bench.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -179,4 +180,45 @@ addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 		return 0;
 	}
 	return -1;
+}
+
+const char *
+http_head_header(const char *head, const char *end, const char *name,
+    size_t *len)
+{
+	size_t n = strlen(name);
+	const char *line = memchr(head, '\n', (size_t)(end - head));
+
+	while (line != NULL && ++line < end) {
+		const char *eol = memchr(line, '\r', (size_t)(end - line));
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - line) >= n &&
+		    strncasecmp(line, name, n) == 0) {
+			line += n;
+			while (line < eol && (*line == ' ' || *line == '\t'))
+				line++;
+			*len = (size_t)(eol - line);
+			return line;
+		}
+		line = memchr(eol, '\n', (size_t)(end - eol));
+	}
+	return NULL;
+}
+
+/* "close" anywhere in the value: a token list ("keep-alive, close") may
+ * name it after others. */
+int
+http_head_closes(const char *head, const char *end)
+{
+	const char *value;
+	size_t i, len;
+
+	if ((value = http_head_header(head, end, "connection:", &len)) == NULL)
+		return 0;
+	for (i = 0; i + 5 <= len; i++)
+		if (strncasecmp(value + i, "close", 5) == 0)
+			return 1;
+	return 0;
 }

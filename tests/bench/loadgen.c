@@ -1757,45 +1757,6 @@ lg_https_connected(struct lg_https *c, uint64_t now)
 	lg_https_expect(c, HTTPS_GREETING, 2, now);
 }
 
-/* The value of header name (lower case, with its colon) in the response
- * head [head, end), or NULL; *len gets its length. */
-static const char *
-lg_https_header(const char *head, const char *end, const char *name,
-    size_t *len)
-{
-	size_t n = strlen(name);
-	const char *line = memchr(head, '\n', (size_t)(end - head));
-
-	while (line != NULL && ++line < end) {
-		const char *eol = memchr(line, '\r', (size_t)(end - line));
-
-		if (eol == NULL)
-			eol = end;
-		if ((size_t)(eol - line) >= n &&
-		    strncasecmp(line, name, n) == 0) {
-			line += n;
-			while (line < eol && (*line == ' ' || *line == '\t'))
-				line++;
-			*len = (size_t)(eol - line);
-			return line;
-		}
-		line = memchr(eol, '\n', (size_t)(end - eol));
-	}
-	return NULL;
-}
-
-/* Whether a Connection header's value (len bytes) names close. */
-static int
-lg_https_has_close(const char *value, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 5 <= len; i++)
-		if (strncasecmp(value + i, "close", 5) == 0)
-			return 1;
-	return 0;
-}
-
 /* The response is all in and verified. In https-req a response that
  * says `Connection: close` ends its session (no failure: a client opens
  * another, and so does this one). */
@@ -1880,8 +1841,8 @@ lg_https_head(struct lg_https *c, uint64_t now)
 		lg_https_next(c, now);
 		return 1;
 	}
-	if (lg_https_header(head, end, "transfer-encoding:", &len) != NULL ||
-	    (value = lg_https_header(head, end, "content-length:",
+	if (http_head_header(head, end, "transfer-encoding:", &len) != NULL ||
+	    (value = http_head_header(head, end, "content-length:",
 	    &len)) == NULL) {
 		lg_https_failed(c, "no Content-Length");
 		lg_https_next(c, now);
@@ -1895,8 +1856,7 @@ lg_https_head(struct lg_https *c, uint64_t now)
 		lg_https_next(c, now);
 		return 1;
 	}
-	value = lg_https_header(head, end, "connection:", &len);
-	c->closing = value != NULL && lg_https_has_close(value, len);
+	c->closing = http_head_closes(head, end);
 	return lg_https_body(c, c->buf + used, c->have - used, now);
 }
 

@@ -405,44 +405,6 @@ target_https_wait(struct target_conn *c, int ret)
 	}
 }
 
-/* The value of header name (lower case, with its colon) in the head
- * [head, end), or NULL; *len gets its length. */
-static const char *
-target_https_header(const char *head, const char *end, const char *name,
-    size_t *len)
-{
-	size_t n = strlen(name);
-	const char *line = memchr(head, '\n', (size_t)(end - head));
-
-	while (line != NULL && ++line < end) {
-		const char *eol = memchr(line, '\r', (size_t)(end - line));
-
-		if (eol == NULL)
-			eol = end;
-		if ((size_t)(eol - line) >= n && strncasecmp(line, name, n) == 0) {
-			line += n;
-			while (line < eol && (*line == ' ' || *line == '\t'))
-				line++;
-			*len = (size_t)(eol - line);
-			return line;
-		}
-		line = memchr(eol, '\n', (size_t)(end - eol));
-	}
-	return NULL;
-}
-
-/* Whether a Connection header's value (len bytes) names close. */
-static int
-target_https_has_close(const char *value, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 5 <= len; i++)
-		if (strncasecmp(value + i, "close", 5) == 0)
-			return 1;
-	return 0;
-}
-
 /* Take the first complete request head from in and queue its response:
  * 1 when one was queued, 0 when no complete head is there yet, -1 when the
  * head is too long. "GET /N HTTP/1.x" answers 200 with N bytes of the
@@ -452,9 +414,9 @@ static int
 target_https_request(struct target_conn *c)
 {
 	struct target_https *h = c->https;
-	const char *head = (const char *)h->in, *end, *value;
+	const char *head = (const char *)h->in, *end;
 	unsigned long long size = 0;
-	size_t used, len, take;
+	size_t used, take;
 	const char *status = "200 OK";
 	char *num_end;
 	int n;
@@ -471,9 +433,7 @@ target_https_request(struct target_conn *c)
 	    *num_end != ' ') {
 		status = "400 Bad Request";
 	} else if (strncmp(num_end, " HTTP/1.1\r\n", 11) == 0) {
-		value = target_https_header(head, end, "connection:", &len);
-		h->close_after = value != NULL &&
-		    target_https_has_close(value, len);
+		h->close_after = http_head_closes(head, end);
 	} else if (strncmp(num_end, " HTTP/1.0\r\n", 11) == 0) {
 		h->close_after = 1;
 	} else {
