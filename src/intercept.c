@@ -92,11 +92,11 @@ intercept_session_of_relay(struct relay *r)
 bool
 intercept_wanted(const struct session *s)
 {
-	/* Not yet: inside a [tls] listener's TLS (TLS in TLS), or through
-	 * an upstream that is itself reached over TLS. */
+	/* Not yet through an upstream that is itself reached over TLS. A
+	 * [tls] listener's client gets ours inside the listener's TLS. */
 	return s->intercept_rule && s->srv->cfg->intercept != NULL &&
 	    s->cmd == REQUEST_CMD_CONNECT && !s->hs->req.forwarded &&
-	    s->ssl == NULL && s->target_ssl == NULL;
+	    s->target_ssl == NULL;
 }
 
 static void
@@ -281,8 +281,9 @@ intercept_client_start(struct session *s)
 	if (leaf == NULL || (in->client = SSL_new(in->ctx->front)) == NULL ||
 	    SSL_use_certificate(in->client, leaf) != 1 ||
 	    SSL_use_PrivateKey(in->client, mint_leaf_key(in->ctx->mint)) != 1 ||
-	    tls_io_set_fd_with_prefix(in->client, s->client_fd, hs->buf,
-	    hs->len) == -1) {
+	    (s->ssl != NULL ? tls_io_set_ssl_with_prefix(in->client, s->ssl,
+	    hs->buf, hs->len) : tls_io_set_fd_with_prefix(in->client,
+	    s->client_fd, hs->buf, hs->len)) == -1) {
 		X509_free(leaf);
 		log_warnx("intercept: cannot set up TLS toward the client: %s",
 		    ERR_reason_error_string(ERR_peek_error()));
@@ -499,8 +500,13 @@ intercept_close(struct session *s)
 		return;
 	if (in->http != NULL)
 		http_observe_finish(in->http, ev_now(s->srv->loop));
-	if (in->client != NULL && SSL_is_init_finished(in->client))
-		tls_io_close_notify(in->client);
+	if (in->client == NULL)
+		return;
+	/* Freed now: it may run inside the listener's TLS, which goes
+	 * next. */
+	tls_io_close_notify(in->client);
+	SSL_free(in->client);
+	in->client = NULL;
 }
 
 void

@@ -472,11 +472,20 @@ relay_watch(struct relay *r, ev_io *w, int fd, int events)
  * announce: decrypted ones, or whole records read ahead? (Not a partial
  * record: that needs the socket, and coming back for it would spin.) */
 static bool
+relay_ssl_holds(SSL *ssl, bool starved)
+{
+	return SSL_pending(ssl) > 0 || (!starved && SSL_has_pending(ssl));
+}
+
+/* An outer TLS (the listener's, around an intercepted client's) may hold
+ * records the inner one has not asked for yet. */
+static bool
 relay_dir_tls_holds(const struct relay_dir *d)
 {
 	return d->from_ssl != NULL && d->from_wants == 0 &&
-	    (SSL_pending(d->from_ssl) > 0 ||
-	    (!d->from_starved && SSL_has_pending(d->from_ssl)));
+	    (relay_ssl_holds(d->from_ssl, d->from_starved) ||
+	    (d->from_outer != NULL && relay_ssl_holds(d->from_outer,
+	    d->from_starved)));
 }
 
 /* The events a socket is watched for: those its reading direction
@@ -584,6 +593,7 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	relay_dir_init(&r->up, client.fd, target.fd);
 	relay_dir_init(&r->down, target.fd, client.fd);
 	r->up.from_ssl = r->down.to_ssl = client.ssl;
+	r->up.from_outer = client.outer;
 	r->down.from_ssl = r->up.to_ssl = target.ssl;
 	/* Bytes through OpenSSL pass through userspace anyway. */
 	if (client.ssl != NULL || target.ssl != NULL)

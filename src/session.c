@@ -656,8 +656,10 @@ session_relay(struct session *s, SSL *client_ssl, SSL *target_ssl,
 	const char *reason = "error";
 
 	if (relay_start(&s->relay, srv->loop, &srv->pipes, srv->cfg->relay,
-	    (struct relay_side){ s->client_fd, &s->client_io, client_ssl },
-	    (struct relay_side){ s->target_fd, &s->target_io, target_ssl },
+	    (struct relay_side){ s->client_fd, &s->client_io, client_ssl,
+	    client_ssl != s->ssl ? s->ssl : NULL },
+	    (struct relay_side){ s->target_fd, &s->target_io, target_ssl,
+	    NULL },
 	    s->hs->buf, s->hs->len, s->hs->client_eof,
 	    session_relay_end) == -1) {
 		session_close(s, "nomem");

@@ -209,31 +209,66 @@ tls_prefix_get_method(void)
 	return m;
 }
 
+/* ssl reads prefix, then from rbio, and writes to wbio; both BIOs are
+ * its own now (or freed, on failure: -1). */
+static int
+tls_io_set_bio_with_prefix(SSL *ssl, BIO *rbio, BIO *wbio,
+    const uint8_t *prefix, size_t len)
+{
+	BIO_METHOD *m = tls_prefix_get_method();
+	BIO *filter = NULL;
+	struct tls_prefix *p = NULL;
+
+	if (rbio == NULL || wbio == NULL || (len > 0 && (m == NULL ||
+	    (p = malloc(sizeof(*p) + len)) == NULL ||
+	    (filter = BIO_new(m)) == NULL))) {
+		free(p);
+		BIO_free(rbio);
+		BIO_free(wbio);
+		ERR_clear_error();
+		return -1;
+	}
+	if (len > 0) {
+		p->len = len;
+		p->off = 0;
+		memcpy(p->data, prefix, len);
+		BIO_set_data(filter, p);
+		rbio = BIO_push(filter, rbio);
+	}
+	/* SSL_free frees both chains. */
+	SSL_set_bio(ssl, rbio, wbio);
+	return 0;
+}
+
 int
 tls_io_set_fd_with_prefix(SSL *ssl, int fd, const uint8_t *prefix,
     size_t len)
 {
-	BIO_METHOD *m = tls_prefix_get_method();
-	BIO *filter = NULL, *rsock = NULL, *wsock = NULL;
-	struct tls_prefix *p = NULL;
-
 	if (len == 0)
 		return SSL_set_fd(ssl, fd) == 1 ? 0 : -1;
-	if (m == NULL || (p = malloc(sizeof(*p) + len)) == NULL ||
-	    (filter = BIO_new(m)) == NULL ||
-	    (rsock = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL ||
-	    (wsock = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL) {
-		free(p);
-		BIO_free(filter);
-		BIO_free(rsock);
-		ERR_clear_error();
-		return -1;
+	return tls_io_set_bio_with_prefix(ssl, BIO_new_socket(fd,
+	    BIO_NOCLOSE), BIO_new_socket(fd, BIO_NOCLOSE), prefix, len);
+}
+
+/* A BIO that reads and writes through outer's TLS, which stays the
+ * caller's. */
+static BIO *
+tls_io_bio_over(SSL *outer)
+{
+	BIO *b = BIO_new(BIO_f_ssl());
+
+	if (b != NULL && BIO_set_ssl(b, outer, BIO_NOCLOSE) != 1) {
+		BIO_free(b);
+		return NULL;
 	}
-	p->len = len;
-	p->off = 0;
-	memcpy(p->data, prefix, len);
-	BIO_set_data(filter, p);
-	/* SSL_free frees both chains. */
-	SSL_set_bio(ssl, BIO_push(filter, rsock), wsock);
-	return 0;
+	return b;
+}
+
+int
+tls_io_set_ssl_with_prefix(SSL *ssl, SSL *outer, const uint8_t *prefix,
+    size_t len)
+{
+	/* One BIO each way, as for a socket: the chains are freed apart. */
+	return tls_io_set_bio_with_prefix(ssl, tls_io_bio_over(outer),
+	    tls_io_bio_over(outer), prefix, len);
 }

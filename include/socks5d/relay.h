@@ -66,6 +66,8 @@ struct relay_dir {
 	                          "from" (EV_WRITE: a key update to send) */
 	bool from_starved;     /* the last TLS read found no whole record:
 	                          what OpenSSL holds needs the socket */
+	SSL *from_outer;       /* the TLS from_ssl runs inside, or NULL:
+	                          its buffered bytes are from_ssl's too */
 	int to_wants;          /* a TLS write waits for this one on "to" */
 	int pipe[2];           /* splicing: -1 while nothing is in flight */
 	size_t pipe_size;      /* bytes the pipe held now takes */
@@ -145,6 +147,7 @@ struct relay_side {
 	int fd;
 	ev_io *io;
 	SSL *ssl;              /* TLS on fd (after its handshake), or NULL */
+	SSL *outer;            /* the TLS ssl runs inside, or NULL */
 };
 
 /*

@@ -51,4 +51,12 @@ int tls_io_send_close_notify(SSL *ssl, bool again, int *wants);
 int tls_io_set_fd_with_prefix(SSL *ssl, int fd, const uint8_t *prefix,
     size_t len);
 
+/*
+ * The same inside another TLS connection: ssl (an intercepted client's,
+ * say) reads the prefix and then outer's plaintext, and writes through
+ * outer, which must outlive it (free ssl first).
+ */
+int tls_io_set_ssl_with_prefix(SSL *ssl, SSL *outer, const uint8_t *prefix,
+    size_t len);
+
 #endif

@@ -7,6 +7,7 @@ learn_bypass; an origin that fails verification is refused with an alert;
 bypass names and plain HTTP are not intercepted (plain HTTP is still
 logged); an oversized request head inside the TLS is refused and the
 daemon serves on; Chromium loads a page with the CA in its NSS database."""
+import hashlib
 import os
 import re
 import socket
@@ -21,8 +22,8 @@ import pytest
 
 from harness import footprint
 from harness.daemon import run_binary
-from harness.httpd import HttpServer
-from harness.net import LOOPBACK4, free_port, wait_until
+from harness.httpd import HttpServer, blob
+from harness.net import LOOPBACK4, free_port, is_listening, wait_until
 from harness.socks5 import open_tunnel
 from harness.tls import HttpsServer, tool_env
 
@@ -47,10 +48,10 @@ def intercept_ca(tmp_path_factory, socks5d_binary):
     return cert, key
 
 
-def curl(*args, timeout=CURL_TIMEOUT):
+def curl(*args, timeout=CURL_TIMEOUT, input_bytes=None):
     return subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args],
                           capture_output=True, timeout=timeout + 5,
-                          env=tool_env())
+                          env=tool_env(), input=input_bytes)
 
 
 def intercepting_daemon(start_daemon, ca, origin_ca, inspect=None, **extra):
@@ -71,9 +72,10 @@ def fields_of(line):
 
 
 def issuer_of(curl_result):
-    """The issuer curl -v printed for the server certificate."""
-    m = re.search(r"issuer: (.*)", curl_result.stderr.decode(errors="replace"))
-    return m.group(1) if m else ""
+    """The issuer curl -v printed for the origin's certificate (the last
+    one: an HTTPS proxy's comes first)."""
+    found = re.findall(r"issuer: (.*)", curl_result.stderr.decode(errors="replace"))
+    return found[-1] if found else ""
 
 
 def test_ca_create_makes_a_private_key_and_refuses_to_overwrite(intercept_ca):
@@ -130,6 +132,37 @@ def test_curl_through_socks5_and_http_connect_is_intercepted(
     assert socks["intercept"] == "yes" and socks["close"] == "eof"
     assert d.wait_session(proto="http", cmd="connect")["intercept"] == "yes"
     assert d.wait_session(sni="localhost")["intercept"] == "yes"
+
+
+def test_an_https_proxy_client_is_intercepted_inside_its_tls(
+        start_daemon, tls_pki, intercept_ca):
+    """TLS in TLS: curl -x https:// (the [tls] listener's TLS) with an
+    HTTPS origin inside, whose TLS is ours; bulk both ways survives the
+    two layers."""
+    port = free_port()
+    d = intercepting_daemon(start_daemon, intercept_ca, tls_pki.ca_cert, tls={
+        "listen": f"{LOOPBACK4}:{port}", "certificate": str(tls_pki.server.cert),
+        "key": str(tls_pki.server.key)})
+    wait_until(lambda: is_listening(LOOPBACK4, port), 5, what="the TLS port")
+    origin = HttpsServer(tls_pki.server)
+    proxy = ["--proxy-cacert", str(tls_pki.ca_cert), "-x",
+             f"https://{LOOPBACK4}:{port}", "--cacert", str(intercept_ca[0])]
+    try:
+        got = curl("-v", *proxy, origin.url("/blob/3000000"))
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == blob(3000000)
+        assert "socks5d interception CA" in issuer_of(got)
+        sent = os.urandom(2000000)
+        posted = curl(*proxy, "--data-binary", "@-", origin.url("/sha256"),
+                      input_bytes=sent)
+        assert posted.returncode == 0, posted.stderr
+        assert posted.stdout.decode() == hashlib.sha256(sent).hexdigest()
+    finally:
+        origin.close()
+    wait_until(lambda: len(http_lines(d)) >= 2, 5, what="two http lines")
+    lines = [l for l in d.session_lines() if l.get("tls") == "1.3"]
+    assert len(lines) == 2 and all(l["intercept"] == "yes" for l in lines)
+    assert fields_of(http_lines(d)[1])["method"] == "POST"
 
 
 def read_response(tls):

@@ -308,8 +308,8 @@ tr_start(struct tr *t, const uint8_t *prefix, size_t len)
 	ev_io_init(&t->cio, tr_unused_cb, t->cfd[0], EV_READ);
 	ev_io_init(&t->tio, tr_unused_cb, t->tfd[0], EV_READ);
 	assert_int_equal(relay_start(&t->r, t->loop, &t->pool, RELAY_SPLICE,
-	    (struct relay_side){ t->cfd[0], &t->cio, t->server },
-	    (struct relay_side){ t->tfd[0], &t->tio, NULL },
+	    (struct relay_side){ t->cfd[0], &t->cio, t->server, NULL },
+	    (struct relay_side){ t->tfd[0], &t->tio, NULL, NULL },
 	    prefix, len, false, tr_on_end), 0);
 	assert_int_equal(t->r.mode, RELAY_COPY);
 	assert_ptr_equal(t->r.up.from_ssl, t->server);
