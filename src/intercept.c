@@ -61,6 +61,9 @@ static const char *const intercept_words[] = {
 struct intercept {
 	struct intercept_ctx *ctx;     /* held to the end */
 	SSL *client;                   /* our TLS toward the client */
+	SSL *origin;                   /* our TLS toward the origin (inside
+	                                * s->target_ssl, an upstream's, when
+	                                * there is one) */
 	enum intercept_outcome outcome;
 	char name[256];                /* the server name, or the address */
 	struct http_observe *http;     /* the watch, while there is one */
@@ -92,11 +95,11 @@ intercept_session_of_relay(struct relay *r)
 bool
 intercept_wanted(const struct session *s)
 {
-	/* Not yet through an upstream that is itself reached over TLS. A
-	 * [tls] listener's client gets ours inside the listener's TLS. */
+	/* A [tls] listener's client gets our TLS inside the listener's;
+	 * through an upstream reached over TLS, the origin's runs inside
+	 * the upstream's. */
 	return s->intercept_rule && s->srv->cfg->intercept != NULL &&
-	    s->cmd == REQUEST_CMD_CONNECT && !s->hs->req.forwarded &&
-	    s->target_ssl == NULL;
+	    s->cmd == REQUEST_CMD_CONNECT && !s->hs->req.forwarded;
 }
 
 static void
@@ -229,7 +232,7 @@ intercept_client_step(struct session *s)
 	ERR_clear_error();
 	if ((ret = SSL_do_handshake(in->client)) == 1) {
 		intercept_set_outcome(s, INTERCEPT_YES);
-		intercept_relay(s, in->client, s->target_ssl, true);
+		intercept_relay(s, in->client, in->origin, true);
 		return;
 	}
 	switch (SSL_get_error(in->client, ret)) {
@@ -266,7 +269,7 @@ intercept_client_start(struct session *s)
 {
 	struct intercept *in = s->intercept;
 	struct handshake *hs = s->hs;
-	X509 *origin = SSL_get0_peer_certificate(s->target_ssl);
+	X509 *origin = SSL_get0_peer_certificate(in->origin);
 	unsigned char fp[EVP_MAX_MD_SIZE];
 	unsigned int fplen = 0;
 	uint64_t before, after, hits;
@@ -312,7 +315,7 @@ static void
 intercept_origin_failed(struct session *s)
 {
 	struct intercept *in = s->intercept;
-	long verify = SSL_get_verify_result(s->target_ssl);
+	long verify = SSL_get_verify_result(in->origin);
 	unsigned long err = ERR_peek_error(), covered;
 	char client[ADDR_STRLEN], name[256], why[256];
 	bool bad_cert = verify != X509_V_OK;
@@ -325,6 +328,9 @@ intercept_origin_failed(struct session *s)
 	else
 		snprintf(why, sizeof(why), "connection closed");
 	ERR_clear_error();
+	/* Before the upstream's TLS it may run inside goes. */
+	SSL_free(in->origin);
+	in->origin = NULL;
 	intercept_set_outcome(s, INTERCEPT_REFUSED);
 	if (log_ratelimit_pass(&origin_fail_log, ev_now(s->srv->loop), 1.0,
 	    &covered)) {
@@ -340,14 +346,15 @@ intercept_origin_failed(struct session *s)
 static void
 intercept_origin_step(struct session *s)
 {
+	SSL *origin = s->intercept->origin;
 	int ret;
 
 	ERR_clear_error();
-	if ((ret = SSL_do_handshake(s->target_ssl)) == 1) {
+	if ((ret = SSL_do_handshake(origin)) == 1) {
 		intercept_client_start(s);
 		return;
 	}
-	switch (SSL_get_error(s->target_ssl, ret)) {
+	switch (SSL_get_error(origin, ret)) {
 	case SSL_ERROR_WANT_READ:
 		session_watch(s, &s->target_io, EV_READ);
 		return;
@@ -375,8 +382,11 @@ intercept_origin_start(struct session *s)
 {
 	struct intercept *in = s->intercept;
 
-	if ((s->target_ssl = tls_client_new_ssl(in->ctx->upstream,
-	    s->target_fd, in->name, "http/1.1")) == NULL) {
+	in->origin = tls_client_new_ssl(in->ctx->upstream, s->target_fd,
+	    in->name, "http/1.1");
+	if (in->origin == NULL || (s->target_ssl != NULL &&
+	    tls_io_set_ssl_with_prefix(in->origin, s->target_ssl, NULL, 0) ==
+	    -1)) {
 		session_close(s, "nomem");
 		return;
 	}
@@ -399,7 +409,8 @@ intercept_pass(struct session *s, enum intercept_outcome outcome)
 
 	intercept_set_outcome(s, outcome);
 	/* Plain HTTP in the tunnel is readable as it is: logged the same. */
-	intercept_relay(s, NULL, NULL, outcome == INTERCEPT_PLAIN && http);
+	intercept_relay(s, s->ssl, s->target_ssl,
+	    outcome == INTERCEPT_PLAIN && http);
 }
 
 /* Which name to answer for: the ClientHello's, else the address. */
@@ -500,13 +511,18 @@ intercept_close(struct session *s)
 		return;
 	if (in->http != NULL)
 		http_observe_finish(in->http, ev_now(s->srv->loop));
-	if (in->client == NULL)
-		return;
-	/* Freed now: it may run inside the listener's TLS, which goes
-	 * next. */
-	tls_io_close_notify(in->client);
-	SSL_free(in->client);
-	in->client = NULL;
+	/* Freed now: they may run inside the listener's TLS and an
+	 * upstream's, which go next. */
+	if (in->client != NULL) {
+		tls_io_close_notify(in->client);
+		SSL_free(in->client);
+		in->client = NULL;
+	}
+	if (in->origin != NULL) {
+		tls_io_close_notify(in->origin);
+		SSL_free(in->origin);
+		in->origin = NULL;
+	}
 }
 
 void
@@ -518,6 +534,7 @@ intercept_free(struct session *s)
 		return;
 	free(in->http);
 	SSL_free(in->client);
+	SSL_free(in->origin);
 	intercept_ctx_unref(in->ctx);
 	free(in);
 	s->intercept = NULL;

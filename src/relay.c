@@ -594,6 +594,7 @@ relay_start(struct relay *r, struct ev_loop *loop, struct pipe_pool *pipes,
 	relay_dir_init(&r->down, target.fd, client.fd);
 	r->up.from_ssl = r->down.to_ssl = client.ssl;
 	r->up.from_outer = client.outer;
+	r->down.from_outer = target.outer;
 	r->down.from_ssl = r->up.to_ssl = target.ssl;
 	/* Bytes through OpenSSL pass through userspace anyway. */
 	if (client.ssl != NULL || target.ssl != NULL)

@@ -379,14 +379,15 @@ session_close(struct session *s, const char *reason)
 	session_count_metrics(s, reason);
 	session_free_handshake(s);
 	relay_stop(&s->relay);
+	/* Its http lines come before the session's; its TLS may run inside
+	 * target_ssl. */
+	intercept_close(s);
 	/* Before a command's teardown closes the socket under it. */
 	if (s->target_ssl != NULL) {
 		tls_io_close_notify(s->target_ssl);
 		SSL_free(s->target_ssl);
 		s->target_ssl = NULL;
 	}
-	/* Its http lines come before the session's. */
-	intercept_close(s);
 	ev_io_stop(srv->loop, &s->client_io);
 	ev_io_stop(srv->loop, &s->target_io);
 	ev_timer_stop(srv->loop, &s->timer);
@@ -659,7 +660,7 @@ session_relay(struct session *s, SSL *client_ssl, SSL *target_ssl,
 	    (struct relay_side){ s->client_fd, &s->client_io, client_ssl,
 	    client_ssl != s->ssl ? s->ssl : NULL },
 	    (struct relay_side){ s->target_fd, &s->target_io, target_ssl,
-	    NULL },
+	    target_ssl != s->target_ssl ? s->target_ssl : NULL },
 	    s->hs->buf, s->hs->len, s->hs->client_eof,
 	    session_relay_end) == -1) {
 		session_close(s, "nomem");

@@ -145,6 +145,7 @@ def test_an_https_proxy_client_is_intercepted_inside_its_tls(
         "key": str(tls_pki.server.key)})
     wait_until(lambda: is_listening(LOOPBACK4, port), 5, what="the TLS port")
     origin = HttpsServer(tls_pki.server)
+    plain_origin = HttpServer()
     proxy = ["--proxy-cacert", str(tls_pki.ca_cert), "-x",
              f"https://{LOOPBACK4}:{port}", "--cacert", str(intercept_ca[0])]
     try:
@@ -157,12 +158,50 @@ def test_an_https_proxy_client_is_intercepted_inside_its_tls(
                       input_bytes=sent)
         assert posted.returncode == 0, posted.stderr
         assert posted.stdout.decode() == hashlib.sha256(sent).hexdigest()
+        # Not TLS inside the tunnel: passed through the listener's TLS.
+        plain = curl("-p", *proxy, plain_origin.url("/blob/300000"))
+        assert plain.returncode == 0, plain.stderr
+        assert plain.stdout == blob(300000)
     finally:
         origin.close()
-    wait_until(lambda: len(http_lines(d)) >= 2, 5, what="two http lines")
+        plain_origin.close()
+    wait_until(lambda: len(http_lines(d)) >= 3, 5, what="three http lines")
     lines = [l for l in d.session_lines() if l.get("tls") == "1.3"]
-    assert len(lines) == 2 and all(l["intercept"] == "yes" for l in lines)
+    assert [l["intercept"] for l in lines] == ["yes", "yes", "plain"]
     assert fields_of(http_lines(d)[1])["method"] == "POST"
+
+
+def test_through_an_upstream_reached_over_tls(start_daemon, tls_pki,
+                                              intercept_ca):
+    """The origin's TLS runs inside a socks5+tls:// upstream's; and a
+    bypassed name passes through that upstream's TLS untouched."""
+    port = free_port()
+    hop = start_daemon(tls={"listen": f"{LOOPBACK4}:{port}",
+                            "certificate": str(tls_pki.server.cert),
+                            "key": str(tls_pki.server.key)})
+    wait_until(lambda: is_listening(LOOPBACK4, port), 5, what="the TLS port")
+    d = intercepting_daemon(
+        start_daemon, intercept_ca, tls_pki.ca_cert,
+        inspect={"bypass": "localhost"}, outbound={"via": "up"},
+        **{"upstream up": {"url": f"socks5+tls://{LOOPBACK4}:{port}",
+                           "tls_ca": str(tls_pki.ca_cert)}})
+    origin = HttpsServer(tls_pki.server)
+    proxy = ["--socks5-hostname", "%s:%d" % d.address]
+    try:
+        got = curl("-v", *proxy, "--cacert", str(intercept_ca[0]),
+                   origin.url("/blob/2000000"))
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == blob(2000000)
+        assert "socks5d interception CA" in issuer_of(got)
+        passed = curl("-v", *proxy, "--cacert", str(tls_pki.ca_cert),
+                      origin.url("/", host="localhost"))
+        assert passed.returncode == 0, passed.stderr
+        assert "socks5d test CA" in issuer_of(passed)
+    finally:
+        origin.close()
+    assert d.wait_session(intercept="yes")["via"] == "up"
+    assert d.wait_session(intercept="bypass")["via"] == "up"
+    assert len(hop.session_lines()) == 2
 
 
 def read_response(tls):
