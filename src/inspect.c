@@ -129,10 +129,10 @@ inspect_decide(struct session *s, struct inspect_found *f,
 }
 
 static int
-inspect_keep(struct session *s, const struct sniff_info *info,
-    const char **reason)
+inspect_keep(struct session *s, enum inspect_kind kind,
+    const struct sniff_info *info, const char **reason)
 {
-	struct inspect_found *f = inspect_found_new(s->inspect->kind, info);
+	struct inspect_found *f = inspect_found_new(kind, info);
 
 	if (f == NULL)
 		return 1;               /* only the log would have it */
@@ -159,7 +159,7 @@ inspect_peek(struct relay *r, const uint8_t *buf, size_t len,
 	    sniff_tls_client_hello(in->buf, in->len, &info) :
 	    sniff_http_host(in->buf, in->len, &info);
 	if (result == SNIFF_FOUND)
-		seen = inspect_keep(s, &info, reason);
+		seen = inspect_keep(s, in->kind, &info, reason);
 	else if (result == SNIFF_NEED_MORE && in->len < sizeof(in->buf))
 		return 0;
 	else
@@ -291,10 +291,22 @@ inspect_first_peek(struct relay *r, const uint8_t *buf, size_t len,
 	struct session *s = (struct session *)
 	    ((char *)r - offsetof(struct session, relay));
 	enum inspect_kind kind;
+	enum sniff_result result;
+	struct sniff_info info;
 
 	if (len == 0)
 		return 0;
-	if (!inspect_kind_of(s, buf[0], &kind) ||
+	if (!inspect_kind_of(s, buf[0], &kind)) {
+		metrics_count_sniffed("none");
+		return 1;
+	}
+	/* The first read mostly holds the whole ClientHello or request
+	 * head: read where it lies, and copy only what needs more. */
+	result = kind == INSPECT_TLS ? sniff_tls_client_hello(buf, len, &info) :
+	    sniff_http_host(buf, len, &info);
+	if (result == SNIFF_FOUND)
+		return inspect_keep(s, kind, &info, reason);
+	if (result != SNIFF_NEED_MORE || len >= INSPECT_BYTES_MAX ||
 	    (s->inspect = malloc(sizeof(*s->inspect))) == NULL) {
 		metrics_count_sniffed("none");
 		return 1;
