@@ -168,7 +168,8 @@ intercept_relay(struct session *s, SSL *client, SSL *target, bool watch)
 
 /* -- the client's TLS --------------------------------------------------- */
 
-/* ech_required (RFC 9849), which OpenSSL 3.0 has no name for. */
+/* ech_required, the alert (121) of encrypted ClientHello, which OpenSSL
+ * 3.0 has no name for. */
 #define INTERCEPT_ALERT_ECH_REQUIRED 121
 
 /* Did the client end the handshake because it does not trust us (or

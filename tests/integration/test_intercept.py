@@ -25,6 +25,7 @@ from harness.daemon import run_binary
 from harness.httpd import HttpServer, blob
 from harness.net import LOOPBACK4, free_port, is_listening, wait_until
 from harness.socks5 import open_tunnel
+from harness.targets import behave_echo
 from harness.tls import HttpsServer, tool_env
 
 CURL_TIMEOUT = 20
@@ -358,10 +359,11 @@ def intercepted_get(d, origin, ca, path="/"):
 
 
 def test_bad_input_is_refused_and_the_daemon_returns_to_baseline(
-        start_daemon, tls_pki, intercept_ca):
+        start_daemon, make_target, tls_pki, intercept_ca):
     d = intercepting_daemon(start_daemon, intercept_ca, tls_pki.ca_cert,
                             env=footprint.ASAN_ENV, timeouts={"handshake": 1})
     origin = HttpsServer(tls_pki.server)
+    echo = make_target(behave_echo)
     ctx = ssl.create_default_context(cafile=str(intercept_ca[0]))
     try:
         # The allocator's steady state (and the leaf cache) goes into
@@ -389,6 +391,18 @@ def test_bad_input_is_refused_and_the_daemon_returns_to_baseline(
             t.sock.shutdown(socket.SHUT_WR)
             t.sock.settimeout(5)
             t.sock.recv(4096)
+        # A handshake record larger than 16 KiB: more than is read before
+        # deciding, so it passes through as it is, every byte.
+        huge = b"\x16\x03\x01\x48\x00\x01\x00\x47\xfc" + b"\x00" * 0x47fc
+        with open_tunnel(d.address, *echo.address) as t:
+            t.sock.sendall(huge)
+            t.sock.shutdown(socket.SHUT_WR)
+            t.sock.settimeout(5)
+            back = b""
+            while more := t.sock.recv(65536):
+                back += more
+        assert back == huge
+        d.wait_session(intercept="none", up=str(len(huge)))
         # A ClientHello cut short, then silence: closed at the timeout.
         with open_tunnel(d.address, *origin.address) as t:
             t.sock.sendall(client_hello_bytes()[:100])
