@@ -228,30 +228,22 @@ intercept_client_step(struct session *s)
 {
 	struct intercept *in = s->intercept;
 	const char *alert;
-	int ret;
+	int error;
 
-	ERR_clear_error();
-	if ((ret = SSL_do_handshake(in->client)) == 1) {
+	switch (session_tls_handshake(s, in->client, &s->client_io, &error)) {
+	case 1:
 		intercept_set_outcome(s, INTERCEPT_YES);
 		intercept_relay(s, in->client, in->origin, true);
 		return;
-	}
-	switch (SSL_get_error(in->client, ret)) {
-	case SSL_ERROR_WANT_READ:
-		session_watch(s, &s->client_io, EV_READ);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		session_watch(s, &s->client_io, EV_WRITE);
-		return;
-	default:
-		if ((alert = intercept_trust_alert()) != NULL) {
-			intercept_client_refused(s, alert);
-			return;
-		}
-		ERR_clear_error();
-		session_close(s, "intercept-client-tls");
+	case 0:
 		return;
 	}
+	if ((alert = intercept_trust_alert()) != NULL) {
+		intercept_client_refused(s, alert);
+		return;
+	}
+	ERR_clear_error();
+	session_close(s, "intercept-client-tls");
 }
 
 static void
@@ -347,25 +339,17 @@ intercept_origin_failed(struct session *s)
 static void
 intercept_origin_step(struct session *s)
 {
-	SSL *origin = s->intercept->origin;
-	int ret;
+	int error;
 
-	ERR_clear_error();
-	if ((ret = SSL_do_handshake(origin)) == 1) {
+	switch (session_tls_handshake(s, s->intercept->origin, &s->target_io,
+	    &error)) {
+	case 1:
 		intercept_client_start(s);
 		return;
-	}
-	switch (SSL_get_error(origin, ret)) {
-	case SSL_ERROR_WANT_READ:
-		session_watch(s, &s->target_io, EV_READ);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		session_watch(s, &s->target_io, EV_WRITE);
-		return;
-	default:
-		intercept_origin_failed(s);
+	case 0:
 		return;
 	}
+	intercept_origin_failed(s);
 }
 
 static void

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/err.h>
 
 #include "socks5d/addr.h"
 #include "socks5d/auth.h"
@@ -549,6 +550,26 @@ session_watch(struct session *s, ev_io *w, int events)
 	ev_io_stop(loop, w);
 	ev_io_modify(w, events);
 	ev_io_start(loop, w);
+}
+
+int
+session_tls_handshake(struct session *s, SSL *ssl, ev_io *w, int *error)
+{
+	int ret;
+
+	ERR_clear_error();
+	if ((ret = SSL_do_handshake(ssl)) == 1)
+		return 1;
+	switch ((*error = SSL_get_error(ssl, ret))) {
+	case SSL_ERROR_WANT_READ:
+		session_watch(s, w, EV_READ);
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		session_watch(s, w, EV_WRITE);
+		return 0;
+	default:
+		return -1;
+	}
 }
 
 ssize_t

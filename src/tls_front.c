@@ -115,35 +115,27 @@ tls_front_established(struct session *s)
 static void
 tls_front_handshake(struct session *s)
 {
-	int ret, error;
 	const char *reason;
+	int error;
 
-	ERR_clear_error();
-	if ((ret = SSL_do_handshake(s->ssl)) == 1) {
+	switch (session_tls_handshake(s, s->ssl, &s->client_io, &error)) {
+	case 1:
 		tls_front_established(s);
 		return;
-	}
-	switch ((error = SSL_get_error(s->ssl, ret))) {
-	case SSL_ERROR_WANT_READ:
-		session_watch(s, &s->client_io, EV_READ);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		session_watch(s, &s->client_io, EV_WRITE);
-		return;
-	default:
-		reason = tls_front_failure(error);
-		metrics_count_tls_failure(reason);
-		tls_front_log_failure(s, reason);
-		ERR_clear_error();
-		/* A certificate that does not verify is a failed login, and
-		 * counts toward [limits] auth_failures like a password. */
-		if (strcmp(reason, "tls-client-cert") == 0) {
-			metrics_count_auth(false);
-			policy_login_failed(s);
-		}
-		session_close(s, reason);
+	case 0:
 		return;
 	}
+	reason = tls_front_failure(error);
+	metrics_count_tls_failure(reason);
+	tls_front_log_failure(s, reason);
+	ERR_clear_error();
+	/* A certificate that does not verify is a failed login, and counts
+	 * toward [limits] auth_failures like a password. */
+	if (strcmp(reason, "tls-client-cert") == 0) {
+		metrics_count_auth(false);
+		policy_login_failed(s);
+	}
+	session_close(s, reason);
 }
 
 static void

@@ -448,25 +448,16 @@ static void
 dial_tls_step(struct upstream_dial *d)
 {
 	struct session *s = d->s;
-	int ret, events;
+	int error;
 
-	ERR_clear_error();
-	if ((ret = SSL_do_handshake(d->ssl)) == 1) {
+	switch (session_tls_handshake(s, d->ssl, &s->target_io, &error)) {
+	case 1:
 		dial_handshake(d);
 		return;
-	}
-	switch (SSL_get_error(d->ssl, ret)) {
-	case SSL_ERROR_WANT_READ:
-		events = EV_READ;
-		break;
-	case SSL_ERROR_WANT_WRITE:
-		events = EV_WRITE;
-		break;
-	default:
-		dial_tls_failed(d);
+	case 0:
 		return;
 	}
-	session_watch(s, &s->target_io, events);
+	dial_tls_failed(d);
 }
 
 static void

@@ -191,6 +191,11 @@ ssize_t session_client_read(struct session *s, void *buf, size_t len,
     int *wants);
 ssize_t session_client_write(struct session *s, const void *buf, size_t len);
 
+/* One step of ssl's handshake on the socket w watches: 1 done; 0 it
+ * waits, w watched for what it needs; -1 failed, with SSL_get_error's
+ * answer in *error and OpenSSL's queue saying why. */
+int session_tls_handshake(struct session *s, SSL *ssl, ev_io *w, int *error);
+
 /* The session just got its TLS connection (s->ssl): it weighs more in
  * the count of what a burst leaves behind. */
 void session_tls_attached(struct session *s);
