@@ -190,6 +190,53 @@ relay_dir_allowed(const struct relay_dir *d, size_t room)
 	    rate_bucket_allow(d->rate->bucket, &d->rate->wait, room);
 }
 
+static bool relay_ssl_holds(SSL *, bool);
+
+/*
+ * A TLS read: one SSL_read takes one record, but reading ahead brought
+ * several in with one read(2). Take every record OpenSSL already holds
+ * while a whole one fits, so that one write(2) to the other side carries
+ * them all instead of one each. A failure or the end after some bytes
+ * is kept for the next call: the bytes before it go out first.
+ */
+static ssize_t
+relay_fill_tls(struct relay_dir *d, unsigned char *at, size_t room)
+{
+	size_t got = 0;
+
+	if (d->from_held == -1)
+		return 0;
+	if (d->from_held != 0) {
+		errno = d->from_held;
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = tls_io_read(d->from_ssl, at + got, room - got,
+		    &d->from_wants);
+
+		if (n <= 0 && got > 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				d->from_held = n == 0 ? -1 : errno;
+			d->from_wants = 0;
+			break;
+		}
+		if (n <= 0) {
+			d->from_starved = n < 0 && d->from_wants == EV_READ;
+			return n;
+		}
+		got += (size_t)n;
+		/* A key update to answer: the next read might answer it
+		 * behind an unfinished write (relay_dir_wants_read). */
+		if (room - got < TLS_RECORD_MAX ||
+		    !relay_ssl_holds(d->from_ssl, false) ||
+		    SSL_get_key_update_type(d->from_ssl) !=
+		    SSL_KEY_UPDATE_NONE)
+			break;
+	}
+	d->from_starved = false;
+	return (ssize_t)got;
+}
+
 /* Read from d->from into the pipe or buffer, at most *room bytes (set
  * here, and at most what the direction's rate allows, at least 1);
  * read(2) conventions. */
@@ -209,13 +256,8 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 	if (d->buf == NULL && (d->buf = relay_copy_buf_get()) == NULL)
 		return -1;
 	*room = relay_dir_allowed(d, relay_dir_capacity(r, d) - end);
-	if (d->from_ssl != NULL) {
-		ssize_t n = tls_io_read(d->from_ssl, d->buf + end, *room,
-		    &d->from_wants);
-
-		d->from_starved = n < 0 && d->from_wants == EV_READ;
-		return n;
-	}
+	if (d->from_ssl != NULL)
+		return relay_fill_tls(d, d->buf + end, *room);
 	return read(d->from, d->buf + end, *room);
 }
 
@@ -483,7 +525,8 @@ static bool
 relay_dir_tls_holds(const struct relay_dir *d)
 {
 	return d->from_ssl != NULL && d->from_wants == 0 &&
-	    (relay_ssl_holds(d->from_ssl, d->from_starved) ||
+	    (d->from_held != 0 ||
+	    relay_ssl_holds(d->from_ssl, d->from_starved) ||
 	    (d->from_outer != NULL && relay_ssl_holds(d->from_outer,
 	    d->from_starved)));
 }

@@ -66,6 +66,9 @@ struct relay_dir {
 	                          "from" (EV_WRITE: a key update to send) */
 	bool from_starved;     /* the last TLS read found no whole record:
 	                          what OpenSSL holds needs the socket */
+	int from_held;         /* what a TLS read met after bytes it took,
+	                          the next one's answer: -1 the end, an
+	                          errno, or 0 nothing */
 	SSL *from_outer;       /* the TLS from_ssl runs inside, or NULL:
 	                          its buffered bytes are from_ssl's too */
 	int to_wants;          /* a TLS write waits for this one on "to" */
