@@ -10,6 +10,7 @@
 
 #include "socks5d/pem.h"
 #include "socks5d/tls_client.h"
+#include "socks5d/tls_io.h"
 
 SSL_CTX *
 tls_client_ctx_new(const char *ca_file, bool verify, char *why,
@@ -63,7 +64,7 @@ tls_client_new_ssl(SSL_CTX *ctx, int fd, const char *host, const char *alpn)
 	SSL *ssl;
 
 	ERR_clear_error();
-	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1)
+	if ((ssl = SSL_new(ctx)) == NULL || tls_io_set_fd(ssl, fd) == -1)
 		goto fail;
 	SSL_set_connect_state(ssl);
 	/* SNI carries names only (RFC 6066); an address is checked

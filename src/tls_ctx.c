@@ -19,6 +19,7 @@
 #include "socks5d/pem.h"
 #include "socks5d/tls_ctx.h"
 #include "socks5d/tls_tickets.h"
+#include "socks5d/tls_io.h"
 
 struct tls_ctx {
 	SSL_CTX *ssl_ctx;
@@ -345,7 +346,7 @@ tls_ctx_new_ssl(struct tls_ctx *ctx, int fd)
 
 	if ((ssl = SSL_new(ctx->ssl_ctx)) == NULL)
 		goto bad;
-	if (SSL_set_fd(ssl, fd) != 1) {
+	if (tls_io_set_fd(ssl, fd) == -1) {
 		SSL_free(ssl);
 		goto bad;
 	}

@@ -12,6 +12,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 
+#include "socks5d/tls_gather.h"
 #include "socks5d/tls_io.h"
 
 /* errno and *wants for a call that returned 0 (its _ex failure). */
@@ -67,19 +68,53 @@ tls_io_peek(SSL *ssl, void *buf, size_t len, int *wants)
 	return tls_io_failed(ssl, wants);
 }
 
+/*
+ * More than a record goes one record per SSL_write, the socket's gather
+ * BIO holding all but the last (tls_gather.h): one writev(2) for the
+ * lot. A record the socket had no room for is offered again by the next
+ * call, which starts with it (the same length: OpenSSL checks).
+ */
 ssize_t
 tls_io_write(SSL *ssl, const void *buf, size_t len, int *wants)
 {
-	size_t n;
+	BIO *gather = tls_gather_of(SSL_get_wbio(ssl));
+	size_t done = 0, n;
 
 	*wants = 0;
 	if (len == 0)
 		return 0;
 	ERR_clear_error();
 	errno = 0;
-	if (SSL_write_ex(ssl, buf, len, &n) == 1)
-		return (ssize_t)n;
-	return tls_io_failed(ssl, wants);
+	if (gather == NULL || len <= TLS_RECORD_MAX) {
+		if (SSL_write_ex(ssl, buf, len, &n) == 1)
+			return (ssize_t)n;
+		return tls_io_failed(ssl, wants);
+	}
+	while (done < len) {
+		size_t chunk = len - done < TLS_RECORD_MAX ? len - done :
+		    TLS_RECORD_MAX;
+		int ok;
+
+		tls_gather_hold(gather, done + chunk < len);
+		ok = SSL_write_ex(ssl, (const char *)buf + done, chunk, &n);
+		tls_gather_hold(gather, false);
+		if (ok != 1 && done > 0) {
+			/* Bytes went, so no failure now: the next call meets
+			 * it again and says so. A record left unfinished
+			 * still shows in *wants, as it would alone: a read
+			 * must not write behind it (see relay.c). */
+			int saved = errno;
+
+			(void)tls_io_failed(ssl, wants);
+			ERR_clear_error();
+			errno = saved;
+			break;
+		}
+		if (ok != 1)
+			return tls_io_failed(ssl, wants);
+		done += n;
+	}
+	return (ssize_t)done;
 }
 
 int
@@ -244,10 +279,14 @@ int
 tls_io_set_fd_with_prefix(SSL *ssl, int fd, const uint8_t *prefix,
     size_t len)
 {
-	if (len == 0)
-		return SSL_set_fd(ssl, fd) == 1 ? 0 : -1;
 	return tls_io_set_bio_with_prefix(ssl, BIO_new_socket(fd,
-	    BIO_NOCLOSE), BIO_new_socket(fd, BIO_NOCLOSE), prefix, len);
+	    BIO_NOCLOSE), tls_gather_new(fd), prefix, len);
+}
+
+int
+tls_io_set_fd(SSL *ssl, int fd)
+{
+	return tls_io_set_fd_with_prefix(ssl, fd, NULL, 0);
 }
 
 /* A BIO that reads and writes through outer's TLS, which stays the

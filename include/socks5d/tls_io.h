@@ -42,11 +42,15 @@ void tls_io_close_notify(SSL *ssl);
  */
 int tls_io_send_close_notify(SSL *ssl, bool again, int *wants);
 
+/* ssl reads from fd and writes to it through the gather BIO
+ * (tls_gather.h). Returns 0, or -1 when out of memory. */
+int tls_io_set_fd(SSL *ssl, int fd);
+
 /*
  * Let ssl read len bytes already taken from its socket (the start of a
  * ClientHello read while looking for a PROXY header or a TLS record)
- * before it reads on from fd; writes go straight to fd. Returns 0, or -1
- * when out of memory.
+ * before it reads on from fd; it writes as tls_io_set_fd's does. Returns
+ * 0, or -1 when out of memory.
  */
 int tls_io_set_fd_with_prefix(SSL *ssl, int fd, const uint8_t *prefix,
     size_t len);
