@@ -156,6 +156,7 @@ lg_wait(int fd, short events)
  */
 #define LG_TLS_READS	16	/* reads per readiness, but for what OpenSSL
 				 * holds already */
+#define LG_TLS_GATHER	(4 * (16384 + 64))	/* a send's records (bulk-up) */
 
 static SSL_CTX *tls_ctx;
 static SSL_CTX *origin_ctx;	/* https-conn, https-req: TLS to the origin */
@@ -225,6 +226,12 @@ lg_tls_init(void)
 	 * (the pattern holds the same bytes at every period). */
 	SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read(2) for several records, as a browser's TLS stack does
+	 * (OpenSSL alone reads a header, then its body: two per record),
+	 * so the load generator's own cost weighs less in every row;
+	 * readers go on while OpenSSL holds bytes (lg_read_again). */
+	SSL_CTX_set_read_ahead(tls_ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(tls_ctx, 64 * 1024);
 	/* Thousands of sessions held idle: buffers only while in use, so
 	 * the load generator's own memory stays small. */
 	if (strcmp(opt.mode, "idle") == 0)
@@ -273,6 +280,18 @@ lg_tls_attach(int fd)
 	    X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl), ip, iplen) != 1) {
 		lg_tls_note(NULL, SSL_ERROR_SSL);
 		lg_fail(LG_EXIT_ERROR, "%s", tls_error);
+	}
+	/* Bulk upload: the records of a send leave in one write(2), as a
+	 * buffering client's would, not one each (lg_tls_write flushes). */
+	if (strcmp(opt.mode, "bulk-up") == 0) {
+		BIO *buffer = BIO_new(BIO_f_buffer());
+		BIO *sock = BIO_new_socket(fd, BIO_NOCLOSE);
+
+		if (buffer == NULL || sock == NULL ||
+		    BIO_set_write_buffer_size(buffer, LG_TLS_GATHER) != 1)
+			lg_fail(LG_EXIT_ERROR, "out of memory");
+		BIO_up_ref(SSL_get_rbio(ssl));
+		SSL_set_bio(ssl, SSL_get_rbio(ssl), BIO_push(buffer, sock));
 	}
 	lg_tls_register(fd, ssl);
 	return ssl;
@@ -352,21 +371,65 @@ lg_tls_read(int fd, SSL *ssl, void *buf, size_t len, int peek)
 	return ret;
 }
 
+/* Send what the write buffer holds (bulk-up): 0 once it is out, -1 with
+ * errno (EAGAIN: the socket is full). */
+static int
+lg_tls_flush(SSL *ssl)
+{
+	BIO *wbio = SSL_get_wbio(ssl);
+
+	if (BIO_wpending(wbio) == 0 || BIO_flush(wbio) == 1)
+		return 0;
+	if (!BIO_should_retry(wbio) && errno == 0)
+		errno = EPIPE;
+	else if (BIO_should_retry(wbio))
+		errno = EAGAIN;
+	return -1;
+}
+
+/* send(2) conventions: as much of buf as the socket takes now (records
+ * of 16 KiB each; partial writes), then one flush for those the write
+ * buffer gathered (bulk-up). Bytes taken but still buffered go first
+ * at the next call. */
 static ssize_t
 lg_tls_write(int fd, SSL *ssl, const void *buf, size_t len)
 {
-	size_t n;
-	int ret;
+	size_t n, done = 0;
+	int ret = -1;
 
-	do {
+	if (lg_tls_flush(ssl) == -1)
+		return -1;
+	while (done < len) {
 		ERR_clear_error();
 		errno = 0;
-		if (SSL_write_ex(ssl, buf, len, &n) == 1)
-			return (ssize_t)n;
-	} while ((ret = lg_tls_after(fd, ssl, 0, 1)) == 1);
+		if (SSL_write_ex(ssl, (const char *)buf + done, len - done,
+		    &n) == 1) {
+			done += n;
+			continue;
+		}
+		if ((ret = lg_tls_after(fd, ssl, 0, 1)) != 1)
+			break;
+	}
+	if (done > 0) {
+		(void)lg_tls_flush(ssl);
+		return (ssize_t)done;
+	}
 	if (ret == 0)		/* the server's close_notify: no more writes */
 		errno = EPIPE;
 	return ret == 0 ? -1 : ret;
+}
+
+/* Everything a bulk-up stream's buffer holds goes out before the wait
+ * for the sink's acknowledgements. */
+static void
+lg_tls_flush_all(int fd)
+{
+	SSL *ssl = lg_tls(fd);
+
+	while (ssl != NULL && lg_tls_flush(ssl) == -1)
+		if (errno != EAGAIN || lg_wait(fd, POLLOUT) == -1)
+			lg_fail(LG_EXIT_ERROR, "send: %s",
+			    lg_strerror(errno));
 }
 
 /* read(2) from a tunnel, plain or TLS. */
@@ -904,9 +967,11 @@ lg_run_bulk_up(void)
 		now = clock_now_ns();
 		if (!stopped && now >= end) {
 			stopped = 1;
-			for (i = 0; i < opt.conns; i++)
+			for (i = 0; i < opt.conns; i++) {
+				lg_tls_flush_all(s[i].fd);
 				lg_watch(epfd, EPOLL_CTL_MOD, s[i].fd, EPOLLIN,
 				    &s[i]);
+			}
 		}
 		if (stopped) {
 			for (i = 0; i < opt.conns; i++)
