@@ -819,12 +819,16 @@ def test_bench_profile_reports_cost_and_code_paths(tmp_path, bench_binaries,
     env = dict(os.environ, BENCH_SECONDS="0.5", BENCH_REPS="1")
     proc = subprocess.run(
         ["/usr/bin/python3", str(RUN), "--quick", "--profile-all",
+         "--profile-rows", "1 stream upload; 8 streams download",
          "--scenarios", "bulk", "--servers", "direct,socks5d",
          "--socks5d", str(binary_path())],
         capture_output=True, text=True, timeout=140, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout
     assert "## Where the time goes" in text
+    # Only the rows asked for are profiled.
+    assert re.findall(r"^\*\*bulk: (.+)\*\*$", text, re.M) == \
+        ["1 stream upload", "8 streams download"], text
     ncpu = os.cpu_count()
     for label in ("1 stream upload", "8 streams download"):
         section = text.split(f"**bulk: {label}**", 1)[1].split("**", 1)[0]
