@@ -214,16 +214,17 @@ relay_fill_tls(struct relay_dir *d, unsigned char *at, size_t room)
 		ssize_t n = tls_io_read(d->from_ssl, at + got, room - got,
 		    &d->from_wants);
 
+		/* A partial record left needs the socket: starved, so the
+		 * relay waits for it instead of coming back at once. */
+		d->from_starved = n < 0 && d->from_wants == EV_READ;
 		if (n <= 0 && got > 0) {
 			if (n == 0 || (errno != EAGAIN && errno != EINTR))
 				d->from_held = n == 0 ? -1 : errno;
 			d->from_wants = 0;
 			break;
 		}
-		if (n <= 0) {
-			d->from_starved = n < 0 && d->from_wants == EV_READ;
+		if (n <= 0)
 			return n;
-		}
 		got += (size_t)n;
 		/* A key update to answer: the next read might answer it
 		 * behind an unfinished write (relay_dir_wants_read). */
@@ -233,7 +234,6 @@ relay_fill_tls(struct relay_dir *d, unsigned char *at, size_t room)
 		    SSL_KEY_UPDATE_NONE)
 			break;
 	}
-	d->from_starved = false;
 	return (ssize_t)got;
 }
 
