@@ -29,6 +29,7 @@
 #include "socks5d/metrics.h"
 #include "socks5d/relay.h"
 #include "socks5d/tls_io.h"
+#include "socks5d/io_batch.h"
 
 static void relay_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -113,10 +114,12 @@ relay_dir_ready(const struct relay_dir *d)
 	return d->filter != NULL ? d->released : d->pending;
 }
 
+/* A queued write is the I/O batch's until it completes: no EV_WRITE for
+ * it (the watchers stay as they were, so queueing costs no epoll_ctl). */
 static bool
 relay_dir_wants_write(const struct relay_dir *d)
 {
-	return relay_dir_ready(d) > 0 || (d->eof && !d->done);
+	return !d->queued && (relay_dir_ready(d) > 0 || (d->eof && !d->done));
 }
 
 /* Words for the access log: why a relay ended. */
@@ -237,13 +240,34 @@ relay_fill_tls(struct relay_dir *d, unsigned char *at, size_t room)
 	return (ssize_t)got;
 }
 
+/* Plain sockets on both sides: OpenSSL makes its own calls, and its
+ * readiness events are fed, not polled. */
+static bool
+relay_batchable(const struct relay *r)
+{
+	return r->up.from_ssl == NULL && r->down.from_ssl == NULL;
+}
+
+static void relay_read_done(void *owner, int up, ssize_t result);
+
 /* Read from d->from into the pipe or buffer, at most *room bytes (set
  * here, and at most what the direction's rate allows, at least 1);
- * read(2) conventions. */
+ * read(2) conventions. With may_queue, a copying read may go to the I/O
+ * batch instead (-1, EINPROGRESS); its result is the next call's. */
 static ssize_t
-relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
+relay_fill(struct relay *r, struct relay_dir *d, size_t *room,
+    bool may_queue)
 {
 	size_t end = d->off + d->pending;
+
+	if (d->got_ready) {
+		d->got_ready = false;
+		*room = d->got_room;
+		if (d->got >= 0)
+			return d->got;
+		errno = (int)-d->got;
+		return -1;
+	}
 
 	if (relay_dir_splicing(r, d)) {
 		if (d->pipe[0] == -1 && pipe_pool_get(r->pipes, d->pipe,
@@ -258,6 +282,13 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room)
 	*room = relay_dir_allowed(d, relay_dir_capacity(r, d) - end);
 	if (d->from_ssl != NULL)
 		return relay_fill_tls(d, d->buf + end, *room);
+	if (may_queue && relay_batchable(r) && io_batch_recv(d->from,
+	    d->buf + end, *room, relay_read_done, r, d == &r->up) == 0) {
+		d->queued = true;
+		d->got_room = *room;
+		errno = EINPROGRESS;
+		return -1;
+	}
 	return read(d->from, d->buf + end, *room);
 }
 
@@ -329,32 +360,103 @@ relay_dir_idle(struct relay *r, struct relay_dir *d)
 	d->buf = NULL;
 }
 
+static void
+relay_dir_sent(struct relay_dir *d, size_t n)
+{
+	d->pending -= n;
+	d->off += n;
+	if (d->filter != NULL)
+		d->released -= n;
+	d->bytes += n;
+	d->stalled = false;
+}
+
+/* Everything read went out. */
+static void
+relay_dir_emptied(struct relay *r, struct relay_dir *d)
+{
+	d->off = 0;
+	/* A bulk direction's copied bytes are out: splice the rest. */
+	if (r->mode == RELAY_SPLICE && d->bulk) {
+		relay_copy_buf_put(d->buf);
+		d->buf = NULL;
+	}
+}
+
+/* After a move: give back what is idle, pass a FIN on, note activity. */
+static void
+relay_dir_settle(struct relay *r, struct relay_dir *d, uint64_t before,
+    bool was_eof)
+{
+	relay_dir_idle(r, d);
+	relay_dir_finish(r, d);
+	if (d->bytes != before || d->eof != was_eof) {
+		ev_tstamp now = ev_now(r->loop);
+
+		r->last_activity = now;
+		if (now - r->rate_at >= 1.0) {
+			uint64_t total = r->up.bytes + r->down.bytes;
+
+			r->rate_last = (double)(total - r->rate_mark) /
+			    (now - r->rate_at);
+			r->rate_mark = total;
+			r->rate_at = now;
+		}
+	}
+}
+
+static void relay_write_done(void *owner, int up, ssize_t result);
+
+/*
+ * Hand the write to the I/O batch when that saves a system call: after a
+ * read that emptied the socket (a small message; bulk keeps writing at
+ * once, reading on as it goes).
+ */
+static bool
+relay_dir_queue(struct relay *r, struct relay_dir *d)
+{
+	if (d->buf == NULL || !relay_batchable(r) ||
+	    io_batch_send(d->to, d->buf + d->off, relay_dir_ready(d),
+	    relay_write_done, r, d == &r->up) == -1)
+		return false;
+	d->queued = true;
+	return true;
+}
+
 /*
  * Move what can be moved now in one direction. Returns NULL, or the reason
- * the relay must end.
+ * the relay must end. may_queue: its first read may go to the I/O batch
+ * (a readable socket's; the others come from a completion).
  */
 static const char *
-relay_move(struct relay *r, struct relay_dir *d)
+relay_move(struct relay *r, struct relay_dir *d, bool may_queue)
 {
 	uint64_t before = d->bytes;
 	bool was_eof = d->eof;
 	size_t moved = 0;
 	ssize_t n;
 
+	/* Its write completes before the loop waits, and moves on then. */
+	if (d->queued)
+		return NULL;
 	while (moved < RELAY_BUDGET) {
 		bool filled = false, write_blocked = false, drained = false;
 
-		if (relay_dir_wants_read(r, d) && d->rate != NULL &&
-		    rate_bucket_allow(d->rate->bucket, &d->rate->wait,
-		    1) == 0) {
+		/* A batched read's result is taken whatever else holds. */
+		if (!d->got_ready && relay_dir_wants_read(r, d) &&
+		    d->rate != NULL && rate_bucket_allow(d->rate->bucket,
+		    &d->rate->wait, 1) == 0) {
 			/* Out of budget: read on when the bucket wakes us
 			 * (relay_dir_wants_read is false until then). */
 			rate_bucket_wait(d->rate->bucket, &d->rate->wait);
-		} else if (relay_dir_wants_read(r, d)) {
+		} else if (d->got_ready || relay_dir_wants_read(r, d)) {
 			bool spliced = relay_dir_splicing(r, d);
 			size_t room = 0, at = d->off + d->pending;
 
-			n = relay_fill(r, d, &room);
+			n = relay_fill(r, d, &room, may_queue && moved == 0);
+			/* Queued: its completion moves on. */
+			if (n == -1 && errno == EINPROGRESS)
+				return NULL;
 			if (n > 0 && d == &r->up && r->peek != NULL) {
 				const char *why = "error";
 				int seen = r->peek(r, d->buf + at, (size_t)n,
@@ -429,66 +531,49 @@ relay_move(struct relay *r, struct relay_dir *d)
 		}
 		if (d->filter != NULL && (filled || d->eof))
 			relay_dir_filter(d);
+		if (relay_dir_ready(d) > 0 && filled && drained &&
+		    relay_dir_queue(r, d))
+			break;
 		if (relay_dir_ready(d) > 0) {
 			n = relay_drain(d);
 			if (n > 0) {
-				d->pending -= (size_t)n;
-				d->off += (size_t)n;
-				if (d->filter != NULL)
-					d->released -= (size_t)n;
-				d->bytes += (uint64_t)n;
-				d->stalled = false;
+				relay_dir_sent(d, (size_t)n);
 			} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 				write_blocked = true;
 			} else {
 				return relay_errno_reason(n < 0 ? errno : EPIPE);
 			}
 		}
-		if (d->pending == 0) {
-			d->off = 0;
-			/* A bulk direction's copied bytes are out: splice
-			 * the rest. */
-			if (r->mode == RELAY_SPLICE && d->bulk) {
-				relay_copy_buf_put(d->buf);
-				d->buf = NULL;
-			}
-		}
+		if (d->pending == 0)
+			relay_dir_emptied(r, d);
 		if ((!filled || drained) && (relay_dir_ready(d) == 0 ||
 		    write_blocked))
 			break;
 	}
-	relay_dir_idle(r, d);
-	relay_dir_finish(r, d);
-	if (d->bytes != before || d->eof != was_eof) {
-		ev_tstamp now = ev_now(r->loop);
-
-		r->last_activity = now;
-		if (now - r->rate_at >= 1.0) {
-			uint64_t total = r->up.bytes + r->down.bytes;
-
-			r->rate_last = (double)(total - r->rate_mark) /
-			    (now - r->rate_at);
-			r->rate_mark = total;
-			r->rate_at = now;
-		}
-	}
+	relay_dir_settle(r, d, before, was_eof);
 	return NULL;
 }
 
-/* relay_move, with what it delivered counted for /metrics once per call
- * (an error ending the relay still counts what went before it). */
+/* What a move delivered (since before), counted for /metrics once per
+ * call (an error ending the relay still counts what went before it). */
 static const char *
-relay_pump(struct relay *r, struct relay_dir *d)
+relay_counted(struct relay *r, struct relay_dir *d, uint64_t before,
+    const char *reason)
 {
-	uint64_t before = d->bytes;
-	const char *reason = relay_move(r, d);
-
 	if (d->bytes != before) {
 		metrics_count_bytes(d == &r->up, d->bytes - before);
 		if (r->meter != NULL && reason == NULL)
 			reason = r->meter(r, d == &r->up, d->bytes - before);
 	}
 	return reason;
+}
+
+static const char *
+relay_pump(struct relay *r, struct relay_dir *d, bool may_queue)
+{
+	uint64_t before = d->bytes;
+
+	return relay_counted(r, d, before, relay_move(r, d, may_queue));
 }
 
 static void
@@ -596,10 +681,55 @@ relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	if (revents & reads_on)
-		reason = relay_pump(r, reads_here);
+		reason = relay_pump(r, reads_here, true);
 	if (reason == NULL && (revents & writes_on))
-		reason = relay_pump(r, writes_here);
+		reason = relay_pump(r, writes_here, false);
 	relay_after_pump(r, reason);
+}
+
+/*
+ * A queued write completed: what relay_move would have done after its
+ * write(2). The socket it read was empty, so nothing is read now unless
+ * bytes are left to write (a short write, or none for EAGAIN: relay_move
+ * writes them itself and waits for EV_WRITE if it must).
+ */
+static void
+relay_write_done(void *owner, int up, ssize_t result)
+{
+	struct relay *r = owner;
+	struct relay_dir *d = up ? &r->up : &r->down;
+	uint64_t before = d->bytes;
+	const char *reason = NULL;
+
+	d->queued = false;
+	if (result > 0)
+		relay_dir_sent(d, (size_t)result);
+	if (result < 0 && result != -EAGAIN && result != -EINTR)
+		reason = relay_errno_reason((int)-result);
+	else if (result == 0)
+		reason = relay_errno_reason(EPIPE);
+	else if (relay_dir_ready(d) > 0)
+		reason = relay_move(r, d, false);
+	else {
+		if (d->pending == 0)
+			relay_dir_emptied(r, d);
+		relay_dir_settle(r, d, before, d->eof);
+	}
+	relay_after_pump(r, relay_counted(r, d, before, reason));
+}
+
+/* A queued read completed: relay_move takes its result as its first
+ * read's, and goes on from there as usual. */
+static void
+relay_read_done(void *owner, int up, ssize_t result)
+{
+	struct relay *r = owner;
+	struct relay_dir *d = up ? &r->up : &r->down;
+
+	d->queued = false;
+	d->got = result;
+	d->got_ready = true;
+	relay_after_pump(r, relay_pump(r, d, false));
 }
 
 /* Put bytes the client sent ahead of the reply in front of the upstream
@@ -771,6 +901,7 @@ relay_stop(struct relay *r)
 	if (!r->running)
 		return;
 	r->running = false;
+	io_batch_cancel(r);
 	ev_io_stop(r->loop, r->client_io);
 	ev_io_stop(r->loop, r->target_io);
 	relay_dir_unlimit(&r->up);

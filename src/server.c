@@ -26,6 +26,7 @@
 #include "socks5d/server.h"
 #include "socks5d/session.h"
 #include "socks5d/workers.h"
+#include "socks5d/io_batch.h"
 
 /* Idle pipes kept for reuse; each costs two descriptors. */
 #define PIPE_POOL_SIZE 64
@@ -124,6 +125,9 @@ server_warn_restart_only(const struct config *old, const struct config *new)
 	    (old->run_user != NULL &&
 	    strcmp(old->run_user, new->run_user) != 0))
 		log_warnx("reload: [server] user takes effect at the next "
+		    "restart");
+	if (old->io_uring != new->io_uring)
+		log_warnx("reload: [server] io_uring takes effect at the next "
 		    "restart");
 	if (old->workers != new->workers)
 		log_warnx("reload: [server] workers takes effect at the next "
@@ -353,10 +357,14 @@ server_run(struct config *cfg)
 	server_quota_sweep_apply(&srv);
 	notify_init(srv.loop, &srv);
 
+	/* Here, in each worker: a ring belongs to one process. */
+	if (cfg->io_uring)
+		io_batch_start(srv.loop);
 	listener_start_all(&srv);
-	log_info("socks5d ready: %zu listener(s), auth %s, relay %s",
+	log_info("socks5d ready: %zu listener(s), auth %s, relay %s%s",
 	    srv.nlisteners, cfg->auth_method == AUTH_PASSWORD ? "password" :
-	    "none", cfg->relay == RELAY_SPLICE ? "splice" : "copy");
+	    "none", cfg->relay == RELAY_SPLICE ? "splice" : "copy",
+	    io_batch_enabled() ? ", socket calls batched (io_uring)" : "");
 	notify_state("READY=1");
 	workers_worker_ready();
 
@@ -378,6 +386,7 @@ out:
 	if (srv.limits != NULL)
 		limits_destroy(srv.limits);
 	pipe_pool_clear(&srv.pipes);
+	io_batch_stop();
 	if (srv.loop != NULL)
 		ev_loop_destroy(srv.loop);
 	/* The last write: after every session counted its bytes. */

@@ -62,6 +62,7 @@ struct config {
 	size_t nlisten;
 	unsigned max_clients;          /* 0: as many as the descriptor limit allows */
 	enum relay_mode relay;
+	bool io_uring;                 /* batch relay socket calls (io_batch.h) */
 	int log_level;                 /* LOG_ERROR .. LOG_DEBUG (log.h) */
 	enum log_target log_target;
 	bool allow_open;

@@ -72,7 +72,7 @@ struct config_row {
  * arrays by CONFIG_NROWS, so it is spelled out here; config.c asserts that
  * it counts config_rows[].
  */
-#define CONFIG_NROWS 87
+#define CONFIG_NROWS 88
 extern const struct config_row config_rows[];
 
 /* The row for key in section text; *name gets a named section's name. */

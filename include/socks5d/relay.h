@@ -79,6 +79,13 @@ struct relay_dir {
 	size_t pending;        /* bytes read from "from", not yet written */
 	uint64_t bytes;        /* bytes delivered to "to" */
 	bool stalled;          /* the pipe took no more: wait for a drain */
+	bool queued;           /* a read into buf, or the write of the
+	                          pending bytes, is in the I/O batch
+	                          (io_batch.h), done before the loop waits */
+	bool got_ready;        /* the batch's read completed: got is the
+	                          next fill's result, for got_room bytes */
+	ssize_t got;           /* bytes, or -errno */
+	size_t got_room;
 	bool bulk;             /* once read RELAY_BULK_READ: splices (in
 	                          splice mode); once filled a pipe: may use a
 	                          large one */

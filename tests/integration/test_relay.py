@@ -246,9 +246,11 @@ def test_small_messages_are_copied_bulk_data_spliced(start_daemon, make_target, 
     read and a write each, and once a download paused (so a read found a
     full buffer) the rest of it
     only the reads before it turned bulk. relay = copy reads 64 KiB at a
-    time to the end."""
-    daemon = start_daemon(server={"relay": mode})
+    time to the end. (Calls counted one by one: io_uring = no, or the
+    small messages' calls would be batched, test below.)"""
+    daemon = start_daemon(server={"relay": mode, "io_uring": "no"})
     pid = daemon.proc.pid
+    assert "socket calls batched" not in daemon.wait_log("ready").string
     echo = make_target(behave_echo)
     with open_tunnel(daemon.address, *echo.address) as client:
         assert_echo(client, b"warm-up")
@@ -287,6 +289,38 @@ def test_small_messages_are_copied_bulk_data_spliced(start_daemon, make_target, 
         assert more_reads - reads < 16, (reads, more_reads)
     else:
         assert more_reads - start >= 32 * MIB // (64 * 1024), (start, more_reads)
+
+
+@pytest.mark.parametrize("mode", RELAY_MODES)
+def test_small_messages_batched_through_io_uring(start_daemon, make_target,
+                                                 mode):
+    """By default a relay between plain sockets makes its small messages'
+    reads and writes through io_uring, several sockets' per system call:
+    no read(2) or write(2) of its own per message, and every byte still
+    arrives, in order, over several connections at once."""
+    daemon = start_daemon(server={"relay": mode})
+    pid = daemon.proc.pid
+    assert "socket calls batched (io_uring)" in daemon.wait_log("ready").string
+    echo = make_target(behave_echo)
+    clients = [open_tunnel(daemon.address, *echo.address) for _ in range(4)]
+    try:
+        for client in clients:
+            assert_echo(client, b"warm-up")
+        reads, writes = read_write_calls(pid)
+        for i in range(100):
+            message = bytes([65 + i % 26]) * (1 + i * 97 % 4000)
+            for client in clients:
+                client.send(message)
+            for client in clients:
+                assert client.recv_exact(len(message)) == message
+        more_reads, more_writes = read_write_calls(pid)
+    finally:
+        for client in clients:
+            client.close()
+    # 400 messages each way, through the batch: far fewer than one call
+    # each (the few left are the ends of the connections).
+    assert more_reads - reads < 40, (reads, more_reads)
+    assert more_writes - writes < 40, (writes, more_writes)
 
 
 def test_bulk_direction_moves_to_a_large_pipe(start_daemon, make_target):
