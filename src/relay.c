@@ -282,8 +282,12 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room,
 	*room = relay_dir_allowed(d, relay_dir_capacity(r, d) - end);
 	if (d->from_ssl != NULL)
 		return relay_fill_tls(d, d->buf + end, *room);
-	if (may_queue && relay_batchable(r) && io_batch_recv(d->from,
-	    d->buf + end, *room, relay_read_done, r, d == &r->up) == 0) {
+	if (may_queue && d->small && relay_batchable(r)) {
+		if (*room > RELAY_BATCH_READ)
+			*room = RELAY_BATCH_READ;
+		if (io_batch_recv(d->from, d->buf + end, *room,
+		    relay_read_done, r, d == &r->up) == -1)
+			return read(d->from, d->buf + end, *room);
 		d->queued = true;
 		d->got_room = *room;
 		errno = EINPROGRESS;
@@ -409,7 +413,7 @@ static void relay_write_done(void *owner, int up, ssize_t result);
 
 /*
  * Hand the write to the I/O batch when that saves a system call: after a
- * read that emptied the socket (a small message; bulk keeps writing at
+ * small read that emptied the socket (d->small; bulk keeps writing at
  * once, reading on as it goes).
  */
 static bool
@@ -503,6 +507,8 @@ relay_move(struct relay *r, struct relay_dir *d, bool may_queue)
 				 * suggests that more follow. */
 				drained = (size_t)n < (d->from_ssl != NULL ?
 				    TLS_RECORD_MAX : room);
+				d->small = drained &&
+				    (size_t)n <= RELAY_BATCH_READ;
 				if (r->mode == RELAY_SPLICE &&
 				    d->filter == NULL && (spliced ?
 				    !drained : (size_t)n >= RELAY_BULK_READ))
@@ -531,7 +537,7 @@ relay_move(struct relay *r, struct relay_dir *d, bool may_queue)
 		}
 		if (d->filter != NULL && (filled || d->eof))
 			relay_dir_filter(d);
-		if (relay_dir_ready(d) > 0 && filled && drained &&
+		if (relay_dir_ready(d) > 0 && filled && d->small &&
 		    relay_dir_queue(r, d))
 			break;
 		if (relay_dir_ready(d) > 0) {

@@ -31,6 +31,13 @@
  * most 16 KiB) stay far below it. */
 #define RELAY_BULK_READ     (32 * 1024)
 
+/* A direction whose last read emptied its socket with at most this much
+ * carries small messages: its reads (of at most this much) go to the I/O
+ * batch. Others read at once, so a burst of sessions with data waiting
+ * does not hold a copy buffer each until the turn ends, and a batched
+ * read touches few of its buffer's pages. */
+#define RELAY_BATCH_READ    (16 * 1024)
+
 /*
  * A filter on the first bytes a direction carries (an HTTP response head
  * to rewrite, say): it sees the bytes it holds, buf[0..*len) with cap
@@ -82,6 +89,8 @@ struct relay_dir {
 	bool queued;           /* a read into buf, or the write of the
 	                          pending bytes, is in the I/O batch
 	                          (io_batch.h), done before the loop waits */
+	bool small;            /* the last read emptied the socket with at
+	                          most RELAY_BATCH_READ: batch the next */
 	bool got_ready;        /* the batch's read completed: got is the
 	                          next fill's result, for got_room bytes */
 	ssize_t got;           /* bytes, or -errno */
