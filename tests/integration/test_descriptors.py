@@ -89,10 +89,14 @@ def test_idle_session_holds_only_its_two_sockets(start_daemon, echo_target, rela
     direction drains, so the pool does not grow with the session count."""
     d = start_daemon(server={"relay": relay})
     pid = d.proc.pid
+    listeners = fds_by_kind(pid)["socket"]
     with open_tunnel(d.address, *echo_target.address) as warmup:
         assert_echo(warmup)
     wait_until(lambda: d.log().count("session client=") == 1, 5,
                what="warm-up session closed")
+    # The access-log line is written just before the sockets close.
+    wait_until(lambda: fds_by_kind(pid)["socket"] == listeners, 5,
+               what="warm-up session's sockets closed")
     before = fds_by_kind(pid)
     sessions = 24
     tunnels = []
