@@ -24,6 +24,20 @@
 
 /* Operations one turn may queue; callers make any more themselves. */
 #define IO_BATCH_MAX 128
+/* Calls that made no progress before the ring is given up as broken. */
+#define IO_BATCH_STUCK 1000
+
+/* From Linux 6.0's uapi header, for building against older ones (the
+ * kernel refuses them with EINVAL, and the plain set-up follows). */
+#ifndef IORING_SETUP_SUBMIT_ALL
+#define IORING_SETUP_SUBMIT_ALL (1U << 7)
+#endif
+#ifndef IORING_SETUP_COOP_TASKRUN
+#define IORING_SETUP_COOP_TASKRUN (1U << 8)
+#endif
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
 
 struct io_batch_entry {
 	int op;                    /* IORING_OP_SEND or IORING_OP_RECV */
@@ -49,6 +63,7 @@ struct io_batch_ring {
 
 /* One loop per process, single-threaded. */
 static struct io_batch_ring ring = { .fd = -1 };
+static struct ev_loop *hooked;
 static struct io_batch_entry entries[IO_BATCH_MAX];
 static size_t nqueued;
 
@@ -56,6 +71,12 @@ static int
 sys_io_uring_setup(unsigned n, struct io_uring_params *p)
 {
 	return (int)syscall(__NR_io_uring_setup, n, p);
+}
+
+static int
+sys_io_uring_register(int fd, unsigned what, void *arg, unsigned n)
+{
+	return (int)syscall(__NR_io_uring_register, fd, what, arg, n);
 }
 
 static int
@@ -89,6 +110,30 @@ io_batch_map(size_t len, off_t what)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* io_uring came in Linux 5.1, its send and receive in 5.6: a kernel in
+ * between sets a ring up and then fails every operation. */
+static bool
+io_batch_ops_supported(void)
+{
+	union {
+		struct io_uring_probe probe;
+		char room[sizeof(struct io_uring_probe) +
+		    256 * sizeof(struct io_uring_probe_op)];
+	} u;
+
+	memset(&u, 0, sizeof(u));
+	if (sys_io_uring_register(ring.fd, IORING_REGISTER_PROBE, &u.probe,
+	    256) == -1)
+		return false;
+	if (u.probe.last_op < IORING_OP_SEND || u.probe.last_op < IORING_OP_RECV ||
+	    !(u.probe.ops[IORING_OP_SEND].flags & IO_URING_OP_SUPPORTED) ||
+	    !(u.probe.ops[IORING_OP_RECV].flags & IO_URING_OP_SUPPORTED)) {
+		errno = EOPNOTSUPP;
+		return false;
+	}
+	return true;
+}
+
 static int
 io_batch_ring_open(void)
 {
@@ -105,7 +150,7 @@ io_batch_ring_open(void)
 		memset(&p, 0, sizeof(p));
 		ring.fd = sys_io_uring_setup(IO_BATCH_MAX, &p);
 	}
-	if (ring.fd == -1)
+	if (ring.fd == -1 || !io_batch_ops_supported())
 		return -1;
 	ring.sq_map_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
 	ring.cq_map_len = p.cq_off.cqes +
@@ -169,11 +214,28 @@ io_batch_reap(void)
 	return n;
 }
 
+/* The ring is gone (io_batch_submit gave it up): what was queued beside
+ * the failed batch is made one call at a time. */
+static void
+io_batch_make_each(size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct io_batch_entry *e = &entries[i];
+		ssize_t got = e->op == IORING_OP_RECV ?
+		    recv(e->fd, e->buf, e->len, MSG_DONTWAIT) :
+		    send(e->fd, e->buf, e->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		e->result = got >= 0 ? got : -errno;
+	}
+}
+
 /* Make entries[0..n) and fill in their results. */
 static void
 io_batch_submit(size_t n)
 {
-	unsigned tail = *ring.sq_tail, submitted = 0, done = 0;
+	unsigned tail = *ring.sq_tail, submitted = 0, done = 0, stuck = 0;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -186,7 +248,8 @@ io_batch_submit(size_t n)
 		sqe->addr = (uint64_t)(uintptr_t)entries[i].buf;
 		sqe->len = entries[i].len > UINT32_MAX ? UINT32_MAX :
 		    (uint32_t)entries[i].len;
-		sqe->msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+		sqe->msg_flags = MSG_DONTWAIT |
+		    (entries[i].op == IORING_OP_SEND ? MSG_NOSIGNAL : 0);
 		sqe->user_data = i;
 		entries[i].result = -ECANCELED;
 	}
@@ -197,17 +260,28 @@ io_batch_submit(size_t n)
 	while (done < n) {
 		int rc = sys_io_uring_enter(ring.fd, (unsigned)n - submitted,
 		    (unsigned)n - done, IORING_ENTER_GETEVENTS);
+		unsigned got;
 
-		if (rc >= 0)
-			submitted += (unsigned)rc;
-		else if (errno != EINTR && errno != EAGAIN &&
-		    errno != EBUSY) {
-			/* Cannot happen with a ring of our own; should it,
-			 * the sessions end rather than hang. */
-			log_error("io_uring_enter: %s", strerror(errno));
+		if (rc == -1 && errno != EINTR && errno != EAGAIN &&
+		    errno != EBUSY)
 			break;
-		}
-		done += io_batch_reap();
+		if (rc > 0)
+			submitted += (unsigned)rc;
+		done += (got = io_batch_reap());
+		stuck = rc > 0 || got > 0 ? 0 : stuck + 1;
+		if (stuck == IO_BATCH_STUCK)
+			break;
+	}
+	if (done < n) {
+		/* Cannot happen with a ring of our own. Should it, the ring
+		 * goes, with any operation it still holds (one left in it
+		 * could later reach a buffer or descriptor reused by then):
+		 * the operations without a result fail (-ECANCELED), their
+		 * sessions end, and from now on every call is made at once. */
+		log_error("io_uring_enter: %s; socket calls one at a time from "
+		    "now on", stuck < IO_BATCH_STUCK ? strerror(errno) :
+		    "no progress");
+		io_batch_unmap();
 	}
 }
 
@@ -233,7 +307,10 @@ io_batch_flush(void)
 		if (entries[0].op == IORING_OP_RECV)
 			while (n > 0 && entries[n - 1].op != IORING_OP_RECV)
 				n--;
-		io_batch_submit(n);
+		if (ring.fd != -1)
+			io_batch_submit(n);
+		else
+			io_batch_make_each(n);
 		/* Done functions may queue more (after n) and cancel. */
 		for (i = 0; i < n; i++) {
 			struct io_batch_entry *e = &entries[i];
@@ -260,21 +337,23 @@ io_batch_invoke(struct ev_loop *loop)
 bool
 io_batch_start(struct ev_loop *loop)
 {
-	if (ring.fd != -1)
-		return true;
-	if (io_batch_ring_open() == -1) {
+	if (ring.fd == -1 && io_batch_ring_open() == -1) {
 		log_info("socket calls one at a time: no io_uring (%s)",
 		    strerror(errno));
 		io_batch_unmap();
 		return false;
 	}
 	ev_set_invoke_pending_cb(loop, io_batch_invoke);
+	hooked = loop;
 	return true;
 }
 
 void
 io_batch_stop(void)
 {
+	if (hooked != NULL)
+		ev_set_invoke_pending_cb(hooked, ev_invoke_pending);
+	hooked = NULL;
 	nqueued = 0;
 	io_batch_unmap();
 }

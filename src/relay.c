@@ -253,7 +253,7 @@ static void relay_read_done(void *owner, int up, ssize_t result);
 /* Read from d->from into the pipe or buffer, at most *room bytes (set
  * here, and at most what the direction's rate allows, at least 1);
  * read(2) conventions. With may_queue, a copying read may go to the I/O
- * batch instead (-1, EINPROGRESS); its result is the next call's. */
+ * batch instead (-1 with d->queued set); its result is the next call's. */
 static ssize_t
 relay_fill(struct relay *r, struct relay_dir *d, size_t *room,
     bool may_queue)
@@ -282,16 +282,19 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room,
 	*room = relay_dir_allowed(d, relay_dir_capacity(r, d) - end);
 	if (d->from_ssl != NULL)
 		return relay_fill_tls(d, d->buf + end, *room);
-	if (may_queue && d->small && relay_batchable(r)) {
-		if (*room > RELAY_BATCH_READ)
-			*room = RELAY_BATCH_READ;
-		if (io_batch_recv(d->from, d->buf + end, *room,
-		    relay_read_done, r, d == &r->up) == -1)
-			return read(d->from, d->buf + end, *room);
-		d->queued = true;
-		d->got_room = *room;
-		errno = EINPROGRESS;
-		return -1;
+	/* Not under a bandwidth limit: what a read may take is decided when
+	 * it is made, and sessions sharing a bucket would all be allowed
+	 * the same bytes before any spent them. */
+	if (may_queue && d->small && d->rate == NULL && relay_batchable(r)) {
+		size_t batched = *room < RELAY_BATCH_READ ? *room :
+		    RELAY_BATCH_READ;
+
+		if (io_batch_recv(d->from, d->buf + end, batched,
+		    relay_read_done, r, d == &r->up) == 0) {
+			d->queued = true;
+			d->got_room = batched;
+			return -1;
+		}
 	}
 	return read(d->from, d->buf + end, *room);
 }
@@ -459,7 +462,7 @@ relay_move(struct relay *r, struct relay_dir *d, bool may_queue)
 
 			n = relay_fill(r, d, &room, may_queue && moved == 0);
 			/* Queued: its completion moves on. */
-			if (n == -1 && errno == EINPROGRESS)
+			if (n == -1 && d->queued)
 				return NULL;
 			if (n > 0 && d == &r->up && r->peek != NULL) {
 				const char *why = "error";
@@ -694,10 +697,10 @@ relay_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /*
- * A queued write completed: what relay_move would have done after its
- * write(2). The socket it read was empty, so nothing is read now unless
- * bytes are left to write (a short write, or none for EAGAIN: relay_move
- * writes them itself and waits for EV_WRITE if it must).
+ * A queued write completed: what relay_move does after its write(2). The
+ * socket it read was empty, so nothing is read now. Bytes left over (a
+ * short write, or all of them for EAGAIN) mean the other socket is full:
+ * the watchers then ask for EV_WRITE, as after a direct write.
  */
 static void
 relay_write_done(void *owner, int up, ssize_t result)
@@ -714,8 +717,6 @@ relay_write_done(void *owner, int up, ssize_t result)
 		reason = relay_errno_reason((int)-result);
 	else if (result == 0)
 		reason = relay_errno_reason(EPIPE);
-	else if (relay_dir_ready(d) > 0)
-		reason = relay_move(r, d, false);
 	else {
 		if (d->pending == 0)
 			relay_dir_emptied(r, d);

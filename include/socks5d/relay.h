@@ -87,8 +87,9 @@ struct relay_dir {
 	uint64_t bytes;        /* bytes delivered to "to" */
 	bool stalled;          /* the pipe took no more: wait for a drain */
 	bool queued;           /* a read into buf, or the write of the
-	                          pending bytes, is in the I/O batch
-	                          (io_batch.h), done before the loop waits */
+	                          ready bytes (relay_dir_ready), is in the
+	                          I/O batch (io_batch.h), done before the
+	                          loop waits */
 	bool small;            /* the last read emptied the socket with at
 	                          most RELAY_BATCH_READ: batch the next */
 	bool got_ready;        /* the batch's read completed: got is the

@@ -3,10 +3,12 @@
  * loop's callbacks have run, reads before writes, each result handed to
  * its done function; a cancelled call is never made; a full socket
  * answers -EAGAIN at once; a full batch and no batch say "make the call
- * yourself".
+ * yourself"; a ring that fails is given up without losing what was
+ * queued beside the failed batch.
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -223,6 +225,57 @@ test_full_or_no_batch_says_call_yourself(void **state)
 	    &owner, 1), -1);
 }
 
+/* The ring's descriptor, as /proc/self/fd names it. */
+static int
+ring_fd(void)
+{
+	char path[64], target[64];
+	int fd;
+
+	for (fd = 3; fd < 1024; fd++) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			if (strstr(target, "io_uring") != NULL)
+				return fd;
+		}
+	}
+	return -1;
+}
+
+/* A ring that fails (here: its descriptor closed under it) is given up:
+ * the operations of the failed batch end with an error, those queued
+ * beside it are made one by one, and from then on nothing is queued. */
+static void
+test_broken_ring_is_given_up(void **state)
+{
+	struct fixture *f = *state;
+	char buf[16];
+	int owner, fd;
+
+	assert_true(io_batch_start(f->loop));
+	assert_int_equal(write(f->b[1], "in", 2), 2);
+	assert_int_equal(io_batch_recv(f->b[0], echo_buf, sizeof(echo_buf),
+	    record_done, &owner, 1), 0);
+	assert_int_equal(io_batch_send(f->a[0], "out", 3, record_done,
+	    &owner, 2), 0);
+	assert_true((fd = ring_fd()) != -1);
+	assert_int_equal(close(fd), 0);
+	ev_run(f->loop, EVRUN_NOWAIT);
+	assert_int_equal(log_.n, 2);
+	assert_int_equal(log_.tags[0], 1);
+	assert_int_equal(log_.results[0], -ECANCELED);
+	assert_int_equal(log_.tags[1], 2);
+	assert_int_equal(log_.results[1], 3);
+	assert_int_equal(peek_now(f->a[1], buf, sizeof(buf)), 3);
+	assert_false(io_batch_enabled());
+	assert_int_equal(io_batch_send(f->a[0], "x", 1, record_done, &owner,
+	    3), -1);
+}
+
 int
 main(void)
 {
@@ -237,6 +290,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_full_or_no_batch_says_call_yourself, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_ring_is_given_up,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
