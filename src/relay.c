@@ -292,7 +292,7 @@ relay_fill(struct relay *r, struct relay_dir *d, size_t *room,
 		if (io_batch_recv(d->from, d->buf + end, batched,
 		    relay_read_done, r, d == &r->up) == 0) {
 			d->queued = true;
-			d->got_room = batched;
+			d->got_room = (unsigned)batched;
 			return -1;
 		}
 	}
@@ -734,7 +734,8 @@ relay_read_done(void *owner, int up, ssize_t result)
 	struct relay_dir *d = up ? &r->up : &r->down;
 
 	d->queued = false;
-	d->got = result;
+	/* At most RELAY_BATCH_READ, or -errno. */
+	d->got = (int)result;
 	d->got_ready = true;
 	relay_after_pump(r, relay_pump(r, d, false));
 }

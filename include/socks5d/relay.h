@@ -76,10 +76,13 @@ struct relay_dir {
 	int from_held;         /* what a TLS read met after bytes it took,
 	                          the next one's answer: -1 the end, an
 	                          errno, or 0 nothing */
+	int got;               /* got_ready: the batched read's bytes, or
+	                          -errno (at most RELAY_BATCH_READ) */
 	SSL *from_outer;       /* the TLS from_ssl runs inside, or NULL:
 	                          its buffered bytes are from_ssl's too */
 	int to_wants;          /* a TLS write waits for this one on "to" */
 	int pipe[2];           /* splicing: -1 while nothing is in flight */
+	unsigned got_room;     /* got_ready: the room it was given */
 	size_t pipe_size;      /* bytes the pipe held now takes */
 	uint8_t *buf;          /* copying: NULL while nothing is in flight */
 	size_t off;            /* copying: first unsent byte in buf */
@@ -93,9 +96,9 @@ struct relay_dir {
 	bool small;            /* the last read emptied the socket with at
 	                          most RELAY_BATCH_READ: batch the next */
 	bool got_ready;        /* the batch's read completed: got is the
-	                          next fill's result, for got_room bytes */
-	ssize_t got;           /* bytes, or -errno */
-	size_t got_room;
+	                          next fill's result, for got_room bytes
+	                          (the new fields fill holes: a session
+	                          stays the size it was) */
 	bool bulk;             /* once read RELAY_BULK_READ: splices (in
 	                          splice mode); once filled a pipe: may use a
 	                          large one */
