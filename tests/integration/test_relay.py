@@ -119,7 +119,7 @@ def test_backpressure_on_batched_small_messages(start_daemon, make_target):
     target that reads nothing for a while: the batched writes meet a full
     socket (EAGAIN, short writes), the relay waits for it to drain, and
     every byte arrives once, in order."""
-    daemon = start_daemon()
+    daemon = start_daemon(server={"io_uring": "yes"})
     assert "socket calls batched" in daemon.wait_log("ready").string
     target = make_target(stall_then_sink(1.5))
     digest = hashlib.sha256()
@@ -325,11 +325,11 @@ def test_small_messages_are_copied_bulk_data_spliced(start_daemon, make_target, 
 @pytest.mark.parametrize("mode", RELAY_MODES)
 def test_small_messages_batched_through_io_uring(start_daemon, make_target,
                                                  mode):
-    """By default a relay between plain sockets makes its small messages'
-    reads and writes through io_uring, several sockets' per system call:
+    """With io_uring = yes a relay between plain sockets makes its small
+    messages' reads and writes through io_uring, several sockets' per system call:
     no read(2) or write(2) of its own per message, and every byte still
     arrives, in order, over several connections at once."""
-    daemon = start_daemon(server={"relay": mode})
+    daemon = start_daemon(server={"relay": mode, "io_uring": "yes"})
     pid = daemon.proc.pid
     assert "socket calls batched (io_uring)" in daemon.wait_log("ready").string
     echo = make_target(behave_echo)
