@@ -10,12 +10,18 @@
  * good.
  *
  * malloc_trim() also releases whole free pages inside the heap (madvise
- * MADV_DONTNEED), so one call after a burst gives back what it took. It
+ * MADV_DONTNEED), so a call after a burst gives back what it took. It
  * walks the allocator's free lists, about a millisecond for a heap of tens
- * of MB, so it runs once per burst, HEAP_TRIM_DELAY after the count of
- * live sessions fell HEAP_BURST_SESSIONS below its peak, never per
- * session; under steady load the count never falls that far and nothing
- * runs.
+ * of MB, so it runs per burst, never per session: HEAP_TRIM_DELAY after
+ * the count of live sessions fell HEAP_BURST_SESSIONS below its peak, and
+ * again every HEAP_TRIM_DELAY while the count goes on falling. A burst
+ * rarely ends at once: clients held to the handshake timeout were
+ * accepted over a second or two and time out just as spread, and a single
+ * trim 0.5 s after the first few hundred left the rest of the burst (up to
+ * hundreds of sessions, a MiB or more) in the heap. The ticks stop at the
+ * first one that finds no session closed since the last trim; under
+ * steady load the count never falls HEAP_BURST_SESSIONS below its peak
+ * and nothing runs.
  */
 #include <malloc.h>
 #ifdef __SANITIZE_ADDRESS__
@@ -43,10 +49,16 @@ heap_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct heap_watch *hw = w->data;
 
-	(void)loop;
 	(void)revents;
-	heap_give_back();
-	/* The next burst is measured from what is live now. */
+	if (hw->live < hw->trimmed_at) {
+		heap_give_back();
+		hw->trims++;
+		hw->trimmed_at = hw->live;
+		return;		/* the timer repeats: the burst may go on ending */
+	}
+	/* Nothing closed since the last trim: the burst is over, and the next
+	 * one is measured from what is live now. */
+	ev_timer_stop(loop, w);
 	hw->peak = hw->live;
 }
 
@@ -55,7 +67,9 @@ heap_watch_init(struct heap_watch *hw, struct ev_loop *loop)
 {
 	hw->loop = loop;
 	hw->live = hw->peak = 0;
-	ev_timer_init(&hw->timer, heap_trim_cb, HEAP_TRIM_DELAY, 0.);
+	hw->trimmed_at = 0;
+	hw->trims = 0;
+	ev_timer_init(&hw->timer, heap_trim_cb, HEAP_TRIM_DELAY, HEAP_TRIM_DELAY);
 	hw->timer.data = hw;
 }
 
@@ -66,8 +80,10 @@ heap_watch_sessions(struct heap_watch *hw, unsigned live)
 	if (live > hw->peak)
 		hw->peak = live;
 	else if (hw->peak - live >= HEAP_BURST_SESSIONS &&
-	    !ev_is_active(&hw->timer))
+	    !ev_is_active(&hw->timer)) {
+		hw->trimmed_at = hw->peak;
 		ev_timer_start(hw->loop, &hw->timer);
+	}
 }
 
 void

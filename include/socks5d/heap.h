@@ -9,9 +9,8 @@
 /* Sessions gone since the highest count that make a burst worth giving
  * back: a few hundred sessions of a few KiB each, about a MiB. */
 #define HEAP_BURST_SESSIONS	256
-/* Seconds from the burst's end being seen to the memory going back: the
- * rest of a burst that ends at once (a timeout that struck them all) is
- * gone by then. */
+/* Seconds from a burst's end being seen to the memory going back, and
+ * between further trims while the count goes on falling. */
 #define HEAP_TRIM_DELAY		0.5
 /* What a TLS session weighs against a plain one: OpenSSL's state for a
  * handshake is tens of KiB, so a burst of a hundred is one worth giving
@@ -22,7 +21,9 @@ struct heap_watch {
 	ev_timer	 timer;
 	struct ev_loop	*loop;
 	unsigned	 live;		/* sessions now */
-	unsigned	 peak;		/* most since the last trim */
+	unsigned	 peak;		/* most since the last burst */
+	unsigned	 trimmed_at;	/* live at the last trim of this burst */
+	unsigned long	 trims;		/* memory given back, times */
 };
 
 void heap_watch_init(struct heap_watch *hw, struct ev_loop *loop);
