@@ -408,6 +408,21 @@ BURST_CLIENTS = 3000
 BURST_HANDSHAKE = 2             # seconds: silent sessions end by this
 BACK_WITHIN = 5.0               # seconds after the last one closed
 BACK_TO_KIB = 2048              # of the PSS before the burst
+# AddressSanitizer's allocator is not the one the release build ships: after
+# its purge it still keeps part of the handshake buffers' size class (6 KiB
+# chunks) that a burst first filled, 1.3 to 2.5 MiB after the first 3,000
+# silent clients and a few hundred KiB after later bursts; glibc's, after
+# malloc_trim, ends below the PSS before the burst. The ASan build is held
+# to twice the release build's margin, still far below the 23 MiB it keeps
+# after the first burst when nothing is given back.
+BACK_TO_KIB_ASAN = 2 * BACK_TO_KIB
+
+
+def back_to_kib(pid):
+    """How far above its PSS before a burst the daemon pid may stay."""
+    with open(f"/proc/{pid}/maps") as fh:
+        sanitized = "libasan" in fh.read()
+    return BACK_TO_KIB_ASAN if sanitized else BACK_TO_KIB
 
 
 def _open_many(address, count, first=b""):
@@ -489,6 +504,7 @@ def test_memory_returns_after_hostile_bursts(start_daemon, echo_target):
     d = start_daemon(env=ASAN_ENV, server={"max_clients": BURST_CLIENTS},
                      timeouts={"handshake": BURST_HANDSHAKE})
     pid = d.proc.pid
+    allowed = back_to_kib(pid)
     warm_up(d, echo_target)
     idle_fds = fd_split(pid)[0]
     for burst in (burst_silent, burst_half_handshakes, burst_over_the_limit,
@@ -502,11 +518,11 @@ def test_memory_returns_after_hostile_bursts(start_daemon, echo_target):
         while True:
             now = pss_kib(pid)
             readings.append(now)
-            if now <= before + BACK_TO_KIB:
+            if now <= before + allowed:
                 break
             assert time.monotonic() - closed < BACK_WITHIN, (
                 f"after {burst.__name__}: PSS {now} KiB, {before} KiB before "
-                f"the burst, still more than {BACK_TO_KIB} KiB above it "
+                f"the burst, still more than {allowed} KiB above it "
                 f"{BACK_WITHIN}s after the last session closed "
                 f"(readings {readings[:3]} ... {readings[-3:]})")
             time.sleep(0.1)
