@@ -22,7 +22,7 @@ from harness.socks5 import (CMD_BIND, METHOD_NONE, METHOD_PASSWORD, METHOD_REJEC
 from harness.socks5 import request as socks5_request
 
 from harness.udp import Association, UdpServer
-from conftest import USERS, base_config
+from conftest import PORT_RACE_ATTEMPTS, USERS, base_config
 from test_metrics import scrape
 
 
@@ -144,13 +144,25 @@ def activate_on_wildcard(start_daemon, **overrides):
     """A daemon socket-activated on 0.0.0.0:PORT (the one non-loopback
     address the suite binds; only loopback traffic ever reaches it). The
     daemon is exec'd by the first connection, which the caller makes to
-    127.0.0.1:PORT (d.address)."""
-    port = free_port()
-    d = start_daemon(wait=False, command=["systemd-socket-activate", "-l",
-                                          f"0.0.0.0:{port}"], **overrides)
-    d.listen = [(LOOPBACK4, port)]
-    wait_until(lambda: "Listening on" in d.log(), 10, what="activation socket")
-    return d
+    127.0.0.1:PORT (d.address).
+
+    The port is picked free on 0.0.0.0, not only on 127.0.0.1, and a fresh
+    one is tried when something took it before systemd-socket-activate
+    could bind it (it exits with "Address already in use"), as the
+    start_daemon fixture does for the daemon's own listeners."""
+    for _ in range(PORT_RACE_ATTEMPTS):
+        port = free_port(("0.0.0.0",))
+        d = start_daemon(wait=False, command=["systemd-socket-activate", "-l",
+                                              f"0.0.0.0:{port}"], **overrides)
+        d.listen = [(LOOPBACK4, port)]
+        log = wait_until(lambda: re.search(r"Listening on|Address already in use",
+                                           d.log()), 10, what="activation socket")
+        if "Listening on" in log.group(0):
+            return d
+        # Its exit status read here is one teardown does not report.
+        d.wait_exit(1.0)
+    raise AssertionError(f"no free port for socket activation in "
+                         f"{PORT_RACE_ATTEMPTS} attempts")
 
 
 def test_socket_activation_on_a_public_address_meets_the_guard(start_daemon):
