@@ -121,12 +121,8 @@ def test_watchdog_for_another_pid_is_ignored(start_daemon, notify):
 
 
 def test_socket_activation(start_daemon, echo_target):
-    port = free_port()
-    d = start_daemon(wait=False, command=["systemd-socket-activate", "-l",
-                                          f"{LOOPBACK4}:{port}"])
-    configured_port = d.port
-    d.listen = [(LOOPBACK4, port)]
-    wait_until(lambda: is_listening(LOOPBACK4, port), 5, what="activation socket")
+    d = socket_activated(start_daemon, LOOPBACK4)
+    configured_port = d.configured_port
     # The first connection makes systemd-socket-activate exec the daemon
     # with the listening socket as descriptor 3.
     with open_tunnel(d.address, *echo_target.address) as client:
@@ -140,21 +136,24 @@ def test_socket_activation(start_daemon, echo_target):
         assert_echo(client)
 
 
-def activate_on_wildcard(start_daemon, **overrides):
-    """A daemon socket-activated on 0.0.0.0:PORT (the one non-loopback
-    address the suite binds; only loopback traffic ever reaches it). The
-    daemon is exec'd by the first connection, which the caller makes to
-    127.0.0.1:PORT (d.address).
+def socket_activated(start_daemon, host, **overrides):
+    """A daemon started by systemd-socket-activate listening on host:PORT;
+    the first connection, which the caller makes to 127.0.0.1:PORT
+    (d.address), execs it with that socket as descriptor 3. The port of its
+    own config is d.configured_port.
 
-    The port is picked free on 0.0.0.0, not only on 127.0.0.1, and a fresh
-    one is tried when something took it before systemd-socket-activate
-    could bind it (it exits with "Address already in use"), as the
-    start_daemon fixture does for the daemon's own listeners."""
+    The port is picked free on host, and a fresh one is tried when something
+    took it before systemd-socket-activate could bind it (it exits with
+    "Address already in use"), as the start_daemon fixture does for the
+    daemon's own listeners."""
     for _ in range(PORT_RACE_ATTEMPTS):
-        port = free_port(("0.0.0.0",))
+        port = free_port((host,))
         d = start_daemon(wait=False, command=["systemd-socket-activate", "-l",
-                                              f"0.0.0.0:{port}"], **overrides)
+                                              f"{host}:{port}"], **overrides)
+        d.configured_port = d.port
         d.listen = [(LOOPBACK4, port)]
+        # Its own message, rather than /proc/net/tcp, which can miss an
+        # entry while a busy machine opens and closes sockets.
         log = wait_until(lambda: re.search(r"Listening on|Address already in use",
                                            d.log()), 10, what="activation socket")
         if "Listening on" in log.group(0):
@@ -163,6 +162,12 @@ def activate_on_wildcard(start_daemon, **overrides):
         d.wait_exit(1.0)
     raise AssertionError(f"no free port for socket activation in "
                          f"{PORT_RACE_ATTEMPTS} attempts")
+
+
+def activate_on_wildcard(start_daemon, **overrides):
+    """socket_activated() on 0.0.0.0 (the one non-loopback address the suite
+    binds; only loopback traffic ever reaches it)."""
+    return socket_activated(start_daemon, "0.0.0.0", **overrides)
 
 
 def test_socket_activation_on_a_public_address_meets_the_guard(start_daemon):

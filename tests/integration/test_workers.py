@@ -21,6 +21,7 @@ from harness.net import LOOPBACK4, format_hostport, free_port, is_listening, wai
 from harness.socks5 import Socks5Client, assert_echo, open_tunnel
 from test_metrics import scrape
 from test_relay import stop_trace, trace_syscalls
+from test_service import socket_activated
 
 TAGGED_SESSION_RE = re.compile(r"^\[worker (\d+)\] socks5d: info: session ")
 
@@ -530,14 +531,8 @@ def test_supervisor_alone_speaks_to_the_service_manager(start_daemon, tmp_path,
 
 @pytest.mark.deadline(60)
 def test_socket_activation_with_workers(start_daemon, echo_target):
-    port = free_port()
-    d = start_daemon(wait=False, server={"workers": 2},
-                     command=["systemd-socket-activate", "-l", f"{LOOPBACK4}:{port}"])
-    configured_port = d.port
-    d.listen = [(LOOPBACK4, port)]
-    # Its own message, rather than /proc/net/tcp, which can miss an entry
-    # while a busy machine opens and closes sockets.
-    wait_until(lambda: "Listening on" in d.log(), 10, what="activation socket")
+    d = socket_activated(start_daemon, LOOPBACK4, server={"workers": 2})
+    configured_port = d.configured_port
     # The first connection makes systemd-socket-activate exec the daemon.
     for i in range(20):
         with open_tunnel(d.address, *echo_target.address) as client:
