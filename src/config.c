@@ -223,7 +223,7 @@ const struct config_row config_rows[] = {
 	    "127.0.0.1:1080, [::1]:1080", 1, CONFIG_MAX_LISTEN),
 	ROW_UINT("server", "max_clients", max_clients, "0", 0, 1000000),
 	ROW_ENUM("server", "relay", relay, "splice", config_relay_names),
-	ROW_BOOL("server", "io_uring", io_uring, "no"),
+	ROW_BOOL("server", "io_uring", io_uring, "yes"),
 	ROW_ENUM("server", "log_level", log_level, "info",
 	    config_log_level_names),
 	ROW_ENUM("server", "log", log_target, "stderr",

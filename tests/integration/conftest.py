@@ -52,6 +52,11 @@ NO_VALGRIND = {
     "test_service.py::test_short_hard_descriptor_limit_is_warned_of":
         "the same: under valgrind the daemon never sees the limits prlimit "
         "set",
+    "test_relay.py::test_io_uring_is_the_default":
+        "memcheck cannot see the kernel fill a buffer through io_uring (see "
+        "base_config)",
+    "test_relay.py::test_io_uring_denied_falls_back":
+        "strace and valgrind cannot both trace the daemon",
     "test_faults.py::":
         "each scenario compares the daemon's PSS and descriptors with a "
         "baseline, which measures valgrind's own memory, not the daemon's",

@@ -96,6 +96,10 @@ def test_units_verify_and_are_hardened(tmp_path):
                      "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
                      "CapabilityBoundingSet=", "WatchdogSec=30s"):
         assert required in lines, f"{required} missing from socks5d.service"
+    # io_uring is on by default and @system-service leaves it out: the unit
+    # must let the relay's ring through, or every service falls back.
+    assert "SystemCallFilter=@system-service" in lines
+    assert "SystemCallFilter=io_uring_setup io_uring_enter io_uring_register" in lines
     socket_lines = unit_lines((unitdir / "socks5d.socket").read_text())
     assert "ListenStream=127.0.0.1:1080" in socket_lines
     assert "ListenStream=[::1]:1080" in socket_lines

@@ -330,15 +330,24 @@ def test_small_messages_batched_through_io_uring(start_daemon, make_target,
     no read(2) or write(2) of its own per message, and every byte still
     arrives, in order, over several connections at once."""
     daemon = start_daemon(server={"relay": mode, "io_uring": "yes"})
-    pid = daemon.proc.pid
     assert "socket calls batched (io_uring)" in daemon.wait_log("ready").string
-    echo = make_target(behave_echo)
+    reads, writes = echo_messages(daemon, make_target(behave_echo), 100)
+    # 400 messages each way, through the batch: far fewer than one call
+    # each (the few left are the ends of the connections).
+    assert reads < 40, reads
+    assert writes < 40, writes
+
+
+def echo_messages(daemon, echo, count, pid=None):
+    """count small messages over four tunnels, each echoed intact; the
+    read and write calls the daemon (process pid if given) made meanwhile."""
+    pid = pid or daemon.proc.pid
     clients = [open_tunnel(daemon.address, *echo.address) for _ in range(4)]
     try:
         for client in clients:
             assert_echo(client, b"warm-up")
         reads, writes = read_write_calls(pid)
-        for i in range(100):
+        for i in range(count):
             message = bytes([65 + i % 26]) * (1 + i * 97 % 4000)
             for client in clients:
                 client.send(message)
@@ -348,10 +357,38 @@ def test_small_messages_batched_through_io_uring(start_daemon, make_target,
     finally:
         for client in clients:
             client.close()
-    # 400 messages each way, through the batch: far fewer than one call
-    # each (the few left are the ends of the connections).
-    assert more_reads - reads < 40, (reads, more_reads)
-    assert more_writes - writes < 40, (writes, more_writes)
+    return more_reads - reads, more_writes - writes
+
+
+def test_io_uring_is_the_default(start_daemon, make_target):
+    """Without the key, small messages' socket calls are batched."""
+    daemon = start_daemon(server={"io_uring": None})
+    assert "socket calls batched (io_uring)" in daemon.wait_log("ready").string
+    reads, writes = echo_messages(daemon, make_target(behave_echo), 50)
+    assert reads < 40 and writes < 40, (reads, writes)
+
+
+def test_io_uring_denied_falls_back_to_one_call_at_a_time(start_daemon, make_target):
+    """A system call filter that denies io_uring (as systemd's
+    @system-service alone does) costs the batch, not the service: the
+    daemon says so at startup, relays every message with a call of its
+    own, and stops cleanly."""
+    daemon = start_daemon(server={"io_uring": None}, command=[
+        "strace", "-f", "--seccomp-bpf", "-o", "/dev/null",
+        "-e", "trace=io_uring_setup", "-e", "inject=io_uring_setup:error=EPERM",
+        "--"])
+    ready = daemon.wait_log("ready").string
+    assert "batched" not in ready, ready
+    assert "socket calls one at a time: no io_uring (Operation not permitted)" \
+        in daemon.log()
+    # strace runs the daemon as its child: its calls are counted there.
+    with open(f"/proc/{daemon.proc.pid}/task/{daemon.proc.pid}/children") as f:
+        child = int(f.read().split()[0])
+    reads, writes = echo_messages(daemon, make_target(behave_echo), 50, child)
+    assert reads >= 200 and writes >= 200, (reads, writes)
+    # strace passes on its child's exit status.
+    os.kill(child, signal.SIGTERM)
+    assert daemon.wait_exit(10) == 0
 
 
 def test_bulk_direction_moves_to_a_large_pipe(start_daemon, make_target):
