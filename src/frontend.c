@@ -388,6 +388,10 @@ frontend_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_stop(loop, w);
 		if (!frontend_waits_through_eof(s))
 			session_close(s, "client-eof");
+		else if (s->state == SESSION_WAITING && hs->early_data != NULL)
+			/* A command waiting on the client's first bytes
+			 * gets no more: it decides with what it has. */
+			hs->early_data(s);
 		return;
 	}
 	hs->len += (size_t)n;

@@ -209,13 +209,15 @@ inspect_wait_read(struct session *s)
 	enum sniff_result result = SNIFF_NONE;
 	struct inspect_found *f;
 
-	if (hs->len == 0)
+	/* After the client's FIN nothing more comes to learn from: decide
+	 * with what was sent, if anything. */
+	if (hs->len == 0 && !hs->client_eof)
 		return;
-	if (inspect_kind_of(s, hs->buf[0], &kind))
+	if (hs->len > 0 && inspect_kind_of(s, hs->buf[0], &kind))
 		result = kind == INSPECT_TLS ?
 		    sniff_tls_client_hello(hs->buf, hs->len, &info) :
 		    sniff_http_host(hs->buf, hs->len, &info);
-	if (result == SNIFF_NEED_MORE && hs->len < hs->cap)
+	if (result == SNIFF_NEED_MORE && hs->len < hs->cap && !hs->client_eof)
 		return;
 	if (result == SNIFF_FOUND &&
 	    (f = inspect_found_new(kind, &info)) != NULL) {

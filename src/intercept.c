@@ -419,14 +419,19 @@ intercept_hello_read(struct session *s)
 	enum sniff_result result;
 	const char *reason = "rejected";
 
-	if (hs->len == 0)
+	/* After the client's FIN no more of a ClientHello comes: what was
+	 * sent, if anything, goes to the origin as it is, then the FIN. */
+	if (hs->len == 0) {
+		if (hs->client_eof)
+			intercept_pass(s, INTERCEPT_NONE);
 		return;
+	}
 	if (hs->buf[0] != 0x16) {
 		intercept_pass(s, INTERCEPT_PLAIN);
 		return;
 	}
 	result = sniff_tls_client_hello(hs->buf, hs->len, &info);
-	if (result == SNIFF_NEED_MORE && hs->len < hs->cap)
+	if (result == SNIFF_NEED_MORE && hs->len < hs->cap && !hs->client_eof)
 		return;
 	if (result != SNIFF_FOUND) {
 		intercept_pass(s, INTERCEPT_NONE);

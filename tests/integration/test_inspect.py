@@ -4,6 +4,7 @@ over segments) and the Host of an HTTP request reach the access log
 rules with the sniffed name before a byte goes on; a name other than the
 one asked for is logged (sni_mismatch=1) or refused ([inspect] mismatch);
 nothing of it happens when sniff is off."""
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -106,6 +107,31 @@ def test_a_server_that_speaks_first_is_connected_after_sniff_timeout(
     assert 0.25 <= waited < 3, waited
     fields = d.wait_session(cmd="connect", down="1000")
     assert "sni" not in fields and fields["addr"] == "%s:%d" % banner.address
+
+
+def test_a_client_that_half_closes_early_is_decided_at_once(start_daemon,
+                                                           make_target):
+    """A client's FIN before its first bytes could be read whole (or
+    before any) ends the wait: the address decides, what was sent goes
+    on as it is, then the FIN; never the sniff_timeout's wait."""
+    d = sniff_daemon(start_daemon, inspect={"sniff_timeout": 10000}, **{
+        "rule no-blocked": {"action": "deny", "dest": ".blocked.test"},
+        "rule rest": {"action": "allow"}})
+    echo = make_target(behave_echo)
+    for sent in (client_hello("cut.example")[:60], b""):
+        started = time.monotonic()
+        with open_tunnel(d.address, *echo.address) as t:
+            assert t.reply.bound == ("0.0.0.0", 0)
+            t.sock.sendall(sent)
+            t.sock.shutdown(socket.SHUT_WR)
+            t.sock.settimeout(10)
+            back = b""
+            while more := t.sock.recv(65536):
+                back += more
+        assert back == sent
+        assert time.monotonic() - started < 5
+        fields = d.wait_session(cmd="connect", up=str(len(sent)))
+        assert fields["addr"] == "%s:%d" % echo.address and "sni" not in fields
 
 
 def test_a_name_other_than_the_one_asked_for(start_daemon, make_target):

@@ -403,6 +403,18 @@ def test_bad_input_is_refused_and_the_daemon_returns_to_baseline(
                 back += more
         assert back == huge
         d.wait_session(intercept="none", up=str(len(huge)))
+        # A ClientHello cut short, then the client's FIN: no more of it
+        # can come, so what came goes on as it is, and the FIN after it.
+        cut = client_hello_bytes()[:100]
+        with open_tunnel(d.address, *echo.address) as t:
+            t.sock.sendall(cut)
+            t.sock.shutdown(socket.SHUT_WR)
+            t.sock.settimeout(5)
+            back = b""
+            while more := t.sock.recv(65536):
+                back += more
+        assert back == cut
+        d.wait_session(intercept="none", up=str(len(cut)))
         # A ClientHello cut short, then silence: closed at the timeout.
         with open_tunnel(d.address, *origin.address) as t:
             t.sock.sendall(client_hello_bytes()[:100])
