@@ -9,6 +9,7 @@ import ssl
 import time
 from pathlib import Path
 
+from harness.http_proxy import ProxyClient
 from harness.net import recv_exact, wait_until
 from harness.socks5 import open_tunnel
 from harness.targets import behave_echo, source
@@ -94,6 +95,31 @@ def test_a_rule_on_names_judges_an_address_by_its_sni(start_daemon, make_target)
     assert d.wait_session(host="www.blocked.test")["close"] == "rejected"
 
 
+def test_an_http_connect_tunnel_is_judged_by_its_sni_alike(start_daemon,
+                                                          make_target):
+    """The decision waits the same way behind HTTP CONNECT: 200 first,
+    then the first bytes' name decides (the front-end knows nothing of
+    it)."""
+    d = sniff_daemon(start_daemon, **{
+        "rule no-blocked": {"action": "deny", "dest": ".blocked.test"},
+        "rule rest": {"action": "allow"}})
+    echo = make_target(behave_echo)
+    head = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (echo.address * 2)
+    for name, allowed in (("ads.blocked.test", False), ("fine.example", True)):
+        with ProxyClient(d.address) as c:
+            answer = c.request(head.encode())
+            assert answer.status == 200 and answer.rest == b""
+            hello = client_hello(name)
+            c.send(hello)
+            if allowed:
+                assert recv_exact(c.sock, len(hello)) == hello
+            else:
+                assert c.sock.recv(65536) == b""
+        fields = d.wait_session(proto="http", sni=name)
+        assert fields["close"] == ("eof" if allowed else "rejected"), fields
+    assert len(echo.records) == 1, "the denied name was connected to"
+
+
 def test_a_server_that_speaks_first_is_connected_after_sniff_timeout(
         start_daemon, make_target):
     d = sniff_daemon(start_daemon, inspect={"sniff_timeout": 300}, **{
@@ -153,6 +179,13 @@ def test_a_name_other_than_the_one_asked_for(start_daemon, make_target):
         assert t.sock.recv(65536) == b""
     fields = denied.wait_session(close="sni-mismatch")
     assert fields["sni_mismatch"] == "1"
+
+    # allow: the bytes go on and the line says nothing of it.
+    allowed = sniff_daemon(start_daemon, inspect={"mismatch": "allow"})
+    with open_tunnel(allowed.address, "localhost", echo.port) as t:
+        echo_back(t, hello)
+    fields = allowed.wait_session(sni="elsewhere.example")
+    assert "sni_mismatch" not in fields and fields["close"] == "eof"
 
 
 def test_off_by_default(start_daemon, make_target):

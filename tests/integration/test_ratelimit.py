@@ -9,7 +9,7 @@ import time
 from harness.net import wait_until
 from harness.rate import (MIB, WARM_UP, WINDOW, Reader, Writer, assert_near,
                           window_rate)
-from harness.socks5 import open_tunnel
+from harness.socks5 import REP_SUCCESS, Socks5Client, open_tunnel
 from harness.targets import behave_sink, source
 from harness.udp import Association, UdpServer
 
@@ -135,6 +135,50 @@ def test_copy_relay_and_udp_hold_their_rates(start_daemon, make_target):
     # About half were over the rate: the access log counts them.
     fields = d.wait_session(cmd="udp")
     assert int(fields.get("drop_rate", "0")) > 1000, fields
+
+
+def test_rate_per_client_and_per_rule_share_as_configured(
+        start_daemon, users_file, make_target):
+    """rate_per = client: the sessions of one client address share a
+    budget, another address has its own. A rule's rate_per = rule: the
+    sessions of every user it allowed share one. Both measured at once."""
+    per_client = start_daemon(limits={"rate_down": "1M", "rate_per": "client"})
+    per_rule = start_daemon(
+        auth={"method": "password", "users_file": str(users_file)},
+        **{"rule team": {"user": "alice, bob", "action": "allow",
+                         "rate_down": "1M", "rate_per": "rule"}})
+    big = make_target(source(1 << 40))
+    tunnels = []
+
+    def tunnel_from(source_address):
+        client = Socks5Client(per_client.address, source=source_address)
+        tunnels.append(client)
+        assert client.connect(*big.address).rep == REP_SUCCESS
+        return Reader(client)
+    first = [tunnel_from("127.0.0.1"), tunnel_from("127.0.0.1")]
+    second = [tunnel_from("127.0.0.2")]
+    tunnels += [tunnel_as(per_rule, big, user) for user in ("alice", "bob")]
+    team = [Reader(c) for c in tunnels[-2:]]
+    readers = first + second + team
+    for r in readers:
+        r.start()
+    try:
+        time.sleep(WARM_UP)
+        start = [r.total for r in readers]
+        t0 = time.monotonic()
+        time.sleep(WINDOW)
+        elapsed = time.monotonic() - t0
+        rates = [(r.total - s) / elapsed for r, s in zip(readers, start)]
+    finally:
+        for r in readers:
+            r.stop.set()
+        for c in tunnels:
+            c.close()
+    assert_near(rates[0] + rates[1], 1 * MIB, "two sessions of one client")
+    assert_near(rates[2], 1 * MIB, "a session of another client")
+    assert_near(rates[3] + rates[4], 1 * MIB, "alice and bob under one rule")
+    # Each user under the shared rule got a fair part of it.
+    assert min(rates[3:]) > 0.3 * sum(rates[3:]), rates
 
 
 def test_bad_rate_values_are_config_errors(check_config):
