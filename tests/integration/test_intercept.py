@@ -16,7 +16,6 @@ import stat
 import subprocess
 import time
 import types
-from pathlib import Path
 
 import pytest
 

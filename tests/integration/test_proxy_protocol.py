@@ -7,12 +7,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
 from harness.http_proxy import ProxyClient
-from harness.net import (LOOPBACK4, free_port, is_listening, non_pipe_fds, peer_closed,
+from harness.net import (LOOPBACK4, free_port, is_listening, non_pipe_fds,
                          recv_exact, recv_until_eof, settled_fds, wait_until)
 from harness.socks5 import REP_NOT_ALLOWED, REP_SUCCESS, Socks5Client
 

@@ -6,8 +6,6 @@ clear log line and counting starts from zero; workers share one count."""
 import base64
 import os
 import signal
-import socket
-import time
 
 from harness.http_proxy import ProxyClient
 from harness.net import recv_until_eof, wait_until

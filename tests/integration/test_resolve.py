@@ -2,9 +2,7 @@
 torsocks sends them: the reply carries the answer (an address for a name, a
 name for an address) and the session ends. The rules judge the name asked
 and the addresses it resolves to; failures get the usual reply codes."""
-import pytest
-
-from harness.net import LOOPBACK4, peer_closed, recv_until_eof
+from harness.net import recv_until_eof
 from harness.socks5 import (ATYP_IPV4, ATYP_IPV6, ATYP_NAME, REP_ATYP_UNSUPPORTED,
                             REP_HOST_UNREACH, REP_NOT_ALLOWED, REP_SUCCESS, Socks5Client)
 

@@ -776,7 +776,7 @@ def test_default_max_clients_fits_the_descriptor_limit(start_daemon, echo_target
     assert scrape(metrics_port)("socks5d_max_clients") == 384
     held = [socket.create_connection(d.address) for _ in range(384)]
     try:
-        with open_tunnel(d.address, *echo_target.address, timeout=2) as extra:
+        with open_tunnel(d.address, *echo_target.address, timeout=2):
             pytest.fail("the 385th client was served")
     except (OSError, EOFError):
         pass

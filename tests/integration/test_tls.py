@@ -14,14 +14,12 @@ import time
 import pytest
 
 from harness import footprint
-from harness.http_proxy import ProxyClient
 from harness.httpd import HttpServer
 from harness.net import (IO_TIMEOUT, LOOPBACK4, TIME_SCALE, free_port, is_listening,
                          peer_closed, recv_exact, wait_until)
 from harness.socks5 import Socks5Client
 from harness.tls import (HttpsServer, Socks5Error, open_tls, socks5_over_tls,
-                         socks5_tls_client, tls_client_context, tls_rejection,
-                         tool_env)
+                         tls_client_context, tls_rejection, tool_env)
 
 from conftest import USERS
 
@@ -613,7 +611,7 @@ def test_tickets_resume_at_any_worker(start_daemon, tls_pki):
 # -- BIND and UDP ASSOCIATE inside TLS -------------------------------------------
 
 def test_bind_and_udp_associate_over_tls(start_daemon, tls_pki):
-    from harness.socks5 import CMD_BIND, CMD_UDP
+    from harness.socks5 import CMD_BIND
     from harness.tls import TlsSocks5Client
     from harness.udp import Association, UdpServer
     d, tls_addr = start_tls(start_daemon, tls_pki)

@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-from pathlib import Path
 
 import pytest
 import socks
