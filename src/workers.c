@@ -54,8 +54,9 @@ static char worker_tag[32];
 /*
  * A splice relay's bytes are moved by the kernel (TCP, splice, softirq
  * work), which runs beside the workers on the same CPUs. One CPU is left
- * to it: on the two-CPU benchmark machine one worker beat two on every
- * row (RESULTS.md), because two workers mostly traded wake-ups across CPUs.
+ * to it: on the two-CPU benchmark machine one worker beats two in
+ * alternating pairs (RESULTS.md), small messages most, because two workers
+ * mostly trade wake-ups across CPUs.
  */
 unsigned
 workers_for_cpus(long cpus)

@@ -265,6 +265,14 @@ def test_bench_quick_run_against_all_servers(tmp_path, bench_binaries,
                      r"\d+\.\d\dx \(median of 1 alternating pairs, .*; download "
                      r"\d+\.\d\dx \(median of 1 alternating pairs, .*\| (met|NOT MET) \|$",
                      text, re.M), text
+    # What the default number of workers rests on: a worker on every CPU
+    # against it, in alternating pairs, small messages and bulk (this
+    # quick run has no connrate scenario).
+    assert re.search(r"^\| one worker per CPU \(\d+\) against the default \(one per "
+                     r"CPU but one\) \| req/resp 16 connections \d+\.\d\dx \(median "
+                     r"of 1 alternating pairs, .*\), p99 \d+\.\d\dx; bulk 8 streams "
+                     r"upload \d+\.\d\dx .*; bulk 8 streams download \d+\.\d\dx .*"
+                     r"\| no target \|$", text, re.M), text
 
     def cells(label):
         row = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
