@@ -4,13 +4,12 @@ over segments) and the Host of an HTTP request reach the access log
 rules with the sniffed name before a byte goes on; a name other than the
 one asked for is logged (sni_mismatch=1) or refused ([inspect] mismatch);
 nothing of it happens when sniff is off."""
-import socket
 import ssl
 import time
 from pathlib import Path
 
 from harness.http_proxy import ProxyClient
-from harness.net import recv_exact, wait_until
+from harness.net import recv_exact, send_fin_and_drain, wait_until
 from harness.socks5 import open_tunnel
 from harness.targets import behave_echo, source
 
@@ -148,13 +147,7 @@ def test_a_client_that_half_closes_early_is_decided_at_once(start_daemon,
         started = time.monotonic()
         with open_tunnel(d.address, *echo.address) as t:
             assert t.reply.bound == ("0.0.0.0", 0)
-            t.sock.sendall(sent)
-            t.sock.shutdown(socket.SHUT_WR)
-            t.sock.settimeout(10)
-            back = b""
-            while more := t.sock.recv(65536):
-                back += more
-        assert back == sent
+            assert send_fin_and_drain(t.sock, sent, timeout=10) == sent
         assert time.monotonic() - started < 5
         fields = d.wait_session(cmd="connect", up=str(len(sent)))
         assert fields["addr"] == "%s:%d" % echo.address and "sni" not in fields

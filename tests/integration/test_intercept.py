@@ -22,7 +22,8 @@ import pytest
 from harness import footprint
 from harness.daemon import run_binary
 from harness.httpd import HttpServer, blob
-from harness.net import LOOPBACK4, free_port, is_listening, wait_until
+from harness.net import (LOOPBACK4, free_port, is_listening, send_fin_and_drain,
+                         wait_until)
 from harness.socks5 import open_tunnel
 from harness.targets import behave_echo
 from harness.tls import HttpsServer, tool_env
@@ -394,25 +395,13 @@ def test_bad_input_is_refused_and_the_daemon_returns_to_baseline(
         # deciding, so it passes through as it is, every byte.
         huge = b"\x16\x03\x01\x48\x00\x01\x00\x47\xfc" + b"\x00" * 0x47fc
         with open_tunnel(d.address, *echo.address) as t:
-            t.sock.sendall(huge)
-            t.sock.shutdown(socket.SHUT_WR)
-            t.sock.settimeout(5)
-            back = b""
-            while more := t.sock.recv(65536):
-                back += more
-        assert back == huge
+            assert send_fin_and_drain(t.sock, huge) == huge
         d.wait_session(intercept="none", up=str(len(huge)))
         # A ClientHello cut short, then the client's FIN: no more of it
         # can come, so what came goes on as it is, and the FIN after it.
         cut = client_hello_bytes()[:100]
         with open_tunnel(d.address, *echo.address) as t:
-            t.sock.sendall(cut)
-            t.sock.shutdown(socket.SHUT_WR)
-            t.sock.settimeout(5)
-            back = b""
-            while more := t.sock.recv(65536):
-                back += more
-        assert back == cut
+            assert send_fin_and_drain(t.sock, cut) == cut
         d.wait_session(intercept="none", up=str(len(cut)))
         # A ClientHello cut short, then silence: closed at the timeout.
         with open_tunnel(d.address, *origin.address) as t:

@@ -8,7 +8,7 @@ import time
 
 from harness.net import wait_until
 from harness.rate import (MIB, WARM_UP, WINDOW, Reader, Writer, assert_near,
-                          window_rate)
+                          window_rate, window_rates)
 from harness.socks5 import REP_SUCCESS, Socks5Client, open_tunnel
 from harness.targets import behave_sink, source
 from harness.udp import Association, UdpServer
@@ -163,12 +163,7 @@ def test_rate_per_client_and_per_rule_share_as_configured(
     for r in readers:
         r.start()
     try:
-        time.sleep(WARM_UP)
-        start = [r.total for r in readers]
-        t0 = time.monotonic()
-        time.sleep(WINDOW)
-        elapsed = time.monotonic() - t0
-        rates = [(r.total - s) / elapsed for r, s in zip(readers, start)]
+        rates = window_rates(readers)
     finally:
         for r in readers:
             r.stop.set()

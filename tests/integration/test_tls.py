@@ -823,7 +823,7 @@ def test_rate_limits_hold_through_tls_and_the_http_proxy(start_daemon, tls_pki,
     (copied through OpenSSL) and for a forwarded HTTP request (copied with
     the response-head filter), each session its own budget."""
     from harness.httpd import HttpServer
-    from harness.rate import MIB, WARM_UP, WINDOW, Reader, assert_near
+    from harness.rate import MIB, Reader, assert_near, window_rates
     from harness.targets import source
 
     d, tls_addr = start_tls(start_daemon, tls_pki,
@@ -838,11 +838,7 @@ def test_rate_limits_hold_through_tls_and_the_http_proxy(start_daemon, tls_pki,
                      f"Host: 127.0.0.1:{origin.port}\r\n\r\n".encode())
         for r in readers:
             r.start()
-        time.sleep(WARM_UP)
-        start, t0 = [r.total for r in readers], time.monotonic()
-        time.sleep(WINDOW)
-        elapsed = time.monotonic() - t0
-        rates = [(r.total - s0) / elapsed for r, s0 in zip(readers, start)]
+        rates = window_rates(readers)
     finally:
         for r in readers:
             r.stop.set()

@@ -191,6 +191,15 @@ def recv_exact(sock, count):
     return b"".join(chunks)
 
 
+def send_fin_and_drain(sock, data, timeout=5):
+    """Send data, half-close, and read what comes back until the peer's
+    FIN (within timeout per read)."""
+    sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(timeout)
+    return recv_until_eof(sock)
+
+
 def recv_until_eof(sock, limit=64 * 1024 * 1024, hasher=None):
     """Read until EOF; return the bytes (or, with hasher, only the count).
 

@@ -56,6 +56,15 @@ class Writer(threading.Thread):
                 return
 
 
+def window_rates(readers):
+    """Bytes per second each reader took over WINDOW, after WARM_UP."""
+    time.sleep(WARM_UP)
+    start, t0 = [r.total for r in readers], time.monotonic()
+    time.sleep(WINDOW)
+    elapsed = time.monotonic() - t0
+    return [(r.total - s) / elapsed for r, s in zip(readers, start)]
+
+
 def window_rate(sample):
     """Bytes per second of sample() over WINDOW, after WARM_UP."""
     time.sleep(WARM_UP)
