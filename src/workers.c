@@ -55,8 +55,8 @@ static char worker_tag[32];
  * A splice relay's bytes are moved by the kernel (TCP, splice, softirq
  * work), which runs beside the workers on the same CPUs. One CPU is left
  * to it: on the two-CPU benchmark machine one worker beats two in
- * alternating pairs (RESULTS.md), small messages most, because two workers
- * mostly trade wake-ups across CPUs.
+ * alternating pairs (RESULTS.md) on small messages and new connections,
+ * because two workers mostly trade wake-ups across CPUs.
  */
 unsigned
 workers_for_cpus(long cpus)

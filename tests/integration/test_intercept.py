@@ -403,6 +403,10 @@ def test_bad_input_is_refused_and_the_daemon_returns_to_baseline(
         with open_tunnel(d.address, *echo.address) as t:
             assert send_fin_and_drain(t.sock, cut) == cut
         d.wait_session(intercept="none", up=str(len(cut)))
+        # The FIN before any byte: the origin gets the FIN alone.
+        with open_tunnel(d.address, *echo.address) as t:
+            assert send_fin_and_drain(t.sock, b"") == b""
+        d.wait_session(intercept="none", up="0")
         # A ClientHello cut short, then silence: closed at the timeout.
         with open_tunnel(d.address, *origin.address) as t:
             t.sock.sendall(client_hello_bytes()[:100])
